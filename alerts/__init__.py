@@ -1,0 +1,3 @@
+"""alerts package."""
+
+__all__: list[str] = []
