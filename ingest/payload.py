@@ -1,0 +1,336 @@
+"""Validation of MQTT messages against the versioned payload contract (pure; no I/O).
+
+A message that cannot be read at all (bad JSON, unknown schema, topic/payload mismatch) is
+rejected whole; otherwise each reading is checked on its own, so one bad reading never blocks
+the good ones beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ingest.errors import RejectedReading
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "READINGS_SCHEMA",
+    "STATUS_SCHEMA",
+    "UNITS",
+    "IncomingReading",
+    "ReadingsBatch",
+    "StatusMessage",
+    "decode_readings",
+    "decode_status",
+    "gateway_from_topic",
+]
+
+READINGS_SCHEMA = "carebeacon.readings/1"
+STATUS_SCHEMA = "carebeacon.status/1"
+MAX_PAYLOAD_BYTES = 1_048_576
+MAX_READINGS_PER_MESSAGE = 1000
+
+TOPIC = re.compile(r"^carebeacon/v1/gateways/([^/#+]{1,64})/(readings|status)$")
+_FLAG = re.compile(r"^[a-z0-9_:.-]{1,64}$")
+
+#: canonical unit of every value code (UCUM)
+UNITS: dict[str, str] = {
+    "systolic": "mm[Hg]",
+    "diastolic": "mm[Hg]",
+    "mean_arterial": "mm[Hg]",
+    "cuff_pressure": "mm[Hg]",
+    "pulse": "/min",
+    "glucose": "mg/dL",
+    "body_weight": "kg",
+    "bmi": "kg/m2",
+    "height": "m",
+    "body_fat": "%",
+    "basal_metabolism": "kJ",
+    "muscle_percentage": "%",
+    "muscle_mass": "kg",
+    "fat_free_mass": "kg",
+    "soft_lean_mass": "kg",
+    "body_water_mass": "kg",
+    "impedance": "Ohm",
+}
+
+#: physiologically possible ranges (inclusive); outside → quarantine as impossible_value
+POSSIBLE: dict[str, tuple[float, float]] = {
+    "systolic": (30, 300),
+    "diastolic": (10, 250),
+    "mean_arterial": (15, 280),
+    "cuff_pressure": (0, 350),
+    "pulse": (15, 300),
+    "glucose": (5, 1500),
+    "body_weight": (0.5, 500),
+    "bmi": (5, 150),
+    "height": (0.3, 2.8),
+    "body_fat": (0, 80),
+}
+
+READING_TYPES = {"blood_pressure", "glucose", "body_weight", "body_composition"}
+DEVICE_TYPES = {"blood_pressure_monitor", "glucose_meter", "weight_scale", "body_composition_scale"}
+
+#: a device timestamp more than this ahead of the gateway's receive time is not believed
+FUTURE_TOLERANCE = timedelta(hours=24)
+#: ... nor one older than this (meters keep months of records, not years)
+PAST_TOLERANCE = timedelta(days=400)
+#: flags with which the device clock is known to be wrong: the receive time is used instead
+CLOCK_UNTRUSTED_FLAGS = frozenset({"device_clock_reset", "device_clock_unset"})
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingReading:
+    id: uuid.UUID
+    device_id: str
+    device_type: str
+    manufacturer: str | None
+    model: str | None
+    type: str
+    time: datetime  # clinical time, aware
+    measured_at: datetime | None  # naive device clock as sent
+    received_at: datetime
+    sequence: int | None
+    user_index: int | None
+    values: tuple[tuple[str, float, str], ...]
+    flags: tuple[str, ...]
+    raw: dict[str, Any]
+    source: dict[str, Any]  # the reading as received (for quarantine)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingsBatch:
+    gateway_id: str
+    sent_at: datetime | None
+    readings: tuple[IncomingReading, ...]
+    rejected: tuple[tuple[int, dict[str, Any] | Any, RejectedReading], ...]  # (index, reading, why)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusMessage:
+    gateway_id: str
+    online: bool
+    sent_at: datetime | None
+    body: dict[str, Any]
+
+
+def gateway_from_topic(topic: str) -> tuple[str, str]:
+    """``(gateway_id, kind)`` of a contract topic, else :class:`RejectedReading` ``bad_topic``."""
+    match = TOPIC.match(topic)
+    if not match:
+        raise RejectedReading(
+            "bad_topic", "topic is not carebeacon/v1/gateways/{id}/readings|status"
+        )
+    return match.group(1), match.group(2)
+
+
+def _load(payload: bytes) -> Any:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise RejectedReading(
+            "oversized", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}"
+        )
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise RejectedReading("bad_json", f"payload is not JSON ({type(exc).__name__})") from None
+
+
+def _aware(value: Any, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise RejectedReading("invalid_payload", f"{field} must be an ISO 8601 string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise RejectedReading("invalid_payload", f"{field} is not ISO 8601") from None
+    if parsed.tzinfo is None:
+        raise RejectedReading("invalid_payload", f"{field} must carry a UTC offset")
+    return parsed.astimezone(UTC)
+
+
+def _naive(value: Any, field: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RejectedReading("invalid_payload", f"{field} must be an ISO 8601 string or null")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise RejectedReading("invalid_payload", f"{field} is not ISO 8601") from None
+    if parsed.tzinfo is not None:
+        raise RejectedReading("invalid_payload", f"{field} is the device clock: no UTC offset")
+    return parsed
+
+
+def _optional_int(value: Any, field: str, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise RejectedReading(
+            "invalid_payload", f"{field} must be an integer in [{low}, {high}] or null"
+        )
+    return value
+
+
+def _optional_str(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 200:
+        raise RejectedReading(
+            "invalid_payload", f"{field} must be a string of at most 200 characters"
+        )
+    return value
+
+
+def _zone(name: Any) -> ZoneInfo:
+    if name is None:
+        return ZoneInfo("UTC")
+    if not isinstance(name, str):
+        raise RejectedReading("invalid_payload", "timezone must be an IANA zone name")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RejectedReading("invalid_payload", "timezone is not a known IANA zone") from None
+
+
+def _reading(item: Any, zone: ZoneInfo) -> IncomingReading:
+    if not isinstance(item, dict):
+        raise RejectedReading("invalid_payload", "a reading must be an object")
+    try:
+        reading_id = uuid.UUID(str(item["id"]))
+    except (KeyError, ValueError):
+        raise RejectedReading("invalid_payload", "reading id must be a UUID") from None
+    device = item.get("device")
+    if not isinstance(device, dict) or not isinstance(device.get("id"), str) or not device["id"]:
+        raise RejectedReading("invalid_payload", "device.id must be a non-empty string")
+    if len(device["id"]) > 128:
+        raise RejectedReading("invalid_payload", "device.id is longer than 128 characters")
+    if device.get("type") not in DEVICE_TYPES:
+        raise RejectedReading("invalid_payload", "device.type is not a known device type")
+    if item.get("type") not in READING_TYPES:
+        raise RejectedReading("invalid_payload", "type is not a known reading type")
+    received_at = _aware(item.get("received_at"), "received_at")
+    measured_at = _naive(item.get("measured_at"), "measured_at")
+    flags_in = item.get("flags", [])
+    if not isinstance(flags_in, list) or not all(
+        isinstance(f, str) and _FLAG.match(f) for f in flags_in
+    ):
+        raise RejectedReading("invalid_payload", "flags must be a list of lower-case identifiers")
+    flags = tuple(sorted(set(flags_in)))
+    values_in = item.get("values")
+    if not isinstance(values_in, list):
+        raise RejectedReading("invalid_payload", "values must be a list")
+    values: list[tuple[str, float, str]] = []
+    seen: set[str] = set()
+    for entry in values_in:
+        if not isinstance(entry, dict):
+            raise RejectedReading("invalid_payload", "each value must be an object")
+        code, value, unit = entry.get("code"), entry.get("value"), entry.get("unit")
+        if code not in UNITS:
+            raise RejectedReading("invalid_payload", "value code is not a known code")
+        if code in seen:
+            raise RejectedReading("invalid_payload", f"value code {code} appears twice")
+        seen.add(code)
+        if unit != UNITS[code]:
+            raise RejectedReading("invalid_payload", f"{code} must be in {UNITS[code]}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise RejectedReading("invalid_payload", f"{code} must be a finite number")
+        low, high = POSSIBLE.get(code, (0.0, 1e6))
+        if not low <= value <= high:
+            raise RejectedReading(
+                "impossible_value", f"{code} outside the possible range [{low}, {high}]"
+            )
+        values.append((code, float(value), unit))
+    raw = item.get("raw", {})
+    if not isinstance(raw, dict):
+        raise RejectedReading("invalid_payload", "raw must be an object")
+    if measured_at is None or CLOCK_UNTRUSTED_FLAGS.intersection(flags):
+        time = received_at
+    else:
+        try:
+            time = measured_at.replace(tzinfo=zone).astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise RejectedReading(
+                "device_time_implausible", "device time cannot be placed in UTC"
+            ) from None
+        if time > received_at + FUTURE_TOLERANCE or time < received_at - PAST_TOLERANCE:
+            raise RejectedReading(
+                "device_time_implausible",
+                "device time is more than 24 h after or 400 days before the receive time "
+                "and the reading carries no clock-reset flag",
+            )
+    return IncomingReading(
+        id=reading_id,
+        device_id=device["id"],
+        device_type=device["type"],
+        manufacturer=_optional_str(device.get("manufacturer"), "device.manufacturer"),
+        model=_optional_str(device.get("model"), "device.model"),
+        type=item["type"],
+        time=time,
+        measured_at=measured_at,
+        received_at=received_at,
+        sequence=_optional_int(item.get("sequence"), "sequence", 0, 2**63 - 1),
+        user_index=_optional_int(item.get("user_index"), "user_index", 0, 255),
+        values=tuple(values),
+        flags=flags,
+        raw=raw,
+        source=item,
+    )
+
+
+def decode_readings(topic_gateway: str, payload: bytes) -> ReadingsBatch:
+    """Validate a readings message. Raises :class:`RejectedReading` if the whole message is bad."""
+    body = _load(payload)
+    if not isinstance(body, dict):
+        raise RejectedReading("invalid_payload", "a batch must be a JSON object")
+    schema = body.get("schema")
+    if schema != READINGS_SCHEMA:
+        raise RejectedReading("unknown_schema", f"schema must be {READINGS_SCHEMA!r}")
+    if body.get("gateway_id") != topic_gateway:
+        raise RejectedReading(
+            "gateway_mismatch", "gateway_id in the payload differs from the topic"
+        )
+    readings_in = body.get("readings")
+    if not isinstance(readings_in, list):
+        raise RejectedReading("invalid_payload", "readings must be a list")
+    if len(readings_in) > MAX_READINGS_PER_MESSAGE:
+        raise RejectedReading(
+            "oversized", f"more than {MAX_READINGS_PER_MESSAGE} readings in one message"
+        )
+    sent_at = _aware(body["sent_at"], "sent_at") if body.get("sent_at") is not None else None
+    zone = _zone(body.get("timezone"))
+    readings: list[IncomingReading] = []
+    rejected: list[tuple[int, Any, RejectedReading]] = []
+    for index, item in enumerate(readings_in):
+        try:
+            readings.append(_reading(item, zone))
+        except RejectedReading as why:
+            rejected.append((index, item, why))
+    return ReadingsBatch(topic_gateway, sent_at, tuple(readings), tuple(rejected))
+
+
+def decode_status(topic_gateway: str, payload: bytes) -> StatusMessage:
+    """Validate a gateway status (also its Last Will: JSON with state offline, or plain ``offline``)."""
+    if payload.strip() == b"offline":
+        return StatusMessage(topic_gateway, False, None, {"state": "offline"})
+    body = _load(payload)
+    if not isinstance(body, dict) or body.get("schema") != STATUS_SCHEMA:
+        raise RejectedReading("unknown_schema", f"status schema must be {STATUS_SCHEMA!r}")
+    if body.get("gateway_id") != topic_gateway:
+        raise RejectedReading(
+            "gateway_mismatch", "gateway_id in the payload differs from the topic"
+        )
+    state = body.get("state")
+    if state not in {"online", "offline"}:
+        raise RejectedReading("invalid_payload", "state must be online or offline")
+    sent_at = _aware(body["sent_at"], "sent_at") if body.get("sent_at") is not None else None
+    return StatusMessage(topic_gateway, state == "online", sent_at, body)

@@ -1,0 +1,384 @@
+"""The ingest service: MQTT (shared subscription, QoS 1, persistent session) → TimescaleDB.
+
+Delivery guarantee: a message is acknowledged to the broker (PUBACK) only after the
+transaction holding its readings, its quarantine rows and the alerts it raised has committed.
+aiomqtt 2.5 acknowledges on receipt and has no public manual-ack API (aiomqtt#345), so the
+service switches its paho client to manual acknowledgement before connecting and acks each
+message itself after the commit, in arrival order. A crash anywhere before the ack leaves the
+message with the broker, which redelivers it (persistent session); the reading id makes the
+redelivery a duplicate that stores nothing and raises nothing. aiomqtt is pinned for that
+reason, and a SIGKILL test keeps the promise honest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import logging.config
+import os
+import random
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomqtt
+import psycopg
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from carebeacon.settings import Settings
+from ingest.store import Evaluator, Message, StoreResult, message_digest, store_messages
+
+__all__ = ["IngestConfig", "main", "run"]
+
+logger = logging.getLogger(__name__)
+
+READINGS_TOPIC = "carebeacon/v1/gateways/+/readings"
+STATUS_FILTER = "carebeacon/v1/gateways/+/status"
+
+STORED = Counter("carebeacon_ingest_readings_stored_total", "Readings stored", ["type"])
+DUPLICATES = Counter(
+    "carebeacon_ingest_readings_duplicate_total", "Readings already stored (redelivered or resent)"
+)
+QUARANTINED = Counter(
+    "carebeacon_ingest_quarantined_total", "Messages or readings quarantined", ["reason"]
+)
+MESSAGES = Counter("carebeacon_ingest_messages_total", "MQTT messages committed and acknowledged")
+BATCH_SIZE = Histogram(
+    "carebeacon_ingest_batch_messages",
+    "Messages per committed batch",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+COMMIT_SECONDS = Histogram(
+    "carebeacon_ingest_commit_seconds",
+    "Time to store, evaluate and commit one batch",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+LAG_SECONDS = Histogram(
+    "carebeacon_ingest_lag_seconds",
+    "From the gateway's sent_at to the commit (consumer lag)",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
+)
+PENDING = Gauge("carebeacon_ingest_pending_messages", "Messages received and not yet committed")
+DB_ERRORS = Counter("carebeacon_ingest_database_errors_total", "Database errors (batch retried)")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    settings: Settings
+    client_id: str
+    share_group: str = "ingest"
+    batch_messages: int = 500
+    batch_readings: int = 5000
+    flush_seconds: float = 0.02
+    session_expiry_seconds: int = 7 * 24 * 3600
+
+    @classmethod
+    def from_env(cls, settings: Settings | None = None) -> IngestConfig:
+        settings = settings or Settings.from_env()
+        return cls(
+            settings=settings,
+            client_id=os.environ.get("CAREBEACON_INGEST_CLIENT_ID")
+            or f"ingest-{socket.gethostname()}",
+            share_group=os.environ.get("CAREBEACON_INGEST_SHARE_GROUP", "ingest"),
+            batch_messages=int(os.environ.get("CAREBEACON_INGEST_BATCH_MESSAGES", "500")),
+            flush_seconds=float(os.environ.get("CAREBEACON_INGEST_FLUSH_MS", "20")) / 1000,
+            session_expiry_seconds=int(
+                os.environ.get("CAREBEACON_INGEST_SESSION_EXPIRY_SECONDS", str(7 * 24 * 3600))
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    generation: int  # which MQTT connection delivered it: acks go only to that connection
+    mid: int
+    qos: int
+    message: Message
+
+
+def _backoff(attempt: int, cap: float = 30.0) -> float:
+    return float(min(cap, 0.2 * 2**attempt) * (0.5 + random.random() / 2))  # noqa: S311
+
+
+class _Ingest:
+    def __init__(
+        self, config: IngestConfig, evaluate: Evaluator | None, ready: asyncio.Event | None = None
+    ) -> None:
+        self.config = config
+        self.evaluate = evaluate
+        self.queue: asyncio.Queue[_Received] = asyncio.Queue()
+        self.stopping = asyncio.Event()
+        self.generation = 0
+        self.client: aiomqtt.Client | None = None
+        self.ready = ready or asyncio.Event()
+
+    def _new_client(self) -> aiomqtt.Client:
+        s = self.config.settings
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = self.config.session_expiry_seconds
+        client = aiomqtt.Client(
+            hostname=s.mqtt_host,
+            port=s.mqtt_port,
+            username=s.mqtt_ingest_user,
+            password=s.mqtt_ingest_password,
+            identifier=self.config.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=properties,
+            keepalive=30,
+        )
+        # Acknowledge only after the commit (see the module docstring). Set before connecting
+        # so that messages queued for the persistent session are covered too.
+        client._client.manual_ack_set(True)
+        return client
+
+    async def receive(self) -> None:
+        attempt = 0
+        while not self.stopping.is_set():
+            client = self._new_client()
+            try:
+                async with client:
+                    self.generation += 1
+                    generation = self.generation
+                    self.client = client
+                    await client.subscribe(
+                        f"$share/{self.config.share_group}/{READINGS_TOPIC}", qos=1
+                    )
+                    await client.subscribe(STATUS_FILTER, qos=1)
+                    self.ready.set()
+                    logger.info("connected to the broker (connection %d)", generation)
+                    attempt = 0
+                    async for msg in client.messages:
+                        if self.stopping.is_set():
+                            continue  # not acked: the broker keeps it for the next consumer
+                        payload = (
+                            msg.payload
+                            if isinstance(msg.payload, bytes)
+                            else str(msg.payload).encode()
+                        )
+                        self.queue.put_nowait(
+                            _Received(
+                                generation, msg.mid, msg.qos, Message(str(msg.topic), payload)
+                            )
+                        )
+                        PENDING.inc()
+            except aiomqtt.MqttError as exc:
+                self.client = None
+                if self.stopping.is_set():
+                    break
+                delay = _backoff(attempt)
+                attempt += 1
+                logger.warning(
+                    "broker connection lost (%s); reconnecting in %.1f s", type(exc).__name__, delay
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+            finally:
+                self.client = None
+
+    async def _collect(self) -> list[_Received]:
+        first = await self.queue.get()
+        batch = [first]
+        readings = 0
+        deadline = time.monotonic() + self.config.flush_seconds
+        while len(batch) < self.config.batch_messages and readings < self.config.batch_readings:
+            try:
+                item = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), remaining)
+                except TimeoutError:
+                    break
+            batch.append(item)
+            readings += item.message.payload.count(b'"values"')  # cheap estimate, no parse
+        return batch
+
+    async def _connect_db(self) -> psycopg.AsyncConnection[Any]:
+        attempt = 0
+        while True:
+            try:
+                return await psycopg.AsyncConnection.connect(
+                    self.config.settings.pg_conninfo(), application_name="carebeacon-ingest"
+                )
+            except psycopg.OperationalError as exc:
+                delay = _backoff(attempt)
+                attempt += 1
+                DB_ERRORS.inc()
+                logger.warning(
+                    "database unreachable (%s); retrying in %.1f s", type(exc).__name__, delay
+                )
+                await asyncio.sleep(delay)
+
+    async def _store(
+        self, conn: psycopg.AsyncConnection[Any], batch: list[_Received]
+    ) -> StoreResult:
+        async with conn.transaction():
+            return await store_messages(conn, [r.message for r in batch], self.evaluate)
+
+    async def _store_one_by_one(
+        self, conn: psycopg.AsyncConnection[Any], batch: list[_Received]
+    ) -> StoreResult:
+        """A batch failed on its data: store message by message; quarantine the one that fails."""
+        total = StoreResult()
+        for item in batch:
+            try:
+                part = await self._store(conn, [item])
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                logger.error("a message failed to store (%s); quarantined", type(exc).__name__)
+                async with conn.transaction():
+                    await conn.execute(
+                        "INSERT INTO quarantine (dedup_key, reason, detail, topic, payload)"
+                        " VALUES (%s, 'storage_error', %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING",
+                        (
+                            f"e:{message_digest(item.message)}",
+                            f"the database refused the message ({type(exc).__name__})",
+                            item.message.topic,
+                            item.message.payload,
+                        ),
+                    )
+                total.quarantined["storage_error"] += 1
+                continue
+            total.stored.update(part.stored)
+            total.duplicates += part.duplicates
+            total.quarantined.update(part.quarantined)
+            total.readings.extend(part.readings)
+        return total
+
+    def _ack(self, batch: list[_Received]) -> None:
+        client = self.client
+        for item in batch:
+            PENDING.dec()
+            if item.qos == 0:
+                continue
+            if client is None or item.generation != self.generation:
+                continue  # that connection is gone: the broker redelivers, and it is a duplicate
+            client._client.ack(item.mid, item.qos)
+
+    def _record(self, batch: list[_Received], result: StoreResult, started: float) -> None:
+        COMMIT_SECONDS.observe(time.monotonic() - started)
+        BATCH_SIZE.observe(len(batch))
+        MESSAGES.inc(len(batch))
+        for reading_type, count in result.stored.items():
+            STORED.labels(reading_type).inc(count)
+        DUPLICATES.inc(result.duplicates)
+        for reason, count in result.quarantined.items():
+            QUARANTINED.labels(reason).inc(count)
+        now = datetime.now(UTC)
+        for reading in result.readings[:50]:
+            LAG_SECONDS.observe(max(0.0, (now - reading.received_at).total_seconds()))
+
+    async def write(self) -> None:
+        conn = await self._connect_db()
+        try:
+            while not (self.stopping.is_set() and self.queue.empty()):
+                try:
+                    batch = await asyncio.wait_for(self._collect(), 0.5)
+                except TimeoutError:
+                    continue
+                attempt = 0
+                while True:
+                    started = time.monotonic()
+                    try:
+                        try:
+                            result = await self._store(conn, batch)
+                        except psycopg.OperationalError:
+                            raise
+                        except psycopg.Error as exc:
+                            logger.warning(
+                                "batch failed (%s); storing message by message", type(exc).__name__
+                            )
+                            result = await self._store_one_by_one(conn, batch)
+                        break
+                    except psycopg.OperationalError as exc:
+                        DB_ERRORS.inc()
+                        delay = _backoff(attempt)
+                        attempt += 1
+                        logger.warning(
+                            "database error (%s); retrying the batch in %.1f s",
+                            type(exc).__name__,
+                            delay,
+                        )
+                        await asyncio.sleep(delay)
+                        if conn.closed or conn.broken:
+                            await conn.close()
+                            conn = await self._connect_db()
+                self._ack(batch)
+                self._record(batch, result, started)
+        finally:
+            await conn.close()
+
+
+async def run(
+    config: IngestConfig,
+    *,
+    evaluate: Evaluator | None = None,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run until ``stop`` is set (SIGTERM/SIGINT in :func:`main`); then drain, commit, ack, exit.
+
+    ``ready`` is set once the subscriptions are in place.
+    """
+    service = _Ingest(config, evaluate, ready)
+
+    async def watch_stop() -> None:
+        if stop is None:
+            return
+        await stop.wait()
+        service.stopping.set()
+
+    async with asyncio.TaskGroup() as tasks:
+        receiver = tasks.create_task(service.receive())
+        writer = tasks.create_task(service.write())
+        tasks.create_task(watch_stop())
+        await service.stopping.wait()
+        # the receiver stops taking work; the writer drains, commits and acks; then disconnect
+        await writer
+        receiver.cancel()
+
+
+def _default_evaluator() -> Evaluator | None:
+    try:
+        from alerts import evaluate_readings
+    except ImportError:
+        return None
+    return evaluate_readings
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="carebeacon ingest", description="MQTT → TimescaleDB ingest"
+    )
+    parser.add_argument(
+        "--no-alerts", action="store_true", help="store readings without evaluating rules"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("CAREBEACON_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config = IngestConfig.from_env()
+    if config.settings.metrics_port:
+        start_http_server(config.settings.metrics_port, addr="127.0.0.1")
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run(config, evaluate=None if args.no_alerts else _default_evaluator(), stop=stop)
+
+    asyncio.run(serve())
+    return 0

@@ -1,0 +1,395 @@
+"""Storing a batch of MQTT messages in one transaction: readings exactly once, the rest quarantined.
+
+``store_messages`` validates every message, resolves each device to the patient it is assigned
+to at the reading's time, checks that the gateway serves that patient and that the patient's
+consent is on file, inserts the new readings (a reading id that is already stored is a duplicate
+and makes no row), quarantines everything else with a reason, hands the readings that were
+actually inserted to the alert rules — all in the caller's transaction. The caller commits and
+only then acknowledges the messages to the broker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from alerts import StoredReading
+from ingest.errors import RejectedReading
+from ingest.payload import (
+    IncomingReading,
+    StatusMessage,
+    decode_readings,
+    decode_status,
+    gateway_from_topic,
+)
+
+__all__ = ["Evaluator", "Message", "StoreResult", "message_digest", "store_messages"]
+
+Evaluator = Callable[[psycopg.AsyncConnection[Any], Sequence[StoredReading]], Awaitable[None]]
+
+READINGS_COLUMNS = (
+    "time",
+    "patient_id",
+    "code",
+    "value",
+    "unit",
+    "reading_id",
+    "device_id",
+    "gateway_id",
+    "measured_at",
+    "received_at",
+    "flags",
+)
+_READINGS_TYPES = [
+    "timestamptz",
+    "uuid",
+    "text",
+    "float8",
+    "text",
+    "uuid",
+    "text",
+    "text",
+    "timestamp",
+    "timestamptz",
+    "text[]",
+]
+_COPY_READINGS = f"COPY readings ({', '.join(READINGS_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+_INSERT_RECEIPTS = """
+INSERT INTO reading_receipts
+    (id, patient_id, type, time, measured_at, received_at, device_id, gateway_id,
+     sequence, user_index, flags, raw)
+SELECT r.id, r.patient_id, r.type, r.time, r.measured_at, r.received_at, r.device_id,
+       r.gateway_id, r.sequence, r.user_index, string_to_array(r.flags, ','), r.raw
+FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::timestamptz[], %s::timestamp[],
+            %s::timestamptz[], %s::text[], %s::text[], %s::bigint[], %s::smallint[],
+            %s::text[], %s::jsonb[])
+     AS r(id, patient_id, type, time, measured_at, received_at, device_id, gateway_id,
+          sequence, user_index, flags, raw)
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+"""
+
+_INSERT_QUARANTINE = """
+INSERT INTO quarantine (dedup_key, reason, detail, topic, gateway_id, reading_id, device_id, payload)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (dedup_key) DO NOTHING
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class StoreResult:
+    stored: Counter[str] = field(default_factory=Counter)  # reading type -> count
+    duplicates: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)  # reason -> count
+    statuses: int = 0
+    readings: list[StoredReading] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Quarantine:
+    dedup_key: str
+    reason: str
+    detail: str
+    topic: str
+    gateway_id: str | None
+    reading_id: uuid.UUID | None
+    device_id: str | None
+    payload: bytes
+
+
+def message_digest(message: Message) -> str:
+    """A stable key for a message: redeliveries of it quarantine nothing twice."""
+    return hashlib.sha256(message.topic.encode() + b"\0" + message.payload).hexdigest()[:40]
+
+
+def _reading_bytes(item: Any) -> bytes:
+    try:
+        return json.dumps(item, separators=(",", ":"), default=str).encode()
+    except (TypeError, ValueError):
+        return repr(item).encode()
+
+
+@dataclass(slots=True)
+class _Directory:
+    """What the database knows about the devices, gateways and patients of one batch."""
+
+    gateways: set[str]
+    devices: set[str]
+    assignments: dict[str, list[tuple[int | None, uuid.UUID, datetime, datetime | None]]]
+    served: set[tuple[str, uuid.UUID]]
+    consents: dict[uuid.UUID, list[tuple[datetime, datetime | None]]]
+
+    def resolve(self, gateway_id: str, reading: IncomingReading, now: datetime) -> uuid.UUID:
+        if reading.device_id not in self.devices:
+            raise RejectedReading("unknown_device", "the device is not registered")
+        candidates = [
+            (user_index, patient)
+            for user_index, patient, start, end in self.assignments.get(reading.device_id, [])
+            if start <= reading.time
+            and (end is None or reading.time < end)
+            and (user_index is None or user_index == reading.user_index)
+        ]
+        if not candidates:
+            raise RejectedReading(
+                "device_not_assigned",
+                "the device is not assigned to a patient at the reading's time",
+            )
+        # a user-specific assignment beats an any-user one
+        candidates.sort(key=lambda c: c[0] is None)
+        patient = candidates[0][1]
+        if (gateway_id, patient) not in self.served:
+            raise RejectedReading(
+                "device_not_on_gateway", "the device's patient is not served by this gateway"
+            )
+        if not any(
+            given <= reading.time and (withdrawn is None or withdrawn > now)
+            for given, withdrawn in self.consents.get(patient, [])
+        ):
+            raise RejectedReading(
+                "no_consent", "the patient has no consent on file for the reading's time"
+            )
+        return patient
+
+
+async def _directory(
+    conn: psycopg.AsyncConnection[Any], gateway_ids: set[str], device_ids: set[str]
+) -> _Directory:
+    directory = _Directory(set(), set(), defaultdict(list), set(), defaultdict(list))
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT id FROM gateways WHERE id = ANY(%s)", (list(gateway_ids),))
+        directory.gateways = {row[0] for row in await cur.fetchall()}
+        if not device_ids:
+            return directory
+        await cur.execute(
+            "SELECT d.id, a.user_index, a.patient_id, a.valid_from, a.valid_to"
+            " FROM devices d LEFT JOIN device_assignments a ON a.device_id = d.id"
+            " WHERE d.id = ANY(%s)",
+            (list(device_ids),),
+        )
+        patients: set[uuid.UUID] = set()
+        for device_id, user_index, patient_id, start, end in await cur.fetchall():
+            directory.devices.add(device_id)
+            if patient_id is not None:
+                directory.assignments[device_id].append((user_index, patient_id, start, end))
+                patients.add(patient_id)
+        if not patients:
+            return directory
+        await cur.execute(
+            "SELECT gateway_id, patient_id FROM gateway_patients"
+            " WHERE gateway_id = ANY(%s) AND patient_id = ANY(%s)",
+            (list(gateway_ids), list(patients)),
+        )
+        directory.served = {(g, p) for g, p in await cur.fetchall()}
+        await cur.execute(
+            "SELECT patient_id, consent_given_at, consent_withdrawn_at FROM enrollments"
+            " WHERE patient_id = ANY(%s) AND consent_given_at IS NOT NULL",
+            (list(patients),),
+        )
+        for patient_id, given, withdrawn in await cur.fetchall():
+            directory.consents[patient_id].append((given, withdrawn))
+    return directory
+
+
+async def store_messages(
+    conn: psycopg.AsyncConnection[Any],
+    messages: Sequence[Message],
+    evaluate: Evaluator | None = None,
+    *,
+    now: datetime | None = None,
+) -> StoreResult:
+    """Store ``messages`` in the caller's open transaction (see the module docstring)."""
+    now = now or datetime.now(UTC)
+    result = StoreResult()
+    quarantine: list[_Quarantine] = []
+    accepted: list[tuple[str, Message, int, IncomingReading]] = []
+    statuses: list[tuple[Message, StatusMessage]] = []
+    for message in messages:
+        digest = message_digest(message)
+        gateway_id: str | None = None
+        try:
+            gateway_id, kind = gateway_from_topic(message.topic)
+            if kind == "status":
+                if not message.payload:
+                    continue  # a retained status being cleared: nothing to record
+                statuses.append((message, decode_status(gateway_id, message.payload)))
+                continue
+            batch = decode_readings(gateway_id, message.payload)
+        except RejectedReading as why:
+            quarantine.append(
+                _Quarantine(
+                    f"m:{digest}",
+                    why.reason,
+                    why.detail,
+                    message.topic,
+                    gateway_id,
+                    None,
+                    None,
+                    message.payload,
+                )
+            )
+            continue
+        for index, item, rejection in batch.rejected:
+            quarantine.append(
+                _Quarantine(
+                    f"m:{digest}:{index}",
+                    rejection.reason,
+                    rejection.detail,
+                    message.topic,
+                    gateway_id,
+                    None,
+                    None,
+                    _reading_bytes(item),
+                )
+            )
+        accepted.extend((gateway_id, message, index, r) for index, r in enumerate(batch.readings))
+
+    directory = await _directory(
+        conn,
+        {g for g, *_ in accepted} | {s.gateway_id for _, s in statuses},
+        {r.device_id for *_, r in accepted},
+    )
+    rows: dict[uuid.UUID, tuple[str, uuid.UUID, IncomingReading]] = {}
+    for gateway_id, message, _index, reading in accepted:
+        try:
+            if gateway_id not in directory.gateways:
+                raise RejectedReading("unknown_gateway", "the gateway is not registered")
+            patient = directory.resolve(gateway_id, reading, now)
+        except RejectedReading as why:
+            quarantine.append(
+                _Quarantine(
+                    f"r:{reading.id}:{why.reason}",
+                    why.reason,
+                    why.detail,
+                    message.topic,
+                    gateway_id,
+                    reading.id,
+                    reading.device_id,
+                    _reading_bytes(reading.source),
+                )
+            )
+            continue
+        if reading.id in rows:
+            result.duplicates += 1  # the same reading twice in one delivery
+            continue
+        rows[reading.id] = (gateway_id, patient, reading)
+
+    async with conn.cursor() as cur:
+        inserted: set[uuid.UUID] = set()
+        if rows:
+            entries = list(rows.values())
+            await cur.execute(
+                _INSERT_RECEIPTS,
+                (
+                    [r.id for _, _, r in entries],
+                    [p for _, p, _ in entries],
+                    [r.type for _, _, r in entries],
+                    [r.time for _, _, r in entries],
+                    [r.measured_at for _, _, r in entries],
+                    [r.received_at for _, _, r in entries],
+                    [r.device_id for _, _, r in entries],
+                    [g for g, _, _ in entries],
+                    [r.sequence for _, _, r in entries],
+                    [r.user_index for _, _, r in entries],
+                    [",".join(r.flags) for _, _, r in entries],
+                    [Jsonb(r.raw) for _, _, r in entries],
+                ),
+            )
+            inserted = {row[0] for row in await cur.fetchall()}
+        result.duplicates += len(rows) - len(inserted)
+        if inserted:
+            async with cur.copy(_COPY_READINGS) as copy:
+                copy.set_types(_READINGS_TYPES)
+                for reading_id in inserted:
+                    gateway_id, patient, r = rows[reading_id]
+                    for code, value, unit in r.values:
+                        await copy.write_row(
+                            (
+                                r.time,
+                                patient,
+                                code,
+                                value,
+                                unit,
+                                r.id,
+                                r.device_id,
+                                gateway_id,
+                                r.measured_at,
+                                r.received_at,
+                                list(r.flags),
+                            )
+                        )
+            for reading_id in inserted:
+                gateway_id, patient, r = rows[reading_id]
+                result.stored[r.type] += 1
+                result.readings.append(
+                    StoredReading(
+                        reading_id=r.id,
+                        patient_id=patient,
+                        type=r.type,
+                        time=r.time,
+                        received_at=r.received_at,
+                        device_id=r.device_id,
+                        gateway_id=gateway_id,
+                        flags=r.flags,
+                        values={code: value for code, value, _ in r.values},
+                    )
+                )
+        for message, status in statuses:
+            if status.gateway_id not in directory.gateways:
+                quarantine.append(
+                    _Quarantine(
+                        f"m:{message_digest(message)}",
+                        "unknown_gateway",
+                        "the gateway is not registered",
+                        message.topic,
+                        status.gateway_id,
+                        None,
+                        None,
+                        message.payload,
+                    )
+                )
+                continue
+            at = status.sent_at or now
+            await cur.execute(
+                "UPDATE gateways SET status = %s, status_at = %s, online = %s"
+                " WHERE id = %s AND (status_at IS NULL OR status_at <= %s)",
+                (Jsonb(status.body), at, status.online, status.gateway_id, at),
+            )
+            result.statuses += 1
+        if quarantine:
+            await cur.executemany(
+                _INSERT_QUARANTINE,
+                [
+                    (
+                        q.dedup_key,
+                        q.reason,
+                        q.detail,
+                        q.topic,
+                        q.gateway_id,
+                        q.reading_id,
+                        q.device_id,
+                        q.payload,
+                    )
+                    for q in quarantine
+                ],
+            )
+            result.quarantined.update(q.reason for q in quarantine)
+    if result.readings and evaluate is not None:
+        result.readings.sort(key=lambda s: (s.patient_id, s.time))
+        await evaluate(conn, result.readings)
+    return result
