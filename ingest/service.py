@@ -62,8 +62,31 @@ COMMIT_SECONDS = Histogram(
 )
 LAG_SECONDS = Histogram(
     "carebeacon_ingest_lag_seconds",
-    "From the gateway's sent_at to the commit (consumer lag)",
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
+    "From the gateway's receive time to the commit of the reading (end-to-end lag)",
+    buckets=(
+        0.005,
+        0.01,
+        0.02,
+        0.03,
+        0.05,
+        0.075,
+        0.1,
+        0.15,
+        0.2,
+        0.25,
+        0.3,
+        0.5,
+        0.75,
+        1,
+        2.5,
+        5,
+        10,
+        30,
+        60,
+        300,
+        3600,
+        86400,
+    ),
 )
 PENDING = Gauge("carebeacon_ingest_pending_messages", "Messages received and not yet committed")
 DB_ERRORS = Counter("carebeacon_ingest_database_errors_total", "Database errors (batch retried)")
@@ -276,7 +299,7 @@ class _Ingest:
         for reason, count in result.quarantined.items():
             QUARANTINED.labels(reason).inc(count)
         now = datetime.now(UTC)
-        for reading in result.readings[:50]:
+        for reading in result.readings:
             LAG_SECONDS.observe(max(0.0, (now - reading.received_at).total_seconds()))
 
     async def write(self) -> None:
