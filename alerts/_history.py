@@ -1,0 +1,89 @@
+"""A patient's recent readings, indexed by type and clinical time, for the windowed rules."""
+
+from __future__ import annotations
+
+import bisect
+import uuid
+from datetime import datetime
+
+from alerts._model import Point, Quality, StoredReading, assess
+
+__all__ = ["History"]
+
+_MAX_UUID = uuid.UUID(int=(1 << 128) - 1)
+_MIN_UUID = uuid.UUID(int=0)
+
+
+class History:
+    """Usable points per reading type, sorted by (time, reading id). Excluded readings (control
+    solution, HI/LO, failures) are not points; they still count as the patient taking a reading
+    unless they are control-solution tests."""
+
+    __slots__ = ("_keys", "_points", "_seen", "last_time")
+
+    def __init__(self) -> None:
+        self._points: dict[str, list[Point]] = {}
+        self._keys: dict[str, list[tuple[datetime, uuid.UUID]]] = {}
+        self._seen: set[uuid.UUID] = set()
+        self.last_time: datetime | None = None
+
+    def __contains__(self, reading_id: object) -> bool:
+        return reading_id in self._seen
+
+    def add(self, reading: StoredReading, quality: Quality | None = None) -> Point | None:
+        """Add a reading once (a second add of the same id is ignored); returns its point."""
+        if reading.reading_id in self._seen:
+            return None
+        self._seen.add(reading.reading_id)
+        q = quality or assess(reading)
+        if "control_solution" not in reading.flags and (
+            self.last_time is None or reading.time > self.last_time
+        ):
+            self.last_time = reading.time
+        if q.excluded or not q.values:
+            return None
+        point = Point(
+            time=reading.time,
+            reading_id=reading.reading_id,
+            values=q.values,
+            suspect=q.suspect,
+            time_trusted=q.time_trusted,
+            device_id=reading.device_id,
+        )
+        key = (reading.time, reading.reading_id)
+        keys = self._keys.setdefault(reading.type, [])
+        points = self._points.setdefault(reading.type, [])
+        i = bisect.bisect_right(keys, key)
+        keys.insert(i, key)
+        points.insert(i, point)
+        return point
+
+    def window(
+        self,
+        type_: str,
+        start: datetime,
+        end: datetime,
+        *,
+        include_end: bool = True,
+        trusted_only: bool = True,
+        exclude: uuid.UUID | None = None,
+    ) -> list[Point]:
+        """Points with ``start <= time <= end`` (``< end`` unless include_end)."""
+        keys = self._keys.get(type_)
+        if not keys:
+            return []
+        points = self._points[type_]
+        lo = bisect.bisect_left(keys, (start, _MIN_UUID))
+        hi = bisect.bisect_right(keys, (end, _MAX_UUID if include_end else _MIN_UUID))
+        return [
+            p
+            for p in points[lo:hi]
+            if (p.time_trusted or not trusted_only) and p.reading_id != exclude
+        ]
+
+    def last(
+        self, type_: str, end: datetime, n: int, start: datetime, *, trusted_only: bool = True
+    ) -> list[Point]:
+        """The last ``n`` points with ``start <= time <= end``, oldest first."""
+        pts = self.window(type_, start, end, trusted_only=trusted_only)
+        return pts[-n:] if n > 0 else []

@@ -1,0 +1,66 @@
+"""Prometheus metrics. Label values come only from closed sets: rule ids (the rule table),
+severities, event kinds and escalation levels; never a patient, device or gateway."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "EPISODES_OPENED",
+    "EPISODE_EVENTS",
+    "EVALUATE_SECONDS",
+    "READINGS_EVALUATED",
+    "SCHEDULER_LEADER",
+    "SCHEDULER_TICK_SECONDS",
+]
+
+READINGS_EVALUATED = Counter(
+    "carebeacon_alert_readings_evaluated_total", "Readings evaluated by the alert rules"
+)
+EPISODES_OPENED = Counter(
+    "carebeacon_alert_episodes_opened_total",
+    "Alert episodes opened (entered the queue), by rule and severity",
+    ["rule", "severity"],
+)
+EPISODE_EVENTS = Counter(
+    "carebeacon_alert_episode_events_total", "Audited episode events, by kind", ["kind"]
+)
+EVALUATE_SECONDS = Histogram(
+    "carebeacon_alert_evaluate_seconds",
+    "Time to evaluate one batch of readings inside ingest's transaction",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+SCHEDULER_TICK_SECONDS = Histogram(
+    "carebeacon_scheduler_tick_seconds", "Duration of one scheduler pass"
+)
+SCHEDULER_LEADER = Gauge(
+    "carebeacon_scheduler_leader", "1 while this process holds the scheduler leader lock"
+)
+
+EVENT_KINDS = frozenset(
+    {
+        "pending",
+        "created",
+        "opened",
+        "severity_raised",
+        "recurred",
+        "cleared",
+        "suppressed",
+        "unsuppressed",
+        "escalated",
+        "assigned",
+        "acknowledged",
+        "snoozed",
+        "snooze_expired",
+        "resolved",
+    }
+)
+
+
+def count_event(kind: str, rule: str, severity: str, rules: frozenset[str]) -> None:
+    EPISODE_EVENTS.labels(kind=kind if kind in EVENT_KINDS else "other").inc()
+    if kind == "opened":
+        EPISODES_OPENED.labels(
+            rule=rule if rule in rules else "other",
+            severity=severity,
+        ).inc()

@@ -1,0 +1,246 @@
+"""Database I/O for alerts: patient contexts, threshold overrides, episodes, events.
+
+Every function runs in the caller's transaction and never commits or rolls back.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from alerts._engine import Book, Episode, Event, PatientContext
+from alerts._model import Severity
+from alerts._programs import Override, resolve_thresholds
+from alerts._rules import RULES
+
+__all__ = [
+    "EPISODE_COLUMNS",
+    "episode_from_row",
+    "load_active_episodes",
+    "load_contexts",
+    "lock_patients",
+    "save_book",
+]
+
+_LOCK_CLASS = 0x414C5254  # "ALRT"
+
+EPISODE_COLUMNS = (
+    "id",
+    "patient_id",
+    "family",
+    "rule_id",
+    "state",
+    "severity",
+    "priority",
+    "site_id",
+    "program_id",
+    "opened_at",
+    "last_at",
+    "created_at",
+    "updated_at",
+    "count",
+    "value_code",
+    "first_value",
+    "last_value",
+    "worst_value",
+    "explanation",
+    "evidence",
+    "threshold_version",
+    "thresholds",
+    "late",
+    "confirm_by",
+    "clear_candidate_at",
+    "cleared_at",
+    "sla_due_at",
+    "escalation_level",
+    "assignee",
+    "acknowledged_at",
+    "acknowledged_by",
+    "resolved_at",
+    "resolved_by",
+    "outcome",
+    "note",
+    "snoozed_until",
+    "snooze_reason",
+    "suppressed_by",
+)
+_COLS = ", ".join(EPISODE_COLUMNS)
+_INSERT = (
+    f"INSERT INTO alert_episodes ({_COLS}) VALUES ("
+    + ", ".join(f"%({c})s" for c in EPISODE_COLUMNS)
+    + ")"
+)
+_UPDATE = (
+    "UPDATE alert_episodes SET "
+    + ", ".join(f"{c} = %({c})s" for c in EPISODE_COLUMNS if c not in ("id", "patient_id"))
+    + " WHERE id = %(id)s"
+)
+_INSERT_EVENT = (
+    "INSERT INTO alert_episode_events (episode_id, at, kind, actor, from_state, to_state, detail)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+_SEVERITY = {s.label: s for s in Severity}
+
+
+def patient_lock_key(patient_id: uuid.UUID) -> int:
+    return int.from_bytes(patient_id.bytes[:4], "big", signed=True)
+
+
+async def lock_patients(conn: psycopg.AsyncConnection[Any], patients: Iterable[uuid.UUID]) -> None:
+    """Serialise alert evaluation per patient (ingest processes, the scheduler) until the end
+    of the caller's transaction. Keys are taken in ascending order: no lock-order deadlock."""
+    keys = sorted({patient_lock_key(p) for p in patients})
+    if keys:
+        await conn.execute(
+            "SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int4[]) AS k",
+            (_LOCK_CLASS, keys),
+        )
+
+
+def episode_from_row(row: dict[str, Any]) -> Episode:
+    values = dict(row)
+    values["severity"] = _SEVERITY[row["severity"]]
+    values["evidence"] = list(row["evidence"] or [])
+    values["thresholds"] = dict(row["thresholds"] or {})
+    return Episode(**{c: values[c] for c in EPISODE_COLUMNS})
+
+
+def episode_params(ep: Episode) -> dict[str, Any]:
+    row = {c: getattr(ep, c) for c in EPISODE_COLUMNS}
+    row["severity"] = ep.severity.label
+    row["thresholds"] = Jsonb(ep.thresholds)
+    return row
+
+
+async def load_active_episodes(
+    conn: psycopg.AsyncConnection[Any], patients: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Episode]]:
+    out: dict[uuid.UUID, list[Episode]] = {}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {_COLS} FROM alert_episodes"
+            " WHERE patient_id = ANY(%s) AND state <> 'resolved' FOR UPDATE",
+            (list(patients),),
+        )
+        async for row in cur:
+            ep = episode_from_row(row)
+            out.setdefault(ep.patient_id, []).append(ep)
+    return out
+
+
+def _tz(name: str | None) -> tzinfo:
+    try:
+        return zoneinfo.ZoneInfo(name) if name else UTC
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+async def load_contexts(
+    conn: psycopg.AsyncConnection[Any], patients: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, PatientContext]:
+    """Each patient's current enrollment (latest one still running), program template, site
+    time zone, risk tier and effective thresholds. A patient with no running enrollment gets
+    the ``general`` template at their own site."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            """
+            SELECT DISTINCT ON (p.id) p.id, p.risk_tier, coalesce(e.site_id, p.site_id),
+                   e.program_id, coalesce(pr.template, 'general'), s.timezone
+            FROM patients p
+            LEFT JOIN enrollments e ON e.patient_id = p.id
+                 AND (e.ended_at IS NULL OR e.ended_at > %(now)s)
+                 AND e.consent_withdrawn_at IS NULL
+            LEFT JOIN programs pr ON pr.id = e.program_id
+            LEFT JOIN sites s ON s.id = coalesce(e.site_id, p.site_id)
+            WHERE p.id = ANY(%(ids)s)
+            ORDER BY p.id, e.enrolled_at DESC NULLS LAST
+            """,
+            {"ids": list(patients), "now": now},
+        )
+        base = await cur.fetchall()
+        programs = sorted({str(r[3]) for r in base if r[3] is not None})
+        sites = sorted({str(r[2]) for r in base if r[2] is not None})
+        await cur.execute(
+            """
+            SELECT scope, program_id, site_id, patient_id, parameter, value, id, version,
+                   ordered_by, reason, valid_from, valid_until
+            FROM alert_thresholds
+            WHERE valid_from <= %(now)s AND (valid_until IS NULL OR valid_until > %(now)s)
+              AND ((scope = 'program' AND program_id = ANY(%(programs)s))
+                OR (scope = 'site' AND site_id = ANY(%(sites)s))
+                OR (scope = 'patient' AND patient_id = ANY(%(ids)s)))
+            ORDER BY scope, (program_id IS NOT NULL), version
+            """,
+            {"now": now, "programs": programs, "sites": sites, "ids": list(patients)},
+        )
+        rows = await cur.fetchall()
+    # the highest version per (scope, key, parameter) wins; rows arrive by ascending version
+    latest: dict[tuple[Any, ...], Override] = {}
+    for r in rows:
+        key = (r[0], r[1], r[2], r[3], r[4])
+        latest[key] = Override(
+            scope=r[0],
+            parameter=r[4],
+            value=r[5],
+            version_id=r[6],
+            version=r[7],
+            ordered_by=r[8],
+            reason=r[9],
+            valid_from=r[10],
+            valid_until=r[11],
+        )
+    out: dict[uuid.UUID, PatientContext] = {}
+    for pid, tier, site, program, template, tzname in base:
+        mine = [
+            o
+            for (scope, o_prog, o_site, o_patient, _), o in latest.items()
+            if (scope == "program" and o_prog == program)
+            or (scope == "site" and o_site == site and o_prog in (None, program))
+            or (scope == "patient" and o_patient == pid)
+        ]
+        out[pid] = PatientContext(
+            patient_id=pid,
+            site_id=site,
+            program_id=program,
+            risk_tier=int(tier),
+            thresholds=resolve_thresholds(program or template, template, mine),
+            tz=_tz(tzname),
+        )
+    return out
+
+
+async def save_book(conn: psycopg.AsyncConnection[Any], books: Iterable[Book]) -> list[Event]:
+    """Write what changed: updates of existing episodes first (a resolve frees the one-active
+    slot), then new episodes, then the events. Returns the events written."""
+    updates: list[dict[str, Any]] = []
+    inserts: list[dict[str, Any]] = []
+    events: list[Event] = []
+    for book in books:
+        for ep in book.changed.values():
+            (inserts if ep.id in book.new else updates).append(episode_params(ep))
+        events.extend(book.events)
+    async with conn.cursor() as cur:
+        if updates:
+            await cur.executemany(_UPDATE, updates)
+        if inserts:
+            await cur.executemany(_INSERT, inserts)
+        if events:
+            await cur.executemany(
+                _INSERT_EVENT,
+                [
+                    (e.episode_id, e.at, e.kind, e.actor, e.from_state, e.to_state, Jsonb(e.detail))
+                    for e in events
+                ],
+            )
+    return events
+
+
+def rule_ids() -> frozenset[str]:
+    return frozenset(RULES)

@@ -1,0 +1,36 @@
+"""The alerts exception tree: attributes carry the data, never patient values."""
+
+from __future__ import annotations
+
+import uuid
+
+__all__ = ["AlertsError", "EpisodeNotFound", "InvalidThreshold", "InvalidTransition"]
+
+
+class AlertsError(Exception):
+    """Base of every error raised by ``alerts``."""
+
+
+class EpisodeNotFound(AlertsError, LookupError):
+    def __init__(self, episode_id: uuid.UUID) -> None:
+        super().__init__(f"no alert episode {episode_id}")
+        self.episode_id = episode_id
+
+
+class InvalidTransition(AlertsError):
+    """The episode's state does not allow the action (or its arguments are invalid)."""
+
+    def __init__(self, episode_id: uuid.UUID, state: str, action: str, detail: str = "") -> None:
+        text = f"cannot {action} episode {episode_id} in state {state!r}"
+        super().__init__(text + (f": {detail}" if detail else ""))
+        self.episode_id = episode_id
+        self.state = state
+        self.action = action
+        self.detail = detail
+
+
+class InvalidThreshold(AlertsError, ValueError):
+    def __init__(self, parameter: str, detail: str) -> None:
+        super().__init__(f"threshold {parameter!r}: {detail}")
+        self.parameter = parameter
+        self.detail = detail
