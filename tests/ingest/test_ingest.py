@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -235,3 +236,43 @@ async def test_gateway_status_and_last_will(
     await publisher.publish(
         topic(home.gateway_id, "status"), b"", qos=1, retain=True
     )  # clear retained
+
+
+async def test_metrics_and_logs_carry_no_patient_data(
+    ingest_running: object,
+    publisher: aiomqtt.Client,
+    database: str,
+    home: Home,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from prometheus_client import REGISTRY, generate_latest
+
+    caplog.set_level(logging.DEBUG)
+    planted = "Zebediah Quillfeather-Planted"
+    with psycopg.connect(database) as conn:
+        conn.execute(
+            "UPDATE patients SET display_name = %s WHERE id = %s", (planted, home.patient_id)
+        )
+    good = bp_reading(home.cuff_id)
+    await publisher.publish(
+        topic(home.gateway_id),
+        batch(home.gateway_id, [good, bp_reading(home.cuff_id, systolic=999)]),
+        qos=1,
+    )
+    await wait_for(
+        lambda: (
+            count(
+                database,
+                "SELECT count(*) FROM reading_receipts WHERE id = %s",
+                uuid.UUID(good["id"]),
+            )
+            == 1
+        )
+    )
+    metrics = generate_latest(REGISTRY).decode()
+    assert "carebeacon_ingest_readings_stored_total" in metrics
+    assert 'carebeacon_ingest_quarantined_total{reason="impossible_value"}' in metrics
+    logs = "\n".join(record.getMessage() for record in caplog.records)
+    for secret in (planted, str(home.patient_id), home.cuff_id, home.gateway_id):
+        assert secret not in metrics
+        assert secret not in logs
