@@ -32,6 +32,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from alerts import evaluate_readings
 from carebeacon.settings import Settings
 from ingest.store import Evaluator, Message, StoreResult, message_digest, store_messages
 
@@ -372,14 +373,6 @@ async def run(
         receiver.cancel()
 
 
-def _default_evaluator() -> Evaluator | None:
-    try:
-        from alerts import evaluate_readings
-    except ImportError:
-        return None
-    return evaluate_readings
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="carebeacon ingest", description="MQTT → TimescaleDB ingest"
@@ -401,7 +394,7 @@ def main(argv: list[str]) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run(config, evaluate=None if args.no_alerts else _default_evaluator(), stop=stop)
+        await run(config, evaluate=None if args.no_alerts else evaluate_readings, stop=stop)
 
     asyncio.run(serve())
     return 0

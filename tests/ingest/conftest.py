@@ -15,6 +15,7 @@ import aiomqtt
 import psycopg
 import pytest
 
+from alerts import evaluate_readings
 from carebeacon.settings import Settings
 from ingest.service import IngestConfig, run
 
@@ -150,7 +151,9 @@ def ingest_config(settings: Settings, database: str, share_group: str) -> Ingest
 @pytest.fixture
 async def ingest_running(ingest_config: IngestConfig) -> AsyncIterator[IngestConfig]:
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run(ingest_config, stop=stop, ready=ready))
+    task = asyncio.create_task(
+        run(ingest_config, evaluate=evaluate_readings, stop=stop, ready=ready)
+    )
     await asyncio.wait_for(ready.wait(), 10)
     try:
         yield ingest_config
