@@ -1,0 +1,140 @@
+"""An emulated blood pressure cuff (Blood Pressure service 0x1810)."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, SupportsBytes
+
+from bumble import gatt
+from bumble.gatt import Characteristic
+
+from devices.emulation._encoding import (
+    SFLOAT_NAN,
+    BloodPressureFields,
+    BloodPressureUnit,
+    encode_blood_pressure_measurement,
+    encode_sfloat,
+)
+from devices.emulation._peripheral import DeviceIdentity, Faults, readable
+from devices.emulation._stored import StoredReadingsDevice
+
+__all__ = ["BloodPressureCuff", "BloodPressureReading"]
+
+_KPA_PER_MMHG = Decimal("0.133322")
+_SFLOAT_NAN = struct.pack("<H", SFLOAT_NAN)
+_ICP_STEPS = (Decimal(40), Decimal(90), Decimal(150))
+
+
+@dataclass(frozen=True, slots=True)
+class BloodPressureReading:
+    """A cuff measurement in mmHg. ``time=None``: stamped with the device clock when taken."""
+
+    systolic: Decimal | int
+    diastolic: Decimal | int
+    mean_arterial: Decimal | int | None = None
+    pulse: Decimal | int | None = None
+    time: datetime | None = None
+    user_id: int | None = None
+    status: int | None = None
+
+
+def _to_kpa(value: Decimal) -> Decimal:
+    return (value * _KPA_PER_MMHG).quantize(Decimal("0.1"))
+
+
+class BloodPressureCuff(StoredReadingsDevice[BloodPressureReading]):
+    """A BP cuff: Measurement (0x2A35) by indication, optional Intermediate Cuff Pressure
+    (0x2A36) notifications during a live measurement, Feature (0x2A49), plus DIS, Battery and a
+    writable Current Time. Stored readings are indicated as soon as the gateway enables
+    indications, oldest first.
+    """
+
+    def __init__(
+        self,
+        identity: DeviceIdentity,
+        *,
+        readings: Sequence[BloodPressureReading | SupportsBytes] = (),
+        faults: Faults | None = None,
+        feature: int = 0x0001,
+        intermediate_cuff_pressure: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.feature = feature
+        self.intermediate_cuff_pressure = intermediate_cuff_pressure
+        self._measurement = Characteristic(
+            "2A35", Characteristic.Properties.INDICATE, Characteristic.Permissions(0), b""
+        )
+        self._icp = Characteristic(
+            "2A36", Characteristic.Properties.NOTIFY, Characteristic.Permissions(0), b""
+        )
+        super().__init__(identity, readings=readings, faults=faults, **kwargs)
+
+    @property
+    def advertised_service_uuids(self) -> Sequence[int]:
+        return (0x1810,)
+
+    @property
+    def measurement_characteristic(self) -> Characteristic[Any]:
+        return self._measurement
+
+    def profile_services(self) -> list[gatt.Service]:
+        characteristics: list[Characteristic[Any]] = [self._measurement]
+        if self.intermediate_cuff_pressure:
+            characteristics.append(self._icp)
+        characteristics.append(readable("2A49", struct.pack("<H", self.feature)))
+        return [gatt.Service("1810", characteristics)]
+
+    def encode_reading(self, reading: BloodPressureReading, index: int) -> bytes:
+        return encode_blood_pressure_measurement(self.fields(reading, index))
+
+    def fields(self, reading: BloodPressureReading, index: int) -> BloodPressureFields:
+        """The fields the cuff sends for ``reading``, faults applied."""
+        systolic = Decimal(reading.systolic)
+        diastolic = Decimal(reading.diastolic)
+        mean: Decimal | None = (
+            Decimal(reading.mean_arterial)
+            if reading.mean_arterial is not None
+            else (diastolic + (systolic - diastolic) / 3).quantize(Decimal(1))
+        )
+        pulse = None if reading.pulse is None else Decimal(reading.pulse)
+        unit = BloodPressureUnit.MMHG
+        if self.faults.kpa_units:
+            unit = BloodPressureUnit.KPA
+            systolic, diastolic = _to_kpa(systolic), _to_kpa(diastolic)
+            mean = None if mean is None else _to_kpa(mean)
+        if self.faults.nres_values:
+            mean = None
+        time = reading.time
+        if self.faults.clock_reset and not self.clock.was_set:
+            time = self.reset_clock_time(index)
+        elif time is None:
+            time = self.clock.now().replace(microsecond=0)
+        return BloodPressureFields(
+            systolic=systolic,
+            diastolic=diastolic,
+            mean_arterial=mean,
+            unit=unit,
+            time=time,
+            pulse=pulse,
+            user_id=reading.user_id,
+            status=reading.status,
+        )
+
+    async def before_delivery(self, packet: bytes) -> None:
+        connection = self._connection
+        if connection is None or not self.intermediate_cuff_pressure:
+            return
+        if self.cccd(connection, self._icp) & 0x0001 == 0:
+            return
+        unit = BloodPressureUnit.KPA if self.faults.kpa_units else BloodPressureUnit.MMHG
+        for pressure in _ICP_STEPS:
+            value = _to_kpa(pressure) if self.faults.kpa_units else pressure
+            flags = 0x01 if unit is BloodPressureUnit.KPA else 0x00
+            icp = bytes([flags]) + encode_sfloat(value) + _SFLOAT_NAN * 2
+            await self.notify(connection, self._icp, icp)
+            await asyncio.sleep(0.01)
