@@ -65,7 +65,7 @@ _BP_MEAN = {
     "suspect_weight": 0.5,
 }
 _MISSING = {"days": 3.0}
-_CLOCK: dict[str, float] = {}
+_CLOCK = {"count": 2.0, "window_hours": 168.0}
 _GATEWAY = {"hours": 6.0}
 _BATTERY = {"percent": 15.0}
 _GLUCOSE_LOW = {"level1": 70.0, "level2": 54.0, "clear": 80.0}
@@ -134,7 +134,7 @@ TEMPLATES: Mapping[str, Mapping[str, Mapping[str, float]]] = {
             "clear_diastolic": 85.0,
         },
         "bp_low": _BP_LOW,
-        "missing_data": {"days": 1.0},
+        "missing_data": {"days": 2.0},
         **_DEVICE,
     },
     "general": {

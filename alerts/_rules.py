@@ -55,7 +55,7 @@ FAMILIES: Mapping[str, Family] = {
         ),
         Family("gateway_offline", "high", timedelta(0), device=True),
         Family("battery_low", "low", timedelta(0), device=True),
-        Family("device_clock", "high", timedelta(0), device=True),
+        Family("device_clock", "high", timedelta(days=7), device=True),
     )
 }
 
@@ -235,9 +235,12 @@ class ConfirmationRule(Rule):
                 f"Blood pressure {_bp(pt.values)}, at or above {limit} mmHg; re-measure "
                 f"requested within {_n(window.total_seconds() / 60)} min; {src}"
             )
+            if pt.suspect:
+                # the cuff doubted it: unconfirmed, it asks for a call, not a page
+                text += " (device flagged the measurement: " + ", ".join(ev.reading.flags) + ")"
             return self.finding(
                 ev,
-                Severity.CRITICAL,
+                Severity.HIGH if pt.suspect else Severity.CRITICAL,
                 "systolic",
                 sys_value,
                 text,
@@ -570,6 +573,19 @@ class FlagRule(Rule):
         if "control_solution" in r.flags:
             return None
         if self.flags.intersection(r.flags):
+            if "count" in ev.params:  # persistence: N flagged readings within the window
+                start = r.time - timedelta(hours=ev.p("window_hours"))
+                flagged = [
+                    p
+                    for t in sorted(self.types)
+                    for p in ev.history.window(t, start, r.time, trusted_only=False)
+                    if not p.time_trusted
+                ]
+                if len(flagged) < ev.p("count"):
+                    return None
+                evidence = tuple(p.reading_id for p in flagged)
+                text = f"{self.text} ({len(flagged)} readings in {_n(ev.p('window_hours') / 24)} d)"
+                return self.finding(ev, self.severity, self.id, len(flagged), text, evidence)
             return self.finding(ev, self.severity, self.id, 0.0, self.text, (r.reading_id,))
         return Verdict(self.family, clear=True) if self.clears else None
 
@@ -695,8 +711,9 @@ RULES: Mapping[str, Rule] = {
             "device_clock_reset",
             "device_clock",
             _ANY,
-            "Device health: the device's clock is unset or was reset, so readings are timed "
-            "by the gateway (Bluetooth SIG GATT date-time; CareBeacon two-clock rule).",
+            "Device health: the device's clock is unset or was reset on 2 readings within 7 days, "
+            "so readings are timed by the gateway (Bluetooth SIG GATT Date Time; CareBeacon "
+            "two-clock rule).",
             frozenset({"device_clock_reset", "device_clock_unset"}),
             Severity.LOW,
             "Device clock unset or reset: readings are timed on arrival; set the device's clock",
@@ -707,8 +724,8 @@ RULES: Mapping[str, Rule] = {
             "missing_data",
             _ANY,
             "Missing data: no reading for N days (hypertension 3, heart_failure 2 — daily "
-            "weights per HFSA —, diabetes 3, maternal_postpartum 1 — ACOG twice-daily postpartum "
-            "BP checks —, general 7); also protects CMS RPM 16-day billing requirement.",
+            "weights per HFSA —, diabetes 3, maternal_postpartum 2 (twice-daily "
+            "postpartum BP checks, ACOG Committee Opinion 736) —, general 7); also protects CMS RPM 16-day billing requirement.",
         ),
         TimedRule(
             "gateway_offline",

@@ -1,0 +1,294 @@
+"""``carebeacon scheduler``: the time-based rules and SLA escalation.
+
+Every ``interval`` seconds the leader (one process among several, chosen by a PostgreSQL
+session advisory lock) runs :func:`tick`: confirmation deadlines of pending crisis episodes,
+hold times of clearing episodes, missing data, gateway offline and battery low (from the
+gateways' retained status), snooze expiry, and escalation of open episodes whose SLA passed
+without acknowledgement (care manager → supervisor → on-call clinician). The rules are the
+same objects the live path uses (:func:`alerts._engine.advance`).
+
+The clock is a parameter (:class:`ManualClock` in tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import logging.config
+import random
+import signal
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import psycopg
+
+from alerts._engine import Book, Facts, advance
+from alerts._metrics import SCHEDULER_LEADER, SCHEDULER_TICK_SECONDS, count_event
+from alerts._rules import RULES
+from alerts._store import load_active_episodes, load_contexts, lock_patients, save_book
+
+__all__ = [
+    "LEADER_LOCK",
+    "Clock",
+    "ManualClock",
+    "SystemClock",
+    "TickResult",
+    "main",
+    "run",
+    "tick",
+]
+
+logger = logging.getLogger(__name__)
+
+LEADER_LOCK = (0x414C5254, 1)  # ("ALRT", 1): session advisory lock held by the leader
+_RULE_IDS = frozenset(RULES)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, value: datetime) -> None:
+        self._now = value
+
+    def advance(self, delta: timedelta) -> datetime:
+        self._now += delta
+        return self._now
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    patients: int
+    events: int
+    escalations: int
+
+
+def _batteries(status: Any) -> list[tuple[str, float]]:
+    """``status.devices[].battery_percent`` of a gateway's retained status (carebeacon.status/1)."""
+    out: list[tuple[str, float]] = []
+    if not isinstance(status, dict):
+        return out
+    devices = status.get("devices")
+    if not isinstance(devices, list):
+        return out
+    for d in devices:
+        if not isinstance(d, dict):
+            continue
+        level = d.get("battery_percent", d.get("battery_level"))
+        if isinstance(level, int | float) and not isinstance(level, bool):
+            out.append((str(d.get("id", "")), float(level)))
+    return out
+
+
+async def _patients(conn: psycopg.AsyncConnection[Any], now: datetime) -> list[uuid.UUID]:
+    cur = await conn.execute(
+        """
+        SELECT patient_id FROM enrollments
+        WHERE (ended_at IS NULL OR ended_at > %(now)s) AND consent_withdrawn_at IS NULL
+        UNION
+        SELECT patient_id FROM alert_episodes WHERE state <> 'resolved'
+        """,
+        {"now": now},
+    )
+    return sorted(r[0] for r in await cur.fetchall())
+
+
+async def _facts(
+    conn: psycopg.AsyncConnection[Any], patients: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, Facts]:
+    cur = await conn.execute(
+        """
+        SELECT p.id,
+               coalesce((SELECT max(rr.time) FROM reading_receipts rr
+                         WHERE rr.patient_id = p.id AND rr.time <= %(now)s
+                           AND NOT ('control_solution' = ANY(rr.flags))),
+                        (SELECT max(e.enrolled_at) FROM enrollments e WHERE e.patient_id = p.id)),
+               (SELECT json_agg(json_build_array(g.online, coalesce(g.status_at, g.created_at),
+                                                 g.status))
+                FROM gateway_patients gp JOIN gateways g ON g.id = gp.gateway_id
+                WHERE gp.patient_id = p.id)
+        FROM unnest(%(ids)s::uuid[]) AS p(id)
+        """,
+        {"ids": list(patients), "now": now},
+    )
+    out: dict[uuid.UUID, Facts] = {}
+    for pid, last, gateways in await cur.fetchall():
+        gws = gateways or []
+        offline_since: datetime | None = None
+        if gws and not any(g[0] for g in gws):
+            offline_since = min(datetime.fromisoformat(g[1]) for g in gws)
+        batteries = [b for g in gws if g[0] for b in _batteries(g[2])]
+        out[pid] = Facts(
+            last_reading_at=last,
+            gateway_offline_since=offline_since,
+            gateway_known=bool(gws),
+            low_batteries=tuple(batteries) if gws else None,
+        )
+    return out
+
+
+async def tick(
+    conn: psycopg.AsyncConnection[Any], *, now: datetime, chunk: int = 500
+) -> TickResult:
+    """One pass over every enrolled patient (and every patient with an active episode), in
+    chunks; each chunk is its own transaction, committed here (the scheduler owns ``conn``).
+    Patient advisory locks serialise it with ingest's evaluation of the same patients."""
+    started = time.perf_counter()
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        await conn.commit()
+    patients = await _patients(conn, now)
+    await conn.commit()
+    events = escalations = 0
+    for i in range(0, len(patients), chunk):
+        part = patients[i : i + chunk]
+        async with conn.transaction():
+            await lock_patients(conn, part)
+            contexts = await load_contexts(conn, part, now)
+            episodes = await load_active_episodes(conn, part)
+            facts = await _facts(conn, part, now)
+            books: list[Book] = []
+            for pid in part:
+                ctx = contexts.get(pid)
+                if ctx is None:
+                    continue
+                book = Book.of(episodes.get(pid, ()))
+                advance(ctx, book, now, now, facts.get(pid), escalate=True)
+                if book.changed:
+                    books.append(book)
+            written = await save_book(conn, books) if books else []
+        index = {ep.id: ep for b in books for ep in b.changed.values()}
+        for e in written:
+            ep = index[e.episode_id]
+            count_event(e.kind, ep.rule_id, ep.severity.label, _RULE_IDS)
+            escalations += e.kind == "escalated"
+        events += len(written)
+    SCHEDULER_TICK_SECONDS.observe(time.perf_counter() - started)
+    logger.info(
+        "scheduler pass: %d patients, %d events, %d escalations",
+        len(patients),
+        events,
+        escalations,
+    )
+    return TickResult(len(patients), events, escalations)
+
+
+async def run(
+    settings: Any,
+    *,
+    clock: Clock | None = None,
+    interval: float = 30.0,
+    stop: asyncio.Event | None = None,
+    database: str | None = None,
+) -> None:
+    """Run until ``stop`` is set (or SIGTERM/SIGINT): try to become leader, tick while leader.
+
+    Two connections: one holds the leader lock for the life of the session (if it drops, the
+    lock goes with it and another process takes over), the other does the work.
+    """
+    clock = clock or SystemClock()
+    stop = stop or asyncio.Event()
+    conninfo = settings.pg_conninfo(database)
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+    async def lead() -> None:
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                async with (
+                    await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as lock_conn,
+                    await psycopg.AsyncConnection.connect(conninfo) as work,
+                ):
+                    backoff = 1.0
+                    await _lead(lock_conn, work)
+            except psycopg.OperationalError as exc:
+                SCHEDULER_LEADER.set(0)
+                logger.warning("scheduler: database unavailable (%s); retrying", type(exc).__name__)
+                delay = min(60.0, backoff) * (0.5 + random.random())  # noqa: S311
+                backoff *= 2
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+
+    async def _lead(
+        lock_conn: psycopg.AsyncConnection[Any], work: psycopg.AsyncConnection[Any]
+    ) -> None:
+        leader = False
+        while not stop.is_set():
+            if not leader:
+                cur = await lock_conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LEADER_LOCK)
+                row = await cur.fetchone()
+                leader = bool(row and row[0])
+                SCHEDULER_LEADER.set(1 if leader else 0)
+                if leader:
+                    logger.info("scheduler: this process is the leader")
+            if leader:
+                await tick(work, now=clock.now())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+        if leader:
+            await lock_conn.execute("SELECT pg_advisory_unlock(%s, %s)", LEADER_LOCK)
+            SCHEDULER_LEADER.set(0)
+
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(lead())
+        await stop.wait()
+
+
+def main(argv: list[str]) -> int:
+    from carebeacon.settings import Settings
+
+    parser = argparse.ArgumentParser(
+        prog="carebeacon scheduler", description="time-based alert rules and SLA escalation"
+    )
+    parser.add_argument("--interval", type=float, default=30.0, help="seconds between passes")
+    parser.add_argument("--once", action="store_true", help="run one pass and exit")
+    parser.add_argument("--database", help="database name (default: CAREBEACON_PG_DATABASE)")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    args = parser.parse_args(argv)
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+            "handlers": {"err": {"class": "logging.StreamHandler", "formatter": "plain"}},
+            "root": {"level": "INFO", "handlers": ["err"]},
+        }
+    )
+    settings = Settings.from_env()
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port)
+    if args.once:
+
+        async def once() -> None:
+            async with await psycopg.AsyncConnection.connect(
+                settings.pg_conninfo(args.database)
+            ) as conn:
+                await tick(conn, now=datetime.now(UTC))
+
+        asyncio.run(once())
+        return 0
+    asyncio.run(run(settings, interval=args.interval, database=args.database))
+    return 0
