@@ -1,0 +1,317 @@
+"""web/ over real HTTP: the app under uvicorn on a free port, against a fresh migrated database.
+
+Two sites (A and B), one user per role on each (``seed_demo``), patients with readings,
+devices and a gateway, and helpers to log in like a browser (CSRF pre-session cookie, then the
+session cookie; cookies are ``Secure``, so the header is sent by hand over plain HTTP)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+
+from carebeacon.settings import Settings
+from web.app import create_app
+from web.seed import seed_demo
+
+PASSWORD = "correct-horse-battery"
+SITE_A, SITE_B = "site-a", "site-b"
+
+
+@dataclass
+class Server:
+    url: str
+    conninfo: str
+    provisioned: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class World:
+    patient_a: uuid.UUID
+    patient_b: uuid.UUID
+    device_a: str
+    gateway_a: str
+    reading_ids: list[uuid.UUID]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server(settings: Settings, database: str) -> Iterator[Server]:
+    provisioned: list[tuple[str, str]] = []
+    seed_demo(database, site_id=SITE_A, site_name="Site A", password=PASSWORD)
+    seed_demo(database, site_id=SITE_B, site_name="Site B", timezone="UTC", password=PASSWORD)
+    app = create_app(
+        settings,
+        conninfo=database,
+        provision_gateway=lambda gw, pw: provisioned.append((gw, pw)),
+    )
+    port = _free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield Server(f"http://127.0.0.1:{port}", database, provisioned)
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+def insert_reading(
+    conn: psycopg.Connection[Any],
+    patient_id: uuid.UUID,
+    t: datetime,
+    values: dict[str, float],
+    *,
+    kind: str = "blood_pressure",
+    device_id: str = "dev-a",
+    gateway_id: str = "gw-a",
+    flags: tuple[str, ...] = (),
+) -> uuid.UUID:
+    rid = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO reading_receipts (id, patient_id, type, time, received_at, device_id,"
+        " gateway_id, flags) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (rid, patient_id, kind, t, t, device_id, gateway_id, list(flags)),
+    )
+    units = {
+        "systolic": "mm[Hg]",
+        "diastolic": "mm[Hg]",
+        "pulse": "/min",
+        "glucose": "mg/dL",
+        "body_weight": "kg",
+    }
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO readings (time, patient_id, code, value, unit, reading_id, device_id,"
+            " gateway_id, received_at, flags) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (t, patient_id, code, v, units[code], rid, device_id, gateway_id, t, list(flags))
+                for code, v in values.items()
+            ],
+        )
+    return rid
+
+
+def insert_episode(
+    conn: psycopg.Connection[Any],
+    patient_id: uuid.UUID,
+    site_id: str,
+    *,
+    family: str = "bp_high",
+    rule_id: str = "bp_high",
+    severity: str = "high",
+    priority: int = 2,
+    explanation: str = "3 of the last 5 readings at or above 160/100",
+    opened_ago: timedelta = timedelta(minutes=5),
+) -> uuid.UUID:
+    """An open episode as alerts/ would store it (fixture data for the queue tests)."""
+    eid = uuid.uuid4()
+    now = datetime.now(UTC)
+    conn.execute(
+        "INSERT INTO alert_episodes (id, patient_id, family, rule_id, state, severity, priority,"
+        " site_id, program_id, opened_at, last_at, created_at, updated_at, value_code,"
+        " first_value, last_value, worst_value, explanation, threshold_version, sla_due_at)"
+        " VALUES (%s, %s, %s, %s, 'open', %s, %s, %s, 'htn', %s, %s, %s, now(), 'systolic',"
+        " 165, 168, 170, %s, 'hypertension@test', %s)",
+        (
+            eid,
+            patient_id,
+            family,
+            rule_id,
+            severity,
+            priority,
+            site_id,
+            now - opened_ago,
+            now - opened_ago,
+            now,
+            explanation,
+            now + timedelta(hours=4) - opened_ago,
+        ),
+    )
+    return eid
+
+
+@pytest.fixture(scope="session")
+def world(server: Server) -> World:
+    now = datetime.now(UTC)
+    with psycopg.connect(server.conninfo) as conn:
+        pa = conn.execute(
+            "INSERT INTO patients (display_name, mrn, birth_date, site_id) VALUES"
+            " ('Zed Testpatient-A', 'MRN-A-1', '1950-02-03', %s) RETURNING id",
+            (SITE_A,),
+        ).fetchone()
+        pb = conn.execute(
+            "INSERT INTO patients (display_name, mrn, site_id) VALUES"
+            " ('Yara Testpatient-B', 'MRN-B-1', %s) RETURNING id",
+            (SITE_B,),
+        ).fetchone()
+        assert pa is not None
+        assert pb is not None
+        patient_a, patient_b = pa[0], pb[0]
+        for pid, site in ((patient_a, SITE_A), (patient_b, SITE_B)):
+            conn.execute(
+                "INSERT INTO enrollments (patient_id, program_id, site_id, enrolled_at,"
+                " consent_given_at, billing_practitioner) VALUES (%s, 'htn', %s, %s, %s, 'dr-x')",
+                (pid, site, now - timedelta(days=400), now - timedelta(days=400)),
+            )
+        conn.execute(
+            "INSERT INTO devices (id, type, manufacturer, model) VALUES"
+            " ('dev-a', 'blood_pressure_monitor', 'Acme', 'BP-1'),"
+            " ('serial:B/1', 'blood_pressure_monitor', 'Acme', 'BP-1')"
+        )
+        conn.execute(
+            "INSERT INTO device_assignments (device_id, patient_id, valid_from) VALUES"
+            " ('dev-a', %s, %s), ('serial:B/1', %s, %s)",
+            (patient_a, now - timedelta(days=400), patient_b, now - timedelta(days=400)),
+        )
+        conn.execute("INSERT INTO gateways (id, label, online) VALUES ('gw-a', 'home A', true)")
+        conn.execute(
+            "INSERT INTO gateway_patients (gateway_id, patient_id) VALUES ('gw-a', %s)",
+            (patient_a,),
+        )
+        ids = []
+        for day in range(10):
+            t = now - timedelta(days=day, hours=1)
+            ids.append(
+                insert_reading(
+                    conn,
+                    patient_a,
+                    t,
+                    {"systolic": 150 + day, "diastolic": 90, "pulse": 70},
+                    flags=("irregular_pulse",) if day == 0 else (),
+                )
+            )
+        insert_reading(
+            conn, patient_a, now - timedelta(hours=3), {"glucose": 110.0}, kind="glucose"
+        )
+        insert_reading(
+            conn,
+            patient_a,
+            now - timedelta(hours=4),
+            {"glucose": 300.0},
+            kind="glucose",
+            flags=("control_solution",),
+        )
+        insert_reading(
+            conn, patient_a, now - timedelta(hours=2), {"body_weight": 80.0}, kind="weight"
+        )
+        insert_reading(
+            conn, patient_a, now - timedelta(days=1, hours=2), {"body_weight": 79.0}, kind="weight"
+        )
+        insert_reading(
+            conn,
+            patient_b,
+            now - timedelta(hours=1),
+            {"systolic": 130, "diastolic": 80},
+            device_id="serial:B/1",
+        )
+    return World(patient_a, patient_b, "dev-a", "gw-a", ids)
+
+
+class Client:
+    """A logged-in user over HTTP (session cookie + CSRF header), or anonymous."""
+
+    def __init__(self, base_url: str, username: str | None = None) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=10, follow_redirects=False)
+        self.csrf: str | None = None
+        self.username = username
+        if username is not None:
+            self.login(username, PASSWORD)
+
+    def login(self, username: str, password: str) -> httpx.Response:
+        page = self.http.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        pre = page.cookies.get("cb_login_csrf") or _cookie(page, "cb_login_csrf")
+        resp = self.http.post(
+            "/login",
+            data={"username": username, "password": password, "csrf_token": token.group(1)},
+            headers={"Cookie": f"cb_login_csrf={pre}"},
+        )
+        session = _cookie(resp, "cb_session")
+        if session:
+            self.http.headers["Cookie"] = f"cb_session={session}"
+            me = self.http.get("/api/me")
+            assert me.status_code == 200, me.text
+            self.csrf = me.json()["csrf_token"]
+        return resp
+
+    def get(self, url: str, **kw: Any) -> httpx.Response:
+        return self.http.get(url, **kw)
+
+    def post(self, url: str, *, csrf: bool = True, **kw: Any) -> httpx.Response:
+        headers = dict(kw.pop("headers", {}) or {})
+        if csrf and self.csrf:
+            headers["X-CSRF-Token"] = self.csrf
+        return self.http.post(url, headers=headers, **kw)
+
+    def patch(self, url: str, **kw: Any) -> httpx.Response:
+        headers = {"X-CSRF-Token": self.csrf} if self.csrf else {}
+        return self.http.patch(url, headers=headers, **kw)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _cookie(resp: httpx.Response, name: str) -> str | None:
+    for header in resp.headers.get_list("set-cookie"):
+        key, _, rest = header.partition("=")
+        if key.strip() == name:
+            return rest.split(";", 1)[0]
+    return None
+
+
+def user(role: str, site: str) -> str:
+    prefix = {"care_manager": "cm", "clinician": "clin", "supervisor": "sup", "admin": "admin"}
+    return f"{prefix[role]}.{site}"
+
+
+@pytest.fixture(scope="session")
+def clients(server: Server) -> Iterator[dict[str, Client]]:
+    made: dict[str, Client] = {}
+    for role in ("care_manager", "clinician", "supervisor", "admin"):
+        for site in (SITE_A, SITE_B):
+            name = user(role, site)
+            made[name] = Client(server.url, name)
+    made["anonymous"] = Client(server.url)
+    yield made
+    for c in made.values():
+        c.close()
+
+
+def audit_rows(conninfo: str, **where: Any) -> list[dict[str, Any]]:
+    clauses = " AND ".join(f"{k} = %({k})s" for k in where) or "true"
+    with psycopg.connect(conninfo, row_factory=psycopg.rows.dict_row) as conn:
+        return conn.execute(
+            f"SELECT * FROM audit_events WHERE {clauses} ORDER BY id", where
+        ).fetchall()

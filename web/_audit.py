@@ -1,0 +1,55 @@
+"""The audit log: every view of patient data and every denied attempt, with who, what, when.
+
+Rows carry ids only; the log never copies patient values. Denied attempts are written on their
+own connection so that the request's rollback cannot erase them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Literal
+
+from psycopg.types.json import Jsonb
+
+from web._db import Conn
+
+if TYPE_CHECKING:
+    from web._auth import Principal
+
+__all__ = ["audit"]
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["allowed", "denied"]
+
+
+async def audit(
+    conn: Conn,
+    principal: Principal | None,
+    action: str,
+    *,
+    outcome: Outcome = "allowed",
+    patient_id: uuid.UUID | None = None,
+    site_id: str | None = None,
+    resource: str | None = None,
+    detail: dict[str, object] | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO audit_events (user_id, username, action, outcome, patient_id, site_id,"
+        " resource, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            principal.user_id if principal else None,
+            principal.username if principal else None,
+            action,
+            outcome,
+            patient_id,
+            site_id,
+            resource,
+            Jsonb(detail) if detail is not None else None,
+        ),
+    )
+    if outcome == "denied":
+        logger.warning(
+            "access denied: user=%s action=%s", principal.user_id if principal else None, action
+        )

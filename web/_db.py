@@ -1,0 +1,46 @@
+"""The web app's connection pool (psycopg 3, async) and the row types it reads."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row, tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+__all__ = ["Conn", "Row", "alerts_conn", "make_pool"]
+
+Row = dict[str, Any]
+Conn = AsyncConnection[DictRow]
+
+
+async def _configure(conn: Conn) -> None:
+    await conn.execute("SET application_name = 'carebeacon-web'")
+    await conn.execute("SET statement_timeout = '10s'")
+    await conn.commit()
+
+
+def make_pool(conninfo: str, *, min_size: int = 2, max_size: int = 10) -> AsyncConnectionPool[Conn]:
+    """An unopened pool; the app opens it in its lifespan."""
+    return AsyncConnectionPool(
+        conninfo,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row},
+        configure=_configure,
+        open=False,
+        connection_class=AsyncConnection[DictRow],
+        name="carebeacon-web",
+    )
+
+
+@contextlib.asynccontextmanager
+async def alerts_conn(conn: Conn) -> AsyncIterator[AsyncConnection[Any]]:
+    """The connection as alerts/ expects it (its default row factory: tuples)."""
+    conn.row_factory = tuple_row  # type: ignore[assignment]
+    try:
+        yield conn
+    finally:
+        conn.row_factory = dict_row

@@ -1,0 +1,79 @@
+"""The patient page (care managers and clinicians): trends, readings, episodes, thresholds,
+devices and gateways. Every view is audit-logged by ``check_patient_access``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from web import _alerts_bridge, _trends
+from web._auth import Principal, check_patient_access, require
+from web._state import app_state
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/patients/{patient_id}", response_class=HTMLResponse)
+async def patient_page(
+    request: Request,
+    patient_id: uuid.UUID,
+    principal: Annotated[Principal, Depends(require())],
+    range_: Annotated[str, Query(alias="range", pattern="^(7d|30d|90d|1y)$")] = "30d",
+) -> Response:
+    await check_patient_access(
+        request, principal, patient_id, "view patient page", detail={"range": range_}
+    )
+    state = app_state(request)
+    days = _trends.RANGES[range_]
+    now = datetime.now(UTC)
+    since = now - timedelta(days=days)
+    async with state.pool.connection() as conn:
+        header = await _trends.patient_header(conn, patient_id)
+        series = await _trends.series(conn, patient_id, since, days)
+        kpis = await _trends.kpis(conn, patient_id, since, now)
+        readings = await _trends.readings_table(conn, patient_id, since)
+        devices, gateways = await _trends.devices_and_gateways(conn, patient_id)
+        thresholds = await _alerts_bridge.chart_thresholds(conn, patient_id)
+        threshold_history = await _alerts_bridge.threshold_history(conn, patient_id)
+        episodes = await _alerts_bridge.episode_history(conn, patient_id)
+    chart_data = {
+        "series": series,
+        "thresholds": {
+            "systolic_high": thresholds.systolic_high,
+            "diastolic_high": thresholds.diastolic_high,
+            "systolic_low": thresholds.systolic_low,
+            "glucose_low": thresholds.glucose_low or _trends.GLUCOSE_TARGET[0],
+            "glucose_high": thresholds.glucose_high or _trends.GLUCOSE_TARGET[1],
+        },
+        "bucketed": _trends.bucket_for(days) is not None,
+        "timezone": header["timezone"],
+    }
+    return state.templates.TemplateResponse(
+        request,
+        "patient.html",
+        {
+            "principal": principal,
+            "p": header,
+            "range": range_,
+            "ranges": list(_trends.RANGES),
+            "kpis": kpis,
+            "readings": readings,
+            "devices": devices,
+            "gateways": gateways,
+            "thresholds": thresholds,
+            "threshold_history": threshold_history,
+            "episodes": episodes,
+            "glucose_target": _trends.GLUCOSE_TARGET,
+            # "</" cannot close the script element: the JSON is embedded in the page.
+            "chart_json": json.dumps(chart_data, separators=(",", ":")).replace("</", "<\\/"),
+            "bucket": _trends.bucket_for(days),
+        },
+        headers={"Cache-Control": "no-store"},
+    )

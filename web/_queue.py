@@ -1,0 +1,535 @@
+"""The care manager's queue: open episodes of my sites by priority then due time, live updates
+over server-sent events, and the episode transitions (claim, acknowledge, resolve, snooze)
+— as HTML fragments (htmx) and as the JSON API. The transitions are alerts/'s functions;
+this module only checks who may call them and on which site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, Field
+
+import alerts
+from web._audit import audit
+from web._auth import Principal, Role, check_patient_access, require
+from web._care_time import insert_time_entry
+from web._db import Conn, alerts_conn
+from web._state import app_state
+
+__all__ = ["QueueNotifier", "queue_rows", "router"]
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+WORKERS = require(Role.CARE_MANAGER, Role.CLINICIAN, Role.SUPERVISOR)
+ANY = require()
+QUEUE_LIMIT = 5000
+POLL_SECONDS = 1.0
+OVERLAP = timedelta(seconds=30)  # a transaction may commit a little after its updated_at
+KEEPALIVE_SECONDS = 15.0
+
+
+# --- live updates ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    episode_id: uuid.UUID
+    site_id: str | None
+    state: str
+    escalation_level: int
+    updated_at: datetime
+
+
+class QueueNotifier:
+    """One poller per app: reads episodes changed since its cursor and fans them out to the
+    SSE subscribers whose sites they belong to. Polling (not LISTEN) keeps alerts/ unchanged."""
+
+    def __init__(self, pool: AsyncConnectionPool[Conn]) -> None:
+        self._pool = pool
+        self._subscribers: set[tuple[frozenset[str], asyncio.Queue[Change | None]]] = set()
+        self._seen: dict[uuid.UUID, datetime] = {}
+        self._cursor: datetime | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> QueueNotifier:
+        self._task = asyncio.create_task(self._run(), name="queue-notifier")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for _, q in list(self._subscribers):
+            q.put_nowait(None)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, sites: frozenset[str]) -> AsyncIterator[asyncio.Queue[Change | None]]:
+        queue: asyncio.Queue[Change | None] = asyncio.Queue(maxsize=1000)
+        entry = (sites, queue)
+        self._subscribers.add(entry)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(entry)
+
+    async def _poll(self) -> list[Change]:
+        async with self._pool.connection() as conn:
+            if self._cursor is None:
+                cur = await conn.execute("SELECT now() AS now")
+                row = await cur.fetchone()
+                assert row is not None
+                self._cursor = row["now"]
+                return []
+            cur = await conn.execute(
+                "SELECT id, site_id, state, escalation_level, updated_at FROM alert_episodes"
+                " WHERE updated_at > %s ORDER BY updated_at LIMIT 2000",
+                (self._cursor - OVERLAP,),
+            )
+            rows = await cur.fetchall()
+        changes: list[Change] = []
+        for r in rows:
+            if self._seen.get(r["id"]) == r["updated_at"]:
+                continue
+            self._seen[r["id"]] = r["updated_at"]
+            changes.append(
+                Change(r["id"], r["site_id"], r["state"], r["escalation_level"], r["updated_at"])
+            )
+            self._cursor = max(self._cursor, r["updated_at"])
+        horizon = self._cursor - OVERLAP
+        if len(self._seen) > 10_000:
+            self._seen = {k: v for k, v in self._seen.items() if v > horizon}
+        return changes
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                changes = await self._poll() if self._subscribers or self._cursor is None else []
+                for change in changes:
+                    for sites, queue in list(self._subscribers):
+                        if change.site_id in sites and not queue.full():
+                            queue.put_nowait(change)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("queue notifier poll failed")
+            await asyncio.sleep(POLL_SECONDS)
+
+
+# --- reading the queue -------------------------------------------------------------------------
+
+
+def sla_state(ep: alerts.Episode, now: datetime) -> str:
+    if ep.state == "acknowledged":
+        return "acknowledged"
+    if ep.sla_due_at is None:
+        return "none"
+    if now >= ep.sla_due_at:
+        return "breached"
+    if ep.sla_due_at - now <= alerts.SLA[ep.priority] / 4:
+        return "due_soon"
+    return "on_time"
+
+
+def _age(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 60:
+        return f"{max(minutes, 0)} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60:02d}"
+    return f"{minutes // 1440} d"
+
+
+async def queue_rows(
+    conn: Conn, principal: Principal, site_id: str | None = None
+) -> list[dict[str, Any]]:
+    """My queue: the visible episodes of my sites, by priority then due time."""
+    now = datetime.now(UTC)
+    sites = [site_id] if site_id else sorted(principal.sites)
+    episodes: list[alerts.Episode] = []
+    for site in sites:
+        async with alerts_conn(conn) as aconn:
+            episodes += await alerts.list_queue(aconn, site_id=site, now=now, limit=QUEUE_LIMIT)
+    far = datetime.max.replace(tzinfo=UTC)
+    episodes.sort(key=lambda e: (e.priority, e.sla_due_at or far, e.opened_at))
+    patient_ids = list({e.patient_id for e in episodes})
+    cur = await conn.execute(
+        "SELECT p.id, p.display_name, p.mrn, p.risk_tier, s.name AS site_name"
+        " FROM patients p JOIN sites s ON s.id = p.site_id WHERE p.id = ANY(%s)",
+        (patient_ids,),
+    )
+    patients = {r["id"]: r for r in await cur.fetchall()}
+    cur = await conn.execute("SELECT id, name FROM programs")
+    programs = {r["id"]: r["name"] for r in await cur.fetchall()}
+    rows = []
+    for ep in episodes:
+        p = patients.get(ep.patient_id)
+        if p is None:
+            continue
+        rows.append(
+            {
+                "ep": ep,
+                "patient": p,
+                "program": programs.get(ep.program_id or "", ep.program_id or ""),
+                "age": _age(now - ep.opened_at),
+                "sla": sla_state(ep, now),
+                "due_in": _age(ep.sla_due_at - now)
+                if ep.sla_due_at and ep.sla_due_at > now
+                else "",
+            }
+        )
+    return rows
+
+
+def _episode_json(ep: alerts.Episode, now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    return {
+        "id": str(ep.id),
+        "patient_id": str(ep.patient_id),
+        "site_id": ep.site_id,
+        "program_id": ep.program_id,
+        "family": ep.family,
+        "rule_id": ep.rule_id,
+        "state": ep.state,
+        "severity": ep.severity.label,
+        "priority": ep.priority,
+        "opened_at": ep.opened_at,
+        "last_at": ep.last_at,
+        "updated_at": ep.updated_at,
+        "explanation": ep.explanation,
+        "value_code": ep.value_code,
+        "worst_value": ep.worst_value,
+        "count": ep.count,
+        "sla_due_at": ep.sla_due_at,
+        "sla_state": sla_state(ep, now),
+        "escalation_level": ep.escalation_level,
+        "assignee": ep.assignee,
+        "acknowledged_at": ep.acknowledged_at,
+        "acknowledged_by": ep.acknowledged_by,
+        "resolved_at": ep.resolved_at,
+        "resolved_by": ep.resolved_by,
+        "outcome": ep.outcome,
+        "note": ep.note,
+        "snoozed_until": ep.snoozed_until,
+        "snooze_reason": ep.snooze_reason,
+        "threshold_version": ep.threshold_version,
+    }
+
+
+async def _load_episode(
+    request: Request, principal: Principal, episode_id: uuid.UUID, action: str
+) -> alerts.Episode:
+    """The episode, after the site check on its patient (403 + audit when not mine)."""
+    async with app_state(request).pool.connection() as conn:
+        try:
+            async with alerts_conn(conn) as aconn:
+                ep = await alerts.get_episode(aconn, episode_id)
+        except alerts.EpisodeNotFound:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such episode") from None
+    await check_patient_access(
+        request, principal, ep.patient_id, action, detail={"episode": str(episode_id)}
+    )
+    return ep
+
+
+Action = Literal["claim", "acknowledge", "resolve", "snooze"]
+
+
+async def _transition(
+    request: Request,
+    principal: Principal,
+    episode_id: uuid.UUID,
+    action: Action,
+    *,
+    note: str | None = None,
+    outcome: str | None = None,
+    reason: str | None = None,
+    until: datetime | None = None,
+) -> alerts.Episode:
+    await _load_episode(request, principal, episode_id, f"episode {action}")
+    actor = principal.username
+    async with app_state(request).pool.connection() as pooled, alerts_conn(pooled) as conn:
+        try:
+            if action == "claim":
+                return await alerts.assign(conn, episode_id, actor, actor=actor)
+            if action == "acknowledge":
+                return await alerts.acknowledge(conn, episode_id, actor=actor, note=note or None)
+            if action == "resolve":
+                return await alerts.resolve(
+                    conn, episode_id, actor=actor, outcome=outcome or "", note=note or None
+                )
+            if until is None:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "snooze needs until")
+            return await alerts.snooze(
+                conn, episode_id, actor=actor, reason=reason or "", until=until
+            )
+        except alerts.EpisodeNotFound:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such episode") from None
+        except alerts.InvalidTransition as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+
+
+# --- HTML --------------------------------------------------------------------------------------
+
+
+def _queue_context(principal: Principal, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "principal": principal,
+        "rows": rows,
+        "outcomes": sorted(alerts.OUTCOMES),
+        "can_act": principal.role in (Role.CARE_MANAGER, Role.CLINICIAN, Role.SUPERVISOR),
+    }
+
+
+async def _audit_queue_view(conn: Conn, principal: Principal, rows: list[dict[str, Any]]) -> None:
+    await audit(
+        conn,
+        principal,
+        "view queue",
+        detail={
+            "episodes": len(rows),
+            "patients": sorted({str(r["ep"].patient_id) for r in rows}),
+        },
+    )
+
+
+@router.get("/queue", response_class=HTMLResponse, include_in_schema=False)
+async def queue_page(request: Request, principal: Annotated[Principal, Depends(ANY)]) -> Response:
+    state = app_state(request)
+    async with state.pool.connection() as conn:
+        rows = await queue_rows(conn, principal)
+        await _audit_queue_view(conn, principal, rows)
+    return state.templates.TemplateResponse(
+        request,
+        "queue.html",
+        _queue_context(principal, rows),
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/queue/rows", response_class=HTMLResponse, include_in_schema=False)
+async def queue_fragment(
+    request: Request, principal: Annotated[Principal, Depends(ANY)]
+) -> Response:
+    state = app_state(request)
+    async with state.pool.connection() as conn:
+        rows = await queue_rows(conn, principal)
+        await _audit_queue_view(conn, principal, rows)
+    return state.templates.TemplateResponse(
+        request,
+        "queue_rows.html",
+        _queue_context(principal, rows),
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/queue/events", include_in_schema=False)
+async def queue_events(request: Request, principal: Annotated[Principal, Depends(ANY)]) -> Response:
+    """Server-sent events: ``episode`` when an episode of my sites opens, escalates or moves."""
+    notifier: QueueNotifier = app_state(request).extra["notifier"]  # type: ignore[assignment]
+
+    async def stream() -> AsyncIterator[str]:
+        async with notifier.subscribe(principal.sites) as queue:
+            yield "retry: 3000\n\n"
+            while True:
+                try:
+                    change = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield ": keepalive\n\n"
+                    continue
+                if change is None:
+                    return
+                data = {
+                    "id": str(change.episode_id),
+                    "state": change.state,
+                    "escalation_level": change.escalation_level,
+                }
+                yield f"event: episode\ndata: {json.dumps(data)}\n\n"
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _row_response(request: Request, principal: Principal, ep: alerts.Episode) -> Response:
+    """After an action: the episode's row again (or nothing once it left the queue)."""
+    return HTMLResponse(
+        f'<tr class="done" id="ep-{ep.id}"><td colspan="9" class="muted">'
+        f"Episode {ep.state}{' (snoozed)' if ep.snoozed_until else ''} by {principal.username}."
+        "</td></tr>"
+    )
+
+
+@router.post("/queue/episodes/{episode_id}/{action}", include_in_schema=False)
+async def queue_action(
+    request: Request,
+    episode_id: uuid.UUID,
+    action: Action,
+    principal: Annotated[Principal, Depends(WORKERS)],
+    note: Annotated[str | None, Form(max_length=2000)] = None,
+    outcome: Annotated[str | None, Form()] = None,
+    reason: Annotated[str | None, Form(max_length=500)] = None,
+    snooze_hours: Annotated[float | None, Form(gt=0, le=24 * 14)] = None,
+) -> Response:
+    until = datetime.now(UTC) + timedelta(hours=snooze_hours) if snooze_hours else None
+    ep = await _transition(
+        request,
+        principal,
+        episode_id,
+        action,
+        note=note,
+        outcome=outcome,
+        reason=reason,
+        until=until,
+    )
+    if ep.state in ("open", "acknowledged") and not ep.snoozed_until:
+        state = app_state(request)
+        async with state.pool.connection() as conn:
+            rows = [r for r in await queue_rows(conn, principal, ep.site_id) if r["ep"].id == ep.id]
+        return state.templates.TemplateResponse(
+            request, "queue_rows.html", _queue_context(principal, rows)
+        )
+    return _row_response(request, principal, ep)
+
+
+@router.post("/queue/patients/{patient_id}/time", include_in_schema=False)
+async def queue_log_time(
+    request: Request,
+    patient_id: uuid.UUID,
+    principal: Annotated[Principal, Depends(WORKERS)],
+    minutes: Annotated[float, Form(gt=0, le=240)],
+    interactive: Annotated[bool, Form()] = False,
+    episode_id: Annotated[uuid.UUID | None, Form()] = None,
+    note: Annotated[str | None, Form(max_length=2000)] = None,
+) -> Response:
+    await check_patient_access(request, principal, patient_id, "log care time")
+    async with app_state(request).pool.connection() as conn:
+        row = await insert_time_entry(
+            conn,
+            patient_id=patient_id,
+            user_id=principal.user_id,
+            started_at=datetime.now(UTC) - timedelta(minutes=minutes),
+            minutes=minutes,
+            interactive=interactive,
+            episode_id=episode_id,
+            note=note,
+        )
+    live = " incl. live interactive communication" if interactive else ""
+    return HTMLResponse(
+        f'<span class="muted" id="time-{row["id"]}">Logged {minutes:g} min{live}.</span>'
+    )
+
+
+# --- JSON API ----------------------------------------------------------------------------------
+
+
+class TransitionIn(BaseModel):
+    note: Annotated[str | None, Field(max_length=2000)] = None
+    outcome: str | None = Field(default=None, description="resolve: one of alerts.OUTCOMES")
+    reason: Annotated[str | None, Field(max_length=500)] = None
+    until: datetime | None = Field(default=None, description="snooze: until when (with offset)")
+
+
+@router.get("/api/episodes", tags=["episodes"], summary="The queue: open episodes of my sites")
+async def api_queue(
+    request: Request,
+    principal: Annotated[Principal, Depends(ANY)],
+    site_id: str | None = None,
+    program_id: str | None = None,
+    severity: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=QUEUE_LIMIT)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    if site_id is not None and site_id not in principal.sites:
+        async with app_state(request).pool.connection() as conn:
+            await audit(conn, principal, "api queue", outcome="denied", site_id=site_id)
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this site of care is not yours")
+    now = datetime.now(UTC)
+    async with app_state(request).pool.connection() as conn:
+        rows = await queue_rows(conn, principal, site_id)
+        if program_id is not None:
+            rows = [r for r in rows if r["ep"].program_id == program_id]
+        if severity is not None:
+            rows = [r for r in rows if r["ep"].severity.label == severity]
+        page = rows[offset : offset + limit]
+        await _audit_queue_view(conn, principal, page)
+    nxt = None
+    if offset + limit < len(rows):
+        nxt = str(request.url.include_query_params(offset=offset + limit))
+    return {
+        "items": [_episode_json(r["ep"], now) for r in page],
+        "total": len(rows),
+        "limit": limit,
+        "offset": offset,
+        "next": nxt,
+    }
+
+
+@router.get("/api/episodes/{episode_id}", tags=["episodes"], summary="An episode and its events")
+async def api_episode(
+    request: Request, episode_id: uuid.UUID, principal: Annotated[Principal, Depends(ANY)]
+) -> dict[str, Any]:
+    ep = await _load_episode(request, principal, episode_id, "api read episode")
+    async with app_state(request).pool.connection() as conn, alerts_conn(conn) as aconn:
+        events = await alerts.episode_events(aconn, episode_id)
+    return {
+        **_episode_json(ep),
+        "events": [
+            {
+                "at": e.at,
+                "kind": e.kind,
+                "actor": e.actor,
+                "from_state": e.from_state,
+                "to_state": e.to_state,
+                "detail": dict(e.detail),
+            }
+            for e in events
+        ],
+    }
+
+
+@router.post(
+    "/api/episodes/{episode_id}/{action}",
+    tags=["episodes"],
+    summary="Claim, acknowledge, resolve (outcome + note) or snooze (reason + until)",
+)
+async def api_transition(
+    request: Request,
+    episode_id: uuid.UUID,
+    action: Action,
+    body: TransitionIn,
+    principal: Annotated[Principal, Depends(WORKERS)],
+) -> dict[str, Any]:
+    if body.until is not None and body.until.tzinfo is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "until needs a UTC offset")
+    ep = await _transition(
+        request,
+        principal,
+        episode_id,
+        action,
+        note=body.note,
+        outcome=body.outcome,
+        reason=body.reason,
+        until=body.until,
+    )
+    return _episode_json(ep)
