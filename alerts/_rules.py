@@ -400,7 +400,7 @@ class ChangeRule(Rule):
         now_kg = pt.values["body_weight"]
         delta = now_kg - low.values["body_weight"]
         limit = ev.p("kg")
-        if delta > limit:
+        if delta > limit + 1e-9:  # "more than": exactly 2 lb is not a gain of more than 2 lb
             per = "1 d" if hours <= 24 else f"{_n(hours / 24)} d"
             text = (
                 f"Weight up {_kg(delta)} in {_span(pt.time - low.time)}, from "
