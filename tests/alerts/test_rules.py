@@ -155,7 +155,7 @@ def test_bp_high_severity_escalates_within_the_episode_and_clears_with_hysteresi
     for s in (172, 174, 176):
         sim.bp(t, s, 90)
         t += 12 * HOUR
-    assert ep.severity is Severity.HIGH
+    assert ep.severity.label == "high"
     assert ep.count == 4
     assert ("bp_high", "severity_raised") in sim.kinds()
     sim.bp(t, 152, 90)  # below level 1 but not past the band (150/95)
