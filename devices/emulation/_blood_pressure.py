@@ -123,6 +123,7 @@ class BloodPressureCuff(StoredReadingsDevice[BloodPressureReading]):
             pulse=pulse,
             user_id=reading.user_id,
             status=reading.status,
+            pulse_nres=self.faults.nres_values and pulse is not None,
         )
 
     async def before_delivery(self, packet: bytes) -> None:

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 _REQUESTED_MTU = 517
+_DISCONNECT_GRACE = 0.02
 _PROPERTY_NAMES: list[tuple[Characteristic.Properties, CharacteristicPropertyName]] = [
     (Characteristic.Properties.BROADCAST, "broadcast"),
     (Characteristic.Properties.READ, "read"),
@@ -168,6 +169,9 @@ class BumbleClient(BaseBleakClient):
         connection = self._connection
         if connection is None:
             return
+        # Let PDUs already queued (e.g. the confirmation of the last indication) reach the
+        # device before the link goes down, as a real controller would.
+        await asyncio.sleep(_DISCONNECT_GRACE)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(10):
                 await connection.disconnect()

@@ -113,6 +113,7 @@ class BloodPressureFields:
     pulse: Decimal | None
     user_id: int | None
     status: int | None
+    pulse_nres: bool = False
 
 
 def encode_blood_pressure_measurement(fields: BloodPressureFields) -> bytes:
@@ -127,9 +128,9 @@ def encode_blood_pressure_measurement(fields: BloodPressureFields) -> bytes:
     if fields.time is not None:
         flags |= 0x02
         body += encode_date_time(fields.time)
-    if fields.pulse is not None:
+    if fields.pulse is not None or fields.pulse_nres:
         flags |= 0x04
-        body += encode_sfloat(fields.pulse)
+        body += encode_sfloat(None if fields.pulse_nres else fields.pulse)
     if fields.user_id is not None:
         flags |= 0x08
         body += _U8.pack(fields.user_id)

@@ -316,6 +316,10 @@ class GlucoseMeter(EmulatedPeripheral):
             response = racp_response(op_code, rejected.code)
         except _Dropped:
             return
+        # The procedure ends with its response: the confirmation of that indication already
+        # precedes any next request on the link.
+        if self._procedure is asyncio.current_task():
+            self._procedure = None
         await self.indicate(connection, self._racp, response)
 
     async def _report(self, connection: Connection, request: bytes) -> bytes:

@@ -389,6 +389,10 @@ class EmulatedPeripheral(abc.ABC):
             await asyncio.wait({indication, dropped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             dropped.cancel()
+        for _ in range(5):  # a confirmation that arrived just before the drop still counts
+            if indication.done():
+                break
+            await asyncio.sleep(0)
         if not indication.done():
             indication.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
