@@ -1,0 +1,33 @@
+"""Shared wire helpers: length checks and the little-endian integer layouts."""
+
+from __future__ import annotations
+
+import struct
+
+from devices.errors import EncodeError, ParseError
+
+__all__ = ["SINT16", "UINT8", "UINT16", "UINT32", "check_length", "check_sint", "check_uint"]
+
+UINT8 = struct.Struct("<B")
+UINT16 = struct.Struct("<H")
+SINT16 = struct.Struct("<h")
+UINT32 = struct.Struct("<I")
+
+
+def check_length(data: bytes, required: int, what: str, flags: int | None = None) -> None:
+    """Raise :class:`ParseError` unless ``data`` holds at least ``required`` bytes."""
+    if len(data) < required:
+        raise ParseError(what, size=len(data), required=required, flags=flags)
+
+
+def check_uint(value: int, bits: int, field: str) -> int:
+    """``value`` if it fits an unsigned field of ``bits`` bits, else :class:`EncodeError`."""
+    if not 0 <= value < (1 << bits):
+        raise EncodeError(f"{field} does not fit an unsigned {bits}-bit field")
+    return value
+
+
+def check_sint(value: int, bits: int, field: str) -> int:
+    if not -(1 << (bits - 1)) <= value < (1 << (bits - 1)):
+        raise EncodeError(f"{field} does not fit a signed {bits}-bit field")
+    return value
