@@ -1,0 +1,280 @@
+"""MQTT: drain the outbox in batches at QoS 1, keep the retained status, follow the config topic.
+
+aiomqtt's ``publish`` waits for the PUBACK but ignores its reason code, so over MQTT 5 a publish
+the broker refused (ACL: reason 135) would look delivered. :class:`_ConfirmingClient` keeps the
+reason code per message id and raises :class:`PublishDenied`; it uses aiomqtt's private
+``_client``/``_pending_call`` (aiomqtt is pinned at 2.5.1; ``tests/gateway`` covers a refusal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomqtt
+import paho.mqtt.client as paho
+
+from gateway._errors import ConfigError, PublishDenied
+from gateway.allowlist import Allowlist
+from gateway.backoff import Backoff
+from gateway.config import GatewayConfig, parse_server_config
+from gateway.outbox import Outbox, PendingReading
+from gateway.status import StatusBoard, build_status, iso_utc, offline_status
+
+__all__ = ["READINGS_SCHEMA", "Publisher", "batch_payload", "topics"]
+
+logger = logging.getLogger(__name__)
+
+READINGS_SCHEMA = "carebeacon.readings/1"
+SERVER_CONFIG_KEY = "server_allowlist"
+
+
+def topics(gateway_id: str) -> dict[str, str]:
+    prefix = f"carebeacon/v1/gateways/{gateway_id}"
+    return {
+        "readings": f"{prefix}/readings",
+        "status": f"{prefix}/status",
+        "config": f"{prefix}/config",
+    }
+
+
+def batch_payload(
+    gateway_id: str, timezone: str, readings: list[PendingReading], sent_at: datetime
+) -> bytes:
+    """The ``carebeacon.readings/1`` message; stored reading bodies are spliced in unparsed."""
+    head = json.dumps(
+        {
+            "schema": READINGS_SCHEMA,
+            "gateway_id": gateway_id,
+            "sent_at": iso_utc(sent_at),
+            "timezone": timezone,
+        }
+    )
+    return (head[:-1] + ', "readings": [' + ", ".join(r.body for r in readings) + "]}").encode()
+
+
+class _ConfirmingClient(aiomqtt.Client):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._refusals: dict[int, Any] = {}
+
+    def _on_publish(
+        self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any
+    ) -> None:
+        if getattr(reason_code, "is_failure", False):
+            self._refusals[mid] = reason_code
+        super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    async def publish_confirmed(
+        self, topic: str, payload: bytes, *, retain: bool = False, ack_timeout: float = 30.0
+    ) -> None:
+        """Publish at QoS 1; return on a successful PUBACK, raise otherwise."""
+        info = self._client.publish(topic, payload, 1, retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+        confirmation = asyncio.Event()
+        with self._pending_call(info.mid, confirmation, self._pending_publishes):
+            if not info.is_published():
+                waiter: asyncio.Future[Any] = asyncio.ensure_future(confirmation.wait())
+                disconnected: asyncio.Future[Any] = self._disconnected
+                try:
+                    done, _ = await asyncio.wait(
+                        {waiter, disconnected},
+                        timeout=ack_timeout,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    waiter.cancel()
+                if waiter not in done or not confirmation.is_set():
+                    if self._disconnected.done():
+                        raise aiomqtt.MqttError("disconnected before PUBACK")
+                    raise aiomqtt.MqttError("no PUBACK in time")
+        refusal = self._refusals.pop(info.mid, None)
+        if refusal is not None:
+            raise PublishDenied(int(refusal.value), str(refusal.getName()))
+
+
+class Publisher:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        outbox: Outbox,
+        board: StatusBoard,
+        allowlist: Allowlist,
+        *,
+        on_allowlist: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.outbox = outbox
+        self.board = board
+        self.allowlist = allowlist
+        self.on_allowlist = on_allowlist
+        self.topics = topics(config.gateway_id)
+        self.connected = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.published_messages = 0
+        self._client: _ConfirmingClient | None = None
+        stored = outbox.get_setting(SERVER_CONFIG_KEY)
+        if stored is not None:
+            with contextlib.suppress(ConfigError):
+                allowlist.set_server(parse_server_config(stored.encode()))
+
+    def _new_client(self) -> _ConfirmingClient:
+        mqtt = self.config.mqtt
+        context: ssl.SSLContext | None = None
+        if mqtt.tls:
+            context = ssl.create_default_context(cafile=mqtt.ca_file)
+        return _ConfirmingClient(
+            hostname=mqtt.host,
+            port=mqtt.port,
+            username=mqtt.username,
+            password=mqtt.password,
+            identifier=f"carebeacon-gateway-{self.config.gateway_id}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+            tls_context=context,
+            will=aiomqtt.Will(
+                self.topics["status"], offline_status(self.config.gateway_id), qos=1, retain=True
+            ),
+            keepalive=mqtt.keepalive,
+            timeout=mqtt.publish_timeout,
+        )
+
+    async def run(self) -> None:
+        """Connect, publish, reconnect with capped backoff and jitter, until :attr:`stopping`."""
+        backoff = Backoff(base=1.0, cap=120.0)
+        while not self.stopping.is_set():
+            client = self._new_client()
+            try:
+                async with client:
+                    self._client = client
+                    self.connected.set()
+                    self.board.set_alarm("broker_unreachable", False)
+                    logger.info("connected to the broker")
+                    await self._session(client, backoff)
+                    with contextlib.suppress(aiomqtt.MqttError, PublishDenied):
+                        await client.publish_confirmed(
+                            self.topics["status"],
+                            offline_status(self.config.gateway_id),
+                            retain=True,
+                            ack_timeout=5.0,
+                        )
+                    return
+            except (aiomqtt.MqttError, PublishDenied) as exc:
+                if isinstance(exc, PublishDenied):
+                    self.board.set_alarm("publish_denied", True)
+                    logger.error("the broker refused a publish: %s", exc.reason)
+                delay = backoff.next_delay()
+                logger.warning(
+                    "broker connection failed (%s); retrying in %.1f s", type(exc).__name__, delay
+                )
+            finally:
+                self._client = None
+                self.connected.clear()
+            if not self.stopping.is_set():
+                self.board.set_alarm("broker_unreachable", True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+
+    async def _session(self, client: _ConfirmingClient, backoff: Backoff) -> None:
+        await client.subscribe(self.topics["config"], qos=1)
+        await self._publish_status(client)
+        async with asyncio.TaskGroup() as tg:
+            drain = tg.create_task(self._drain(client, backoff))
+            status = tg.create_task(self._status_loop(client))
+            configs = tg.create_task(self._follow_config(client))
+            await self.stopping.wait()
+            for task in (drain, status, configs):
+                task.cancel()
+
+    async def _publish_status(self, client: _ConfirmingClient) -> None:
+        self.board.changed.clear()
+        body = build_status(self.config.gateway_id, self.outbox, self.board)
+        await client.publish_confirmed(
+            self.topics["status"],
+            json.dumps(body).encode(),
+            retain=True,
+            ack_timeout=self.config.mqtt.publish_timeout,
+        )
+
+    async def _status_loop(self, client: _ConfirmingClient) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.board.changed.wait(), self.config.status_interval)
+            await asyncio.sleep(1.0)  # gather a burst of changes into one message
+            await self._publish_status(client)
+
+    async def _follow_config(self, client: _ConfirmingClient) -> None:
+        async for message in client.messages:
+            if str(message.topic) != self.topics["config"]:
+                continue
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            try:
+                entries = parse_server_config(payload)
+            except ConfigError as exc:
+                logger.warning("ignoring an invalid config from the server (%s)", exc.field)
+                continue
+            self.allowlist.set_server(entries)
+            self.outbox.set_setting(
+                SERVER_CONFIG_KEY, payload.decode() if entries is not None else None
+            )
+            logger.info(
+                "allowlist updated from the server: %d devices",
+                len(entries) if entries is not None else len(self.allowlist.entries),
+            )
+            if self.on_allowlist is not None:
+                self.on_allowlist()
+            self.board.changed.set()
+
+    async def _drain(self, client: _ConfirmingClient, backoff: Backoff) -> None:
+        window = asyncio.Semaphore(self.config.outbox.max_in_flight)
+        after = 0
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                self.outbox.changed.clear()
+                batch = self.outbox.pending(after=after, limit=self.config.outbox.batch_size)
+                if not batch:
+                    await self.outbox.changed.wait()
+                    continue
+                after = batch[-1].seq
+                await window.acquire()
+                tg.create_task(self._send(client, batch, window, backoff))
+
+    async def _send(
+        self,
+        client: _ConfirmingClient,
+        batch: list[PendingReading],
+        window: asyncio.Semaphore,
+        backoff: Backoff,
+    ) -> None:
+        try:
+            payload = batch_payload(
+                self.config.gateway_id, self.config.timezone, batch, datetime.now(UTC)
+            )
+            await client.publish_confirmed(
+                self.topics["readings"], payload, ack_timeout=self.config.mqtt.publish_timeout
+            )
+            self.outbox.acknowledge(r.id for r in batch)
+            self.published_messages += 1
+            backoff.reset()
+            self.board.set_alarm("publish_denied", False)
+            logger.info("delivered %d readings (outbox depth %d)", len(batch), self.outbox.depth)
+            if self.outbox.depth == 0 or self.outbox.depth + len(batch) >= self.outbox.max_readings:
+                self.board.changed.set()
+        finally:
+            window.release()
+
+    async def drained(self, within: float) -> bool:
+        """Wait (up to ``within`` seconds) until the outbox is empty; used on shutdown."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self.outbox.depth and loop.time() < deadline:
+            if not self.connected.is_set():
+                return False
+            await asyncio.sleep(0.05)
+        return self.outbox.depth == 0

@@ -1,0 +1,130 @@
+"""``carebeacon gateway --config gateway.toml``: BLE devices → durable outbox → MQTT.
+
+One :func:`run` with one task group: the radio (scanning and device sessions) and the publisher
+share the outbox and the status board. The bleak backends are parameters: ``None`` is the
+platform's own (BlueZ on a Raspberry Pi); tests pass the bumble-emulated ones.
+
+On SIGTERM the radio stops taking work (scanning stops, sessions end, records not yet stored
+stay on the devices), the publisher gets a few seconds to drain, publishes ``offline`` and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import logging.config
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway._errors import ConfigError
+from gateway.allowlist import Allowlist
+from gateway.config import GatewayConfig, load_config
+from gateway.outbox import Outbox
+from gateway.publisher import Publisher
+from gateway.radio import Radio
+from gateway.status import StatusBoard
+
+__all__ = ["DRAIN_SECONDS", "logging_config", "main", "run"]
+
+logger = logging.getLogger(__name__)
+
+DRAIN_SECONDS = 10.0
+OUTBOX_FILE = "gateway.sqlite3"
+
+
+async def run(
+    config: GatewayConfig,
+    *,
+    scanner_backend: type[Any] | None = None,
+    client_backend: type[Any] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the gateway until ``stop`` is set (or forever)."""
+    stop = stop or asyncio.Event()
+    outbox = Outbox(
+        config.state_dir / OUTBOX_FILE,
+        max_readings=config.outbox.max_readings,
+        delivered_memory=config.outbox.delivered_memory,
+    )
+    try:
+        board = StatusBoard()
+        allowlist = Allowlist(config.devices)
+        radio = Radio(
+            config,
+            outbox,
+            board,
+            allowlist,
+            scanner_backend=scanner_backend,
+            client_backend=client_backend,
+        )
+        publisher = Publisher(
+            config, outbox, board, allowlist, on_allowlist=radio.allowlist_changed
+        )
+        logger.info(
+            "gateway starting: %d allowlisted devices, %d readings waiting in the outbox",
+            len(allowlist.entries),
+            outbox.depth,
+        )
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(publisher.run(), name="publisher")
+            radio_task = tg.create_task(radio.run(), name="radio")
+            await stop.wait()
+            logger.info("stopping: no new sessions, draining the outbox")
+            radio.stopping.set()
+            await radio_task
+            await publisher.drained(within=DRAIN_SECONDS)
+            publisher.stopping.set()
+        logger.info("gateway stopped; %d readings left in the outbox", outbox.depth)
+    finally:
+        outbox.close()
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    """Patient data and BLE addresses never reach the log: bleak (which prints both) and the
+    bumble stack stay at WARNING whatever the gateway's own level."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {
+            "bleak": {"level": "WARNING"},
+            "bumble": {"level": "WARNING"},
+            "aiomqtt": {"level": "WARNING"},
+            "devices": {"level": "WARNING"},
+        },
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="carebeacon gateway", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True, help="the gateway's TOML file")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"carebeacon gateway: {exc}", file=sys.stderr)
+        return 2
+    logging.config.dictConfig(logging_config(config.log_level))
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, stop.set)
+        await run(config, stop=stop)
+
+    asyncio.run(serve())
+    return 0

@@ -1,0 +1,140 @@
+"""The MQTT side against the project's Mosquitto: batches, status, config, refusals, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from carebeacon.settings import Settings
+from gateway import Allowlist, DeviceEntry, GatewayConfig, Outbox, PublishDenied, StatusBoard
+from gateway.publisher import Publisher, _ConfirmingClient, topics
+from tests.gateway.conftest import Login, eventually, make_config, publish_as_admin, watching
+from tests.gateway.fakes import fake_readings
+
+pytestmark = pytest.mark.broker
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def publishing(config: GatewayConfig) -> AsyncIterator[Publisher]:
+    outbox = Outbox(config.state_dir / "gateway.sqlite3", max_readings=config.outbox.max_readings)
+    publisher = Publisher(config, outbox, StatusBoard(), Allowlist(config.devices))
+    task = asyncio.create_task(publisher.run())
+    try:
+        yield publisher
+    finally:
+        publisher.stopping.set()
+        await asyncio.wait_for(task, 10)
+        outbox.close()
+
+
+async def test_batches_of_fifty_each_reading_once(
+    tmp_path: Path, settings: Settings, login: Login
+) -> None:
+    config = make_config(tmp_path, login, settings)
+    async with watching(settings, login.gateway_id) as watcher, publishing(config) as publisher:
+        publisher.outbox.add(fake_readings("meter-1", 120))
+        await watcher.wait_for(lambda: len(watcher.reading_ids) >= 120)
+        await asyncio.sleep(0.3)
+        assert publisher.outbox.depth == 0
+        await watcher.wait_for(
+            lambda: watcher.statuses and watcher.statuses[-1]["outbox"]["depth"] == 0
+        )
+    assert sorted(len(b["readings"]) for b in watcher.batches) == [20, 50, 50]
+    assert sorted(watcher.reading_ids) == sorted(str(r.id) for r in fake_readings("meter-1", 120))
+    batch = watcher.batches[0]
+    assert batch["schema"] == "carebeacon.readings/1"
+    assert batch["gateway_id"] == login.gateway_id
+    assert batch["timezone"] == "Europe/Berlin"
+    assert batch["sent_at"].endswith("Z")
+    online = [s for s in watcher.statuses if s.get("state") == "online"]
+    assert online
+    assert online[0]["schema"] == "carebeacon.status/1"
+    assert set(online[0]) >= {"software_version", "devices", "unknown_devices", "outbox"}
+    assert watcher.statuses[-1] == {
+        "schema": "carebeacon.status/1",
+        "gateway_id": login.gateway_id,
+        "state": "offline",
+    }
+
+
+async def test_broker_down_then_back_nothing_lost_nothing_doubled(
+    tmp_path: Path, settings: Settings, login: Login
+) -> None:
+    down = make_config(tmp_path, login, settings, port=closed_port())
+    async with watching(settings, login.gateway_id) as watcher:
+        async with publishing(down) as publisher:
+            publisher.outbox.add(fake_readings("meter-2", 75))
+            await asyncio.sleep(2.0)
+            assert not publisher.connected.is_set()
+            assert publisher.board.alarms >= {"broker_unreachable"}
+            assert publisher.outbox.depth == 75
+        assert watcher.batches == []
+        up = make_config(tmp_path, login, settings)
+        async with publishing(up) as publisher:
+            publisher.outbox.add(fake_readings("meter-2", 10, start=70))  # overlap: re-read
+            await watcher.wait_for(lambda: len(watcher.reading_ids) >= 79)
+            await asyncio.sleep(0.5)
+            assert publisher.outbox.depth == 0
+    assert len(watcher.reading_ids) == 79
+    assert set(watcher.reading_ids) == {str(r.id) for r in fake_readings("meter-2", 79)}
+
+
+async def test_refused_publish_is_noticed(settings: Settings, login: Login) -> None:
+    client = _ConfirmingClient(
+        hostname="127.0.0.1",
+        port=settings.mqtt_tls_port,
+        username=login.gateway_id,
+        password=login.password,
+        tls_context=ssl.create_default_context(cafile=settings.mqtt_ca_file),
+        protocol=__import__("aiomqtt").ProtocolVersion.V5,
+    )
+    async with client:
+        await client.publish_confirmed(topics(login.gateway_id)["status"], b"{}", retain=False)
+        with pytest.raises(PublishDenied) as caught:
+            await client.publish_confirmed(topics("someone-else")["readings"], b"{}")
+        assert caught.value.reason_code == 135
+
+
+async def test_allowlist_follows_the_retained_config_topic(
+    tmp_path: Path, settings: Settings, login: Login
+) -> None:
+    config = make_config(
+        tmp_path, login, settings, devices=[{"id": "FILE-1", "type": "glucose_meter"}]
+    )
+    changes: list[int] = []
+    pushed = {
+        "schema": "carebeacon.gateway-config/1",
+        "devices": [{"id": "SRV-1", "type": "weight_scale", "address": "C0:00:00:00:00:09"}],
+    }
+    topic = topics(login.gateway_id)["config"]
+    await publish_as_admin(settings, topic, json.dumps(pushed).encode())
+    try:
+        async with publishing(config) as publisher:
+            publisher.on_allowlist = lambda: changes.append(1)
+            await eventually(lambda: publisher.allowlist.from_server)
+            assert publisher.allowlist.entries == (
+                DeviceEntry("weight_scale", id="SRV-1", address="C0:00:00:00:00:09"),
+            )
+            await publish_as_admin(settings, topic, b"garbage")
+            await asyncio.sleep(0.5)
+            assert publisher.allowlist.by_id("SRV-1") is not None
+        # remembered across a restart without the broker
+        outbox = Outbox(config.state_dir / "gateway.sqlite3", max_readings=10)
+        offline = Publisher(config, outbox, StatusBoard(), Allowlist(config.devices))
+        assert offline.allowlist.by_id("SRV-1") is not None
+        outbox.close()
+    finally:
+        await publish_as_admin(settings, topic, b"")
