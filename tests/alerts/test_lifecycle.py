@@ -1,0 +1,198 @@
+"""Episode lifecycle for people, audited; queues; versioned thresholds in the database."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from alerts import (
+    EpisodeNotFound,
+    InvalidThreshold,
+    InvalidTransition,
+    acknowledge,
+    assign,
+    effective_thresholds,
+    episode_events,
+    get_episode,
+    list_queue,
+    resolve,
+    set_threshold,
+    snooze,
+)
+from tests.alerts.helpers import T0, bp, glucose, make_patient, store, weight
+
+pytestmark = pytest.mark.db
+
+Conn = psycopg.AsyncConnection[Any]
+MIN = timedelta(minutes=1)
+
+
+async def _episode_id(conn: Conn, patient: uuid.UUID, family: str) -> uuid.UUID:
+    cur = await conn.execute(
+        "SELECT id FROM alert_episodes WHERE patient_id = %s AND family = %s"
+        " ORDER BY created_at DESC LIMIT 1",
+        (patient, family),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return uuid.UUID(str(row[0]))
+
+
+async def _crisis(conn: Conn, site: str = "site-a") -> tuple[uuid.UUID, uuid.UUID]:
+    pid = await make_patient(conn, "hypertension", site=site)
+    await store(conn, [bp(pid, T0, 190, 112), bp(pid, T0 + 4 * MIN, 188, 110)], now=T0 + 5 * MIN)
+    return pid, await _episode_id(conn, pid, "bp_crisis")
+
+
+async def test_claim_acknowledge_resolve_with_audit_trail(conn: Conn) -> None:
+    _, eid = await _crisis(conn)
+    ep = await assign(conn, eid, "cm.alice", actor="cm.alice", now=T0 + 6 * MIN)
+    assert ep.assignee == "cm.alice"
+    ep = await acknowledge(conn, eid, actor="cm.alice", note="calling", now=T0 + 7 * MIN)
+    assert ep.state == "acknowledged"
+    assert ep.acknowledged_by == "cm.alice"
+    ep = await resolve(
+        conn,
+        eid,
+        actor="cm.alice",
+        outcome="referred_to_ed",
+        note="headache, sent to ED",
+        now=T0 + 20 * MIN,
+    )
+    assert ep.state == "resolved"
+    assert (ep.outcome, ep.note, ep.resolved_by) == (
+        "referred_to_ed",
+        "headache, sent to ED",
+        "cm.alice",
+    )
+    trail = await episode_events(conn, eid)
+    assert [(e.kind, e.actor, e.from_state, e.to_state) for e in trail] == [
+        ("pending", "system", None, "pending"),
+        ("opened", "system", "pending", "open"),
+        ("assigned", "cm.alice", "open", "open"),
+        ("acknowledged", "cm.alice", "open", "acknowledged"),
+        ("resolved", "cm.alice", "acknowledged", "resolved"),
+    ]
+    assert (await get_episode(conn, eid)).state == "resolved"
+
+
+async def test_invalid_transitions_raise_with_data(conn: Conn) -> None:
+    _, eid = await _crisis(conn)
+    await resolve(conn, eid, actor="cm", outcome="false_positive", now=T0 + 10 * MIN)
+    with pytest.raises(InvalidTransition) as info:
+        await acknowledge(conn, eid, actor="cm", now=T0 + 11 * MIN)
+    assert (info.value.state, info.value.action) == ("resolved", "acknowledge")
+    with pytest.raises(InvalidTransition):
+        await resolve(conn, eid, actor="cm", outcome="no_such_outcome")
+    with pytest.raises(EpisodeNotFound):
+        await get_episode(conn, uuid.uuid4())
+
+
+async def test_snooze_hides_from_queue_and_holds_sla(conn: Conn) -> None:
+    pid, eid = await _crisis(conn, site="site-snooze")
+    queue = await list_queue(conn, site_id="site-snooze", now=T0 + 6 * MIN)
+    assert [e.id for e in queue] == [eid]
+    until = T0 + 2 * timedelta(hours=1)
+    ep = await snooze(
+        conn, eid, actor="cm", reason="patient re-measuring", until=until, now=T0 + 6 * MIN
+    )
+    assert ep.sla_due_at == until + timedelta(minutes=30)
+    assert await list_queue(conn, site_id="site-snooze", now=T0 + 7 * MIN) == []
+    assert [e.id for e in await list_queue(conn, site_id="site-snooze", now=until)] == [eid]
+    with pytest.raises(InvalidTransition):
+        await snooze(conn, eid, actor="cm", reason="", until=until, now=T0)
+    assert pid
+
+
+async def test_queue_priority_order_and_suppression(conn: Conn) -> None:
+    site = "site-queue"
+    low = await make_patient(conn, "diabetes", site=site, risk_tier=3)
+    await store(conn, [glucose(low, T0, 65.0)], now=T0 + MIN)
+    pid = await make_patient(conn, "hypertension", site=site)
+    lesser = [bp(pid, T0 - timedelta(hours=12 * k), 166, 96) for k in range(3, 0, -1)]
+    await store(conn, lesser, now=T0)
+    queue = await list_queue(conn, site_id=site, now=T0 + 2 * MIN)
+    assert [e.family for e in queue] == ["bp_high", "glucose_low"]
+    await store(
+        conn, [bp(pid, T0 + MIN, 195, 115), bp(pid, T0 + 3 * MIN, 192, 112)], now=T0 + 4 * MIN
+    )
+    queue = await list_queue(conn, site_id=site, now=T0 + 5 * MIN)
+    assert [(e.family, e.priority) for e in queue] == [("bp_crisis", 1), ("glucose_low", 4)]
+    crisis = queue[0].id
+    await resolve(conn, crisis, actor="np", outcome="medication_changed", now=T0 + 30 * MIN)
+    queue = await list_queue(conn, site_id=site, now=T0 + 31 * MIN)
+    assert [e.family for e in queue] == ["bp_high", "glucose_low"]
+    high = await _episode_id(conn, pid, "bp_high")
+    kinds = [e.kind for e in await episode_events(conn, high)]
+    assert kinds[-2:] == ["suppressed", "unsuppressed"]
+
+
+async def test_threshold_versions_are_inherited_and_recorded(conn: Conn) -> None:
+    pid = await make_patient(conn, "heart_failure", site="site-th")
+    base = await effective_thresholds(conn, pid, at=T0)
+    assert base.rule("weight_gain_7d")["kg"].scope == "template"
+    await set_threshold(
+        conn,
+        scope="site",
+        site_id="site-th",
+        parameter="weight_gain_7d.kg",
+        value=2.0,
+        ordered_by="Dr Site",
+        reason="site protocol",
+        valid_from=T0 - timedelta(days=10),
+    )
+    v1 = await set_threshold(
+        conn,
+        scope="patient",
+        patient_id=pid,
+        parameter="weight_gain_7d.kg",
+        value=1.5,
+        ordered_by="Dr Heart",
+        reason="recent admission",
+        valid_from=T0 - timedelta(days=10),
+        valid_until=T0 + timedelta(days=30),
+    )
+    v2 = await set_threshold(
+        conn,
+        scope="patient",
+        patient_id=pid,
+        parameter="weight_gain_7d.kg",
+        value=1.8,
+        ordered_by="Dr Heart",
+        reason="diuretic adjusted",
+        valid_from=T0 - timedelta(days=1),
+    )
+    now = await effective_thresholds(conn, pid, at=T0)
+    value = now.rule("weight_gain_7d")["kg"]
+    assert (value.value, value.version_id, value.version, value.ordered_by) == (
+        1.8,
+        v2,
+        2,
+        "Dr Heart",
+    )
+    later = await effective_thresholds(conn, pid, at=T0 + timedelta(days=60))
+    assert later.rule("weight_gain_7d")["kg"].value == 1.8  # v2 has no end
+    earlier = await effective_thresholds(conn, pid, at=T0 - timedelta(days=5))
+    assert earlier.rule("weight_gain_7d")["kg"].version_id == v1
+    with pytest.raises(InvalidThreshold):
+        await set_threshold(
+            conn,
+            scope="patient",
+            patient_id=pid,
+            parameter="weight_gain_7d.nonsense",
+            value=1.0,
+            ordered_by="x",
+            reason="y",
+            valid_from=T0,
+        )
+    await store(
+        conn, [weight(pid, T0 - timedelta(days=5), 80.0), weight(pid, T0, 81.9)], now=T0 + MIN
+    )
+    ep = await get_episode(conn, await _episode_id(conn, pid, "weight_gain"))
+    assert ep.threshold_version == f"heart_failure@2026.11+#{v2}"
+    assert "patient threshold (override" in ep.explanation
+    assert ep.thresholds["kg"] == 1.8
