@@ -133,7 +133,7 @@ class EmulatedAir:
         self._central_controller: Controller | None = None
         self._controllers: list[Controller] = []
         self._peripherals: dict[str, EmulatedPeripheral] = {}
-        self._peripheral_devices: list[Device] = []
+        self._peripheral_controllers: dict[str, Controller] = {}
         self._listeners: dict[object, AdvertListener] = {}
         self._scan_lock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
@@ -218,15 +218,19 @@ class EmulatedAir:
         device = self._new_device(peripheral.identity.local_name or "emulated", peripheral.address)
         await device.power_on()
         self._peripherals[peripheral.address] = peripheral
-        self._peripheral_devices.append(device)
+        self._peripheral_controllers[peripheral.address] = self._controllers[-1]
         await peripheral.power_on(device)
         return peripheral
 
     async def remove(self, peripheral: EmulatedPeripheral) -> None:
         """Take a device off the air (out of range / switched off)."""
         await peripheral.drop_connection()
+        await peripheral.wait_disconnected()
         await peripheral.power_off()
         self._peripherals.pop(peripheral.address, None)
+        controller = self._peripheral_controllers.pop(peripheral.address, None)
+        if controller is not None and self._link is not None:
+            self._link.remove_controller(controller)
 
     @property
     def peripherals(self) -> list[EmulatedPeripheral]:

@@ -174,6 +174,7 @@ class EmulatedPeripheral(abc.ABC):
         self.connection_count = 0
         self.clock_writes: list[datetime] = []
         self._device: Device | None = None
+        self._powered = False
         self._connection: Connection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._advertising = False
@@ -225,12 +226,14 @@ class EmulatedPeripheral(abc.ABC):
     async def power_on(self, device: Device) -> None:
         """Attach to a powered-on bumble device: build the GATT database and start advertising."""
         self._device = device
+        self._powered = True
         device.add_services(self._all_services())
         device.on(device.EVENT_CONNECTION, self._on_connection)
         if self.faults.connect_window is None or self.has_pending_data():
             await self.open_connect_window()
 
     async def power_off(self) -> None:
+        self._powered = False
         for task in list(self._tasks):
             task.cancel()
         if self._window_task is not None:
@@ -342,7 +345,7 @@ class EmulatedPeripheral(abc.ABC):
         self._connected_event.clear()
         self._disconnected_event.set()
         self.on_disconnected()
-        if self.faults.connect_window is None or self._window_open():
+        if self._powered and (self.faults.connect_window is None or self._window_open()):
             self.spawn(self._start_advertising())
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:

@@ -140,6 +140,11 @@ class StoredReadingsDevice(EmulatedPeripheral, Generic[_R]):
                 for _ in range(copies):
                     if not await self.indicate(connection, self.measurement_characteristic, packet):
                         return
+                    for characteristic, extra in self.companion_packets(packet):
+                        if self.cccd(connection, characteristic) & _CCCD_INDICATE and not (
+                            await self.indicate(connection, characteristic, extra)
+                        ):
+                            return
                 self._store.popleft()
                 self.delivered.append(packet)
                 if self.should_drop_now():

@@ -235,3 +235,38 @@ async def test_glucose_reading_shortcut_is_numbered(air: EmulatedAir) -> None:
         )
     )
     assert [record.sequence for record in meter.records] == [1, 2]
+
+
+async def test_scanning_while_two_clients_work_concurrently(air: EmulatedAir) -> None:
+    cuff = await air.add(BloodPressureCuff(CUFF))
+    meter = await air.add(GlucoseMeter(DeviceIdentity(serial="GLU-5", local_name="Meter")))
+    detections: list[str] = []
+
+    async def serial_of(address: str) -> bytes:
+        async with BleakClient(address, backend=BumbleClient, timeout=3) as client:
+            return bytes(await client.read_gatt_char(uuid16(0x2A25)))
+
+    async with BleakScanner(lambda d, _a: detections.append(d.address), backend=BumbleScanner):
+        serials = await asyncio.gather(serial_of(cuff.address), serial_of(meter.address))
+        await asyncio.sleep(0.1)
+    assert list(serials) == [b"BPC-0001", b"GLU-5"]
+    assert {cuff.address, meter.address} <= set(detections)
+
+
+async def test_discover_returns_advertisement_data(air: EmulatedAir) -> None:
+    cuff = await air.add(BloodPressureCuff(CUFF))
+    found = await BleakScanner.discover(timeout=0.3, return_adv=True, backend=BumbleScanner)
+    device, advertisement = found[cuff.address]
+    assert device.address == cuff.address
+    assert advertisement.local_name == "BP-7 Cuff"
+
+
+async def test_device_taken_off_the_air_disconnects(air: EmulatedAir) -> None:
+    cuff = await air.add(BloodPressureCuff(CUFF))
+    disconnected = asyncio.Event()
+    client = BleakClient(await find(cuff), lambda _client: disconnected.set(), backend=BumbleClient)
+    await client.connect()
+    await air.remove(cuff)
+    await asyncio.wait_for(disconnected.wait(), 2)
+    with pytest.raises(TimeoutError):
+        await BleakClient(cuff.address, backend=BumbleClient, timeout=0.2).connect()
