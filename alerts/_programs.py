@@ -49,6 +49,7 @@ _BP_LOW = {
     "level1_diastolic": 60.0,
     "level2_systolic": 80.0,
     "level2_diastolic": 50.0,
+    "level2_n": 1.0,
     "n": 2.0,
     "m": 3.0,
     "window_hours": 48.0,

@@ -188,33 +188,36 @@ def _weight(point: Point, suspect_weight: float) -> float:
 
 class ConfirmationRule(Rule):
     """A value at or above a crisis threshold asks for a re-measure: the episode waits
-    (pending) and opens if the repeat within the window is still at crisis level or if no
-    repeat comes. A repeat below the crisis level disconfirms it."""
+    (pending) and opens if the repeat within the window is still high (at or above the
+    clear band, e.g. 179/110 after 194/109 confirms) or if no repeat comes. A repeat below the
+    clear band disconfirms it."""
 
     kind = "confirmation"
 
-    def _above(self, ev: Eval, values: Mapping[str, float]) -> bool:
+    def _beyond(self, values: Mapping[str, float], s_lim: float, d_lim: float) -> bool:
         s, d = values.get("systolic"), values.get("diastolic")
-        return (s is not None and s >= ev.p("systolic")) or (
-            d is not None and d >= ev.p("diastolic")
-        )
+        return (s is not None and s >= s_lim) or (d is not None and d >= d_lim)
 
     def evaluate(self, ev: Eval) -> Verdict | None:
         pt = ev.point
         if pt is None or ("systolic" not in pt.values and "diastolic" not in pt.values):
             return None
         window = timedelta(minutes=ev.p("confirm_minutes"))
-        limit = f"{_n(ev.p('systolic'))}/{_n(ev.p('diastolic'))}"
+        crisis = (ev.p("systolic"), ev.p("diastolic"))
+        band = (ev.p("clear_systolic"), ev.p("clear_diastolic"))
+        limit = f"{_n(crisis[0])}/{_n(crisis[1])}"
         src = ev.source("systolic", "diastolic")
         sys_value = pt.values.get("systolic", 0.0)
-        if self._above(ev, pt.values):
+        above = self._beyond(pt.values, *crisis)
+        still_high = self._beyond(pt.values, *band)
+        if still_high:
             # untrusted clocks still count here: a crisis is never ignored for its timestamp
             earlier = [
                 p
                 for p in ev.history.window(
                     "blood_pressure", pt.time - window, pt.time, trusted_only=False
                 )
-                if p.reading_id != pt.reading_id and p.time <= pt.time and self._above(ev, p.values)
+                if p.reading_id != pt.reading_id and self._beyond(p.values, *crisis)
             ]
             if earlier:
                 first = earlier[0]
@@ -231,6 +234,7 @@ class ConfirmationRule(Rule):
                     text,
                     (first.reading_id, pt.reading_id),
                 )
+        if above:
             text = (
                 f"Blood pressure {_bp(pt.values)}, at or above {limit} mmHg; re-measure "
                 f"requested within {_n(window.total_seconds() / 60)} min; {src}"
@@ -247,11 +251,7 @@ class ConfirmationRule(Rule):
                 (pt.reading_id,),
                 confirm_by=pt.time + window,
             )
-        s, d = pt.values.get("systolic"), pt.values.get("diastolic")
-        clear = (s is None or s < ev.p("clear_systolic")) and (
-            d is None or d < ev.p("clear_diastolic")
-        )
-        return Verdict(self.family, clear=clear, disconfirm=True)
+        return Verdict(self.family, clear=not still_high, disconfirm=not still_high)
 
 
 class CountRule(Rule):
@@ -300,9 +300,10 @@ class CountRule(Rule):
         l2 = (ev.p("level2_systolic"), ev.p("level2_diastolic"))
         if self._beyond(pt.values, *l1):
             hits1 = [p for p in recent if self._beyond(p.values, *l1)]
-            if sum(_weight(p, sw) for p in hits1) + 1e-9 >= n:
-                hits2 = [p for p in recent if self._beyond(p.values, *l2)]
-                level2 = sum(_weight(p, sw) for p in hits2) + 1e-9 >= n
+            n2 = ev.p("level2_n") if "level2_n" in ev.params else n
+            hits2 = [p for p in recent if self._beyond(p.values, *l2)]
+            level2 = sum(_weight(p, sw) for p in hits2) + 1e-9 >= n2
+            if level2 or sum(_weight(p, sw) for p in hits1) + 1e-9 >= n:
                 limit = l2 if level2 else l1
                 word = "at or above" if self.direction == "high" else "below"
                 hits = hits2 if level2 else hits1
@@ -638,7 +639,7 @@ RULES: Mapping[str, Rule] = {
             "bp_low",
             "bp_low",
             "Hypotension: 2 of the last 3 readings in 48 h below 90/60 mmHg (AHA definition of "
-            "low blood pressure) → moderate; below 80/50 → high.",
+            "low blood pressure) → moderate; a single reading below 80/50 → high.",
             "low",
             (Severity.MODERATE, Severity.HIGH),
         ),

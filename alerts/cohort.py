@@ -181,7 +181,8 @@ def _gen_patient(rng: random.Random, program: str, days: int) -> _Patient:
         g0 = rng.randrange(5, days - 10)
         p.gap_days = set(range(g0, g0 + rng.randint(4, 6)))
         gap_end = START + timedelta(days=max(p.gap_days) + 1)
-        p.event("data_gap", START + timedelta(days=g0), gap_end)
+        if len(p.gap_days) >= _MISSING_DAYS[program]:  # a gap the program cares about
+            p.event("data_gap", START + timedelta(days=g0), gap_end)
     elif rng.random() < 0.05:  # gateway outage: readings arrive days late, all at once
         o0 = rng.randrange(5, days - 10)
         p.outage = (o0, o0 + rng.randint(3, 7))
@@ -195,14 +196,7 @@ def _gen_patient(rng: random.Random, program: str, days: int) -> _Patient:
         if uncontrolled:
             p.event("uncontrolled_hypertension", START, START + timedelta(days=days))
         if rng.random() < 0.05:
-            d0 = rng.randrange(10, days - 5)
-            for d in range(d0, d0 + 2):
-                p.bp_shift[d] = (-rng.uniform(45, 55), -rng.uniform(24, 30))
-            p.event(
-                "hypotension",
-                START + timedelta(days=d0),
-                START + timedelta(days=d0 + 2),
-            )
+            _hypotension(rng, p, base, 2)
         _gen_bp(rng, p, base, 2)
         if rng.random() < 0.08:
             _crisis(rng, p, base, 180)
@@ -225,10 +219,7 @@ def _gen_patient(rng: random.Random, program: str, days: int) -> _Patient:
     elif program == "heart_failure":
         base = (rng.gauss(118, 8), rng.gauss(72, 5))
         if rng.random() < 0.10:
-            d0 = rng.randrange(10, days - 5)
-            for d in range(d0, d0 + 2):
-                p.bp_shift[d] = (-rng.uniform(30, 38), -rng.uniform(14, 18))
-            p.event("hypotension", START + timedelta(days=d0), START + timedelta(days=d0 + 2))
+            _hypotension(rng, p, base, 3)
         _gen_bp(rng, p, base, 1)
         _gen_weight(rng, p)
     elif program == "diabetes":
@@ -239,6 +230,24 @@ def _gen_patient(rng: random.Random, program: str, days: int) -> _Patient:
         if rng.random() < 0.05:
             _crisis(rng, p, (126, 78), 180)
     return p
+
+
+def _hypotension(rng: random.Random, p: _Patient, base: tuple[float, float], days: int) -> None:
+    """Overtreatment or over-diuresis: blood pressure around 82/54 for a few days."""
+    d0 = rng.randrange(10, p.days - 5)
+    target = (rng.uniform(80, 86), rng.uniform(52, 57))
+    for d in range(d0, d0 + days):
+        p.bp_shift[d] = (target[0] - base[0], target[1] - base[1])
+    p.event("hypotension", START + timedelta(days=d0), START + timedelta(days=d0 + days))
+
+
+_MISSING_DAYS = {
+    "hypertension": 3,
+    "heart_failure": 2,
+    "diabetes": 3,
+    "maternal_postpartum": 2,
+    "general": 7,
+}
 
 
 def _gen_weight(rng: random.Random, p: _Patient) -> None:

@@ -455,3 +455,20 @@ def test_pulse_and_body_composition_do_not_trip_bp_rules() -> None:
     sim.feed([reading(sim.patient, "body_composition", T0, {"body_fat": 31.0, "bmi": 27.0})])
     sim.feed([bp(sim.patient, T0 + HOUR, 120, 70)])
     assert not sim.book.active
+
+
+def test_crisis_repeat_still_in_the_band_confirms() -> None:
+    sim = Sim("hypertension")
+    sim.bp(T0, 194, 109)
+    sim.bp(T0 + 5 * MIN, 179, 104)  # below 180/120 but not below the 170/110 band
+    assert sim.active("bp_crisis").state == "open"
+
+
+def test_single_reading_below_80_50_is_high_hypotension() -> None:
+    sim = Sim("heart_failure")
+    sim.bp(T0, 79, 55)
+    ep = sim.active("bp_low")
+    assert ep.severity is Severity.HIGH
+    other = Sim("heart_failure")
+    other.bp(T0, 79, 55, flags=["cuff_loose"])  # a doubted reading counts half
+    assert other.active("bp_low") is None
