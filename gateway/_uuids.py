@@ -45,5 +45,6 @@ MODEL_NUMBER = uuid16(0x2A24)
 SERIAL_NUMBER = uuid16(0x2A25)
 SYSTEM_ID = uuid16(0x2A23)
 
-#: measurements a device pushes by indication once subscribed (stored ones first)
-PUSHED_MEASUREMENTS = (BLOOD_PRESSURE_MEASUREMENT, WEIGHT_MEASUREMENT, BODY_COMPOSITION_MEASUREMENT)
+#: measurements a device pushes by indication once subscribed (stored ones first). A scale
+#: starts sending when its weight measurement is subscribed, so body composition goes first.
+PUSHED_MEASUREMENTS = (BODY_COMPOSITION_MEASUREMENT, BLOOD_PRESSURE_MEASUREMENT, WEIGHT_MEASUREMENT)

@@ -178,3 +178,39 @@ async def eventually(predicate: Any, within: float = 10.0, step: float = 0.05) -
     async with asyncio.timeout(within):
         while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(step)
+
+
+@pytest.fixture
+async def air() -> AsyncIterator[Any]:
+    from devices.emulation import EmulatedAir
+
+    async with EmulatedAir() as emulated_air:
+        yield emulated_air
+
+
+@contextlib.asynccontextmanager
+async def gateway_running(config: GatewayConfig, air: Any) -> AsyncIterator[asyncio.Task[None]]:
+    """The real gateway (:func:`gateway.service.run`) with the emulated backends injected."""
+    from gateway.service import run
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run(
+            config,
+            scanner_backend=air.scanner_backend,
+            client_backend=air.client_backend,
+            stop=stop,
+        )
+    )
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def read_state(config: GatewayConfig) -> Any:
+    """A read-only look at the gateway's database (after it stopped)."""
+    from gateway import Outbox
+
+    return Outbox(config.state_dir / "gateway.sqlite3", max_readings=config.outbox.max_readings)
