@@ -355,7 +355,6 @@ def main(argv: list[str]) -> int:
         os.environ,
         CAREBEACON_PG_DATABASE=DEMO_DATABASE,
         CAREBEACON_INGEST_CLIENT_ID="ingest-demo",
-        CAREBEACON_INGEST_SHARE_GROUP="ingest-demo",
     )
     children = [subprocess.Popen([sys.executable, "-m", "carebeacon.cli", "ingest"], env=env)]
     stop = [False]

@@ -97,11 +97,18 @@ DB_ERRORS = Counter("carebeacon_ingest_database_errors_total", "Database errors 
 class IngestConfig:
     settings: Settings
     client_id: str
-    share_group: str = "ingest"
+    share_group: str = ""
     batch_messages: int = 500
     batch_readings: int = 5000
     flush_seconds: float = 0.02
     session_expiry_seconds: int = 7 * 24 * 3600
+
+    @property
+    def readings_filter(self) -> str:
+        """The shared subscription, or a plain one when no share group is set."""
+        if not self.share_group:
+            return READINGS_TOPIC
+        return f"$share/{self.share_group}/{READINGS_TOPIC}"
 
     @classmethod
     def from_env(cls, settings: Settings | None = None) -> IngestConfig:
@@ -110,7 +117,7 @@ class IngestConfig:
             settings=settings,
             client_id=os.environ.get("CAREBEACON_INGEST_CLIENT_ID")
             or f"ingest-{socket.gethostname()}",
-            share_group=os.environ.get("CAREBEACON_INGEST_SHARE_GROUP", "ingest"),
+            share_group=os.environ.get("CAREBEACON_INGEST_SHARE_GROUP", ""),
             batch_messages=int(os.environ.get("CAREBEACON_INGEST_BATCH_MESSAGES", "500")),
             flush_seconds=float(os.environ.get("CAREBEACON_INGEST_FLUSH_MS", "20")) / 1000,
             session_expiry_seconds=int(
@@ -172,9 +179,7 @@ class _Ingest:
                     self.generation += 1
                     generation = self.generation
                     self.client = client
-                    await client.subscribe(
-                        f"$share/{self.config.share_group}/{READINGS_TOPIC}", qos=1
-                    )
+                    await client.subscribe(self.config.readings_filter, qos=1)
                     await client.subscribe(STATUS_FILTER, qos=1)
                     self.ready.set()
                     logger.info("connected to the broker (connection %d)", generation)
