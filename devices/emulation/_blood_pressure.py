@@ -14,11 +14,9 @@ from bumble import gatt
 from bumble.gatt import Characteristic
 
 from devices.emulation._encoding import (
-    SFLOAT_NAN,
     BloodPressureFields,
-    BloodPressureUnit,
     encode_blood_pressure_measurement,
-    encode_sfloat,
+    encode_intermediate_cuff_pressure,
 )
 from devices.emulation._peripheral import DeviceIdentity, Faults, readable
 from devices.emulation._stored import StoredReadingsDevice
@@ -26,7 +24,6 @@ from devices.emulation._stored import StoredReadingsDevice
 __all__ = ["BloodPressureCuff", "BloodPressureReading"]
 
 _KPA_PER_MMHG = Decimal("0.133322")
-_SFLOAT_NAN = struct.pack("<H", SFLOAT_NAN)
 _ICP_STEPS = (Decimal(40), Decimal(90), Decimal(150))
 
 
@@ -102,9 +99,7 @@ class BloodPressureCuff(StoredReadingsDevice[BloodPressureReading]):
             else (diastolic + (systolic - diastolic) / 3).quantize(Decimal(1))
         )
         pulse = None if reading.pulse is None else Decimal(reading.pulse)
-        unit = BloodPressureUnit.MMHG
         if self.faults.kpa_units:
-            unit = BloodPressureUnit.KPA
             systolic, diastolic = _to_kpa(systolic), _to_kpa(diastolic)
             mean = None if mean is None else _to_kpa(mean)
         if self.faults.nres_values:
@@ -118,7 +113,7 @@ class BloodPressureCuff(StoredReadingsDevice[BloodPressureReading]):
             systolic=systolic,
             diastolic=diastolic,
             mean_arterial=mean,
-            unit=unit,
+            kpa=self.faults.kpa_units,
             time=time,
             pulse=pulse,
             user_id=reading.user_id,
@@ -132,10 +127,9 @@ class BloodPressureCuff(StoredReadingsDevice[BloodPressureReading]):
             return
         if self.cccd(connection, self._icp) & 0x0001 == 0:
             return
-        unit = BloodPressureUnit.KPA if self.faults.kpa_units else BloodPressureUnit.MMHG
+        kpa = self.faults.kpa_units
         for pressure in _ICP_STEPS:
-            value = _to_kpa(pressure) if self.faults.kpa_units else pressure
-            flags = 0x01 if unit is BloodPressureUnit.KPA else 0x00
-            icp = bytes([flags]) + encode_sfloat(value) + _SFLOAT_NAN * 2
+            value = _to_kpa(pressure) if kpa else pressure
+            icp = self.faults.mangle(encode_intermediate_cuff_pressure(value, kpa=kpa))
             await self.notify(connection, self._icp, icp)
             await asyncio.sleep(0.01)

@@ -1,114 +1,109 @@
-"""Byte encoders used by the emulated peripherals.
+"""From an emulated device's reading to the bytes it sends, through the project's codecs.
 
-These are deliberately small: they build the bytes a real device would send for the readings an
-emulated device is configured with. The project's codecs in ``devices`` are the reference for
-parsing; the emulated devices also accept ready-made payloads (anything with ``__bytes__``, such
-as ``bytes`` or the codec dataclasses), which are sent unchanged.
+The emulated devices describe readings in plain terms (mmHg, mg/dL, kg, naive device time) and
+apply their faults; the bytes come from the codec dataclasses' ``__bytes__`` in ``devices``, so
+the encoders the gateway's parsers are tested against are the ones that drive the emulation.
+Values are first rounded to what the wire format can carry (0.005 kg, 0.1 kPa, …).
 """
 
 from __future__ import annotations
 
-import enum
-import struct
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from devices.blood_pressure import (
+    BloodPressureMeasurement,
+    IntermediateCuffPressure,
+    MeasurementStatus,
+    PressureUnit,
+)
+from devices.body_composition import BodyCompositionMeasurement
+from devices.date_time import AdjustReason, CurrentTime, DateTime, DayOfWeek
+from devices.errors import ParseError
+from devices.glucose import (
+    ConcentrationUnit,
+    GlucoseMeasurement,
+    GlucoseMeasurementContext,
+    GlucoseType,
+    Meal,
+    SampleLocation,
+    SensorStatus,
+)
+from devices.ieee11073 import Number, SpecialValue
+from devices.mi_scale import (
+    MiBodyCompositionScaleControl,
+    MiBodyCompositionScaleMeasurement,
+    MiScaleControl,
+    MiScaleMeasurement,
+)
+from devices.weight_scale import MassUnit, WeightScaleMeasurement
+
 __all__ = [
-    "SFLOAT_NAN",
-    "SFLOAT_NRES",
-    "BloodPressureUnit",
-    "encode_date_time",
-    "encode_sfloat",
+    "BloodPressureFields",
+    "GlucoseFields",
+    "WeightFields",
+    "decode_current_time",
+    "encode_blood_pressure_measurement",
+    "encode_body_composition_measurement",
+    "encode_current_time",
+    "encode_glucose_context",
+    "encode_glucose_measurement",
+    "encode_intermediate_cuff_pressure",
+    "encode_mi_scale_v1",
+    "encode_mi_scale_v2",
+    "encode_weight_measurement",
 ]
 
-_U8 = struct.Struct("<B")
-_U16 = struct.Struct("<H")
-_DATE_TIME = struct.Struct("<HBBBBB")
-_CURRENT_TIME = struct.Struct("<HBBBBBBBB")
-
-SFLOAT_NAN = 0x07FF
-SFLOAT_NRES = 0x0800
-_SFLOAT_MANTISSA_MIN = -2046
-_SFLOAT_MANTISSA_MAX = 2045
+_POUNDS_PER_KG = 1 / Decimal("0.45359237")
+_INCHES_PER_M = 1 / Decimal("0.0254")
 
 
-class BloodPressureUnit(enum.Enum):
-    MMHG = "mmHg"
-    KPA = "kPa"
+def steps(value: Decimal, step: Decimal) -> Decimal:
+    """``value`` rounded to a whole number of ``step``."""
+    return (value / step).to_integral_value() * step
 
 
-def encode_sfloat(value: Decimal | int | None) -> bytes:
-    """IEEE-11073 16-bit SFLOAT; ``None`` encodes NRes.
-
-    The smallest exponent (>= -8) that represents the value exactly within the 12-bit mantissa is
-    chosen; values that cannot be represented exactly are rounded at the finest exponent that fits.
-    """
-    if value is None:
-        return _U16.pack(SFLOAT_NRES)
-    dec = Decimal(value)
-    chosen: tuple[int, int] | None = None
-    for exponent in range(0, -9, -1):
-        scaled = dec.scaleb(-exponent)
-        mantissa = int(scaled.to_integral_value())
-        if not _SFLOAT_MANTISSA_MIN <= mantissa <= _SFLOAT_MANTISSA_MAX:
-            break
-        chosen = (mantissa, exponent)
-        if scaled == mantissa:
-            break
-    if chosen is None:
-        for exponent in range(1, 8):
-            mantissa = int(dec.scaleb(-exponent).to_integral_value())
-            if _SFLOAT_MANTISSA_MIN <= mantissa <= _SFLOAT_MANTISSA_MAX:
-                chosen = (mantissa, exponent)
-                break
-    if chosen is None:
-        raise ValueError("value out of SFLOAT range")
-    mantissa, exponent = chosen
-    return _U16.pack(((exponent & 0x0F) << 12) | (mantissa & 0x0FFF))
+def _number(value: Decimal | None) -> Number:
+    return SpecialValue.NRES if value is None else value
 
 
-def encode_date_time(value: datetime) -> bytes:
-    """Bluetooth Date Time (0x2A08): year, month, day, hours, minutes, seconds."""
-    return _DATE_TIME.pack(
-        value.year, value.month, value.day, value.hour, value.minute, value.second
-    )
+def _date_time(value: datetime | None) -> DateTime | None:
+    return None if value is None else DateTime.from_datetime(value)
 
 
 def encode_current_time(value: datetime, adjust_reason: int = 0) -> bytes:
-    """Current Time (0x2A2B): Exact Time 256 plus adjust reason (10 bytes)."""
-    fractions256 = value.microsecond * 256 // 1_000_000
-    return _CURRENT_TIME.pack(
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.isoweekday(),
-        fractions256,
-        adjust_reason,
+    """Current Time (0x2A2B) for a device clock reading."""
+    return bytes(
+        CurrentTime(
+            DateTime.from_datetime(value),
+            DayOfWeek(value.isoweekday()),
+            value.microsecond * 256 // 1_000_000,
+            AdjustReason(adjust_reason),
+        )
     )
 
 
 def decode_current_time(data: bytes) -> datetime:
-    """The device side of a Current Time write; raises ``ValueError`` on bad input."""
-    if len(data) != _CURRENT_TIME.size:
-        raise ValueError(f"Current Time must be {_CURRENT_TIME.size} bytes, got {len(data)}")
-    year, month, day, hour, minute, second, _weekday, fractions256, _reason = _CURRENT_TIME.unpack(
-        data
-    )
-    return datetime(  # noqa: DTZ001 - a device clock is naive by definition
-        year, month, day, hour, minute, second, fractions256 * 1_000_000 // 256
-    )
+    """What a device makes of a Current Time write; ``ValueError`` if unusable."""
+    try:
+        current = CurrentTime.from_bytes(data)
+    except ParseError as error:
+        raise ValueError("malformed Current Time") from error
+    value = current.date_time.to_datetime()
+    if value is None:
+        raise ValueError("Current Time with an unknown date")
+    return value.replace(microsecond=current.fractions256 * 1_000_000 // 256)
 
 
 @dataclass(frozen=True, slots=True)
 class BloodPressureFields:
+    """What a cuff sends; ``None`` pressures are NRes."""
+
     systolic: Decimal | None
     diastolic: Decimal | None
     mean_arterial: Decimal | None
-    unit: BloodPressureUnit
+    kpa: bool
     time: datetime | None
     pulse: Decimal | None
     user_id: int | None
@@ -117,27 +112,24 @@ class BloodPressureFields:
 
 
 def encode_blood_pressure_measurement(fields: BloodPressureFields) -> bytes:
-    """Blood Pressure Measurement (0x2A35) or Intermediate Cuff Pressure (0x2A36)."""
-    flags = 0
-    body = bytearray()
-    if fields.unit is BloodPressureUnit.KPA:
-        flags |= 0x01
-    body += encode_sfloat(fields.systolic)
-    body += encode_sfloat(fields.diastolic)
-    body += encode_sfloat(fields.mean_arterial)
-    if fields.time is not None:
-        flags |= 0x02
-        body += encode_date_time(fields.time)
-    if fields.pulse is not None or fields.pulse_nres:
-        flags |= 0x04
-        body += encode_sfloat(None if fields.pulse_nres else fields.pulse)
-    if fields.user_id is not None:
-        flags |= 0x08
-        body += _U8.pack(fields.user_id)
-    if fields.status is not None:
-        flags |= 0x10
-        body += _U16.pack(fields.status)
-    return _U8.pack(flags) + bytes(body)
+    pulse: Number | None = SpecialValue.NRES if fields.pulse_nres else fields.pulse
+    return bytes(
+        BloodPressureMeasurement(
+            systolic=_number(fields.systolic),
+            diastolic=_number(fields.diastolic),
+            mean_arterial_pressure=_number(fields.mean_arterial),
+            unit=PressureUnit.KPA if fields.kpa else PressureUnit.MMHG,
+            timestamp=_date_time(fields.time),
+            pulse_rate=pulse,
+            user_id=fields.user_id,
+            status=None if fields.status is None else MeasurementStatus.from_int(fields.status),
+        )
+    )
+
+
+def encode_intermediate_cuff_pressure(pressure: Decimal, *, kpa: bool) -> bytes:
+    unit = PressureUnit.KPA if kpa else PressureUnit.MMHG
+    return bytes(IntermediateCuffPressure(cuff_pressure=pressure, unit=unit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +137,7 @@ class GlucoseFields:
     sequence: int
     base_time: datetime
     time_offset_minutes: int | None
-    concentration_mg_dl: Decimal | None
-    has_concentration: bool
+    concentration_mg_dl: Decimal | None  # None: NRes
     type_code: int
     location_code: int
     status: int | None
@@ -154,44 +145,37 @@ class GlucoseFields:
 
 
 def encode_glucose_measurement(fields: GlucoseFields) -> bytes:
-    """Glucose Measurement (0x2A18), concentration in kg/L (mg/dL * 1e-5)."""
-    flags = 0
-    body = bytearray(_U16.pack(fields.sequence & 0xFFFF))
-    body += encode_date_time(fields.base_time)
-    if fields.time_offset_minutes is not None:
-        flags |= 0x01
-        body += struct.pack("<h", fields.time_offset_minutes)
-    if fields.has_concentration:
-        flags |= 0x02
-        kg_per_l = (
-            None if fields.concentration_mg_dl is None else fields.concentration_mg_dl.scaleb(-5)
+    """Glucose Measurement (0x2A18), concentration in kg/L (1 mg/dL = 1e-5 kg/L)."""
+    concentration = (
+        None if fields.concentration_mg_dl is None else fields.concentration_mg_dl.scaleb(-5)
+    )
+    return bytes(
+        GlucoseMeasurement(
+            sequence_number=fields.sequence & 0xFFFF,
+            base_time=DateTime.from_datetime(fields.base_time),
+            time_offset=fields.time_offset_minutes,
+            concentration=_number(concentration),
+            unit=ConcentrationUnit.KG_PER_L,
+            type=GlucoseType(fields.type_code),
+            sample_location=SampleLocation(fields.location_code),
+            sensor_status=None if fields.status is None else SensorStatus(fields.status),
+            context_follows=fields.context_follows,
         )
-        body += encode_sfloat(kg_per_l)
-        body += _U8.pack(((fields.location_code & 0x0F) << 4) | (fields.type_code & 0x0F))
-    if fields.status is not None:
-        flags |= 0x08
-        body += _U16.pack(fields.status)
-    if fields.context_follows:
-        flags |= 0x10
-    return _U8.pack(flags) + bytes(body)
+    )
 
 
 def encode_glucose_context(sequence: int, meal: int | None) -> bytes:
-    """Glucose Measurement Context (0x2A34) with at most the meal field."""
-    flags = 0
-    body = bytearray(_U16.pack(sequence & 0xFFFF))
-    if meal is not None:
-        flags |= 0x02
-        body += _U8.pack(meal)
-    return _U8.pack(flags) + bytes(body)
-
-
-_WEIGHT_NRES = 0xFFFF
+    """Glucose Measurement Context (0x2A34) carrying the meal."""
+    return bytes(
+        GlucoseMeasurementContext(
+            sequence_number=sequence & 0xFFFF, meal=None if meal is None else Meal(meal)
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class WeightFields:
-    weight_kg: Decimal | None
+    weight_kg: Decimal | None  # None: "measurement unsuccessful"
     imperial: bool
     time: datetime | None
     user_id: int | None
@@ -200,33 +184,30 @@ class WeightFields:
 
 
 def encode_weight_measurement(fields: WeightFields) -> bytes:
-    """Weight Measurement (0x2A9D): 0.005 kg or 0.01 lb per step; BMI 0.1; height 0.001 m/0.1 in."""
-    flags = 0
+    """Weight Measurement (0x2A9D): 0.005 kg or 0.01 lb; BMI 0.1; height 0.001 m or 0.1 in."""
+    weight: Decimal | None = None
+    height: Decimal | None = None
     if fields.imperial:
-        flags |= 0x01
-    if fields.weight_kg is None:
-        raw_weight = _WEIGHT_NRES
-    elif fields.imperial:
-        pounds = fields.weight_kg / Decimal("0.45359237")
-        raw_weight = int((pounds / Decimal("0.01")).to_integral_value())
+        if fields.weight_kg is not None:
+            weight = steps(fields.weight_kg * _POUNDS_PER_KG, Decimal("0.01"))
+        if fields.height_m is not None:
+            height = steps(fields.height_m * _INCHES_PER_M, Decimal("0.1"))
     else:
-        raw_weight = int((fields.weight_kg / Decimal("0.005")).to_integral_value())
-    body = bytearray(_U16.pack(raw_weight))
-    if fields.time is not None:
-        flags |= 0x02
-        body += encode_date_time(fields.time)
-    if fields.user_id is not None:
-        flags |= 0x04
-        body += _U8.pack(fields.user_id)
-    if fields.bmi is not None and fields.height_m is not None:
-        flags |= 0x08
-        body += _U16.pack(int((fields.bmi * 10).to_integral_value()))
-        if fields.imperial:
-            inches = fields.height_m / Decimal("0.0254")
-            body += _U16.pack(int((inches * 10).to_integral_value()))
-        else:
-            body += _U16.pack(int((fields.height_m * 1000).to_integral_value()))
-    return _U8.pack(flags) + bytes(body)
+        if fields.weight_kg is not None:
+            weight = steps(fields.weight_kg, Decimal("0.005"))
+        if fields.height_m is not None:
+            height = steps(fields.height_m, Decimal("0.001"))
+    with_bmi = fields.bmi is not None and height is not None
+    return bytes(
+        WeightScaleMeasurement(
+            weight=weight,
+            unit=MassUnit.IMPERIAL if fields.imperial else MassUnit.SI,
+            timestamp=_date_time(fields.time),
+            user_id=fields.user_id,
+            bmi=steps(fields.bmi, Decimal("0.1")) if with_bmi and fields.bmi else None,
+            height=height if with_bmi else None,
+        )
+    )
 
 
 def encode_body_composition_measurement(
@@ -235,37 +216,39 @@ def encode_body_composition_measurement(
     time: datetime | None,
     user_id: int | None,
 ) -> bytes:
-    """Body Composition Measurement (0x2A9C): body fat (0.1 %) plus optional fields (SI)."""
-    flags = 0
-    fat = 0xFFFF if body_fat_percent is None else int((body_fat_percent * 10).to_integral_value())
-    body = bytearray(_U16.pack(fat))
-    if time is not None:
-        flags |= 0x0002
-        body += encode_date_time(time)
-    if user_id is not None:
-        flags |= 0x0004
-        body += _U8.pack(user_id)
-    if weight_kg is not None:
-        flags |= 0x0400
-        body += _U16.pack(int((weight_kg / Decimal("0.005")).to_integral_value()))
-    return _U16.pack(flags) + bytes(body)
+    """Body Composition Measurement (0x2A9C): body fat (0.1 %) and weight (0.005 kg), SI."""
+    return bytes(
+        BodyCompositionMeasurement(
+            body_fat_percentage=(
+                None if body_fat_percent is None else steps(body_fat_percent, Decimal("0.1"))
+            ),
+            unit=MassUnit.SI,
+            timestamp=_date_time(time),
+            user_id=user_id,
+            weight=None if weight_kg is None else steps(weight_kg, Decimal("0.005")),
+        )
+    )
 
 
-_MI_SCALE_V1 = struct.Struct("<BHHBBBBB")
-_MI_SCALE_V2 = struct.Struct("<BBHBBBBBHH")
+def _mi_weight(weight_kg: Decimal, pounds: bool) -> Decimal:
+    if pounds:
+        return steps(weight_kg * _POUNDS_PER_KG, Decimal("0.01"))
+    return steps(weight_kg, Decimal("0.005"))
 
 
 def encode_mi_scale_v1(
     weight_kg: Decimal, *, pounds: bool, stabilized: bool, removed: bool, time: datetime
 ) -> bytes:
     """Xiaomi Mi Scale (service data on 0x181D, 10 bytes)."""
-    control = (0x01 if pounds else 0x00) | (0x20 if stabilized else 0) | (0x80 if removed else 0)
+    control = MiScaleControl(0)
     if pounds:
-        raw = int((weight_kg / Decimal("0.45359237") * 100).to_integral_value())
-    else:
-        raw = int((weight_kg * 200).to_integral_value())
-    return _MI_SCALE_V1.pack(
-        control, raw, time.year, time.month, time.day, time.hour, time.minute, time.second
+        control |= MiScaleControl.LB
+    if stabilized:
+        control |= MiScaleControl.STABILIZED
+    if removed:
+        control |= MiScaleControl.WEIGHT_REMOVED
+    return bytes(
+        MiScaleMeasurement(control, _mi_weight(weight_kg, pounds), DateTime.from_datetime(time))
     )
 
 
@@ -279,25 +262,17 @@ def encode_mi_scale_v2(
     time: datetime,
 ) -> bytes:
     """Xiaomi Mi Body Composition Scale 2 (service data on 0x181B, 13 bytes)."""
-    control0 = 0x01 if pounds else 0x00
-    control1 = (
-        (0x02 if impedance is not None else 0)
-        | (0x20 if stabilized else 0)
-        | (0x80 if removed else 0)
-    )
+    control = MiBodyCompositionScaleControl(0)
     if pounds:
-        raw = int((weight_kg / Decimal("0.45359237") * 100).to_integral_value())
-    else:
-        raw = int((weight_kg * 200).to_integral_value())
-    return _MI_SCALE_V2.pack(
-        control0,
-        control1,
-        time.year,
-        time.month,
-        time.day,
-        time.hour,
-        time.minute,
-        time.second,
-        impedance or 0,
-        raw,
+        control |= MiBodyCompositionScaleControl.LB
+    if impedance is not None:
+        control |= MiBodyCompositionScaleControl.IMPEDANCE_STABILIZED
+    if stabilized:
+        control |= MiBodyCompositionScaleControl.STABILIZED
+    if removed:
+        control |= MiBodyCompositionScaleControl.WEIGHT_REMOVED
+    return bytes(
+        MiBodyCompositionScaleMeasurement(
+            control, DateTime.from_datetime(time), impedance or 0, _mi_weight(weight_kg, pounds)
+        )
     )

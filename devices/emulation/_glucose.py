@@ -207,7 +207,6 @@ class GlucoseMeter(EmulatedPeripheral):
                 base_time=base_time,
                 time_offset_minutes=item.time_offset_minutes,
                 concentration_mg_dl=concentration,
-                has_concentration=True,
                 type_code=item.sample_type,
                 location_code=item.sample_location,
                 status=item.status,

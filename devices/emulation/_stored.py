@@ -92,8 +92,8 @@ class StoredReadingsDevice(EmulatedPeripheral, Generic[_R]):
     async def measure(self, reading: _R | SupportsBytes) -> bytes:
         """Take a new measurement: stored, then delivered now if a gateway is subscribed."""
         packet = self._packet(reading)
-        self._store.append(packet)
         await self.before_delivery(packet)
+        self._store.append(packet)
         self._wake.set()
         if self.faults.connect_window is not None:
             await self.open_connect_window()

@@ -62,7 +62,7 @@ async def test_scan_by_service_uuid_and_mi_scale_by_service_data(air: EmulatedAi
     meter = await air.add(GlucoseMeter(DeviceIdentity(serial="GLU-1", local_name="Meter")))
     scale = await air.add(WeightScale(DeviceIdentity(serial="WS-1")))
     # Mi Scale service data: stabilised, 70.00 kg (14000 * 5 g), 2026-11-23 08:15:30
-    mi_data = bytes.fromhex("22b036ea070b17080f1e")
+    mi_data = bytes.fromhex("22 b036 ea070b17080f1e")
     mi = await air.add(MiScale(DeviceIdentity(serial="MI-1"), reading=mi_data))
 
     health = [uuid16(0x1810), uuid16(0x1808), uuid16(0x181D)]
@@ -93,7 +93,7 @@ async def test_mi_scale_step_on_updates_service_data(air: EmulatedAir) -> None:
         MiScaleReading(Decimal("72.35"), impedance=500, time=device_time(2026, 11, 23, 8, 15, 0))
     )
     # control bytes, date time, impedance 500, weight 72.35 kg / 0.005 = 14470
-    assert data == bytes.fromhex("0022ea070b17080f00f4018638")
+    assert data == bytes.fromhex("0022 ea070b17080f00 f401 8638")
     seen = await _scan_until(None, {mi.address})
     assert seen[mi.address][1].service_data == {uuid16(0x181B): data}
 

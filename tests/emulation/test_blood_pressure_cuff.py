@@ -24,7 +24,7 @@ IDENTITY = DeviceIdentity(serial="BPC-0042", model="BP-7", local_name="BP-7")
 
 # Hand-built per BLS 1.0 §3.1: flags 0x16 (time stamp, pulse, status; mmHg), 120/80 mmHg,
 # MAP 93, 2026-11-23 08:30:00, pulse 72, status 0x0000.
-RAW_MEASUREMENT = bytes.fromhex("16780050005d00ea070b17081e0048000000")
+RAW_MEASUREMENT = bytes.fromhex("16 7800 5000 5d00 ea070b17081e00 4800 0000")
 BP_MEASUREMENT = uuid16(0x2A35)
 ICP = uuid16(0x2A36)
 
@@ -40,7 +40,7 @@ async def test_stored_readings_are_indicated_exactly_in_order(air: EmulatedAir) 
     cuff = await air.add(BloodPressureCuff(IDENTITY, readings=[RAW_MEASUREMENT, structured]))
     # flags: time, pulse, user id; 138/88 mmHg; MAP 88 + 50/3 rounds to 105; 2026-11-22 19:05;
     # pulse 60; user 1
-    expected_structured = bytes.fromhex("0e8a0058006900ea070b161305003c0001")
+    expected_structured = bytes.fromhex("0e 8a00 5800 6900 ea070b16130500 3c00 01")
     inbox = Inbox()
     async with BleakClient(await find(cuff), backend=BumbleClient) as client:
         await subscribe(client, 0x2A35, inbox)
@@ -63,7 +63,7 @@ async def test_live_measurement_sends_cuff_pressure_then_the_result(air: Emulate
     assert packet == RAW_MEASUREMENT
     assert [uuid for uuid, _ in received] == [ICP, ICP, ICP, BP_MEASUREMENT]
     # ICP: flags 0, cuff pressure 40 mmHg, diastolic and MAP NaN (0x07FF)
-    assert received[0][1] == bytes.fromhex("002800ff07ff07")
+    assert received[0][1] == bytes.fromhex("00 2800 ff07 ff07")
     assert received[3][1] == RAW_MEASUREMENT
 
 
@@ -119,10 +119,10 @@ async def test_faults_kpa_nres_clock_reset_duplicates_wrong_length(air: Emulated
     async with BleakClient(await find(cuff), backend=BumbleClient) as client:
         await subscribe(client, 0x2A35, inbox)
         received = [data for _, data in await inbox.take_many(4)]
-    # kPa (flag bit 0), 16.0 kPa (mantissa 16, exponent 0), 10.7 kPa (107, exponent -1),
-    # MAP NRes, time 2000-01-01 00:00 then 00:01, pulse NRes (fault), each sent twice
-    first = bytes.fromhex("0710006bf00008d00701010000000008")
-    second = bytes.fromhex("0710006bf00008d00701010001000008")
+    # kPa (flag bit 0), 16.0 / 10.7 kPa (mantissa 160 / 107, exponent -1), MAP NRes,
+    # time 2000-01-01 00:00 then 00:01, pulse NRes (fault), each sent twice
+    first = bytes.fromhex("07 a0f0 6bf0 0008 d0070101000000 0008")
+    second = bytes.fromhex("07 a0f0 6bf0 0008 d0070101000100 0008")
     assert received == [first, first, second, second]
 
 

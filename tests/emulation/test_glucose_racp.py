@@ -78,7 +78,7 @@ def sequences(received: Sequence[tuple[str, bytes]]) -> list[int]:
 
 
 async def test_count_all(session: Session) -> None:
-    assert await session.request("0401") == [(RACP, bytes.fromhex("05000500"))]
+    assert await session.request("0401") == [(RACP, bytes.fromhex("0500 0500"))]
 
 
 async def test_report_all_sends_measurements_contexts_then_success(
@@ -94,31 +94,31 @@ async def test_report_all_sends_measurements_contexts_then_success(
     assert received == expected
     # record 1: flags 0x12 (concentration, context follows), sequence 1, 2026-11-01 07:30:00,
     # 95 mg/dL = 0.00095 kg/L (SFLOAT 95e-5: 0xB05F), capillary whole blood from the finger
-    assert received[0] == (MEASUREMENT, bytes.fromhex("120100ea070b01071e005fb011"))
-    assert received[1] == (CONTEXT, bytes.fromhex("02010001"))
+    assert received[0] == (MEASUREMENT, bytes.fromhex("12 0100 ea070b01071e00 5fb0 11"))
+    assert received[1] == (CONTEXT, bytes.fromhex("02 0100 01"))
 
 
 async def test_report_greater_or_equal_sequence(session: Session) -> None:
-    received = await session.request("0103010300")
+    received = await session.request("0103 01 0300")
     assert sequences(received) == [3, 4, 5]
     assert received[-1] == (RACP, bytes.fromhex("06000101"))
 
 
 async def test_report_within_range_first_last_and_by_time(session: Session) -> None:
-    assert sequences(await session.request("01040102000300")) == [2, 3]
+    assert sequences(await session.request("0104 01 0200 0300")) == [2, 3]
     assert sequences(await session.request("0105")) == [1]
     assert sequences(await session.request("0106")) == [5]
-    assert sequences(await session.request("0102010200")) == [1, 2]
+    assert sequences(await session.request("0102 01 0200")) == [1, 2]
     # user-facing time within 2026-11-02 00:00 .. 2026-11-03 23:59:59
-    by_time = await session.request("010402ea070b02000000ea070b03173b3b")
+    by_time = await session.request("0104 02 ea070b02000000 ea070b03173b3b")
     assert sequences(by_time) == [2, 3]
 
 
 async def test_delete_then_no_records_found(session: Session, meter: GlucoseMeter) -> None:
-    assert await session.request("0202010200") == [(RACP, bytes.fromhex("06000201"))]
+    assert await session.request("0202 01 0200") == [(RACP, bytes.fromhex("06000201"))]
     assert [record.sequence for record in meter.records] == [3, 4, 5]
     assert await session.request("0401") == [(RACP, bytes.fromhex("05000300"))]
-    assert await session.request("0103010900") == [(RACP, bytes.fromhex("06000106"))]
+    assert await session.request("0103 01 0900") == [(RACP, bytes.fromhex("06000106"))]
     assert await session.request("0201") == [(RACP, bytes.fromhex("06000201"))]
     assert await session.request("0101") == [(RACP, bytes.fromhex("06000106"))]
     assert await session.request("0201") == [(RACP, bytes.fromhex("06000206"))]
@@ -130,8 +130,8 @@ async def test_malformed_requests_get_response_codes(session: Session) -> None:
     assert await session.request("0107") == [(RACP, bytes.fromhex("06000104"))]  # unsupported
     assert await session.request("0103") == [(RACP, bytes.fromhex("06000105"))]  # no operand
     assert await session.request("010301") == [(RACP, bytes.fromhex("06000105"))]  # short
-    assert await session.request("0103030100") == [(RACP, bytes.fromhex("06000109"))]  # filter
-    assert await session.request("01040105000200") == [(RACP, bytes.fromhex("06000105"))]
+    assert await session.request("0103 03 0100") == [(RACP, bytes.fromhex("06000109"))]  # filter
+    assert await session.request("0104 01 0500 0200") == [(RACP, bytes.fromhex("06000105"))]
     assert await session.request("0101ff") == [(RACP, bytes.fromhex("06000105"))]
     assert await session.request("0901") == [(RACP, bytes.fromhex("06000902"))]  # op code
     assert await session.request("0301") == [(RACP, bytes.fromhex("06000303"))]  # abort operator
@@ -201,7 +201,7 @@ async def test_dropped_mid_transfer_is_a_clean_disconnect(air: EmulatedAir) -> N
     async with BleakClient(await find(meter), backend=BumbleClient) as again:
         for uuid in (0x2A18, 0x2A34, 0x2A52):
             await subscribe(again, uuid, inbox)
-        await again.write_gatt_char(RACP, bytes.fromhex("0103010400"), response=True)
+        await again.write_gatt_char(RACP, bytes.fromhex("0103 01 0400"), response=True)
         rest = [await inbox.take()]
         while rest[-1][0] != RACP:
             rest.append(await inbox.take())
@@ -236,7 +236,7 @@ async def test_live_result_is_notified_and_raw_records_pass_through(air: Emulate
         sequence=77,
         # flags 0x02, sequence 77, 2026-11-23 06:45:00, 120e-5 kg/L (120 mg/dL), control
         # solution (type 0xA) from the finger (location 1)
-        measurement=bytes.fromhex("024d00ea070b17062d0078b01a"),
+        measurement=bytes.fromhex("02 4d00 ea070b17062d00 78b0 1a"),
     )
     meter = await air.add(GlucoseMeter(IDENTITY))
     inbox = Inbox()

@@ -50,10 +50,10 @@ async def test_weight_indications_with_user_index_and_bmi(air: EmulatedAir) -> N
     # user 2, BMI 25.1 (251), height 1.800 m (1800 mm)
     assert received[0] == (
         WEIGHT,
-        bytes.fromhex("0e8e3fea070b1707020302fb000807"),
+        bytes.fromhex("0e 8e3f ea070b17070203 02 fb00 0807"),
     )
     # 64.2 kg / 5 g = 12840
-    assert received[1] == (WEIGHT, bytes.fromhex("062832ea070b1707050001"))
+    assert received[1] == (WEIGHT, bytes.fromhex("06 2832 ea070b17070500 01"))
 
 
 async def test_imperial_nres_and_body_composition(air: EmulatedAir) -> None:
@@ -80,8 +80,8 @@ async def test_imperial_nres_and_body_composition(air: EmulatedAir) -> None:
     # 100 lb / 0.01 lb = 10000; body composition: flags 0x0402 (time, weight), 21.5 % = 215,
     # weight 45.359237 kg / 5 g = 9072 (SI, as the flags say)
     assert received == [
-        (WEIGHT, bytes.fromhex("031027ea070b17070000")),
-        (BODY, bytes.fromhex("0204d700ea070b170700007023")),
+        (WEIGHT, bytes.fromhex("03 1027 ea070b17070000")),
+        (BODY, bytes.fromhex("0204 d700 ea070b17070000 7023")),
     ]
 
     nres = await air.add(
@@ -93,4 +93,4 @@ async def test_imperial_nres_and_body_composition(air: EmulatedAir) -> None:
     )
     async with BleakClient(await find(nres), backend=BumbleClient) as client:
         await subscribe(client, 0x2A9D, inbox)
-        assert await inbox.take() == (WEIGHT, bytes.fromhex("02ffffea070b17000000"))
+        assert await inbox.take() == (WEIGHT, bytes.fromhex("02 ffff ea070b17000000"))
