@@ -24,6 +24,7 @@ from devices.emulation._glucose import (
     RacpOperator,
     RacpResponseCode,
 )
+from devices.emulation._household import Household, furnish_household
 from devices.emulation._mi_scale import MiScale, MiScaleModel, MiScaleReading
 from devices.emulation._peripheral import DeviceClock, DeviceIdentity, EmulatedPeripheral, Faults
 from devices.emulation._scanner import BumbleScanner
@@ -44,6 +45,7 @@ __all__ = [
     "GlucoseMeter",
     "GlucoseReading",
     "GlucoseRecord",
+    "Household",
     "MiScale",
     "MiScaleModel",
     "MiScaleReading",
@@ -53,4 +55,5 @@ __all__ = [
     "WeightReading",
     "WeightScale",
     "current_air",
+    "furnish_household",
 ]

@@ -23,6 +23,7 @@ from devices.emulation import (
     MiScaleModel,
     MiScaleReading,
     WeightScale,
+    furnish_household,
 )
 from tests.emulation._helpers import device_time, find, uuid16
 
@@ -270,3 +271,11 @@ async def test_device_taken_off_the_air_disconnects(air: EmulatedAir) -> None:
     await asyncio.wait_for(disconnected.wait(), 2)
     with pytest.raises(TimeoutError):
         await BleakClient(cuff.address, backend=BumbleClient, timeout=0.2).connect()
+
+
+async def test_furnished_household_is_discoverable(air: EmulatedAir) -> None:
+    home = await furnish_household(air, now=device_time(2026, 11, 23, 9), days=3)
+    assert len(home.cuff.stored) == 3
+    assert [record.sequence for record in home.meter.records] == [1, 2, 3, 4, 5, 6]
+    seen = await _scan_until(None, {device.address for device in home.devices})
+    assert seen[home.mi_scale.address][1].service_data.keys() == {uuid16(0x181D)}
