@@ -30,6 +30,7 @@ from devices.body_composition import (
 )
 from devices.canonical import (
     DEVICE_TYPES,
+    FLAG_DESCRIPTIONS,
     FLAGS,
     MEASUREMENT_CHARACTERISTICS,
     READING_TYPES,
@@ -118,6 +119,7 @@ __all__ = [
     "CHARACTERISTICS",
     "DEVICE_TYPES",
     "FLAGS",
+    "FLAG_DESCRIPTIONS",
     "MEASUREMENT_CHARACTERISTICS",
     "READING_TYPES",
     "AdjustReason",

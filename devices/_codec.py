@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import struct
+from decimal import ROUND_HALF_EVEN, Context
 
 from devices.errors import EncodeError, ParseError
 
-__all__ = ["SINT16", "UINT8", "UINT16", "UINT32", "check_length", "check_sint", "check_uint"]
+__all__ = [
+    "EXACT",
+    "SINT16",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "check_length",
+    "check_sint",
+    "check_uint",
+]
+
+#: the decimal context of every computation in this package: wide enough that products of wire
+#: values and conversion factors are exact whatever the caller's thread context says
+EXACT = Context(prec=60, rounding=ROUND_HALF_EVEN)
 
 UINT8 = struct.Struct("<B")
 UINT16 = struct.Struct("<H")

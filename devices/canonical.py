@@ -10,7 +10,7 @@ Values
     are in :mod:`devices.units`; the device's own unit is kept in ``raw["unit"]``.
 
 Flags
-    :data:`FLAGS` is the closed vocabulary. A NaN / NRes / ±INF / reserved SFLOAT is never a
+    :data:`FLAGS` is the closed vocabulary; :data:`FLAG_DESCRIPTIONS` gives each one's meaning. A NaN / NRes / ±INF / reserved SFLOAT is never a
     value: it is left out of ``values`` and named ``<code>_nan``, ``<code>_nres``,
     ``<code>_positive_infinity``, ``<code>_negative_infinity`` or ``<code>_reserved``. A meter's
     HI / LO result (sensor status bits 5 / 6) is kept as ``result_too_high`` /
@@ -92,6 +92,7 @@ __all__ = [
     "DEVICE_TYPES",
     "DEVICE_TYPE_BY_CHARACTERISTIC",
     "FLAGS",
+    "FLAG_DESCRIPTIONS",
     "MEASUREMENT_CHARACTERISTICS",
     "READING_NAMESPACE",
     "READING_TYPES",
@@ -163,29 +164,46 @@ _GLUCOSE_STATUS = {
 }
 _GLUCOSE_STATUS_KNOWN = 0x0FFF
 
-_OTHER_FLAGS = (
-    "control_solution",
-    "device_clock_reset",
-    "device_clock_unset",
-    "measurement_unsuccessful",
-    "multi_packet",
-    "not_stabilized",
-    "unknown_status_bits",
-    "weight_removed",
-)
+_OTHER_FLAGS = {
+    "control_solution": "glucose type or sample location is control solution: a device check, "
+    "never a patient value; no alert may use it",
+    "device_clock_reset": "the device sent a reset, default or impossible time (unknown parts, "
+    "or a date before 2010-01-01)",
+    "device_clock_unset": "no usable device time: measured_at is null",
+    "measurement_unsuccessful": "the scale reported 0xFFFF (weight or body fat): no value",
+    "multi_packet": "one body-composition measurement split over several packets",
+    "not_stabilized": "Mi Scale advert before the weight settled",
+    "unknown_status_bits": "reserved bits set in BP measurement status or glucose sensor status",
+    "weight_removed": "Mi Scale advert sent after the user stepped off",
+}
+_SPECIAL_MEANING = {
+    SpecialValue.NAN: "NaN (not a number)",
+    SpecialValue.NRES: "NRes (not at this resolution)",
+    SpecialValue.POSITIVE_INFINITY: "+INFINITY",
+    SpecialValue.NEGATIVE_INFINITY: "-INFINITY",
+    SpecialValue.RESERVED: "a reserved SFLOAT value",
+}
+
+#: every flag a canonical reading may carry, with its meaning (closed vocabulary)
+FLAG_DESCRIPTIONS: dict[str, str] = {
+    **{name: f"BP measurement status: {name.replace('_', ' ')}" for name in _BP_STATUS.values()},
+    **{name: f"BP measurement status: {name.replace('_', ' ')}" for name in _PULSE_RANGE.values()},
+    **{
+        name: f"glucose sensor status annunciation: {name.replace('_', ' ')}"
+        + (" (meter HI: the number is left out)" if name == "result_too_high" else "")
+        + (" (meter LO: the number is left out)" if name == "result_too_low" else "")
+        for name in _GLUCOSE_STATUS.values()
+    },
+    **_OTHER_FLAGS,
+    **{
+        f"{code}_{special.value}": f"{code} was {meaning}: left out of values"
+        for code in _SFLOAT_CODES
+        for special, meaning in _SPECIAL_MEANING.items()
+    },
+}
 
 #: every flag a canonical reading may carry (sorted, closed)
-FLAGS: tuple[str, ...] = tuple(
-    sorted(
-        {
-            *_BP_STATUS.values(),
-            *_PULSE_RANGE.values(),
-            *_GLUCOSE_STATUS.values(),
-            *_OTHER_FLAGS,
-            *(f"{code}_{special.value}" for code in _SFLOAT_CODES for special in SpecialValue),
-        }
-    )
-)
+FLAGS: tuple[str, ...] = tuple(sorted(FLAG_DESCRIPTIONS))
 
 #: characteristic / service-data UUID → the device type that sends it (used by the CLI)
 DEVICE_TYPE_BY_CHARACTERISTIC: dict[str, str] = {

@@ -22,6 +22,7 @@ import struct
 from decimal import Decimal
 from typing import TypeAlias
 
+from devices._codec import EXACT
 from devices.errors import EncodeError
 
 __all__ = [
@@ -87,7 +88,7 @@ def _from_raw(raw: int, mbits: int, ebits: int, specials: dict[int, SpecialValue
         return special
     mantissa = _signed(raw & ((1 << mbits) - 1), mbits)
     exponent = _signed(raw >> mbits, ebits)
-    return Decimal(mantissa).scaleb(exponent)
+    return Decimal(mantissa).scaleb(exponent, EXACT)
 
 
 def _to_raw(

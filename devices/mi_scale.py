@@ -23,7 +23,7 @@ from decimal import Decimal
 from enum import IntEnum, IntFlag
 from typing import Self
 
-from devices._codec import check_length, check_uint
+from devices._codec import EXACT, check_length, check_uint
 from devices.date_time import DateTime
 from devices.errors import EncodeError, ParseError
 
@@ -52,8 +52,8 @@ _STEP = {
 
 
 def _steps(value: Decimal, unit: MiScaleUnit) -> int:
-    steps = value / _STEP[unit]
-    if steps != steps.to_integral_value():
+    steps = EXACT.divide(value, _STEP[unit])
+    if steps != steps.to_integral_value(context=EXACT):
         raise EncodeError(f"weight is not a whole number of {_STEP[unit]} {unit.name} steps")
     return check_uint(int(steps), 16, "weight")
 
@@ -102,7 +102,9 @@ class MiScaleMeasurement:
             raise ParseError(cls.WHAT, size=len(data), required=_V1_SIZE, reason="longer than 10")
         control, raw = _V1.unpack_from(data)
         unit = _unit(bool(control & MiScaleControl.LB), bool(control & MiScaleControl.JIN))
-        return cls(MiScaleControl(control), raw * _STEP[unit], DateTime.from_bytes(data, 3))
+        return cls(
+            MiScaleControl(control), EXACT.multiply(raw, _STEP[unit]), DateTime.from_bytes(data, 3)
+        )
 
     def __bytes__(self) -> bytes:
         control = check_uint(int(self.control), 8, "control")
@@ -164,7 +166,9 @@ class MiBodyCompositionScaleMeasurement:
             MiBodyCompositionScaleControl.LB in control,
             MiBodyCompositionScaleControl.JIN in control,
         )
-        return cls(control, DateTime.from_bytes(data, 2), impedance, raw * _STEP[unit])
+        return cls(
+            control, DateTime.from_bytes(data, 2), impedance, EXACT.multiply(raw, _STEP[unit])
+        )
 
     def __bytes__(self) -> bytes:
         control = check_uint(int(self.control), 16, "control")

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from devices._codec import EXACT
+
 __all__ = [
     "KG_PER_JIN",
     "KG_PER_LB",
@@ -59,29 +61,29 @@ def round_to_quantum(value: Decimal, unit: str) -> Decimal:
     assert isinstance(finest, int)
     if exponent >= finest:
         return value
-    return value.quantize(quantum, rounding=ROUND_HALF_EVEN)
+    return value.quantize(quantum, rounding=ROUND_HALF_EVEN, context=EXACT)
 
 
 def kpa_to_mmhg(value: Decimal) -> Decimal:
-    return round_to_quantum(value * MMHG_PER_KPA, "mm[Hg]")
+    return round_to_quantum(EXACT.multiply(value, MMHG_PER_KPA), "mm[Hg]")
 
 
 def mol_per_l_to_mg_dl(value: Decimal) -> Decimal:
     """Glucose: mol/L → mmol/L (* 1000) → mg/dL (* 18.016)."""
-    return round_to_quantum(value * 1000 * MG_DL_PER_MMOL_L, "mg/dL")
+    return round_to_quantum(EXACT.multiply(value, 1000 * MG_DL_PER_MMOL_L), "mg/dL")
 
 
 def kg_per_l_to_mg_dl(value: Decimal) -> Decimal:
-    return round_to_quantum(value * MG_DL_PER_KG_L, "mg/dL")
+    return round_to_quantum(EXACT.multiply(value, MG_DL_PER_KG_L), "mg/dL")
 
 
 def lb_to_kg(value: Decimal) -> Decimal:
-    return round_to_quantum(value * KG_PER_LB, "kg")
+    return round_to_quantum(EXACT.multiply(value, KG_PER_LB), "kg")
 
 
 def jin_to_kg(value: Decimal) -> Decimal:
-    return round_to_quantum(value * KG_PER_JIN, "kg")
+    return round_to_quantum(EXACT.multiply(value, KG_PER_JIN), "kg")
 
 
 def inches_to_m(value: Decimal) -> Decimal:
-    return round_to_quantum(value * M_PER_IN, "m")
+    return round_to_quantum(EXACT.multiply(value, M_PER_IN), "m")

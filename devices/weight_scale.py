@@ -22,7 +22,7 @@ from decimal import Decimal
 from enum import IntEnum, IntFlag
 from typing import Self
 
-from devices._codec import UINT8, UINT16, UINT32, check_length, check_uint
+from devices._codec import EXACT, UINT8, UINT16, UINT32, check_length, check_uint
 from devices._enum import OpenIntEnum
 from devices.date_time import DateTime
 from devices.errors import EncodeError
@@ -57,13 +57,13 @@ BMI_STEP = Decimal("0.1")
 
 
 def from_steps(raw: int, step: Decimal) -> Decimal:
-    return raw * step
+    return EXACT.multiply(raw, step)
 
 
 def to_steps(value: Decimal, step: Decimal, field: str) -> int:
     """The raw uint16 for ``value``; :class:`EncodeError` unless a whole number of steps."""
-    steps = value / step
-    if steps != steps.to_integral_value():
+    steps = EXACT.divide(value, step)
+    if steps != steps.to_integral_value(context=EXACT):
         raise EncodeError(f"{field} is not a whole number of {step} steps")
     return check_uint(int(steps), 16, field)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 
 from devices import (
+    FLAG_DESCRIPTIONS,
     FLAGS,
     CanonicalReading,
     ConcentrationUnit,
@@ -482,3 +483,17 @@ def test_flags_vocabulary_is_closed_sorted_and_used() -> None:
     for code in ("systolic", "diastolic", "mean_arterial", "pulse", "glucose"):
         for kind in ("nan", "nres", "positive_infinity", "negative_infinity", "reserved"):
             assert f"{code}_{kind}" in FLAGS
+
+
+def test_flag_descriptions_cover_the_vocabulary() -> None:
+    assert set(FLAG_DESCRIPTIONS) == set(FLAGS)
+    assert all(FLAG_DESCRIPTIONS.values())
+
+
+def test_results_do_not_depend_on_the_callers_decimal_context() -> None:
+    expected = read("2a35", "15bdf00b009ff03c001200", CUFF).values
+    pounds = read("2a9d", "09564af500bc02", SCALE).values
+    with localcontext() as ctx:
+        ctx.prec = 3
+        assert read("2a35", "15bdf00b009ff03c001200", CUFF).values == expected
+        assert read("2a9d", "09564af500bc02", SCALE).values == pounds
