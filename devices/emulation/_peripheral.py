@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, SupportsBytes
+from typing import Any
 
 from bumble import gatt
 from bumble.att import ATT_Error
@@ -21,12 +21,9 @@ from bumble.gatt import Characteristic, CharacteristicValue
 
 from devices.emulation._encoding import decode_current_time, encode_current_time
 
-__all__ = ["DeviceClock", "DeviceIdentity", "EmulatedPeripheral", "Faults", "Payload"]
+__all__ = ["DeviceClock", "DeviceIdentity", "EmulatedPeripheral", "Faults"]
 
 logger = logging.getLogger(__name__)
-
-Payload = SupportsBytes
-"""A ready-made characteristic value: ``bytes`` or any codec object with ``__bytes__``."""
 
 DEVICE_CLOCK_RESET = datetime(2000, 1, 1)  # noqa: DTZ001 - device clocks are naive
 
@@ -39,6 +36,8 @@ _AD_FLAG_LE_GENERAL_DISCOVERABLE_BR_EDR_NOT_SUPPORTED = 0x06
 
 _ATT_WRITE_REQUEST_REJECTED = 0xFC
 _ATT_INVALID_ATTRIBUTE_LENGTH = 0x0D
+_ATT_VALUE_NOT_ALLOWED = 0x13
+_CURRENT_TIME_SIZE = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +137,6 @@ class DeviceClock:
 
 def _ad(ad_type: int, data: bytes) -> bytes:
     return bytes([len(data) + 1, ad_type]) + data
-
-
-def _bytes_of(payload: Payload) -> bytes:
-    return bytes(payload)
 
 
 class EmulatedPeripheral(abc.ABC):
@@ -458,10 +453,12 @@ class EmulatedPeripheral(abc.ABC):
     def _write_current_time(self, _connection: Connection, value: bytes) -> None:
         if not self.current_time_writable:
             raise ATT_Error(_ATT_WRITE_REQUEST_REJECTED)
+        if len(value) != _CURRENT_TIME_SIZE:
+            raise ATT_Error(_ATT_INVALID_ATTRIBUTE_LENGTH)
         try:
             new_time = decode_current_time(bytes(value))
         except ValueError as error:
-            raise ATT_Error(_ATT_INVALID_ATTRIBUTE_LENGTH) from error
+            raise ATT_Error(_ATT_VALUE_NOT_ALLOWED) from error
         self.clock.set(new_time)
         self.clock_writes.append(new_time)
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, SupportsBytes, TypeVar
 
 from bumble.device import Connection
@@ -74,12 +74,9 @@ class StoredReadingsDevice(EmulatedPeripheral, Generic[_R]):
             packet = bytes(reading)  # type: ignore[arg-type]
         return self.faults.mangle(packet)
 
-    def reading_time_for(self, index: int) -> timedelta:
-        """Offset used for readings of a device with a reset clock."""
-        return timedelta(minutes=index)
-
-    def reset_clock_time(self, index: int) -> Any:
-        return DEVICE_CLOCK_RESET + self.reading_time_for(index)
+    def reset_clock_time(self, index: int) -> datetime:
+        """The time stamp of the ``index``-th reading of a device whose clock was reset."""
+        return DEVICE_CLOCK_RESET + timedelta(minutes=index)
 
     @property
     def stored(self) -> list[bytes]:

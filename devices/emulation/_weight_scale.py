@@ -98,8 +98,7 @@ class WeightScale(StoredReadingsDevice[WeightReading]):
 
     def _time(self, reading: WeightReading, index: int) -> datetime:
         if self.faults.clock_reset and not self.clock.was_set:
-            result: datetime = self.reset_clock_time(index)
-            return result
+            return self.reset_clock_time(index)
         if reading.time is not None:
             return reading.time
         return self.clock.now().replace(microsecond=0)

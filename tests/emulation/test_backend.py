@@ -152,6 +152,9 @@ async def test_write_current_time_sets_the_device_clock(air: EmulatedAir) -> Non
         with pytest.raises(BleakGATTProtocolError) as error:
             await client.write_gatt_char(uuid16(0x2A2B), value[:7], response=True)
         assert error.value.code == 0x0D  # invalid attribute value length
+        with pytest.raises(BleakGATTProtocolError) as unknown_date:
+            await client.write_gatt_char(uuid16(0x2A2B), bytes(10), response=True)
+        assert unknown_date.value.code == 0x13  # value not allowed
 
 
 async def test_current_time_read_only_rejects_writes(air: EmulatedAir) -> None:
