@@ -53,6 +53,7 @@ async def patient_page(
             "glucose_high": thresholds.glucose_high or _trends.GLUCOSE_TARGET[1],
         },
         "bucketed": _trends.bucket_for(days) is not None,
+        "x_range": [since.timestamp(), now.timestamp()],
         "timezone": header["timezone"],
     }
     return state.templates.TemplateResponse(

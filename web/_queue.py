@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from markupsafe import Markup, escape
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
@@ -137,14 +138,14 @@ class QueueNotifier:
 # --- reading the queue -------------------------------------------------------------------------
 
 
-def sla_state(ep: alerts.Episode, now: datetime) -> str:
-    if ep.state == "acknowledged":
+def sla_state(state: str, priority: int, sla_due_at: datetime | None, now: datetime) -> str:
+    if state == "acknowledged":
         return "acknowledged"
-    if ep.sla_due_at is None:
+    if sla_due_at is None:
         return "none"
-    if now >= ep.sla_due_at:
+    if now >= sla_due_at:
         return "breached"
-    if ep.sla_due_at - now <= alerts.SLA[ep.priority] / 4:
+    if sla_due_at - now <= alerts.SLA[priority] / 4:
         return "due_soon"
     return "on_time"
 
@@ -158,45 +159,63 @@ def _age(delta: timedelta) -> str:
     return f"{minutes // 1440} d"
 
 
+# alerts/'s ``alert_queue`` view is the definition of what a care team sees (open or
+# acknowledged, not suppressed, not snoozed, most urgent first); only the columns shown here
+# are read, joined with the patient, site and program names.
+_QUEUE_SQL = """
+SELECT q.id, q.patient_id, q.family, q.rule_id, q.state, q.severity, q.priority, q.site_id,
+       q.program_id, q.opened_at, q.last_at, q.updated_at, q.explanation, q.sla_due_at,
+       q.escalation_level, q.assignee, q.acknowledged_at, q.acknowledged_by,
+       p.display_name, p.mrn, p.risk_tier, s.name AS site_name, pr.name AS program_name
+FROM alert_queue q
+JOIN patients p ON p.id = q.patient_id
+JOIN sites s ON s.id = p.site_id
+LEFT JOIN programs pr ON pr.id = q.program_id
+WHERE q.site_id = ANY(%s)
+ORDER BY q.priority, q.sla_due_at NULLS LAST, q.opened_at
+LIMIT %s
+"""
+
+
 async def queue_rows(
     conn: Conn, principal: Principal, site_id: str | None = None
 ) -> list[dict[str, Any]]:
-    """My queue: the visible episodes of my sites, by priority then due time."""
+    """My queue: the visible episodes of my sites, by priority then due time, with the display
+    strings precomputed (the page renders thousands of rows)."""
     now = datetime.now(UTC)
     sites = [site_id] if site_id else sorted(principal.sites)
-    episodes: list[alerts.Episode] = []
-    for site in sites:
-        async with alerts_conn(conn) as aconn:
-            episodes += await alerts.list_queue(aconn, site_id=site, now=now, limit=QUEUE_LIMIT)
-    far = datetime.max.replace(tzinfo=UTC)
-    episodes.sort(key=lambda e: (e.priority, e.sla_due_at or far, e.opened_at))
-    patient_ids = list({e.patient_id for e in episodes})
-    cur = await conn.execute(
-        "SELECT p.id, p.display_name, p.mrn, p.risk_tier, s.name AS site_name"
-        " FROM patients p JOIN sites s ON s.id = p.site_id WHERE p.id = ANY(%s)",
-        (patient_ids,),
-    )
-    patients = {r["id"]: r for r in await cur.fetchall()}
-    cur = await conn.execute("SELECT id, name FROM programs")
-    programs = {r["id"]: r["name"] for r in await cur.fetchall()}
-    rows = []
-    for ep in episodes:
-        p = patients.get(ep.patient_id)
-        if p is None:
-            continue
-        rows.append(
-            {
-                "ep": ep,
-                "patient": p,
-                "program": programs.get(ep.program_id or "", ep.program_id or ""),
-                "age": _age(now - ep.opened_at),
-                "sla": sla_state(ep, now),
-                "due_in": _age(ep.sla_due_at - now)
-                if ep.sla_due_at and ep.sla_due_at > now
-                else "",
-            }
-        )
+    cur = await conn.execute(_QUEUE_SQL, (sites, QUEUE_LIMIT))
+    rows = await cur.fetchall()
+    for r in rows:
+        r["sla"] = sla_state(r["state"], r["priority"], r["sla_due_at"], now)
+        r["age"] = _age(now - r["opened_at"])
+        due = r["sla_due_at"]
+        r["due_in"] = _age(due - now) if due is not None and due > now else ""
+        r["program"] = r["program_name"] or r["program_id"] or ""
     return rows
+
+
+def _row_json(r: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "patient_id",
+        "site_id",
+        "program_id",
+        "family",
+        "rule_id",
+        "state",
+        "severity",
+        "priority",
+        "opened_at",
+        "last_at",
+        "updated_at",
+        "explanation",
+        "sla_due_at",
+        "escalation_level",
+        "assignee",
+        "acknowledged_at",
+        "acknowledged_by",
+    )
+    return {"id": str(r["id"]), **{k: r[k] for k in keys}, "sla_state": r["sla"]}
 
 
 def _episode_json(ep: alerts.Episode, now: datetime | None = None) -> dict[str, Any]:
@@ -219,7 +238,7 @@ def _episode_json(ep: alerts.Episode, now: datetime | None = None) -> dict[str, 
         "worst_value": ep.worst_value,
         "count": ep.count,
         "sla_due_at": ep.sla_due_at,
-        "sla_state": sla_state(ep, now),
+        "sla_state": sla_state(ep.state, ep.priority, ep.sla_due_at, now),
         "escalation_level": ep.escalation_level,
         "assignee": ep.assignee,
         "acknowledged_at": ep.acknowledged_at,
@@ -290,12 +309,49 @@ async def _transition(
 # --- HTML --------------------------------------------------------------------------------------
 
 
+def render_rows(rows: list[dict[str, Any]], can_act: bool) -> Markup:
+    """The queue's table rows. Plain f-strings with escaping: a queue of thousands of rows
+    renders in a few milliseconds, where the same markup through Jinja took ~100 ms."""
+    if not rows:
+        return Markup('<tr><td colspan="8" class="muted">Nothing in your queue.</td></tr>')
+    out: list[str] = []
+    for r in rows:
+        eid = r["id"]
+        esc_level = r["escalation_level"]
+        escalated = f' <span class="badge sla-breached">esc {esc_level}</span>' if esc_level else ""
+        actions = "<td></td>"
+        if can_act:
+            buttons = "" if r["assignee"] else '<button class="claim">Claim</button>'
+            if r["state"] == "open":
+                buttons += '<button class="ack">Ack</button>'
+            actions = (
+                f'<td class="actions">{buttons}<button class="resolve">Resolve…</button>'
+                '<button class="snooze">Snooze…</button><button class="time">Time…</button></td>'
+            )
+        out.append(
+            f'<tr id="ep-{eid}" data-patient="{r["patient_id"]}">'
+            f'<td><span class="badge sev-{r["severity"]}">P{r["priority"]} {r["severity"]}</span>'
+            f"{escalated}</td>"
+            f'<td><a href="/patients/{r["patient_id"]}">{escape(r["display_name"])}</a>'
+            f' <span class="muted">{escape(r["mrn"] or "")} T{r["risk_tier"]}</span></td>'
+            f'<td>{escape(r["program"])} <span class="muted">{escape(r["site_name"])}</span></td>'
+            f"<td>{escape(r['explanation'])}</td><td>{r['age']}</td>"
+            f'<td><span class="badge sla-{r["sla"]}">{r["sla"]}</span>'
+            f' <span class="muted">{r["due_in"]}</span></td>'
+            f'<td>{r["state"]} <span class="muted">{escape(r["assignee"] or "")}</span></td>'
+            f"{actions}</tr>"
+        )
+    return Markup("\n".join(out))  # noqa: S704 - every interpolated text is escaped above
+
+
 def _queue_context(principal: Principal, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    can_act = principal.role in (Role.CARE_MANAGER, Role.CLINICIAN, Role.SUPERVISOR)
     return {
         "principal": principal,
-        "rows": rows,
+        "rows_html": render_rows(rows, can_act),
+        "count": len(rows),
         "outcomes": sorted(alerts.OUTCOMES),
-        "can_act": principal.role in (Role.CARE_MANAGER, Role.CLINICIAN, Role.SUPERVISOR),
+        "can_act": can_act,
     }
 
 
@@ -306,7 +362,7 @@ async def _audit_queue_view(conn: Conn, principal: Principal, rows: list[dict[st
         "view queue",
         detail={
             "episodes": len(rows),
-            "patients": sorted({str(r["ep"].patient_id) for r in rows}),
+            "patients": sorted({str(r["patient_id"]) for r in rows}),
         },
     )
 
@@ -374,7 +430,7 @@ async def queue_events(request: Request, principal: Annotated[Principal, Depends
 def _row_response(request: Request, principal: Principal, ep: alerts.Episode) -> Response:
     """After an action: the episode's row again (or nothing once it left the queue)."""
     return HTMLResponse(
-        f'<tr class="done" id="ep-{ep.id}"><td colspan="9" class="muted">'
+        f'<tr class="done" id="ep-{ep.id}"><td colspan="8" class="muted">'
         f"Episode {ep.state}{' (snoozed)' if ep.snoozed_until else ''} by {principal.username}."
         "</td></tr>"
     )
@@ -405,7 +461,7 @@ async def queue_action(
     if ep.state in ("open", "acknowledged") and not ep.snoozed_until:
         state = app_state(request)
         async with state.pool.connection() as conn:
-            rows = [r for r in await queue_rows(conn, principal, ep.site_id) if r["ep"].id == ep.id]
+            rows = [r for r in await queue_rows(conn, principal, ep.site_id) if r["id"] == ep.id]
         return state.templates.TemplateResponse(
             request, "queue_rows.html", _queue_context(principal, rows)
         )
@@ -464,20 +520,20 @@ async def api_queue(
         async with app_state(request).pool.connection() as conn:
             await audit(conn, principal, "api queue", outcome="denied", site_id=site_id)
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this site of care is not yours")
-    now = datetime.now(UTC)
+    datetime.now(UTC)
     async with app_state(request).pool.connection() as conn:
         rows = await queue_rows(conn, principal, site_id)
         if program_id is not None:
-            rows = [r for r in rows if r["ep"].program_id == program_id]
+            rows = [r for r in rows if r["program_id"] == program_id]
         if severity is not None:
-            rows = [r for r in rows if r["ep"].severity.label == severity]
+            rows = [r for r in rows if r["severity"] == severity]
         page = rows[offset : offset + limit]
         await _audit_queue_view(conn, principal, page)
     nxt = None
     if offset + limit < len(rows):
         nxt = str(request.url.include_query_params(offset=offset + limit))
     return {
-        "items": [_episode_json(r["ep"], now) for r in page],
+        "items": [_row_json(r) for r in page],
         "total": len(rows),
         "limit": limit,
         "offset": offset,

@@ -28,6 +28,7 @@ from carebeacon.settings import Settings
 from web import _admin, _billing_routes, _fhir, _login, _patient, _queue
 from web._db import make_pool
 from web._state import AppState, Provisioner
+from web._timing import ServerTiming
 
 __all__ = ["create_app", "main"]
 
@@ -83,6 +84,7 @@ def create_app(
         secure_cookies=secure_cookies,
     )
     app.state.cb = state
+    app.add_middleware(ServerTiming)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.get("/docs", include_in_schema=False)

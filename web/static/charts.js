@@ -14,7 +14,7 @@
     var opts = {
       width: width, height: 240,
       series: [{}].concat(seriesDefs),
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: function () { return data.x_range; } } },
       axes: [{}, {}],
       legend: { live: true },
     };

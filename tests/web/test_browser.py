@@ -1,0 +1,111 @@
+"""Chromium (Debian's, through Playwright): log in, see a new episode appear live, acknowledge
+and resolve it, open the patient and see the charts render. Screenshots go to
+``test-artifacts/``."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.web.conftest import PASSWORD, SITE_A, Server, World, insert_episode, user
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.db,
+    pytest.mark.browser,
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def test_queue_to_patient(page: Page, server: Server, world: World) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    failed: list[str] = []
+    # the event stream is cut when the page navigates away: not a failure
+    page.on(
+        "requestfailed", lambda r: None if r.url.endswith("/queue/events") else failed.append(r.url)
+    )
+    page.on("pageerror", lambda e: failed.append(str(e)))
+
+    page.goto(f"{server.url}/queue")
+    page.fill("input[name=username]", user("care_manager", SITE_A))
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_contain_text("My queue")
+    expect(page.locator("#live-state")).to_have_text("live", timeout=10_000)
+
+    with psycopg.connect(server.conninfo) as conn:
+        eid = insert_episode(
+            conn,
+            world.patient_a,
+            SITE_A,
+            family="glucose_high",
+            rule_id="glucose_high_24h",
+            severity="critical",
+            priority=1,
+            explanation="2 glucose readings above 250 mg/dL within 24 h",
+        )
+    row = page.locator(f"#ep-{eid}")
+    expect(row).to_be_visible(timeout=10_000)
+    expect(row).to_contain_text("2 glucose readings above 250")
+    page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
+
+    row.locator("button.ack").click()
+    expect(row).to_contain_text("acknowledged")
+    row.locator("button.time").click()
+    dialog = page.locator("#dlg-time")
+    dialog.locator("input[name=minutes]").fill("12")
+    dialog.locator("input[name=interactive]").check()
+    dialog.locator("button[type=submit]").click()
+    expect(page.locator("#flash")).to_contain_text("Logged 12 min incl. live interactive")
+    row.locator("button.resolve").click()
+    dialog = page.locator("#dlg-resolve")
+    dialog.locator("select[name=outcome]").select_option("clinician_notified")
+    dialog.locator("input[name=note]").fill("told Dr X")
+    dialog.locator("button[type=submit]").click()
+    expect(page.locator(f"#ep-{eid}")).to_contain_text("resolved")
+
+    page.goto(f"{server.url}/patients/{world.patient_a}?range=30d")
+    expect(page.locator("body")).to_have_attribute("data-charts-rendered", "4")
+    expect(page.locator("#chart-bp canvas")).to_have_count(1)
+    expect(page.locator("#chart-bp")).to_have_attribute("data-rendered", "chart")
+    expect(page.locator("#chart-weight")).to_have_attribute("data-rendered", "chart")
+    expect(page.locator("#kpi-bp7")).to_contain_text("mmHg")
+    expect(page.locator("#readings")).to_contain_text("irregular pulse")
+    page.screenshot(path=str(ARTIFACTS / "patient.png"), full_page=True)
+
+    page.click("a[data-range='1y']")
+    expect(page.locator("body")).to_have_attribute("data-charts-rendered", "4")
+    assert not failed, failed

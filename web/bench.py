@@ -1,0 +1,298 @@
+"""Benchmark of the two pages that must stay fast: the queue of a care manager with 2,000 open
+episodes, and the patient page of a patient with a year of readings (every range).
+
+    .venv/bin/python -m web.bench [--episodes 2000] [--days 365] [--runs 30]
+
+Builds a throw-away database (migrated, seeded), serves the app with uvicorn on a free port,
+logs in over HTTP and requests each page ``--runs`` times. Prints the median and p95 of the
+server time (the app's ``Server-Timing`` header) and of the client round trip. The database is
+dropped afterwards. No patient data is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import re
+import socket
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import psycopg
+import uvicorn
+
+from carebeacon.settings import Settings
+from ingest.migrations import apply_migrations
+from web.app import create_app
+from web.seed import seed_demo
+
+__all__ = ["main"]
+
+SITE = "bench-site"
+FAMILIES = [
+    ("bp_high", "bp_high", "high"),
+    ("bp_mean", "bp_mean_7d", "moderate"),
+    ("bp_low", "bp_low", "moderate"),
+    ("glucose_high", "glucose_high_24h", "high"),
+    ("glucose_low", "glucose_low", "critical"),
+    ("missing_data", "missing_data", "low"),
+    ("weight_gain", "weight_gain_1d", "high"),
+]
+
+
+def _copy(
+    conn: psycopg.Connection[tuple[object, ...]], sql: str, rows: Sequence[Sequence[object]]
+) -> None:
+    with conn.cursor() as cur, cur.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def build(conninfo: str, n_episodes: int, days: int, password: str) -> uuid.UUID:
+    rng = random.Random(7)  # noqa: S311 - synthetic data, not secrets
+    seed_demo(conninfo, site_id=SITE, site_name="Bench", password=password)
+    now = datetime.now(UTC)
+    n_patients = (n_episodes + len(FAMILIES) - 1) // len(FAMILIES) * 2
+    patients = [uuid.uuid4() for _ in range(n_patients)]
+    with psycopg.connect(conninfo) as conn:
+        _copy(
+            conn,
+            "COPY patients (id, display_name, mrn, site_id, risk_tier) FROM STDIN",
+            [
+                (p, f"Bench Patient {i}", f"B{i:06d}", SITE, 1 + i % 3)
+                for i, p in enumerate(patients)
+            ],
+        )
+        _copy(
+            conn,
+            "COPY enrollments (patient_id, program_id, site_id, enrolled_at, consent_given_at,"
+            " billing_practitioner) FROM STDIN",
+            [
+                (
+                    p,
+                    "htn",
+                    SITE,
+                    now - timedelta(days=days + 5),
+                    now - timedelta(days=days + 5),
+                    "dr",
+                )
+                for p in patients
+            ],
+        )
+        episodes = []
+        for i in range(n_episodes):
+            family, rule, severity = FAMILIES[i % len(FAMILIES)]
+            pid = patients[i // len(FAMILIES)] if i < n_patients * len(FAMILIES) else patients[0]
+            opened = now - timedelta(minutes=rng.randint(1, 60 * 72))
+            prio = {"critical": 1, "high": 2, "moderate": 3, "low": 4}[severity]
+            episodes.append(
+                (
+                    uuid.uuid4(),
+                    pid,
+                    family,
+                    rule,
+                    "open",
+                    severity,
+                    prio,
+                    SITE,
+                    "htn",
+                    opened,
+                    opened,
+                    opened,
+                    opened,
+                    "systolic",
+                    150.0,
+                    160.0,
+                    170.0,
+                    f"{rule} rule fired (bench)",
+                    "hypertension@bench",
+                    opened + timedelta(hours=4 * prio),
+                )
+            )
+        _copy(
+            conn,
+            "COPY alert_episodes (id, patient_id, family, rule_id, state, severity, priority,"
+            " site_id, program_id, opened_at, last_at, created_at, updated_at, value_code,"
+            " first_value, last_value, worst_value, explanation, threshold_version, sla_due_at)"
+            " FROM STDIN",
+            episodes,
+        )
+        heavy = patients[-1]
+        receipts: list[tuple[object, ...]] = []
+        values: list[tuple[object, ...]] = []
+        start = now - timedelta(days=days)
+        for d in range(days):
+            day = start + timedelta(days=d)
+            plan = [("blood_pressure", h) for h in (7, 12, 18, 22)]
+            plan += [("glucose", h) for h in (6, 11, 17, 21)] + [("weight", 7)]
+            for kind, hour in plan:
+                t = day.replace(hour=hour, minute=rng.randint(0, 59))
+                rid = uuid.uuid4()
+                flags = ["irregular_pulse"] if rng.random() < 0.05 else []
+                receipts.append(
+                    (rid, heavy, kind, t, t, "bench-dev", "bench-gw", "{" + ",".join(flags) + "}")
+                )
+                if kind == "blood_pressure":
+                    codes = {
+                        "systolic": rng.gauss(138, 12),
+                        "diastolic": rng.gauss(86, 8),
+                        "pulse": rng.gauss(72, 8),
+                    }
+                elif kind == "glucose":
+                    codes = {"glucose": rng.gauss(150, 40)}
+                else:
+                    codes = {"body_weight": 82 + rng.gauss(0, 0.5)}
+                units = {
+                    "systolic": "mm[Hg]",
+                    "diastolic": "mm[Hg]",
+                    "pulse": "/min",
+                    "glucose": "mg/dL",
+                    "body_weight": "kg",
+                }
+                for code, v in codes.items():
+                    values.append(
+                        (
+                            t,
+                            heavy,
+                            code,
+                            round(v, 1),
+                            units[code],
+                            rid,
+                            "bench-dev",
+                            "bench-gw",
+                            t,
+                            "{" + ",".join(flags) + "}",
+                        )
+                    )
+        _copy(
+            conn,
+            "COPY reading_receipts (id, patient_id, type, time, received_at, device_id,"
+            " gateway_id, flags) FROM STDIN",
+            receipts,
+        )
+        _copy(
+            conn,
+            "COPY readings (time, patient_id, code, value, unit, reading_id, device_id,"
+            " gateway_id, received_at, flags) FROM STDIN",
+            values,
+        )
+        conn.execute(
+            "INSERT INTO devices (id, type) VALUES ('bench-dev', 'blood_pressure_monitor')"
+        )
+        conn.execute(
+            "INSERT INTO device_assignments (device_id, patient_id, valid_from) VALUES"
+            " ('bench-dev', %s, %s)",
+            (heavy, start),
+        )
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    print(
+        f"built: {n_episodes} open episodes, {len(receipts)} readings ({len(values)} values)"
+        f" over {days} days",
+        file=sys.stderr,
+    )
+    return heavy
+
+
+def _login(client: httpx.Client, username: str, password: str) -> None:
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    pre = page.headers["set-cookie"].split(";")[0]
+    resp = client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": token.group(1)},
+        headers={"Cookie": pre},
+    )
+    session = next(
+        h.split(";")[0] for h in resp.headers.get_list("set-cookie") if h.startswith("cb_session=")
+    )
+    client.headers["Cookie"] = session
+
+
+def measure(client: httpx.Client, url: str, runs: int) -> tuple[list[float], list[float], int]:
+    server, total = [], []
+    size = 0
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        resp = client.get(url, headers={"Accept": "text/html"})
+        total.append((time.perf_counter() - t0) * 1000)
+        resp.raise_for_status()
+        size = len(resp.content)
+        match = re.search(r"dur=([0-9.]+)", resp.headers.get("server-timing", ""))
+        server.append(float(match.group(1)) if match else float("nan"))
+    return server, total, size
+
+
+def _p95(xs: list[float]) -> float:
+    return sorted(xs)[max(0, int(len(xs) * 0.95) - 1)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m web.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--episodes", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    name = f"cbbench_web_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    conninfo = settings.pg_conninfo(name)
+    try:
+        apply_migrations(conninfo)
+        password = uuid.uuid4().hex
+        heavy = build(conninfo, args.episodes, args.days, password)
+        app = create_app(settings, conninfo=conninfo, provision_gateway=lambda g, p: None)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=2,
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        out = io.StringIO()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            _login(client, f"cm.{SITE}", password)
+            pages = [("queue (2,000 open episodes)", "/queue")]
+            pages += [
+                (f"patient page, range {r}", f"/patients/{heavy}?range={r}")
+                for r in ("7d", "30d", "90d", "1y")
+            ]
+            for label, url in pages:
+                measure(client, url, 3)  # warm up
+                srv, tot, size = measure(client, url, args.runs)
+                print(
+                    f"{label:<32} server median {statistics.median(srv):7.1f} ms"
+                    f"  p95 {_p95(srv):7.1f} ms | round trip median {statistics.median(tot):7.1f} ms"
+                    f" | {size / 1024:7.0f} KiB",
+                    file=out,
+                )
+        server.should_exit = True
+        thread.join(10)
+        print(out.getvalue(), end="")
+    finally:
+        with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
