@@ -115,10 +115,12 @@ class GlucoseTransfer:
         self._loop = asyncio.get_running_loop()
         # transfer state
         self._mode = TransferMode.NOTHING_NEW
-        self._buffer: list[ReadingLike] = []
+        self._buffer: list[tuple[int, ReadingLike]] = []
         self._sequences: set[int] = set()
+        self._committed: set[int] = set()
         self._last_in_order: int | None = None
-        self._max_sequence: int | None = None
+        self._complete = False
+        self._full_reported = False
         self._stored = 0
         self._expected: int | None = None
         self._total: int | None = None
@@ -142,13 +144,12 @@ class GlucoseTransfer:
                 exc.size,
             )
             return
+        if self._full:
+            return  # stays on the meter; the transfer is being aborted
         self._sequences.add(sequence)
         self._last_in_order = sequence
-        self._max_sequence = (
-            sequence if self._max_sequence is None else max(self._max_sequence, sequence)
-        )
-        self._buffer.append(reading)
-        if len(self._buffer) >= self.chunk_size and not self._full:
+        self._buffer.append((sequence, reading))
+        if len(self._buffer) >= self.chunk_size:
             self._flush(final=False)
 
     def _on_racp(self, _char: BleakGATTCharacteristic, data: bytearray) -> None:
@@ -164,44 +165,59 @@ class GlucoseTransfer:
 
     # -- storing -----------------------------------------------------------------------
 
-    def _progress(self, final: bool, complete: bool) -> dict[str, Any]:
-        """The meter's progress to commit with the records (never ahead of them)."""
+    def _progress(self, kept: list[tuple[int, ReadingLike]], final: bool) -> dict[str, Any]:
+        """The meter's progress to commit with ``kept`` (never ahead of the stored records)."""
         update: dict[str, Any] = {"type": "glucose_meter"}
-        received = len(self._sequences)
-        if self._buffer or received:
+        if kept:
             update["last_reading_at"] = datetime.now(UTC)
-        if self._mode is TransferMode.INCREMENTAL and self._max_sequence is not None:
-            update["last_sequence"] = self._max_sequence
+            self._committed.update(sequence for sequence, _ in kept)
+        if self._mode is TransferMode.INCREMENTAL and kept:
+            # records of a "≥ n" report arrive in sequence order: all below are stored too
+            update["last_sequence"] = max(sequence for sequence, _ in kept)
             if self._total is not None and self._expected is not None:
-                update["record_count"] = self._total - max(0, self._expected - received)
-        elif self._mode is TransferMode.ALL and final and complete:
+                missing = max(0, self._expected - len(self._committed))
+                update["record_count"] = self._total - missing
+        elif self._mode is TransferMode.ALL and final and self._complete and not self._full:
             if self._last_in_order is not None:
                 update["last_sequence"] = self._last_in_order
-            update["record_count"] = self._total if self._total is not None else received
+            update["record_count"] = (
+                self._total if self._total is not None else len(self._committed)
+            )
         elif self._mode is TransferMode.NOTHING_NEW and final and self._total is not None:
             update["record_count"] = self._total
-        if len(update) == 1 and not self._buffer:
-            return {}
-        return update
+        return update if len(update) > 1 else {}
 
-    def _flush(self, *, final: bool, complete: bool = False) -> None:
-        update = self._progress(final, complete)
-        if not self._buffer and not update:
-            return
-        try:
-            self._stored += self.outbox.add(
-                self._buffer, device_update=(self.device_id, update) if update else None
-            )
-        except OutboxFull:
-            self._full = True
+    def _flush(self, *, final: bool) -> None:
+        """Commit what fits: records already stored or delivered take no room; at the first
+        one that does not fit the transfer stops (it and the rest stay on the meter)."""
+        kept: list[tuple[int, ReadingLike]] = []
+        room = self.outbox.free()
+        for sequence, reading in self._buffer:
+            if not self.outbox.known(str(reading.id)):
+                if room <= 0:
+                    self._full = True
+                    break
+                room -= 1
+            kept.append((sequence, reading))
+        update = self._progress(kept, final)
+        if kept or update:
+            try:
+                self._stored += self.outbox.add(
+                    [reading for _, reading in kept],
+                    device_update=(self.device_id, update) if update else None,
+                )
+            except OutboxFull:  # another device filled it meanwhile
+                self._full = True
+        self._buffer = [] if self._full else self._buffer[len(kept) :]
+        if self._full and not self._full_reported:
+            self._full_reported = True
             if self.on_outbox_full is not None:
                 self.on_outbox_full()
             logger.error(
-                "outbox full: stopping the transfer from glucose meter %s; the records stay on the meter",
+                "outbox full: stopping the transfer from glucose meter %s;"
+                " the remaining records stay on the meter",
                 self.device_id,
             )
-            return
-        self._buffer = []
 
     # -- RACP --------------------------------------------------------------------------
 
@@ -339,13 +355,13 @@ class GlucoseTransfer:
                 self._mode = TransferMode.INCREMENTAL
                 self._expected = newer
             if self._mode is not TransferMode.NOTHING_NEW:
-                if self._expected is not None and self._expected > self.outbox.free():
-                    self._full = True
+                if self.outbox.full:
+                    self._full = self._full_reported = True
                     if self.on_outbox_full is not None:
                         self.on_outbox_full()
                     logger.error(
                         "outbox full: %d records left on glucose meter %s",
-                        self._expected,
+                        self._expected if self._expected is not None else -1,
                         self.device_id,
                     )
                     return self._result(TransferMode.SKIPPED_OUTBOX_FULL, False, None, restart)
@@ -389,7 +405,8 @@ class GlucoseTransfer:
                 type(exc).__name__,
             )
         finally:
-            self._flush(final=True, complete=complete)
+            self._complete = complete
+            self._flush(final=True)
         return self._result(self._mode, complete and not self._full, response, restart)
 
     def _result(

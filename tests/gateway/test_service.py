@@ -1,0 +1,186 @@
+"""The gateway service as a whole: outages, a full outbox, logs, the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from carebeacon.settings import Settings
+from devices.emulation import (
+    BloodPressureCuff,
+    BloodPressureReading,
+    DeviceIdentity,
+    EmulatedAir,
+    GlucoseMeter,
+    GlucoseReading,
+)
+from gateway import GatewayConfig
+from gateway.service import logging_config, main
+from tests.gateway.conftest import (
+    Login,
+    eventually,
+    gateway_running,
+    make_config,
+    read_state,
+    watching,
+)
+from tests.gateway.test_publisher import closed_port
+
+pytestmark = [pytest.mark.ble, pytest.mark.broker]
+
+ZONE = ZoneInfo("Europe/Berlin")
+NOW = datetime.now(ZONE).replace(tzinfo=None, microsecond=0)
+
+
+def glucose(start: int, count: int) -> list[GlucoseReading]:
+    return [
+        GlucoseReading(100 + i, time=NOW - timedelta(days=10) + timedelta(hours=i))
+        for i in range(start, start + count)
+    ]
+
+
+def depth(config: GatewayConfig) -> int:
+    state = read_state(config)
+    try:
+        return int(state.depth)
+    finally:
+        state.close()
+
+
+async def test_broker_down_for_the_whole_session_then_back(
+    tmp_path: Path, settings: Settings, login: Login, air: EmulatedAir
+) -> None:
+    meter = await air.add(GlucoseMeter(DeviceIdentity(serial="GM-OUT"), records=glucose(0, 20)))
+    cuff = await air.add(
+        BloodPressureCuff(DeviceIdentity(serial="BP-OUT"), readings=[BloodPressureReading(130, 85)])
+    )
+    devices = [
+        {"address": meter.address, "type": "glucose_meter"},
+        {"address": cuff.address, "type": "blood_pressure_monitor"},
+    ]
+    down = make_config(tmp_path, login, settings, port=closed_port(), devices=devices)
+    async with watching(settings, login.gateway_id) as watcher:
+        async with gateway_running(down, air):
+            await eventually(lambda: depth(down) == 21, within=20)
+            await asyncio.sleep(1.0)  # more sessions while the broker is away
+        assert watcher.batches == []
+        assert depth(down) == 21
+        up = make_config(tmp_path, login, settings, devices=devices)
+        async with gateway_running(up, air):
+            await watcher.wait_for(lambda: len(watcher.readings) >= 21)
+            await eventually(lambda: depth(up) == 0)
+            await asyncio.sleep(1.0)
+    ids = watcher.reading_ids
+    assert len(ids) == len(set(ids)) == 21
+    assert sorted(r["sequence"] for r in watcher.readings if r["type"] == "glucose") == list(
+        range(1, 21)
+    )
+    assert meter.racp_requests.count(bytes([0x01, 0x01])) == 1  # later sessions: "≥ 21"
+
+
+async def test_full_outbox_leaves_records_on_the_devices(
+    tmp_path: Path, settings: Settings, login: Login, air: EmulatedAir
+) -> None:
+    meter = await air.add(GlucoseMeter(DeviceIdentity(serial="GM-FULL"), records=glucose(0, 10)))
+    cuff = await air.add(
+        BloodPressureCuff(
+            DeviceIdentity(serial="BP-FULL"), readings=[BloodPressureReading(128, 82)]
+        )
+    )
+    devices = [
+        {"address": meter.address, "type": "glucose_meter"},
+        {"address": cuff.address, "type": "blood_pressure_monitor"},
+    ]
+    small = "[outbox]\nmax_readings = 4"
+    down = make_config(
+        tmp_path, login, settings, port=closed_port(), devices=devices[:1], extra=small
+    )
+    async with watching(settings, login.gateway_id) as watcher:
+        async with gateway_running(down, air):
+            await eventually(lambda: depth(down) == 4, within=20)
+            await asyncio.sleep(1.5)
+            assert depth(down) == 4  # nothing dropped, nothing more taken
+        state = read_state(down)
+        device = state.device("GM-FULL")
+        state.close()
+        assert device is not None
+        assert device.last_sequence is None  # the meter's progress did not run ahead
+        # the cuff joins while the outbox is full: not connected, its reading stays on it
+        full = make_config(
+            tmp_path, login, settings, port=closed_port(), devices=devices, extra=small
+        )
+        async with gateway_running(full, air):
+            await asyncio.sleep(1.5)
+        assert cuff.connection_count == 0
+        assert len(cuff.stored) == 1
+        up = make_config(tmp_path, login, settings, devices=devices, extra=small)
+        async with gateway_running(up, air):
+            await watcher.wait_for(lambda: len(watcher.readings) >= 11, within=40)
+            await watcher.wait_for(lambda: watcher.statuses[-1].get("outbox", {}).get("depth") == 0)
+    ids = watcher.reading_ids
+    assert len(ids) == len(set(ids)) == 11
+    statuses = [s for s in watcher.statuses if s.get("state") == "online"]
+    assert statuses[0]["outbox"] == {
+        "depth": 4,
+        "oldest_at": statuses[0]["outbox"]["oldest_at"],
+        "full": True,
+        "limit": 4,
+    }
+    assert "outbox_full" in statuses[0]["alarms"]
+    assert statuses[-1]["outbox"]["full"] is False
+
+
+async def test_logs_carry_no_addresses_or_payloads(
+    tmp_path: Path,
+    settings: Settings,
+    login: Login,
+    air: EmulatedAir,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cuff = await air.add(
+        BloodPressureCuff(
+            DeviceIdentity(
+                serial="BP-LOG", manufacturer="Acme", model="M1", local_name="Jane Doe BP"
+            ),
+            readings=[BloodPressureReading(177, 99, pulse=88)],
+        )
+    )
+    config = make_config(
+        tmp_path,
+        login,
+        settings,
+        devices=[{"address": cuff.address, "type": "blood_pressure_monitor"}],
+    )
+    caplog.set_level(logging.DEBUG, logger="gateway")
+    async with watching(settings, login.gateway_id) as watcher, gateway_running(config, air):
+        await watcher.wait_for(lambda: len(watcher.readings) >= 1)
+    raw_hex = watcher.readings[0]["raw"]["hex"]
+    gateway_lines = [r.getMessage() for r in caplog.records if r.name.startswith("gateway")]
+    assert any("BP-LOG" in line for line in gateway_lines)  # ids are logged ...
+    for line in gateway_lines:  # ... addresses, names, payloads and values are not
+        assert cuff.address not in line
+        assert cuff.address.replace(":", "-") not in line
+        assert "Jane Doe" not in line
+        assert raw_hex not in line
+        assert "177" not in line
+
+
+def test_bleak_and_bumble_stay_at_warning() -> None:
+    config = logging_config("DEBUG")
+    assert config["root"]["level"] == "DEBUG"
+    for name in ("bleak", "bumble"):
+        assert config["loggers"][name]["level"] == "WARNING"
+
+
+def test_command_line_refuses_a_bad_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "gateway.toml").write_text('gateway_id = "gw/1"\n', encoding="utf-8")
+    assert main(["--config", str(tmp_path / "gateway.toml")]) == 2
+    assert "gateway_id" in capsys.readouterr().err
+    assert main(["--config", str(tmp_path / "missing.toml")]) == 2

@@ -1,0 +1,115 @@
+"""The whole path: emulated cuff and scale → bleak → gateway → Mosquitto → ingest → TimescaleDB."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from carebeacon.services import provision_gateway_credentials
+from carebeacon.settings import Settings
+from devices.emulation import (
+    BloodPressureCuff,
+    BloodPressureReading,
+    DeviceIdentity,
+    EmulatedAir,
+    WeightReading,
+    WeightScale,
+)
+from ingest.service import IngestConfig
+from ingest.service import run as run_ingest
+from tests.gateway.conftest import Login, eventually, gateway_running, make_config, wait_login
+from tests.ingest.conftest import register_home
+
+pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.ble]
+
+ZONE = ZoneInfo("Europe/Berlin")
+
+
+@pytest.fixture
+async def ingest(settings: Settings, database: str) -> AsyncIterator[str]:
+    group = f"gwtest-{uuid.uuid4().hex[:8]}"
+    config = IngestConfig(
+        settings=dataclasses.replace(settings, pg_database=database.rsplit("/", 1)[1]),
+        client_id=f"ingest-{group}",
+        share_group=group,
+        session_expiry_seconds=600,
+    )
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_ingest(config, stop=stop, ready=ready))
+    await asyncio.wait_for(ready.wait(), 10)
+    try:
+        yield database
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+def rows(conninfo: str, gateway_id: str) -> list[tuple[str, float, str, datetime, list[str]]]:
+    with psycopg.connect(conninfo) as conn:
+        return [
+            (str(r[0]), float(r[1]), str(r[2]), r[3], list(r[4]))
+            for r in conn.execute(
+                "SELECT code, value, device_id, time, flags FROM readings"
+                " WHERE gateway_id = %s ORDER BY time, code",
+                (gateway_id,),
+            )
+        ]
+
+
+async def test_emulated_devices_to_timescaledb(
+    tmp_path: Path, settings: Settings, ingest: str, air: EmulatedAir
+) -> None:
+    home = register_home(ingest)
+    login = Login(home.gateway_id, secrets.token_urlsafe(18))
+    provision_gateway_credentials(login.gateway_id, login.password)
+    await wait_login(settings, login)
+    taken = datetime.now(ZONE).replace(tzinfo=None, microsecond=0) - timedelta(hours=1)
+    await air.add(
+        BloodPressureCuff(
+            DeviceIdentity(serial=home.cuff_id),
+            readings=[BloodPressureReading(141, 92, pulse=70, time=taken)],
+        )
+    )
+    await air.add(
+        WeightScale(
+            DeviceIdentity(serial=home.scale_id),
+            readings=[WeightReading(Decimal("88.4"), time=taken + timedelta(minutes=5))],
+        )
+    )
+    config = make_config(
+        tmp_path,
+        login,
+        settings,
+        devices=[
+            {"id": home.cuff_id, "type": "blood_pressure_monitor"},
+            {"id": home.scale_id, "type": "weight_scale"},
+        ],
+    )
+    async with gateway_running(config, air):
+        await eventually(lambda: len(rows(ingest, home.gateway_id)) >= 5, within=30)
+    stored = rows(ingest, home.gateway_id)
+    assert [(code, value, device) for code, value, device, _, _ in stored] == [
+        ("diastolic", 92.0, home.cuff_id),
+        ("mean_arterial", 108.0, home.cuff_id),
+        ("pulse", 70.0, home.cuff_id),
+        ("systolic", 141.0, home.cuff_id),
+        ("body_weight", 88.4, home.scale_id),
+    ]
+    # the naive device time was read in the gateway's zone
+    assert stored[0][3] == taken.replace(tzinfo=ZONE).astimezone(UTC)
+    with psycopg.connect(ingest) as conn:
+        quarantined = conn.execute(
+            "SELECT count(*) FROM quarantine WHERE gateway_id = %s", (home.gateway_id,)
+        ).fetchone()
+    assert quarantined is not None
+    assert quarantined[0] == 0
