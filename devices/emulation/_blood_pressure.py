@@ -18,7 +18,7 @@ from devices.emulation._encoding import (
     encode_blood_pressure_measurement,
     encode_intermediate_cuff_pressure,
 )
-from devices.emulation._peripheral import DeviceIdentity, Faults, readable
+from devices.emulation._peripheral import DeviceIdentity, Faults, characteristic, readable
 from devices.emulation._stored import StoredReadingsDevice
 
 __all__ = ["BloodPressureCuff", "BloodPressureReading"]
@@ -63,12 +63,8 @@ class BloodPressureCuff(StoredReadingsDevice[BloodPressureReading]):
     ) -> None:
         self.feature = feature
         self.intermediate_cuff_pressure = intermediate_cuff_pressure
-        self._measurement = Characteristic(
-            "2A35", Characteristic.Properties.INDICATE, Characteristic.Permissions(0), b""
-        )
-        self._icp = Characteristic(
-            "2A36", Characteristic.Properties.NOTIFY, Characteristic.Permissions(0), b""
-        )
+        self._measurement = characteristic("2A35", Characteristic.Properties.INDICATE)
+        self._icp = characteristic("2A36", Characteristic.Properties.NOTIFY)
         super().__init__(identity, readings=readings, faults=faults, **kwargs)
 
     @property

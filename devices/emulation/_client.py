@@ -208,6 +208,8 @@ class BumbleClient(BaseBleakClient):
             raise BleakGATTProtocolError(error.error_code) from None
         except core.TimeoutError as error:
             raise TimeoutError("GATT operation timed out") from error
+        except core.BaseBumbleError as error:
+            raise BleakError(f"GATT operation failed: {type(error).__name__}") from error
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if self._link_lost and task is not None and task.cancelling() == 0:
@@ -275,6 +277,10 @@ class BumbleClient(BaseBleakClient):
     ) -> None:
         proxy = self._proxy(characteristic.handle)
         client = self._require_peer().gatt_client
+        if not proxy.properties & (
+            Characteristic.Properties.NOTIFY | Characteristic.Properties.INDICATE
+        ):
+            raise BleakError("characteristic does not support notifications or indications")
 
         def subscriber(value: bytes) -> None:
             callback(bytearray(value))

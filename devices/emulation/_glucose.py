@@ -27,7 +27,7 @@ from devices.emulation._peripheral import (
     DeviceIdentity,
     EmulatedPeripheral,
     Faults,
-    dynamic,
+    characteristic,
     readable,
 )
 
@@ -158,13 +158,9 @@ class GlucoseMeter(EmulatedPeripheral):
         self._records: list[GlucoseRecord] = []
         self._procedure: asyncio.Task[None] | None = None
         self.racp_requests: list[bytes] = []
-        self._measurement = Characteristic(
-            "2A18", Characteristic.Properties.NOTIFY, Characteristic.Permissions(0), b""
-        )
-        self._context = Characteristic(
-            "2A34", Characteristic.Properties.NOTIFY, Characteristic.Permissions(0), b""
-        )
-        self._racp = dynamic(
+        self._measurement = characteristic("2A18", Characteristic.Properties.NOTIFY)
+        self._context = characteristic("2A34", Characteristic.Properties.NOTIFY)
+        self._racp = characteristic(
             "2A52",
             Characteristic.Properties.WRITE | Characteristic.Properties.INDICATE,
             write=self._on_racp_write,

@@ -34,7 +34,8 @@ _AD_SERVICE_DATA_UUID16 = 0x16
 _AD_MANUFACTURER_DATA = 0xFF
 _AD_FLAG_LE_GENERAL_DISCOVERABLE_BR_EDR_NOT_SUPPORTED = 0x06
 
-_ATT_WRITE_REQUEST_REJECTED = 0xFC
+_ATT_READ_NOT_PERMITTED = 0x02
+_ATT_WRITE_NOT_PERMITTED = 0x03
 _ATT_INVALID_ATTRIBUTE_LENGTH = 0x0D
 _ATT_VALUE_NOT_ALLOWED = 0x13
 _CURRENT_TIME_SIZE = 10
@@ -425,34 +426,26 @@ class EmulatedPeripheral(abc.ABC):
         return gatt.Service("180A", characteristics)
 
     def _battery_service(self) -> gatt.Service:
-        self._battery_characteristic = Characteristic(
+        self._battery_characteristic = characteristic(
             "2A19",
             Characteristic.Properties.READ | Characteristic.Properties.NOTIFY,
-            Characteristic.Permissions.READABLE,
-            CharacteristicValue(read=lambda _connection: bytes([self.battery_level])),
+            read=lambda: bytes([self.battery_level]),
         )
         return gatt.Service("180F", [self._battery_characteristic])
 
     def _current_time_service(self) -> gatt.Service:
         properties = Characteristic.Properties.READ | Characteristic.Properties.NOTIFY
-        permissions = Characteristic.Permissions.READABLE
         if self.current_time_writable:
             properties |= Characteristic.Properties.WRITE
-            permissions |= Characteristic.Permissions.WRITEABLE
-        characteristic: Characteristic[bytes] = Characteristic(
+        current_time = characteristic(
             "2A2B",
             properties,
-            permissions,
-            CharacteristicValue(
-                read=lambda _connection: encode_current_time(self.clock.now()),
-                write=self._write_current_time,
-            ),
+            read=lambda: encode_current_time(self.clock.now()),
+            write=self._write_current_time if self.current_time_writable else None,
         )
-        return gatt.Service("1805", [characteristic])
+        return gatt.Service("1805", [current_time])
 
     def _write_current_time(self, _connection: Connection, value: bytes) -> None:
-        if not self.current_time_writable:
-            raise ATT_Error(_ATT_WRITE_REQUEST_REJECTED)
         if len(value) != _CURRENT_TIME_SIZE:
             raise ATT_Error(_ATT_INVALID_ATTRIBUTE_LENGTH)
         try:
@@ -463,21 +456,15 @@ class EmulatedPeripheral(abc.ABC):
         self.clock_writes.append(new_time)
 
 
-def readable(uuid: str, value: bytes) -> Characteristic[bytes]:
-    """A read-only characteristic with a fixed value."""
-    return Characteristic(
-        uuid, Characteristic.Properties.READ, Characteristic.Permissions.READABLE, value
-    )
-
-
-def dynamic(
+def characteristic(
     uuid: str,
     properties: Characteristic.Properties,
     *,
     read: Callable[[], bytes] | None = None,
     write: Callable[[Connection, bytes], None] | None = None,
 ) -> Characteristic[bytes]:
-    """A characteristic whose value comes from (or goes to) callables."""
+    """A characteristic served by callables. Without ``read`` (``write``), a read (write)
+    gets ATT error 0x02 (0x03) as from a real device; bumble itself does not check."""
     permissions = Characteristic.Permissions(0)
     if read is not None:
         permissions |= Characteristic.Permissions.READABLE
@@ -485,11 +472,20 @@ def dynamic(
         permissions |= Characteristic.Permissions.WRITEABLE
 
     def read_value(_connection: Connection) -> bytes:
-        return read() if read is not None else b""
+        if read is None:
+            raise ATT_Error(_ATT_READ_NOT_PERMITTED)
+        return read()
+
+    def write_value(connection: Connection, value: bytes) -> None:
+        if write is None:
+            raise ATT_Error(_ATT_WRITE_NOT_PERMITTED)
+        write(connection, value)
 
     return Characteristic(
-        uuid,
-        properties,
-        permissions,
-        CharacteristicValue(read=read_value if read is not None else None, write=write),
+        uuid, properties, permissions, CharacteristicValue(read=read_value, write=write_value)
     )
+
+
+def readable(uuid: str, value: bytes) -> Characteristic[bytes]:
+    """A read-only characteristic with a fixed value."""
+    return characteristic(uuid, Characteristic.Properties.READ, read=lambda: value)

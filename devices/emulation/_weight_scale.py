@@ -17,7 +17,7 @@ from devices.emulation._encoding import (
     encode_body_composition_measurement,
     encode_weight_measurement,
 )
-from devices.emulation._peripheral import DeviceIdentity, Faults, readable
+from devices.emulation._peripheral import DeviceIdentity, Faults, characteristic, readable
 from devices.emulation._stored import StoredReadingsDevice
 
 __all__ = ["WeightReading", "WeightScale"]
@@ -61,12 +61,8 @@ class WeightScale(StoredReadingsDevice[WeightReading]):
         self.imperial = imperial
         self.feature = feature
         self.body_composition = body_composition
-        self._measurement = Characteristic(
-            "2A9D", Characteristic.Properties.INDICATE, Characteristic.Permissions(0), b""
-        )
-        self._body_composition = Characteristic(
-            "2A9C", Characteristic.Properties.INDICATE, Characteristic.Permissions(0), b""
-        )
+        self._measurement = characteristic("2A9D", Characteristic.Properties.INDICATE)
+        self._body_composition = characteristic("2A9C", Characteristic.Properties.INDICATE)
         self._body_packets: dict[bytes, bytes] = {}
         super().__init__(identity, readings=readings, faults=faults, **kwargs)
 

@@ -166,6 +166,10 @@ async def test_current_time_read_only_rejects_writes(air: EmulatedAir) -> None:
         assert characteristic is not None
         assert "write" not in characteristic.properties
         assert len(await client.read_gatt_char(characteristic)) == 10
+        with pytest.raises(BleakGATTProtocolError) as rejected:
+            await client.write_gatt_char(characteristic, bytes(10), response=True)
+        assert rejected.value.code == 0x03
+    assert meter.clock_writes == []
 
 
 async def test_write_without_response_and_descriptors(air: EmulatedAir) -> None:
@@ -282,3 +286,17 @@ async def test_furnished_household_is_discoverable(air: EmulatedAir) -> None:
     assert [record.sequence for record in home.meter.records] == [1, 2, 3, 4, 5, 6]
     seen = await _scan_until(None, {device.address for device in home.devices})
     assert seen[home.mi_scale.address][1].service_data.keys() == {uuid16(0x181D)}
+
+
+async def test_notify_on_a_plain_characteristic_is_a_bleak_error(air: EmulatedAir) -> None:
+    cuff = await air.add(BloodPressureCuff(CUFF))
+    async with BleakClient(await find(cuff), backend=BumbleClient) as client:
+        with pytest.raises(BleakError):
+            await client.start_notify(uuid16(0x2A29), lambda _c, _d: None)
+        with pytest.raises(BleakGATTProtocolError) as write:
+            await client.write_gatt_char(uuid16(0x2A29), b"x", response=True)
+        assert write.value.code == 0x03  # write not permitted
+        with pytest.raises(BleakGATTProtocolError) as read:
+            await client.read_gatt_char(uuid16(0x2A35))
+        assert read.value.code == 0x02  # read not permitted
+        assert await client.read_gatt_char(uuid16(0x2A29)) == b"Acme Medical"
