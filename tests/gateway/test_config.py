@@ -116,3 +116,32 @@ def test_backoff_is_capped_and_jittered() -> None:
     assert len(set(delays)) == len(delays)
     backoff.reset()
     assert backoff.next_delay() <= 1.0
+
+
+def test_shipped_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "gateway.example.toml"
+    config = load_config(
+        example,
+        environ={
+            "STATE_DIRECTORY": "/var/lib/carebeacon-gateway",
+            "CAREBEACON_GATEWAY_PASSWORD": "x",
+        },
+    )
+    assert config.gateway_id == "gw-0042"
+    assert str(config.state_dir) == "/var/lib/carebeacon-gateway"
+    assert len(config.devices) == 3
+
+
+def test_systemd_unit_uses_credentials_and_the_bluetooth_group() -> None:
+    unit = (
+        Path(__file__).resolve().parents[2] / "deploy" / "carebeacon-gateway.service"
+    ).read_text(encoding="utf-8")
+    for line in (
+        "SupplementaryGroups=bluetooth",
+        "StateDirectory=carebeacon-gateway",
+        "LoadCredential=mqtt-password:",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+    ):
+        assert line in unit
+    assert "PASSWORD" not in unit.split("[Service]")[1]
