@@ -300,6 +300,9 @@ class BloodPressureFeatureBits(IntFlag):
     PULSE_RATE_RANGE_DETECTION = 0x0008
     MEASUREMENT_POSITION_DETECTION = 0x0010
     MULTIPLE_BOND = 0x0020
+    E2E_CRC = 0x0040  # BLS 1.1 / GATT Specification Supplement
+    USER_DATA_SERVICE = 0x0080
+    USER_FACING_TIME = 0x0100
 
 
 @dataclass(frozen=True, slots=True)

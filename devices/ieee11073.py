@@ -103,15 +103,16 @@ def _to_raw(
         return raws[value]
     if not isinstance(value, Decimal) or not value.is_finite():
         raise EncodeError(f"{name} encodes finite Decimals and SpecialValue members only")
-    sign, digits, exp = value.as_tuple()
-    assert isinstance(exp, int)  # finite
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    exp: int = exponent
     mantissa = int("".join(map(str, digits)) or "0")
     if sign:
         mantissa = -mantissa
     mmax, mmin = (1 << (mbits - 1)) - 1, -(1 << (mbits - 1))
     emax, emin = (1 << (ebits - 1)) - 1, -(1 << (ebits - 1))
-    if mantissa == 0:
-        exp = 0
+    if mantissa == 0:  # keep a zero's exponent (byte-exact round trips), clamped to range
+        exp = max(emin, min(emax, exp))
     # drop trailing zeros while the mantissa or the exponent is out of range
     while (not mmin <= mantissa <= mmax or exp < emin) and mantissa % 10 == 0 and mantissa:
         mantissa //= 10

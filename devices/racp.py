@@ -10,6 +10,8 @@ Layout: ``op code`` (uint8), ``operator`` (uint8), operand (variable)::
     abort operation (3): operator null (0), no operand
     number of stored records response (5): operator null, operand uint16 count
     response code (6): operator null, operand = request op code (uint8) + response code (uint8)
+    combined report (7) / combined report response (8): defined by the GATT Specification
+        Supplement for other services, not by Glucose; their operand is kept raw
 
 For ``<=`` the value is ``maximum``, for ``>=`` it is ``minimum``. An operand that this module
 does not understand (unknown op code, operator or filter type) is kept raw in ``operand``.
@@ -44,6 +46,8 @@ class RacpOpCode(OpenIntEnum):
     REPORT_NUMBER_OF_STORED_RECORDS = 4
     NUMBER_OF_STORED_RECORDS_RESPONSE = 5
     RESPONSE_CODE = 6
+    COMBINED_REPORT = 7  # GATT Specification Supplement; not used by the Glucose service
+    COMBINED_REPORT_RESPONSE = 8  # operand kept raw (its size is the using service's)
 
 
 class RacpOperator(OpenIntEnum):

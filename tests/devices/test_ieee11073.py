@@ -81,7 +81,8 @@ def test_decimal_specials_are_refused(value: Decimal) -> None:
 def test_encoder_normalises_exponents() -> None:
     assert sfloat_to_raw(Decimal("1E+8")) == 0x700A  # 10 x 10^7
     assert sfloat_to_raw(Decimal("12000.000")) == 0x14B0  # 1200 x 10^1
-    assert sfloat_to_raw(Decimal("0.00")) == 0
+    assert sfloat_to_raw(Decimal("0.00")) == 0xE000  # a zero keeps its exponent
+    assert sfloat_to_raw(Decimal(0)) == 0
 
 
 @SETTINGS
@@ -110,3 +111,14 @@ def test_sfloat_numbers_round_trip(mantissa: int, exponent: int) -> None:
 def test_float_numbers_round_trip(mantissa: int, exponent: int) -> None:
     value = Decimal(mantissa).scaleb(exponent)
     assert float_from_raw(float_to_raw(value)) == value
+
+
+def test_every_sfloat_raw_value_re_encodes_to_itself() -> None:
+    for raw in range(0x10000):
+        assert sfloat_to_raw(sfloat_from_raw(raw)) == raw
+
+
+@SETTINGS
+@given(st.integers(0, 0xFFFFFFFF))
+def test_float_raw_values_re_encode_to_themselves(raw: int) -> None:
+    assert float_to_raw(float_from_raw(raw)) == raw

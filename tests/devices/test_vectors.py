@@ -153,7 +153,7 @@ VECTORS: list[tuple[str, str, object]] = [
             pulse_rate=SpecialValue.NEGATIVE_INFINITY,
         ),
     ),
-    # hand-assembled BP Feature: all six BLS 1.0 bits + an unknown bit 9 (kept)
+    # hand-assembled BP Feature: the six BLS 1.0 bits + bit 9, unassigned (kept)
     (
         "2a49",
         "3f02",
