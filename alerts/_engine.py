@@ -13,6 +13,7 @@ later lifts it to its normal priority.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ __all__ = [
     "ESCALATION_LEVELS",
     "LATE_AFTER",
     "OUTCOMES",
+    "PERIOD",
     "SLA",
     "STATES",
     "Book",
@@ -37,6 +39,9 @@ __all__ = [
     "PatientContext",
     "advance",
     "evaluate_patient",
+    "evaluate_periodic",
+    "history_needs",
+    "periodic_rules",
     "priority_for",
 ]
 
@@ -437,12 +442,72 @@ def _late_text(f: Finding, now: datetime) -> str:
     return f"Late data (measured {when} before it arrived): {f.explanation}"
 
 
-def _rules_for(ctx: PatientContext, type_: str) -> list[str]:
-    return [
+PERIOD = timedelta(hours=6)  # how often the periodic rules (7-day mean) run
+
+
+def _rules_for(ctx: PatientContext, type_: str) -> tuple[str, ...]:
+    return _rules_cached(ctx.thresholds.enabled, type_)
+
+
+@functools.lru_cache(maxsize=1024)
+def _rules_cached(enabled: frozenset[str], type_: str) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            rid
+            for rid in enabled
+            if (rule := RULES.get(rid)) is not None
+            and type_ in rule.types
+            and rule.kind != "timed"
+            and not rule.periodic
+        )
+    )
+
+
+def history_needs(
+    ctx: PatientContext, book: Book, readings: Sequence[StoredReading]
+) -> dict[str, tuple[datetime, datetime]]:
+    """The history (reading type → clinical-time window) the rules may read for these new
+    readings; empty when every reading is unremarkable. The live path loads only this."""
+    needs: dict[str, tuple[datetime, datetime]] = {}
+    for r in readings:
+        quality = assess(r)
+        for rid in _rules_for(ctx, r.type):
+            rule = RULES[rid]
+            params = ctx.thresholds.rule(rid)
+            if rule.wants_history(quality.values, r.flags, params, rule.family in book.active):
+                start = r.time - rule.lookback(params)
+                for type_ in rule.types:
+                    old = needs.get(type_)
+                    needs[type_] = (
+                        (start, r.time)
+                        if old is None
+                        else (min(old[0], start), max(old[1], r.time))
+                    )
+    return needs
+
+
+def periodic_rules(ctx: PatientContext) -> list[str]:
+    return sorted(
         rid
         for rid in ctx.thresholds.enabled
-        if (rule := RULES.get(rid)) is not None and type_ in rule.types and rule.kind != "timed"
-    ]
+        if (rule := RULES.get(rid)) is not None and rule.periodic
+    )
+
+
+def evaluate_periodic(
+    ctx: PatientContext, history: History, book: Book, at: datetime, now: datetime
+) -> None:
+    """Run the periodic rules (the 7-day mean) as of ``at``."""
+    by_family: dict[str, list[Verdict]] = {}
+    ev = Eval(None, None, history, ctx.thresholds, ctx.tz, at)
+    for rid in periodic_rules(ctx):
+        rule = RULES[rid]
+        ev.params = ctx.thresholds.rule(rid)
+        verdict = rule.evaluate(ev)
+        if verdict is not None:
+            by_family.setdefault(rule.family, []).append(verdict)
+    for family, verdicts in by_family.items():
+        book.on_verdicts(ctx, family, verdicts, at, now, None)
 
 
 def evaluate_patient(
@@ -457,12 +522,13 @@ def evaluate_patient(
     for r in sorted(readings, key=lambda r: (r.time, r.reading_id)):
         if r.reading_id in history:
             continue  # a duplicate never raises anything new
-        advance(ctx, book, r.time, now)
+        if book.active:
+            advance(ctx, book, r.time, now)
         quality = assess(r)
         point = history.add(r, quality)
-        ev = Eval(r, point, history, ctx.thresholds, ctx.tz)
+        ev = Eval(r, point, history, ctx.thresholds, ctx.tz, r.time, active=book.active)
         by_family: dict[str, list[Verdict]] = {}
-        for rid in sorted(_rules_for(ctx, r.type)):
+        for rid in _rules_for(ctx, r.type):
             rule = RULES[rid]
             ev.params = ctx.thresholds.rule(rid)
             verdict = rule.evaluate(ev)

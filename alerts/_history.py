@@ -58,6 +58,24 @@ class History:
         points.insert(i, point)
         return point
 
+    def extend(self, type_: str, points: list[Point]) -> None:
+        """Add points already known to be usable and sorted by (time, reading id) — the bulk
+        path of the live loader. Ids already present are skipped."""
+        keys = self._keys.setdefault(type_, [])
+        existing = self._points.setdefault(type_, [])
+        for point in points:
+            if point.reading_id in self._seen:
+                continue
+            self._seen.add(point.reading_id)
+            key = (point.time, point.reading_id)
+            if not keys or key > keys[-1]:
+                keys.append(key)
+                existing.append(point)
+            else:
+                i = bisect.bisect_right(keys, key)
+                keys.insert(i, key)
+                existing.insert(i, point)
+
     def window(
         self,
         type_: str,

@@ -6,86 +6,108 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
-from alerts._engine import Book, Event, evaluate_patient
+from alerts._engine import Book, Event, evaluate_patient, history_needs
 from alerts._history import History
 from alerts._metrics import EVALUATE_SECONDS, READINGS_EVALUATED, count_event
-from alerts._model import StoredReading
+from alerts._model import Point, StoredReading, assess_parts
 from alerts._rules import RULES
 from alerts._store import load_active_episodes, load_contexts, lock_patients, save_book
 
-__all__ = ["HISTORY_CODES", "LOOKBACK", "evaluate_readings"]
+__all__ = ["HISTORY_CAP", "evaluate_readings", "load_history"]
 
 logger = logging.getLogger(__name__)
 
-# The longest window any rule reads (7-day mean and minimum, plus a calendar day).
-LOOKBACK = timedelta(days=8)
-# Value codes the windowed rules read, and the reading type each one belongs to.
-HISTORY_CODES = {
+# Value codes the windowed rules read for each reading type, and the history type they fill.
+TYPE_CODES: dict[str, tuple[str, ...]] = {
+    "blood_pressure": ("systolic", "diastolic"),
+    "glucose": ("glucose",),
+    "body_weight": ("body_weight",),
+    "body_composition": ("body_weight",),
+}
+CODE_TYPE = {
     "systolic": "blood_pressure",
     "diastolic": "blood_pressure",
     "glucose": "glucose",
     "body_weight": "body_weight",
 }
+# At most this many of the latest readings per patient and code are loaded for one window:
+# enough for every per-reading rule (last M of N-of-M, 15 min, 7 daily weights, 24 h of
+# glucose) and a bound on the work whatever a device sends.
+HISTORY_CAP = 48
 _RULE_IDS = frozenset(RULES)
 
 
-async def _load_history(
+async def load_history(
     conn: psycopg.AsyncConnection[Any],
-    windows: dict[uuid.UUID, tuple[datetime, datetime]],
+    needs: dict[uuid.UUID, dict[str, tuple[datetime, datetime]]],
     exclude: set[uuid.UUID],
+    cap: int = HISTORY_CAP,
 ) -> dict[uuid.UUID, History]:
-    """One query: each patient's readings in its own window, by the (patient, code, time)
-    index; grouped into readings in Python."""
-    pids = list(windows)
-    starts = [windows[p][0] for p in pids]
-    ends = [windows[p][1] for p in pids]
-    grouped: dict[uuid.UUID, dict[uuid.UUID, list[Any]]] = {}
+    """One query for every (patient, code) window that some rule needs: the latest ``cap``
+    values each, by the (patient_id, code, time DESC) index, aggregated into arrays."""
+    wanted: dict[tuple[uuid.UUID, str], tuple[datetime, datetime]] = {}
+    for pid, per_type in needs.items():
+        for type_, (t0, t1) in per_type.items():
+            for code in TYPE_CODES.get(type_, ()):
+                old = wanted.get((pid, code))
+                wanted[(pid, code)] = (
+                    (t0, t1) if old is None else (min(old[0], t0), max(old[1], t1))
+                )
+    out: dict[uuid.UUID, History] = {pid: History() for pid in needs}
+    if not wanted:
+        return out
+    keys = list(wanted)
     async with conn.cursor(binary=True) as cur:
         await cur.execute(
             """
-            SELECT r.patient_id, r.reading_id, r.time, r.received_at, r.device_id,
-                   r.gateway_id, r.flags, r.code, r.value
-            FROM unnest(%s::uuid[], %s::timestamptz[], %s::timestamptz[]) AS w(pid, t0, t1)
-            CROSS JOIN unnest(%s::text[]) AS c(code)
-            JOIN readings r ON r.patient_id = w.pid AND r.code = c.code
-                 AND r.time >= w.t0 AND r.time <= w.t1
+            SELECT w.pid, w.code, x.ids, x.times, x.vals, x.flags
+            FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::timestamptz[])
+                 AS w(pid, code, t0, t1)
+            CROSS JOIN LATERAL (
+                SELECT array_agg(r.reading_id) AS ids, array_agg(r.time) AS times,
+                       array_agg(r.value) AS vals,
+                       array_agg(array_to_string(r.flags, ',')) AS flags
+                FROM (SELECT reading_id, time, value, flags FROM readings
+                      WHERE patient_id = w.pid AND code = w.code
+                        AND time >= w.t0 AND time <= w.t1
+                      ORDER BY time DESC LIMIT %s) AS r
+            ) AS x
+            WHERE x.ids IS NOT NULL
             """,
-            (pids, starts, ends, list(HISTORY_CODES)),
+            (
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [wanted[k][0] for k in keys],
+                [wanted[k][1] for k in keys],
+                cap,
+            ),
         )
-        for pid, rid, t, received, device, gateway, flags, code, value in await cur.fetchall():
+        rows = await cur.fetchall()
+    merged: dict[tuple[uuid.UUID, str], dict[uuid.UUID, list[Any]]] = {}
+    for pid, code, ids, times, vals, flags in rows:
+        per = merged.setdefault((pid, CODE_TYPE[code]), {})
+        for rid, t, v, f in zip(ids, times, vals, flags, strict=True):
             if rid in exclude:
                 continue
-            per = grouped.setdefault(pid, {})
             entry = per.get(rid)
             if entry is None:
-                per[rid] = [t, received, device, gateway, tuple(flags), {code: value}]
+                per[rid] = [t, f, {code: v}]
             else:
-                entry[5][code] = value
-    out: dict[uuid.UUID, History] = {}
-    for pid in pids:
-        history = History()
-        for rid, (t, received, device, gateway, flags, values) in sorted(
-            grouped.get(pid, {}).items(), key=lambda kv: kv[1][0]
-        ):
-            history.add(
-                StoredReading(
-                    reading_id=rid,
-                    patient_id=pid,
-                    type=HISTORY_CODES[next(iter(values))],
-                    time=t,
-                    received_at=received,
-                    device_id=device,
-                    gateway_id=gateway,
-                    flags=flags,
-                    values=values,
-                )
-            )
-        out[pid] = history
+                entry[2][code] = v
+    for (pid, type_), per in merged.items():
+        points = []
+        for rid, (t, f, values) in per.items():
+            q = assess_parts(tuple(f.split(",")) if f else (), values)
+            if q.excluded or not q.values:
+                continue
+            points.append(Point(t, rid, q.values, q.suspect, q.time_trusted, ""))
+        points.sort(key=lambda p: (p.time, p.reading_id))
+        out[pid].extend(type_, points)
     return out
 
 
@@ -113,14 +135,8 @@ async def evaluate_readings(
     await lock_patients(conn, patients)
     contexts = await load_contexts(conn, patients, now)
     episodes = await load_active_episodes(conn, patients)
-    windows = {
-        pid: (min(r.time for r in rs) - LOOKBACK, max(r.time for r in rs))
-        for pid, rs in by_patient.items()
-        if pid in contexts
-    }
-    exclude = {r.reading_id for r in readings}
-    histories = await _load_history(conn, windows, exclude)
-    books: list[Book] = []
+    books: dict[uuid.UUID, Book] = {}
+    needs: dict[uuid.UUID, dict[str, tuple[datetime, datetime]]] = {}
     for pid in patients:
         ctx = contexts.get(pid)
         if ctx is None:
@@ -128,13 +144,17 @@ async def evaluate_readings(
                 "patient %s unknown to alerts; %d readings skipped", pid, len(by_patient[pid])
             )
             continue
-        book = Book.of(episodes.get(pid, ()))
-        evaluate_patient(ctx, histories[pid], book, by_patient[pid], now)
+        books[pid] = Book.of(episodes.get(pid, ()))
+        needs[pid] = history_needs(ctx, books[pid], by_patient[pid])
+    histories = await load_history(conn, needs, {r.reading_id for r in readings})
+    changed: list[Book] = []
+    for pid, book in books.items():
+        evaluate_patient(contexts[pid], histories[pid], book, by_patient[pid], now)
         if book.changed:
-            books.append(book)
-    events: list[Event] = await save_book(conn, books) if books else []
+            changed.append(book)
+    events: list[Event] = await save_book(conn, changed) if changed else []
     READINGS_EVALUATED.inc(len(readings))
-    _count(events, books)
+    _count(events, changed)
     EVALUATE_SECONDS.observe(time.perf_counter() - started)
     if events:
         logger.debug(

@@ -20,6 +20,7 @@ __all__ = [
     "Severity",
     "StoredReading",
     "assess",
+    "assess_parts",
 ]
 
 
@@ -140,9 +141,14 @@ def assess(reading: StoredReading) -> Quality:
     """Classify a reading. Unknown flags are treated as *suspect*: the reading still reaches the
     safety thresholds (a crisis is never ignored because of a flag we do not know) but counts
     less in averages, counts and trends."""
+    return assess_parts(reading.flags, reading.values)
+
+
+def assess_parts(flags: tuple[str, ...] | list[str], raw: Mapping[str, float]) -> Quality:
+    """:func:`assess` on a reading's flags and values."""
     excluded = False
     suspect = False
-    for flag in reading.flags:
+    for flag in flags:
         if flag in EXCLUDING_FLAGS:
             excluded = True
         elif flag in SUSPECT_FLAGS:
@@ -152,7 +158,7 @@ def assess(reading: StoredReading) -> Quality:
         else:
             suspect = True
     values: dict[str, float] = {}
-    for code, value in reading.values.items():
+    for code, value in raw.items():
         bounds = PLAUSIBLE.get(code)
         if value != value:  # NaN never reaches here from ingest, but never trust it
             continue
@@ -163,5 +169,5 @@ def assess(reading: StoredReading) -> Quality:
     if sys_ is not None and dia is not None and dia >= sys_:
         # a pressure pair that cannot be: neither number is trusted
         del values["systolic"], values["diastolic"]
-    time_trusted = not any(f in UNTRUSTED_TIME_FLAGS for f in reading.flags)
+    time_trusted = not any(f in UNTRUSTED_TIME_FLAGS for f in flags)
     return Quality(excluded=excluded, suspect=suspect, time_trusted=time_trusted, values=values)

@@ -8,6 +8,7 @@ can record exactly which threshold version fired. Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -211,15 +212,32 @@ for _template in TEMPLATES.values():
 _SCOPE_ORDER = {"program": 0, "site": 1, "patient": 2}
 
 
+@functools.lru_cache(maxsize=256)
+def _defaults(program: str, template: str) -> ThresholdSet:
+    base = TEMPLATES.get(template) or TEMPLATES["general"]
+    values = {
+        rule: {name: ThresholdValue(v, "template", None, None) for name, v in params.items()}
+        for rule, params in base.items()
+    }
+    return ThresholdSet(
+        program=program,
+        template=template if template in TEMPLATES else "general",
+        values=values,
+        enabled=frozenset(values),
+    )
+
+
 def resolve_thresholds(
     program: str, template: str, overrides: list[Override] | tuple[Override, ...] = ()
 ) -> ThresholdSet:
     """Template defaults, then program, site and patient overrides (later scopes win; within a
-    scope the highest version wins). Unknown templates fall back to ``general``."""
-    base = TEMPLATES.get(template) or TEMPLATES["general"]
+    scope the highest version wins). Unknown templates fall back to ``general``. Without
+    overrides the (shared, immutable) template set is returned."""
+    default = _defaults(program, template)
+    if not overrides:
+        return default
     values: dict[str, dict[str, ThresholdValue]] = {
-        rule: {name: ThresholdValue(v, "template", None, None) for name, v in params.items()}
-        for rule, params in base.items()
+        rule: dict(params) for rule, params in default.values.items()
     }
     enabled = set(values)
     # stable: within a scope, the caller's order (less specific first, then by version) stands

@@ -21,7 +21,17 @@ from typing import Any
 
 import polars as pl
 
-from alerts._engine import Book, Event, Facts, PatientContext, advance, evaluate_patient
+from alerts._engine import (
+    PERIOD,
+    Book,
+    Event,
+    Facts,
+    PatientContext,
+    advance,
+    evaluate_patient,
+    evaluate_periodic,
+    periodic_rules,
+)
 from alerts._history import History
 from alerts._model import UNTRUSTED_TIME_FLAGS, StoredReading
 from alerts._programs import TEMPLATES, Override, resolve_thresholds
@@ -248,17 +258,38 @@ def _replay_patient(
                 advance(ctx, book, deadline, deadline, Facts(last_reading_at=last))
                 out.extend(_emit(book, opened))
 
+    periodic = bool(periodic_rules(ctx))
+    next_periodic = _next_boundary(readings[0].received_at) if readings else end
+
+    def periodic_until(t: datetime) -> None:
+        nonlocal next_periodic
+        while periodic and next_periodic <= t:
+            missing_until(next_periodic)
+            advance(ctx, book, next_periodic, next_periodic)
+            evaluate_periodic(ctx, history, book, next_periodic, next_periodic)
+            out.extend(_emit(book, opened))
+            next_periodic += PERIOD
+
     i = 0
     while i < len(readings):
         arrival = readings[i].received_at
         j = i
         while j < len(readings) and readings[j].received_at == arrival:
             j += 1
+        periodic_until(arrival)
         missing_until(arrival)
         evaluate_patient(ctx, history, book, readings[i:j], arrival)
         out.extend(_emit(book, opened))
         i = j
+    periodic_until(end)
     missing_until(end)
     advance(ctx, book, end, end)
     out.extend(_emit(book, opened))
     return out
+
+
+def _next_boundary(t: datetime) -> datetime:
+    """The first multiple of ``PERIOD`` (from the Unix epoch, UTC) after ``t``: the replay
+    runs the periodic rules on the same grid as the scheduler."""
+    step = PERIOD.total_seconds()
+    return datetime.fromtimestamp((t.timestamp() // step + 1) * step, UTC)

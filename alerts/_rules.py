@@ -5,7 +5,7 @@ verdict for its episode family. Pure: no I/O, no clock, no logging."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
@@ -87,14 +87,16 @@ class Verdict:
 
 @dataclass(slots=True)
 class Eval:
-    """Everything a rule may look at for one reading."""
+    """Everything a rule may look at: one reading (or, for a periodic rule, a moment)."""
 
-    reading: StoredReading
+    reading: StoredReading | None
     point: Point | None
     history: History
     thresholds: ThresholdSet
     tz: tzinfo
+    at: datetime
     params: Mapping[str, ThresholdValue] = field(default_factory=dict)
+    active: Collection[str] = ()  # families with an active episode (clearing matters)
 
     def p(self, name: str) -> float:
         return self.params[name].value
@@ -118,6 +120,7 @@ class Rule:
     """Base: a rule id, its episode family, the reading types it reads and its source."""
 
     kind = "rule"
+    periodic = False  # evaluated on a clock (scheduler, replay), not on each reading
 
     def __init__(self, rule_id: str, family: str, types: frozenset[str], description: str):
         self.id = rule_id
@@ -127,6 +130,21 @@ class Rule:
 
     def evaluate(self, ev: Eval) -> Verdict | None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def wants_history(
+        self,
+        values: Mapping[str, float],
+        flags: tuple[str, ...],
+        params: Mapping[str, ThresholdValue],
+        active: bool,
+    ) -> bool:
+        """Whether ``evaluate`` on this reading may read the patient's history. The live path
+        loads history only when some rule wants it; a rule must not read history otherwise
+        (so that a normal reading costs no history query)."""
+        return False
+
+    def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
+        return timedelta(0)
 
     def finding(
         self,
@@ -144,7 +162,7 @@ class Rule:
                 rule_id=self.id,
                 family=self.family,
                 severity=severity,
-                time=ev.reading.time,
+                time=ev.at,
                 code=code,
                 value=value,
                 explanation=explanation,
@@ -198,6 +216,19 @@ class ConfirmationRule(Rule):
         s, d = values.get("systolic"), values.get("diastolic")
         return (s is not None and s >= s_lim) or (d is not None and d >= d_lim)
 
+    def wants_history(
+        self,
+        values: Mapping[str, float],
+        flags: tuple[str, ...],
+        params: Mapping[str, ThresholdValue],
+        active: bool,
+    ) -> bool:
+        band = (params["clear_systolic"].value, params["clear_diastolic"].value)
+        return self._beyond(values, *band)
+
+    def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
+        return timedelta(minutes=params["confirm_minutes"].value)
+
     def evaluate(self, ev: Eval) -> Verdict | None:
         pt = ev.point
         if pt is None or ("systolic" not in pt.values and "diastolic" not in pt.values):
@@ -241,7 +272,8 @@ class ConfirmationRule(Rule):
             )
             if pt.suspect:
                 # the cuff doubted it: unconfirmed, it asks for a call, not a page
-                text += " (device flagged the measurement: " + ", ".join(ev.reading.flags) + ")"
+                flags = ev.reading.flags if ev.reading is not None else ()
+                text += " (device flagged the measurement: " + ", ".join(flags) + ")"
             return self.finding(
                 ev,
                 Severity.HIGH if pt.suspect else Severity.CRITICAL,
@@ -280,6 +312,19 @@ class CountRule(Rule):
             return (s is not None and s >= s_lim) or (d is not None and d >= d_lim)
         return (s is not None and s < s_lim) or (d is not None and d < d_lim)
 
+    def wants_history(
+        self,
+        values: Mapping[str, float],
+        flags: tuple[str, ...],
+        params: Mapping[str, ThresholdValue],
+        active: bool,
+    ) -> bool:
+        level1 = (params["level1_systolic"].value, params["level1_diastolic"].value)
+        return active or self._beyond(values, *level1)
+
+    def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
+        return timedelta(hours=params["window_hours"].value)
+
     def _inside(self, values: Mapping[str, float], s_lim: float, d_lim: float) -> bool:
         s, d = values.get("systolic"), values.get("diastolic")
         if self.direction == "high":
@@ -292,11 +337,13 @@ class CountRule(Rule):
             return None
         if "systolic" not in pt.values and "diastolic" not in pt.values:
             return None
+        l1 = (ev.p("level1_systolic"), ev.p("level1_diastolic"))
+        if self.family not in ev.active and not self._beyond(pt.values, *l1):
+            return None  # nothing to open and nothing to clear: no history needed
         n, m = ev.p("n"), int(ev.p("m"))
         sw = ev.p("suspect_weight")
         start = pt.time - timedelta(hours=ev.p("window_hours"))
         recent = ev.history.last("blood_pressure", pt.time, m, start)
-        l1 = (ev.p("level1_systolic"), ev.p("level1_diastolic"))
         l2 = (ev.p("level2_systolic"), ev.p("level2_diastolic"))
         if self._beyond(pt.values, *l1):
             hits1 = [p for p in recent if self._beyond(p.values, *l1)]
@@ -332,23 +379,26 @@ class CountRule(Rule):
 
 class RollingMeanRule(Rule):
     """The weighted mean of home blood pressure over the window, once it holds at least
-    ``min_n`` (weighted) readings, at or above the program's target."""
+    ``min_n`` (weighted) readings, at or above the program's target. Periodic: evaluated by
+    the scheduler (and the replay clock) every ``PERIOD``, not on each reading — a weekly mean
+    is a review metric, and this keeps a normal reading free of history queries."""
 
     kind = "rolling_mean"
+    periodic = True
+
+    def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
+        return timedelta(days=params["window_days"].value)
 
     def evaluate(self, ev: Eval) -> Verdict | None:
-        pt = ev.point
-        if pt is None or not pt.time_trusted:
-            return None
         days = ev.p("window_days")
-        pts = ev.history.window("blood_pressure", pt.time - timedelta(days=days), pt.time)
+        pts = ev.history.window("blood_pressure", ev.at - timedelta(days=days), ev.at)
         sw = ev.p("suspect_weight")
         pairs = [
             (p, _weight(p, sw)) for p in pts if "systolic" in p.values and "diastolic" in p.values
         ]
         n_eff = sum(w for _, w in pairs)
         if not pairs or n_eff + 1e-9 < ev.p("min_n"):
-            return None
+            return Verdict(self.family, clear=True)  # too few readings to say it is high
         ws = np.array([w for _, w in pairs])
         ms = float(np.average([p.values["systolic"] for p, _ in pairs], weights=ws))
         md = float(np.average([p.values["diastolic"] for p, _ in pairs], weights=ws))
@@ -381,6 +431,18 @@ class ChangeRule(Rule):
             rule_id, family, frozenset({"body_weight", "body_composition"}), description
         )
         self.severity = severity
+
+    def wants_history(
+        self,
+        values: Mapping[str, float],
+        flags: tuple[str, ...],
+        params: Mapping[str, ThresholdValue],
+        active: bool,
+    ) -> bool:
+        return "body_weight" in values
+
+    def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
+        return timedelta(hours=params["window_hours"].value)
 
     def evaluate(self, ev: Eval) -> Verdict | None:
         pt = ev.point
@@ -419,6 +481,18 @@ class SlopeRule(Rule):
     and a minimum time span."""
 
     kind = "slope"
+
+    def wants_history(
+        self,
+        values: Mapping[str, float],
+        flags: tuple[str, ...],
+        params: Mapping[str, ThresholdValue],
+        active: bool,
+    ) -> bool:
+        return "body_weight" in values
+
+    def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
+        return timedelta(days=params["window_days"].value)
 
     def evaluate(self, ev: Eval) -> Verdict | None:
         pt = ev.point
@@ -489,6 +563,18 @@ class RepeatRule(Rule):
 
     kind = "repeat"
 
+    def wants_history(
+        self,
+        values: Mapping[str, float],
+        flags: tuple[str, ...],
+        params: Mapping[str, ThresholdValue],
+        active: bool,
+    ) -> bool:
+        return values.get("glucose", 0.0) > params["mg_dl"].value
+
+    def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
+        return timedelta(hours=params["window_hours"].value)
+
     def evaluate(self, ev: Eval) -> Verdict | None:
         pt = ev.point
         if pt is None or "glucose" not in pt.values:
@@ -519,6 +605,18 @@ class ConsecutiveDaysRule(Rule):
     """Glucose above a level on ``days`` consecutive calendar days (site time zone)."""
 
     kind = "consecutive_days"
+
+    def wants_history(
+        self,
+        values: Mapping[str, float],
+        flags: tuple[str, ...],
+        params: Mapping[str, ThresholdValue],
+        active: bool,
+    ) -> bool:
+        return values.get("glucose", 0.0) > params["mg_dl"].value
+
+    def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
+        return timedelta(days=params["days"].value + 1)
 
     def evaluate(self, ev: Eval) -> Verdict | None:
         pt = ev.point
@@ -569,9 +667,25 @@ class FlagRule(Rule):
         self.text = text
         self.clears = clears
 
+    def wants_history(
+        self,
+        values: Mapping[str, float],
+        flags: tuple[str, ...],
+        params: Mapping[str, ThresholdValue],
+        active: bool,
+    ) -> bool:
+        return "count" in params and bool(self.flags.intersection(flags))
+
+    def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
+        return (
+            timedelta(hours=params["window_hours"].value)
+            if "window_hours" in params
+            else timedelta(0)
+        )
+
     def evaluate(self, ev: Eval) -> Verdict | None:
         r = ev.reading
-        if "control_solution" in r.flags:
+        if r is None or "control_solution" in r.flags:
             return None
         if self.flags.intersection(r.flags):
             if "count" in ev.params:  # persistence: N flagged readings within the window

@@ -28,7 +28,9 @@ from typing import Any, Protocol
 
 import psycopg
 
-from alerts._engine import Book, Facts, advance
+from alerts._engine import PERIOD, Book, Facts, advance, evaluate_periodic, periodic_rules
+from alerts._history import History
+from alerts._live import load_history
 from alerts._metrics import SCHEDULER_LEADER, SCHEDULER_TICK_SECONDS, count_event
 from alerts._rules import RULES
 from alerts._store import load_active_episodes, load_contexts, lock_patients, save_book
@@ -48,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 LEADER_LOCK = (0x414C5254, 1)  # ("ALRT", 1): session advisory lock held by the leader
 _RULE_IDS = frozenset(RULES)
+PERIODIC_CAP = 200  # readings per patient and code for the 7-day mean (4 a day is 28)
 
 
 class Clock(Protocol):
@@ -148,11 +151,16 @@ async def _facts(
 
 
 async def tick(
-    conn: psycopg.AsyncConnection[Any], *, now: datetime, chunk: int = 500
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    now: datetime,
+    periodic: bool = False,
+    chunk: int = 500,
 ) -> TickResult:
     """One pass over every enrolled patient (and every patient with an active episode), in
     chunks; each chunk is its own transaction, committed here (the scheduler owns ``conn``).
-    Patient advisory locks serialise it with ingest's evaluation of the same patients."""
+    Patient advisory locks serialise it with ingest's evaluation of the same patients. With
+    ``periodic``, the periodic rules (7-day mean) run too, on each patient's loaded history."""
     started = time.perf_counter()
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         await conn.commit()
@@ -166,6 +174,17 @@ async def tick(
             contexts = await load_contexts(conn, part, now)
             episodes = await load_active_episodes(conn, part)
             facts = await _facts(conn, part, now)
+            histories: dict[uuid.UUID, History] = {}
+            if periodic:
+                needs: dict[uuid.UUID, dict[str, tuple[datetime, datetime]]] = {}
+                for pid, pctx in contexts.items():
+                    for rid in periodic_rules(pctx):
+                        rule = RULES[rid]
+                        start = now - rule.lookback(pctx.thresholds.rule(rid))
+                        for type_ in rule.types:
+                            old = needs.setdefault(pid, {}).get(type_)
+                            needs[pid][type_] = (start if old is None else min(old[0], start), now)
+                histories = await load_history(conn, needs, set(), cap=PERIODIC_CAP)
             books: list[Book] = []
             for pid in part:
                 ctx = contexts.get(pid)
@@ -173,6 +192,8 @@ async def tick(
                     continue
                 book = Book.of(episodes.get(pid, ()))
                 advance(ctx, book, now, now, facts.get(pid), escalate=True)
+                if pid in histories:
+                    evaluate_periodic(ctx, histories[pid], book, now, now)
                 if book.changed:
                     books.append(book)
             written = await save_book(conn, books) if books else []
@@ -235,6 +256,7 @@ async def run(
         lock_conn: psycopg.AsyncConnection[Any], work: psycopg.AsyncConnection[Any]
     ) -> None:
         leader = False
+        last_slot: int | None = None  # the periodic rules run once per PERIOD slot
         while not stop.is_set():
             if not leader:
                 cur = await lock_conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LEADER_LOCK)
@@ -244,7 +266,10 @@ async def run(
                 if leader:
                     logger.info("scheduler: this process is the leader")
             if leader:
-                await tick(work, now=clock.now())
+                now = clock.now()
+                slot = int(now.timestamp() // PERIOD.total_seconds())
+                await tick(work, now=now, periodic=slot != last_slot)
+                last_slot = slot
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
         if leader:
@@ -286,7 +311,7 @@ def main(argv: list[str]) -> int:
             async with await psycopg.AsyncConnection.connect(
                 settings.pg_conninfo(args.database)
             ) as conn:
-                await tick(conn, now=datetime.now(UTC))
+                await tick(conn, now=datetime.now(UTC), periodic=True)
 
         asyncio.run(once())
         return 0

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from alerts import StoredReading, evaluate_readings
-from alerts._engine import Book, PatientContext, evaluate_patient
+from alerts._engine import Book, PatientContext, evaluate_patient, evaluate_periodic
 from alerts._history import History
 from alerts._programs import Override, resolve_thresholds
 
@@ -97,6 +97,15 @@ class Sim:
         self.book.new.clear()
         self.book.events.clear()
         evaluate_patient(self.ctx, self.history, self.book, readings, at)
+        self.all_events.extend(self.book.events)
+        self.episodes.update(self.book.changed)
+
+    def periodic(self, at: datetime) -> None:
+        """What the scheduler does every PERIOD: the periodic rules (7-day mean) as of ``at``."""
+        self.book.changed.clear()
+        self.book.new.clear()
+        self.book.events.clear()
+        evaluate_periodic(self.ctx, self.history, self.book, at, at)
         self.all_events.extend(self.book.events)
         self.episodes.update(self.book.changed)
 

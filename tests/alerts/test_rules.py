@@ -186,12 +186,15 @@ def test_hypotension_two_of_three_strictly_below() -> None:
 # -- rolling mean ------------------------------------------------------------------------------
 
 
-def test_seven_day_mean_needs_twelve_readings() -> None:
+def test_seven_day_mean_needs_twelve_readings_and_runs_periodically() -> None:
     sim = Sim("hypertension")
     for k in range(11):
         sim.bp(T0 + k * 12 * HOUR, 137, 84)
+    sim.periodic(T0 + 11 * 12 * HOUR - MIN)
     assert sim.active("bp_mean") is None
     sim.bp(T0 + 11 * 12 * HOUR, 137, 84)
+    assert sim.active("bp_mean") is None  # not evaluated on each reading
+    sim.periodic(T0 + 11 * 12 * HOUR + MIN)
     ep = sim.active("bp_mean")
     assert ep.severity is Severity.LOW
     assert ep.explanation.startswith("7-day home blood pressure mean 137/84 mmHg from 12 readings")
@@ -205,6 +208,8 @@ def test_seven_day_mean_boundary_and_program_target() -> None:
         at_target.bp(T0 + k * 12 * HOUR, 135, 80)
         below.bp(T0 + k * 12 * HOUR, 134.9, 84.9)
         diabetes.bp(T0 + k * 12 * HOUR, 131, 78)
+    for sim in (at_target, below, diabetes):
+        sim.periodic(T0 + 6 * 24 * HOUR)
     assert at_target.active("bp_mean") is not None
     assert below.active("bp_mean") is None
     assert diabetes.active("bp_mean") is not None  # ADA 130/80
@@ -214,6 +219,7 @@ def test_clock_reset_readings_do_not_feed_windows() -> None:
     sim = Sim("hypertension")
     for k in range(12):
         sim.bp(T0 + k * 12 * HOUR, 150, 84, flags=["device_clock_unset"])
+    sim.periodic(T0 + 6 * 24 * HOUR)
     assert sim.active("bp_mean") is None
     assert sim.active("bp_high") is None
     ep = sim.active("device_clock")
