@@ -327,7 +327,7 @@ class GlucoseMeter(EmulatedPeripheral):
             await self._send_record(connection, record)
             if self.should_drop_now():
                 logger.debug("fault: dropping the connection mid-transfer")
-                await connection.disconnect()
+                await self.disconnect_link(connection)
                 raise _Dropped
         return racp_response(request[0], RacpResponseCode.SUCCESS)
 

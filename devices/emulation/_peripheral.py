@@ -9,7 +9,7 @@ import hashlib
 import logging
 import struct
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -173,6 +173,8 @@ class EmulatedPeripheral(abc.ABC):
         self._powered = False
         self._connection: Connection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._hci_tasks: set[asyncio.Task[None]] = set()
+        self._hci_lock = asyncio.Lock()
         self._advertising = False
         self._window_ends: float | None = None
         self._window_task: asyncio.Task[None] | None = None
@@ -235,6 +237,7 @@ class EmulatedPeripheral(abc.ABC):
         if self._window_task is not None:
             self._window_task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._hci_tasks, return_exceptions=True)
         if self._device is not None:
             with contextlib.suppress(Exception):
                 await self._stop_advertising()
@@ -259,8 +262,16 @@ class EmulatedPeripheral(abc.ABC):
         """Drop the connection from the device side (the central sees an unsolicited disconnect)."""
         connection = self._connection
         if connection is not None:
+            await self.disconnect_link(connection)
+
+    async def disconnect_link(self, connection: Connection) -> None:
+        """Disconnect from the device side; never raises."""
+
+        async def disconnect() -> None:
             with contextlib.suppress(Exception):
                 await connection.disconnect()
+
+        await self._hci(disconnect)
 
     # ---------------------------------------------------------------- advertising
 
@@ -301,30 +312,49 @@ class EmulatedPeripheral(abc.ABC):
         await self._stop_advertising()
 
     async def _start_advertising(self) -> None:
-        await self.device.start_advertising(
-            advertising_type=(
-                AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE
-                if self.connectable
-                else AdvertisingType.UNDIRECTED
-            ),
-            advertising_data=self.advertising_data(),
-            advertising_interval_min=self.advertising_interval_ms,
-            advertising_interval_max=self.advertising_interval_ms,
-            auto_restart=False,
-        )
-        self._advertising = True
+        async def start() -> None:
+            await self.device.start_advertising(
+                advertising_type=(
+                    AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE
+                    if self.connectable
+                    else AdvertisingType.UNDIRECTED
+                ),
+                advertising_data=self.advertising_data(),
+                advertising_interval_min=self.advertising_interval_ms,
+                advertising_interval_max=self.advertising_interval_ms,
+                auto_restart=False,
+            )
+            self._advertising = True
+
+        await self._hci(start)
 
     async def _stop_advertising(self) -> None:
-        if self._advertising:
-            self._advertising = False
-            await self.device.stop_advertising()
+        async def stop() -> None:
+            if self._advertising:
+                self._advertising = False
+                await self.device.stop_advertising()
+
+        await self._hci(stop)
+
+    async def _hci(self, operation: Callable[[], Awaitable[None]]) -> None:
+        """Run HCI commands one at a time, to completion even if the caller is cancelled
+        (a command cancelled half-way leaves bumble's host waiting for a stale response)."""
+
+        async def locked() -> None:
+            async with self._hci_lock:
+                await operation()
+
+        task = asyncio.get_running_loop().create_task(locked())
+        self._hci_tasks.add(task)
+        task.add_done_callback(self._hci_tasks.discard)
+        await asyncio.shield(task)
 
     # ---------------------------------------------------------------- connections
 
     def _on_connection(self, connection: Connection) -> None:
         self._advertising = False  # the controller stops advertising on connect
         if not self.connectable:
-            self.spawn(connection.disconnect())
+            self.spawn(self.disconnect_link(connection))
             return
         self._connection = connection
         self.connection_count += 1

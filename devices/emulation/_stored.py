@@ -125,7 +125,7 @@ class StoredReadingsDevice(EmulatedPeripheral, Generic[_R]):
                 if not self._store:
                     if self.disconnect_when_done:
                         await asyncio.sleep(0.05)
-                        await connection.disconnect()
+                        await self.disconnect_link(connection)
                         return
                     self._wake.clear()
                     await self._wake.wait()
@@ -146,7 +146,7 @@ class StoredReadingsDevice(EmulatedPeripheral, Generic[_R]):
                 self.delivered.append(packet)
                 if self.should_drop_now():
                     logger.debug("fault: dropping the connection mid-transfer")
-                    await connection.disconnect()
+                    await self.disconnect_link(connection)
                     return
         finally:
             self._delivering = False

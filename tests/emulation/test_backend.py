@@ -25,7 +25,7 @@ from devices.emulation import (
     WeightScale,
     furnish_household,
 )
-from tests.emulation._helpers import device_time, find, uuid16
+from tests.emulation._helpers import Inbox, device_time, find, uuid16
 
 pytestmark = pytest.mark.ble
 
@@ -184,9 +184,11 @@ async def test_write_without_response_and_descriptors(air: EmulatedAir) -> None:
         assert await client.read_gatt_descriptor(cccd) == b"\x02\x00"
         await client.stop_notify(racp)
         assert await client.read_gatt_descriptor(cccd) == b"\x00\x00"
-        # write without response: no error comes back even though the RACP rejects it
+        # write without response reaches the device too (this meter accepts it on the RACP)
+        inbox = Inbox()
+        await client.start_notify(racp, inbox)
         await client.write_gatt_char(racp, b"\x04\x01", response=False)
-        await asyncio.sleep(0.05)
+        assert await inbox.take() == (uuid16(0x2A52), b"\x05\x00\x00\x00")
         assert meter.racp_requests == [b"\x04\x01"]
 
 
