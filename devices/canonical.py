@@ -248,7 +248,7 @@ class CanonicalReading:
     user_index: int | None
     values: tuple[Value, ...]
     flags: tuple[str, ...]  # sorted, unique, from FLAGS
-    raw: dict[str, str]  # characteristic, hex, and the device's unit where it has one
+    raw: dict[str, str] = field(hash=False)  # characteristic, hex, the device's unit if any
 
     def to_json(self) -> dict[str, object]:
         """The reading as the JSON object of the MQTT contract (ARCHITECTURE.md)."""

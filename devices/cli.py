@@ -122,7 +122,7 @@ def _payload(parts: list[str]) -> bytes:
         raise _UsageError("the payload is not hex (two hex digits per byte)") from None
 
 
-def _run(argv: list[str]) -> dict[str, object] | object:
+def _run(argv: list[str]) -> object:
     args = _parser().parse_args(argv)
     uuid16 = normalize_uuid(args.characteristic)
     data = _payload(args.hex)

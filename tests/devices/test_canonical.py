@@ -497,3 +497,9 @@ def test_results_do_not_depend_on_the_callers_decimal_context() -> None:
         ctx.prec = 3
         assert read("2a35", "15bdf00b009ff03c001200", CUFF).values == expected
         assert read("2a9d", "09564af500bc02", SCALE).values == pounds
+
+
+def test_readings_are_hashable_values() -> None:
+    a = read("2a9d", "00e443", SCALE)
+    assert a == read("2a9d", "00e443", SCALE)
+    assert len({a, read("2a9d", "00e443", SCALE)}) == 1
