@@ -95,7 +95,14 @@ def test_queue_to_patient(page: Page, server: Server, world: World) -> None:
     dialog.locator("select[name=outcome]").select_option("clinician_notified")
     dialog.locator("input[name=note]").fill("told Dr X")
     dialog.locator("button[type=submit]").click()
-    expect(page.locator(f"#ep-{eid}")).to_contain_text("resolved")
+    expect(page.locator("#flash")).to_contain_text("resolve done")
+    # once resolved it leaves the queue (the live refresh drops the row)
+    expect(page.locator(f"#ep-{eid}")).to_have_count(0, timeout=10_000)
+    with psycopg.connect(server.conninfo) as conn:
+        row_state = conn.execute(
+            "SELECT state, outcome, note FROM alert_episodes WHERE id = %s", (eid,)
+        ).fetchone()
+    assert row_state == ("resolved", "clinician_notified", "told Dr X")
 
     page.goto(f"{server.url}/patients/{world.patient_a}?range=30d")
     expect(page.locator("body")).to_have_attribute("data-charts-rendered", "4")

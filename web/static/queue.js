@@ -49,6 +49,7 @@
         var flash = document.getElementById("flash");
         if (!res[0]) { flash.textContent = "Could not " + action + ": " + res[1]; return; }
         if (action === "time") { flash.innerHTML = res[1]; return; }
+        flash.textContent = "Episode " + episodeOf(tr).slice(0, 8) + ": " + action + " done.";
         var tmp = document.createElement("tbody");
         tmp.innerHTML = res[1];
         var row = tmp.querySelector("tr");
