@@ -1,15 +1,27 @@
 """Emulated Bluetooth LE health devices and a bleak backend that reaches them.
 
-Everything runs in-process on bumble: an :class:`EmulatedAir` owns one link, the gateway's
-central, and the emulated peripherals. Gateway code receives only the backend classes::
+Everything runs in-process on bumble: an :class:`EmulatedAir` owns one ``LocalLink``, the
+gateway's central (a bumble device on its own controller) and the emulated peripherals (one
+controller each). Gateway code receives only bleak backend classes and uses bleak's public API::
 
     async with EmulatedAir() as air:
-        cuff = await air.add(BloodPressureCuff(DeviceIdentity(serial="BP-1"), readings=[...]))
-        async with BleakScanner(service_uuids=[...], backend=BumbleScanner) as scanner: ...
+        cuff = await air.add(
+            BloodPressureCuff(
+                DeviceIdentity(serial="BP-0001", model="UA-1"),
+                readings=[BloodPressureReading(138, 88, pulse=61)],
+                faults=Faults(kpa_units=True, drop_after_records=1),
+            )
+        )
+        scanner = BleakScanner(service_uuids=[...], backend=BumbleScanner)
         async with BleakClient(device, backend=BumbleClient) as client: ...
 
-``BumbleScanner`` / ``BumbleClient`` use the air entered last (or the one entered in the current
-context); ``air.scanner_backend`` / ``air.client_backend`` are the same classes bound to one air.
+``BumbleScanner`` / ``BumbleClient`` use the air entered in the current context, else the one
+entered last; ``air.scanner_backend`` / ``air.client_backend`` are the same classes bound to one
+air. Devices: :class:`BloodPressureCuff`, :class:`GlucoseMeter` (record store and RACP server),
+:class:`WeightScale` (optionally with Body Composition), :class:`MiScale` (advertisement only);
+:func:`furnish_household` puts one of each on an air for the demo. Readings are either plain
+descriptions (``BloodPressureReading`` …, encoded with the codecs of :mod:`devices`, faults
+applied) or ready-made payloads (``bytes`` or a codec object), sent as they are.
 """
 
 from devices.emulation._air import Advert, EmulatedAir, current_air

@@ -144,7 +144,11 @@ class EmulatedPeripheral(abc.ABC):
     """Base of the emulated devices: a bumble GATT server on its own controller.
 
     Create the device, then ``await air.add(device)``. Subclasses provide their GATT services
-    and what they advertise.
+    and what they advertise; every device also serves Device Information (0x180A: manufacturer,
+    model, serial, firmware, hardware, system id), Battery (0x180F, readable and notified by
+    :meth:`set_battery_level`) and, unless ``current_time_service=False``, Current Time
+    (0x1805 / 0x2A2B, writable unless ``current_time_writable=False``; writes set
+    :attr:`clock` and are recorded in :attr:`clock_writes`).
     """
 
     #: advertising interval in milliseconds (bounds connect latency on the emulated link)
@@ -160,12 +164,14 @@ class EmulatedPeripheral(abc.ABC):
         battery_level: int = 87,
         clock: datetime | None = None,
         current_time_writable: bool = True,
+        current_time_service: bool = True,
     ) -> None:
         self.identity = identity
         self.faults = faults or Faults()
         self.battery_level = battery_level
         self.clock = DeviceClock(clock, reset=self.faults.clock_reset)
         self.current_time_writable = current_time_writable
+        self.current_time_service = current_time_service
         self.address = identity.effective_address()
         self.connection_count = 0
         self.clock_writes: list[datetime] = []
@@ -241,6 +247,13 @@ class EmulatedPeripheral(abc.ABC):
         if self._device is not None:
             with contextlib.suppress(Exception):
                 await self._stop_advertising()
+
+    async def set_battery_level(self, level: int) -> None:
+        """Change the battery level; notified to a subscribed gateway."""
+        self.battery_level = level
+        connection = self._connection
+        if connection is not None and self._battery_characteristic is not None:
+            await self.notify(connection, self._battery_characteristic, bytes([level]))
 
     # ---------------------------------------------------------------- state for tests
 
@@ -433,12 +446,14 @@ class EmulatedPeripheral(abc.ABC):
     # ---------------------------------------------------------------- common services
 
     def _all_services(self) -> list[gatt.Service]:
-        return [
+        services = [
             *self.profile_services(),
             self._device_information_service(),
             self._battery_service(),
-            self._current_time_service(),
         ]
+        if self.current_time_service:
+            services.append(self._current_time_service())
+        return services
 
     def _device_information_service(self) -> gatt.Service:
         identity = self.identity

@@ -302,3 +302,16 @@ async def test_notify_on_a_plain_characteristic_is_a_bleak_error(air: EmulatedAi
             await client.read_gatt_char(uuid16(0x2A35))
         assert read.value.code == 0x02  # read not permitted
         assert await client.read_gatt_char(uuid16(0x2A29)) == b"Acme Medical"
+
+
+async def test_battery_notifications_and_no_current_time_service(air: EmulatedAir) -> None:
+    scale = await air.add(
+        WeightScale(DeviceIdentity(serial="WS-NOCTS"), current_time_service=False)
+    )
+    inbox = Inbox()
+    async with BleakClient(await find(scale), backend=BumbleClient) as client:
+        assert client.services.get_service(uuid16(0x1805)) is None
+        await client.start_notify(uuid16(0x2A19), inbox)
+        await scale.set_battery_level(12)
+        assert await inbox.take() == (uuid16(0x2A19), bytes([12]))
+        assert await client.read_gatt_char(uuid16(0x2A19)) == bytes([12])
