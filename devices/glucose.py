@@ -51,6 +51,7 @@ __all__ = [
     "GlucoseMeasurementContext",
     "GlucoseMeasurementContextFlags",
     "GlucoseMeasurementFlags",
+    "GlucoseTester",
     "GlucoseType",
     "Health",
     "Meal",
@@ -58,7 +59,6 @@ __all__ = [
     "MedicationUnit",
     "SampleLocation",
     "SensorStatus",
-    "Tester",
     "parse_glucose_feature",
     "parse_glucose_measurement",
     "parse_glucose_measurement_context",
@@ -254,7 +254,7 @@ class Meal(OpenIntEnum):
     BEDTIME = 5
 
 
-class Tester(OpenIntEnum):
+class GlucoseTester(OpenIntEnum):
     SELF = 1
     HEALTH_CARE_PROFESSIONAL = 2
     LAB_TEST = 3
@@ -296,7 +296,7 @@ class GlucoseMeasurementContext:
     carbohydrate_id: CarbohydrateId | None = None
     carbohydrate: Number | None = None  # kilograms
     meal: Meal | None = None
-    tester: Tester | None = None
+    tester: GlucoseTester | None = None
     health: Health | None = None
     exercise_duration: int | None = None  # seconds, 65535 = overrun
     exercise_intensity: int | None = None  # percent
@@ -339,7 +339,7 @@ class GlucoseMeasurementContext:
             meal = Meal(data[offset])
             offset += 1
         if flags & f.TESTER_HEALTH_PRESENT:
-            tester = Tester(data[offset] & 0x0F)
+            tester = GlucoseTester(data[offset] & 0x0F)
             health = Health(data[offset] >> 4)
             offset += 1
         if flags & f.EXERCISE_PRESENT:

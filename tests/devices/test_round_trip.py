@@ -30,6 +30,7 @@ from devices import (
     GlucoseFeatureBits,
     GlucoseMeasurement,
     GlucoseMeasurementContext,
+    GlucoseTester,
     GlucoseType,
     Health,
     HeightResolution,
@@ -61,7 +62,6 @@ from devices import (
     WeightScaleMeasurement,
     decode,
 )
-from devices import Tester as GlucoseTester
 
 SETTINGS = settings(database=None, deadline=None, max_examples=400)
 T = TypeVar("T")

@@ -27,6 +27,7 @@ from devices import (
     GlucoseFeatureBits,
     GlucoseMeasurement,
     GlucoseMeasurementContext,
+    GlucoseTester,
     GlucoseType,
     Health,
     HeightResolution,
@@ -57,9 +58,6 @@ from devices import (
     WeightScaleFeatureBits,
     WeightScaleMeasurement,
     decode,
-)
-from devices import (
-    Tester as GlucoseTester,
 )
 
 D = Decimal
