@@ -349,7 +349,8 @@ class CountRule(Rule):
             hits1 = [p for p in recent if self._beyond(p.values, *l1)]
             n2 = ev.p("level2_n") if "level2_n" in ev.params else n
             hits2 = [p for p in recent if self._beyond(p.values, *l2)]
-            level2 = sum(_weight(p, sw) for p in hits2) + 1e-9 >= n2
+            w2 = sum(_weight(p, sw) for p in hits2)
+            level2 = w2 + 1e-9 >= n2
             if level2 or sum(_weight(p, sw) for p in hits1) + 1e-9 >= n:
                 limit = l2 if level2 else l1
                 word = "at or above" if self.direction == "high" else "below"
@@ -365,7 +366,9 @@ class CountRule(Rule):
                 )
                 return self.finding(
                     ev,
-                    self.severities[1] if level2 else self.severities[0],
+                    # a single reading at level 2 (hypotension <80/50) fires, but only
+                    # N of them make it the higher severity
+                    self.severities[1] if level2 and w2 + 1e-9 >= n else self.severities[0],
                     "systolic",
                     pt.values.get("systolic", 0.0),
                     text,
@@ -398,7 +401,7 @@ class RollingMeanRule(Rule):
         ]
         n_eff = sum(w for _, w in pairs)
         if not pairs or n_eff + 1e-9 < ev.p("min_n"):
-            return Verdict(self.family, clear=True)  # too few readings to say it is high
+            return None  # too few readings to judge either way
         ws = np.array([w for _, w in pairs])
         ms = float(np.average([p.values["systolic"] for p, _ in pairs], weights=ws))
         md = float(np.average([p.values["diastolic"] for p, _ in pairs], weights=ws))
@@ -753,7 +756,8 @@ RULES: Mapping[str, Rule] = {
             "bp_low",
             "bp_low",
             "Hypotension: 2 of the last 3 readings in 48 h below 90/60 mmHg (AHA definition of "
-            "low blood pressure) → moderate; a single reading below 80/50 → high.",
+            "low blood pressure) → moderate, as is a single reading below 80/50; 2 of 3 below "
+            "80/50 → high.",
             "low",
             (Severity.MODERATE, Severity.HIGH),
         ),
