@@ -3,17 +3,22 @@ devices and gateways. Every view is audit-logged by ``check_patient_access``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from web import _alerts_bridge, _trends
 from web._auth import Principal, check_patient_access, require
+from web._db import Conn
 from web._state import app_state
+
+T = TypeVar("T")
 
 __all__ = ["router"]
 
@@ -34,15 +39,34 @@ async def patient_page(
     days = _trends.RANGES[range_]
     now = datetime.now(UTC)
     since = now - timedelta(days=days)
-    async with state.pool.connection() as conn:
-        header = await _trends.patient_header(conn, patient_id)
-        series = await _trends.series(conn, patient_id, since, days)
-        kpis = await _trends.kpis(conn, patient_id, since, now)
-        readings = await _trends.readings_table(conn, patient_id, since)
-        devices, gateways = await _trends.devices_and_gateways(conn, patient_id)
-        thresholds = await _alerts_bridge.chart_thresholds(conn, patient_id)
-        threshold_history = await _alerts_bridge.threshold_history(conn, patient_id)
-        episodes = await _alerts_bridge.episode_history(conn, patient_id)
+    pool = state.pool
+
+    async def on_own_connection(fn: Callable[[Conn], Awaitable[T]]) -> T:
+        async with pool.connection() as conn:
+            return await fn(conn)
+
+    async def others(conn: Conn) -> tuple[Any, ...]:
+        return (
+            await _trends.patient_header(conn, patient_id),
+            await _trends.devices_and_gateways(conn, patient_id),
+            await _alerts_bridge.chart_thresholds(conn, patient_id),
+            await _alerts_bridge.threshold_history(conn, patient_id),
+            await _alerts_bridge.episode_history(conn, patient_id),
+        )
+
+    # independent reads, each on its own pooled connection
+    (
+        series,
+        kpis,
+        readings,
+        (header, dg, thresholds, threshold_history, episodes),
+    ) = await asyncio.gather(
+        on_own_connection(lambda c: _trends.series(c, patient_id, since, days)),
+        on_own_connection(lambda c: _trends.kpis(c, patient_id, since, now)),
+        on_own_connection(lambda c: _trends.readings_table(c, patient_id, since)),
+        on_own_connection(others),
+    )
+    devices, gateways = dg
     chart_data = {
         "series": series,
         "thresholds": {

@@ -33,10 +33,10 @@ GLUCOSE_TARGET = (70.0, 180.0)  # mg/dL, the consensus time-in-range target
 
 
 def bucket_for(days: int) -> timedelta | None:
-    """None = raw points; else the bucket width that keeps a series to ~720 points."""
+    """None = raw points; else the bucket width that keeps a series to ~365 points."""
     if days <= 30:
         return None
-    return timedelta(hours=3) if days <= 90 else timedelta(hours=12)
+    return timedelta(hours=6) if days <= 90 else timedelta(days=1)
 
 
 async def patient_header(conn: Conn, patient_id: uuid.UUID) -> Row:
