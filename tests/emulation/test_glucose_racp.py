@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import struct
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
@@ -252,3 +254,54 @@ async def test_live_result_is_notified_and_raw_records_pass_through(air: Emulate
         assert await inbox.take() == (MEASUREMENT, record.measurement)
     assert record.sequence == 1
     assert record.measurement[-1] == 0x1A
+
+
+async def test_seeded_random_requests_match_a_model(air: EmulatedAir) -> None:
+    """Report / count / delete with random operators and bounds agree with a list model."""
+    rng = random.Random(20261123)  # seeded: reproducible
+    meter = await air.add(
+        GlucoseMeter(IDENTITY, records=[GlucoseReading(90 + i) for i in range(30)])
+    )
+    model = [record.sequence for record in meter.records]
+    inbox = Inbox()
+    async with BleakClient(await find(meter), backend=BumbleClient) as client:
+        for uuid in (0x2A18, 0x2A52):
+            await subscribe(client, uuid, inbox)
+        session = Session(client, inbox)
+        reported = 0
+        for _ in range(60):
+            op_code = rng.choices([0x01, 0x04, 0x02], weights=[10, 7, 3])[0]
+            low, high = sorted(rng.randint(0, 32) for _ in range(2))
+            operator = rng.randint(1, 6)
+            if op_code == 0x02:  # delete a little at a time
+                operator = rng.choice([4, 5, 6])
+                high = low + rng.randint(0, 2)
+            operand = {
+                2: struct.pack("<BH", 1, high),
+                3: struct.pack("<BH", 1, low),
+                4: struct.pack("<BHH", 1, low, high),
+            }.get(operator, b"")
+            expected = {
+                1: model,
+                2: [s for s in model if s <= high],
+                3: [s for s in model if s >= low],
+                4: [s for s in model if low <= s <= high],
+                5: model[:1],
+                6: model[-1:],
+            }[operator]
+            received = await session.request(bytes([op_code, operator]).hex() + operand.hex())
+            *records, (_, response) = received
+            if op_code == 0x04:
+                assert response == bytes([0x05, 0x00]) + struct.pack("<H", len(expected))
+                continue
+            code = 0x01 if expected else 0x06
+            assert response == bytes([0x06, 0x00, op_code, code])
+            if op_code == 0x01:
+                assert sequences(records) == expected
+                reported += len(records)
+            else:
+                assert records == []
+                model = [s for s in model if s not in expected]
+                assert [record.sequence for record in meter.records] == model
+    assert model  # the deletes left something to report
+    assert reported > 100
