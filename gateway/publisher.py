@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +57,27 @@ def batch_payload(
         }
     )
     return (head[:-1] + ', "readings": [' + ", ".join(r.body for r in readings) + "]}").encode()
+
+
+async def _flattened(session: Coroutine[Any, Any, None]) -> None:
+    """Run ``session`` (task groups inside); re-raise a connection-level failure found in an
+    exception group as itself, so the reconnect loop can handle it."""
+    try:
+        await session
+    except BaseExceptionGroup as group:
+        matched, rest = group.split((aiomqtt.MqttError, PublishDenied))
+        if rest is not None or matched is None:
+            raise
+        leaves: list[BaseException] = []
+        pending: list[BaseException] = [matched]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, BaseExceptionGroup):
+                pending.extend(item.exceptions)
+            else:
+                leaves.append(item)
+        denied = [leaf for leaf in leaves if isinstance(leaf, PublishDenied)]
+        raise (denied or leaves)[0] from None
 
 
 class _ConfirmingClient(aiomqtt.Client):
@@ -156,7 +177,7 @@ class Publisher:
                     self.connected.set()
                     self.board.set_alarm("broker_unreachable", False)
                     logger.info("connected to the broker")
-                    await self._session(client, backoff)
+                    await _flattened(self._session(client, backoff))
                     with contextlib.suppress(aiomqtt.MqttError, PublishDenied):
                         await client.publish_confirmed(
                             self.topics["status"],

@@ -65,6 +65,7 @@ _MI_MODELS = {"181d": "Mi Smart Scale", "181b": "Mi Body Composition Scale 2"}
 #: how long a push-profile session waits for another measurement before disconnecting
 PUSH_IDLE_SECONDS = 2.0
 _RECENT_ADVERT_IDS = 256
+_BOUND_CACHE = 4096
 
 
 @dataclass(slots=True)
@@ -111,6 +112,9 @@ class Radio:
         self.tracks: dict[str, _DeviceTrack] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._recent_advert_ids: collections.OrderedDict[str, None] = collections.OrderedDict()
+        #: address → device id it was bound to (None: never bound); adverts arrive many times
+        #: a second, the database is asked once per address
+        self._bound: dict[str, str | None] = {}
         #: called after every session (tests wait on it)
         self.session_listeners: list[Callable[[str, SessionOutcome], None]] = []
 
@@ -212,7 +216,11 @@ class Radio:
         entry = self.allowlist.by_address(address)
         if entry is not None:
             return entry
-        bound = self.outbox.device_for_address(address)
+        if address not in self._bound:
+            if len(self._bound) >= _BOUND_CACHE:
+                self._bound.clear()
+            self._bound[address] = self.outbox.device_for_address(address)
+        bound = self._bound[address]
         return self.allowlist.by_id(bound) if bound is not None else None
 
     def _mi_scale_advert(
@@ -293,6 +301,14 @@ class Radio:
             outcome.error = type(exc).__name__
             logger.warning(
                 "session with %s device %s failed (%s)",
+                device_type,
+                outcome.device_id or "(not identified)",
+                type(exc).__name__,
+            )
+        except Exception as exc:  # a session must never take the gateway down
+            outcome.error = type(exc).__name__
+            logger.error(
+                "session with %s device %s failed unexpectedly (%s)",
                 device_type,
                 outcome.device_id or "(not identified)",
                 type(exc).__name__,
@@ -398,6 +414,7 @@ class Radio:
                 return None
         device_id = entry.id or derived
         self.outbox.bind_address(address, device_id)
+        self._bound[address] = device_id
         self.outbox.update_device(
             device_id,
             type=entry.type,

@@ -55,7 +55,8 @@ def no_doubles(watcher: Watcher) -> None:
 
 
 def latest_online(watcher: Watcher) -> dict[str, Any]:
-    return [s for s in watcher.statuses if s.get("state") == "online"][-1]
+    online = [s for s in watcher.statuses if s.get("state") == "online"]
+    return online[-1] if online else {"devices": [], "unknown_devices": 0}
 
 
 async def test_blood_pressure_cuff_found_by_its_dis_serial(
@@ -341,3 +342,64 @@ async def test_clock_reset_cuff_is_flagged_and_its_clock_set(
     assert drift < -365 * 24 * 3600  # the cuff thought it was 2000
     assert cuff.clock_writes
     assert abs((cuff.clock.now() - datetime.now(ZONE).replace(tzinfo=None)).total_seconds()) < 60
+
+
+async def test_cuff_that_accepts_connections_only_briefly_after_measuring(
+    tmp_path: Path, settings: Settings, login: Login, air: EmulatedAir
+) -> None:
+    cuff = await air.add(
+        BloodPressureCuff(
+            DeviceIdentity(serial="BP-WINDOW"),
+            faults=Faults(connect_window=1.5, duplicate_records=True),
+            current_time_writable=False,
+            clock=datetime.now(ZONE).replace(tzinfo=None) + timedelta(seconds=40),
+        )
+    )
+    assert not cuff.is_advertising
+    config = make_config(
+        tmp_path,
+        login,
+        settings,
+        devices=[{"address": cuff.address, "type": "blood_pressure_monitor"}],
+    )
+    async with watching(settings, login.gateway_id) as watcher, gateway_running(config, air):
+        await eventually(lambda: len(watcher.statuses) >= 1)
+        await cuff.measure(BloodPressureReading(133, 84, pulse=66))
+        await watcher.wait_for(lambda: len(watcher.readings) >= 1)
+        await asyncio.sleep(2.0)  # the window closes; the cuff is silent
+        await cuff.measure(BloodPressureReading(129, 83, pulse=64))
+        await watcher.wait_for(lambda: len(watcher.readings) >= 2)
+        await watcher.wait_for(lambda: bool(latest_online(watcher)["devices"]))
+    no_doubles(watcher)  # every record was indicated twice (duplicate_records)
+    assert [values(r)["systolic"] for r in watcher.readings] == [133.0, 129.0]
+    assert cuff.clock_writes == []  # not writable: only the drift is recorded
+    drift = latest_online(watcher)["devices"][0]["clock_drift_seconds"]
+    assert 35 < drift < 45
+
+
+async def test_allowlist_pushed_by_the_server_is_followed(
+    tmp_path: Path, settings: Settings, login: Login, air: EmulatedAir
+) -> None:
+    from tests.gateway.conftest import publish_as_admin
+
+    cuff = await air.add(
+        BloodPressureCuff(
+            DeviceIdentity(serial="BP-PUSHED"), readings=[BloodPressureReading(126, 81)]
+        )
+    )
+    config = make_config(tmp_path, login, settings, devices=[])
+    topic = f"carebeacon/v1/gateways/{login.gateway_id}/config"
+    try:
+        async with watching(settings, login.gateway_id) as watcher, gateway_running(config, air):
+            await watcher.wait_for(lambda: latest_online(watcher)["unknown_devices"] >= 1)
+            assert cuff.connection_count == 0
+            await publish_as_admin(
+                settings,
+                topic,
+                b'{"schema": "carebeacon.gateway-config/1", "devices":'
+                b' [{"id": "BP-PUSHED", "type": "blood_pressure_monitor"}]}',
+            )
+            await watcher.wait_for(lambda: len(watcher.readings) >= 1)
+        assert watcher.readings[0]["device"]["id"] == "BP-PUSHED"
+    finally:
+        await publish_as_admin(settings, topic, b"")

@@ -38,7 +38,15 @@ class GatedProxy:
         self.upstream_limit = upstream_limit
         self.upstream_bytes = 0
         self.held_bytes = 0
+        self.connections = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    def drop_all(self) -> None:
+        """Cut every connection (as a Wi-Fi drop would, seen from the broker's side)."""
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
 
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[int]:
@@ -57,6 +65,8 @@ class GatedProxy:
         assert task is not None
         self._tasks.add(task)
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.connections += 1
+        self._writers += [writer, up_writer]
 
         async def upstream() -> None:
             while data := await reader.read(65536):

@@ -138,3 +138,23 @@ async def test_allowlist_follows_the_retained_config_topic(
         outbox.close()
     finally:
         await publish_as_admin(settings, topic, b"")
+
+
+async def test_connection_cut_mid_stream_reconnects_and_resends(
+    tmp_path: Path, settings: Settings, login: Login
+) -> None:
+    from tests.gateway.test_crash import GatedProxy
+
+    proxy = GatedProxy(settings.mqtt_tls_port, upstream_limit=10**12)
+    async with watching(settings, login.gateway_id) as watcher, proxy.serving() as port:
+        config = make_config(tmp_path, login, settings, port=port)
+        async with publishing(config) as publisher:
+            await eventually(publisher.connected.is_set)
+            publisher.outbox.add(fake_readings("meter-cut", 300))
+            await watcher.wait_for(lambda: len(watcher.reading_ids) >= 50)
+            proxy.drop_all()
+            await eventually(lambda: proxy.connections >= 2, within=20)
+            publisher.outbox.add(fake_readings("meter-cut", 20, start=301))
+            await eventually(lambda: publisher.outbox.depth == 0, within=20)
+            await watcher.wait_for(lambda: len(set(watcher.reading_ids)) >= 320)
+    assert set(watcher.reading_ids) == {str(r.id) for r in fake_readings("meter-cut", 320)}
