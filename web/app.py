@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carebeacon import services
 from carebeacon.settings import Settings
-from web import _admin, _billing_routes, _fhir, _login, _patient, _queue
+from web import _admin, _billing_routes, _fhir, _login, _patient, _queue, _thresholds
 from web._db import make_pool
 from web._state import AppState, Provisioner
 from web._timing import ServerTiming
@@ -145,6 +145,7 @@ def create_app(
     app.include_router(_admin.router)
     app.include_router(_fhir.router)
     app.include_router(_billing_routes.router)
+    app.include_router(_thresholds.router)
     return app
 
 

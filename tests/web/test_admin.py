@@ -1,0 +1,253 @@
+"""The admin JSON API: create and list with pagination and filters, clear 4xx errors, consent,
+time-bounded assignments, gateway provisioning (MQTT password once), thresholds, OpenAPI and
+the locally served docs."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+import pytest
+
+from tests.web.conftest import SITE_A, SITE_B, Client, Server, World, user
+
+pytestmark = pytest.mark.db
+
+ADMIN_A = user("admin", SITE_A)
+
+
+@pytest.fixture(scope="module")
+def admin(clients: dict[str, Client]) -> Client:
+    return clients[ADMIN_A]
+
+
+def test_sites_programs_users(admin: Client, server: Server) -> None:
+    resp = admin.post("/api/sites", json={"id": "site-c", "name": "Site C", "timezone": "UTC"})
+    assert resp.status_code == 201
+    assert admin.post("/api/sites", json={"id": "site-c", "name": "again"}).status_code == 409
+    assert admin.post("/api/sites", json={"id": "bad id!", "name": "x"}).status_code == 422
+    # the creator now works at the new site (a fresh session sees it)
+    again = Client(server.url, ADMIN_A)
+    sites = [s["id"] for s in again.get("/api/sites").json()["items"]]
+    assert "site-c" in sites
+    assert "site-b" not in sites
+    resp = again.post(
+        "/api/programs", json={"id": "hf", "name": "Heart failure", "template": "heart_failure"}
+    )
+    assert resp.status_code == 201
+    assert again.get("/api/programs?template=heart_failure").json()["total"] == 1
+    made = again.post(
+        "/api/users",
+        json={
+            "username": "nurse.c",
+            "display_name": "Nurse C",
+            "role": "care_manager",
+            "password": "a-long-password-1",
+            "sites": ["site-c"],
+        },
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["sites"] == ["site-c"]
+    assert "password_hash" not in made.text
+    foreign = again.post(
+        "/api/users",
+        json={
+            "username": "nurse.b",
+            "display_name": "Nurse B",
+            "role": "care_manager",
+            "password": "a-long-password-1",
+            "sites": [SITE_B],
+        },
+    )
+    assert foreign.status_code == 403
+    short = again.post(
+        "/api/users",
+        json={"username": "x.y", "display_name": "X", "role": "admin", "password": "short"},
+    )
+    assert short.status_code == 422
+    assert short.json()["errors"][0]["loc"] == ["body", "password"]
+    nurse = Client(server.url, None)
+    nurse.login("nurse.c", "a-long-password-1")
+    assert nurse.get("/api/me").json()["sites"] == ["site-c"]
+    uid = made.json()["id"]
+    assert again.patch(f"/api/users/{uid}", json={"disabled": True}).status_code == 200
+    assert nurse.get("/api/me").status_code == 401  # sessions end when a user is disabled
+    listing = again.get("/api/users?role=care_manager&site_id=site-c").json()
+    assert [u["username"] for u in listing["items"]] == ["nurse.c"]
+    again.close()
+    nurse.close()
+
+
+def test_patients_pagination_and_filters(admin: Client) -> None:
+    for i in range(7):
+        resp = admin.post(
+            "/api/patients",
+            json={"display_name": f"Page Patient {i}", "mrn": f"PG-{i}", "site_id": SITE_A},
+        )
+        assert resp.status_code == 201
+    first = admin.get(f"/api/patients?site_id={SITE_A}&limit=3").json()
+    assert len(first["items"]) == 3
+    assert first["total"] >= 7
+    assert first["next"] is not None
+    second = admin.get(f"/api/patients?site_id={SITE_A}&limit=3&offset=3").json()
+    assert {p["id"] for p in first["items"]}.isdisjoint({p["id"] for p in second["items"]})
+    one = admin.get("/api/patients?mrn=PG-4").json()
+    assert [p["display_name"] for p in one["items"]] == ["Page Patient 4"]
+    assert admin.get("/api/patients?limit=0").status_code == 422
+    assert admin.get("/api/patients?limit=501").status_code == 422
+    assert admin.get(f"/api/patients/{uuid.uuid4()}").status_code == 404
+    assert admin.get("/api/patients/not-a-uuid").status_code == 422
+    dup = admin.post(
+        "/api/patients", json={"display_name": "Dup", "mrn": "PG-1", "site_id": SITE_A}
+    )
+    assert dup.status_code == 409
+    elsewhere = admin.post(
+        "/api/patients", json={"display_name": "X", "mrn": "PG-X", "site_id": SITE_B}
+    )
+    assert elsewhere.status_code == 403
+
+
+def test_enrollment_consent_and_assignments(admin: Client, clients: dict[str, Client]) -> None:
+    pid = admin.post(
+        "/api/patients", json={"display_name": "Consent Case", "site_id": SITE_A}
+    ).json()["id"]
+    sup = clients[user("supervisor", SITE_A)]
+    enr = sup.post(f"/api/patients/{pid}/enrollments", json={"program_id": "htn"})
+    assert enr.status_code == 201
+    eid = enr.json()["id"]
+    assert enr.json()["consent_given_at"] is None
+    # withdrawing consent that was never given violates a data rule
+    bad = sup.patch(
+        f"/api/enrollments/{eid}", json={"consent_withdrawn_at": "2026-01-02T00:00:00Z"}
+    )
+    assert bad.status_code == 422
+    ok = sup.patch(
+        f"/api/enrollments/{eid}",
+        json={"consent_given_at": "2026-01-01T09:00:00Z", "billing_practitioner": "dr-y"},
+    )
+    assert ok.status_code == 200
+    assert ok.json()["billing_practitioner"] == "dr-y"
+    naive = sup.patch(f"/api/enrollments/{eid}", json={"ended_at": "2026-05-01T00:00:00"})
+    assert naive.status_code == 422
+    assert (
+        sup.post(f"/api/patients/{pid}/enrollments", json={"program_id": "nope"}).status_code == 422
+    )
+    assert (
+        admin.post(
+            "/api/devices", json={"id": "cuff-9", "type": "blood_pressure_monitor"}
+        ).status_code
+        == 201
+    )
+    a1 = admin.post(
+        "/api/assignments",
+        json={"device_id": "cuff-9", "patient_id": pid, "valid_from": "2026-01-01T00:00:00Z"},
+    )
+    assert a1.status_code == 201
+    overlap = admin.post(
+        "/api/assignments",
+        json={"device_id": "cuff-9", "patient_id": pid, "valid_from": "2026-02-01T00:00:00Z"},
+    )
+    assert overlap.status_code == 409
+    ended = admin.post(
+        f"/api/assignments/{a1.json()['id']}/end", json={"valid_to": "2026-01-31T00:00:00Z"}
+    )
+    assert ended.status_code == 200
+    again = admin.post(
+        "/api/assignments",
+        json={"device_id": "cuff-9", "patient_id": pid, "valid_from": "2026-02-01T00:00:00Z"},
+    )
+    assert again.status_code == 201
+    listed = admin.get(f"/api/patients/{pid}/assignments").json()["items"]
+    assert len(listed) == 2
+    assert admin.get("/api/devices?type=blood_pressure_monitor").json()["total"] >= 1
+
+
+def test_gateway_provisioning_returns_the_password_once(
+    admin: Client, server: Server, world: World
+) -> None:
+    resp = admin.post(
+        "/api/gateways",
+        json={"id": "gw-new-1", "label": "home", "patient_ids": [str(world.patient_a)]},
+    )
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert body["mqtt_username"] == "gw-new-1"
+    password = body["mqtt_password"]
+    assert len(password) >= 24
+    assert ("gw-new-1", password) in server.provisioned
+    listing = admin.get("/api/gateways").json()
+    assert "mqtt_password" not in str(listing)
+    rotated = admin.post("/api/gateways/gw-new-1/credentials")
+    assert rotated.status_code == 200
+    assert rotated.json()["mqtt_password"] != password
+    assert admin.post("/api/gateways/nope/credentials").status_code == 404
+    assert admin.post("/api/gateways", json={"id": "bad/id"}).status_code == 422
+    foreign = admin.post(
+        "/api/gateways", json={"id": "gw-x", "patient_ids": [str(world.patient_b)]}
+    )
+    assert foreign.status_code == 403
+
+
+def test_threshold_overrides_through_alerts(clients: dict[str, Client], world: World) -> None:
+    clin = clients[user("clinician", SITE_A)]
+    resp = clin.post(
+        f"/api/patients/{world.patient_a}/thresholds",
+        json={"parameter": "bp_high.level1_systolic", "value": 150, "reason": "CKD, tighter"},
+    )
+    assert resp.status_code == 201, resp.text
+    eff = clin.get(f"/api/patients/{world.patient_a}/thresholds").json()
+    assert eff["effective"]["bp_high"]["level1_systolic"]["value"] == 150
+    assert eff["history"][0]["ordered_by"] == user("clinician", SITE_A)
+    bad = clin.post(
+        f"/api/patients/{world.patient_a}/thresholds",
+        json={"parameter": "no_such.rule", "value": 1, "reason": "x"},
+    )
+    assert bad.status_code == 422
+    cm = clients[user("care_manager", SITE_A)]
+    assert (
+        cm.post(
+            f"/api/patients/{world.patient_a}/thresholds",
+            json={"parameter": "bp_high.level1_systolic", "value": 140, "reason": "x"},
+        ).status_code
+        == 403
+    )
+    page = clin.get(f"/patients/{world.patient_a}", headers={"Accept": "text/html"})
+    assert "CKD, tighter" in page.text
+    assert '"systolic_high":150.0' in page.text
+
+
+def test_openapi_and_local_docs(server: Server, clients: dict[str, Client]) -> None:
+    anon = clients["anonymous"]
+    spec = anon.get("/openapi.json").json()
+    for path in ("/api/patients", "/api/gateways", "/fhir/Observation", "/api/billing/ledger"):
+        assert path in spec["paths"]
+    docs = anon.get("/docs")
+    assert docs.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert sources
+    assert all(s.startswith("/") for s in sources), sources  # nothing from a CDN
+    for src in sources:
+        if src.startswith("/static/"):
+            assert anon.get(src).status_code == 200
+
+
+def test_no_patient_data_in_logs(
+    caplog: pytest.LogCaptureFixture, admin: Client, clients: dict[str, Client]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    made = admin.post(
+        "/api/patients",
+        json={"display_name": "Quentin Lognotme", "mrn": "MRN-SECRET-77", "site_id": SITE_A},
+    ).json()
+    pid = made["id"]
+    clients[user("care_manager", SITE_B)].get(f"/patients/{pid}")  # denied: logged
+    admin.get(f"/fhir/Patient/{pid}")
+    admin.post("/api/gateways", json={"id": "gw-log-1", "patient_ids": [pid]})
+    # the server's log records (the test's own HTTP client logs its URLs: not the server's)
+    server_side = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    assert any(r.name.startswith("web") for r in server_side)
+    text = "\n".join(r.getMessage() for r in server_side)
+    assert "Lognotme" not in text
+    assert "MRN-SECRET-77" not in text
+    assert pid not in text
