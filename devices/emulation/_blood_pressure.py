@@ -65,7 +65,9 @@ class BloodPressureCuff(StoredReadingsDevice[BloodPressureReading]):
         self.intermediate_cuff_pressure = intermediate_cuff_pressure
         self._measurement = characteristic("2A35", Characteristic.Properties.INDICATE)
         self._icp = characteristic("2A36", Characteristic.Properties.NOTIFY)
-        super().__init__(identity, readings=readings, faults=faults, **kwargs)
+        super().__init__(
+            identity, reading_type=BloodPressureReading, readings=readings, faults=faults, **kwargs
+        )
 
     @property
     def advertised_service_uuids(self) -> Sequence[int]:

@@ -8,7 +8,7 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, SupportsBytes, TypeVar
+from typing import Any, Generic, SupportsBytes, TypeVar, cast
 
 from bumble.device import Connection
 from bumble.gatt import Characteristic
@@ -35,11 +35,13 @@ class StoredReadingsDevice(EmulatedPeripheral, Generic[_R]):
     def __init__(
         self,
         *args: Any,
+        reading_type: type[_R],
         readings: Sequence[_R | SupportsBytes] = (),
         disconnect_when_done: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self._reading_type = reading_type
         self.disconnect_when_done = disconnect_when_done
         self._store: deque[bytes] = deque()
         self.delivered: list[bytes] = []
@@ -60,18 +62,15 @@ class StoredReadingsDevice(EmulatedPeripheral, Generic[_R]):
     def encode_reading(self, reading: _R, index: int) -> bytes:
         """Encode a structured reading (the ``index``-th taken by this device)."""
 
-    def is_structured(self, reading: object) -> bool:
-        return not isinstance(reading, bytes | bytearray) and not hasattr(reading, "__bytes__")
-
     # ---------------------------------------------------------------- behaviour
 
     def _packet(self, reading: _R | SupportsBytes) -> bytes:
         index = self._measurements_taken
         self._measurements_taken += 1
-        if self.is_structured(reading):
-            packet = self.encode_reading(reading, index)  # type: ignore[arg-type]
-        else:
-            packet = bytes(reading)  # type: ignore[arg-type]
+        if isinstance(reading, self._reading_type):
+            packet = self.encode_reading(reading, index)
+        else:  # a ready-made payload
+            packet = bytes(cast(SupportsBytes, reading))
         return self.faults.mangle(packet)
 
     def reset_clock_time(self, index: int) -> datetime:

@@ -64,7 +64,9 @@ class WeightScale(StoredReadingsDevice[WeightReading]):
         self._measurement = characteristic("2A9D", Characteristic.Properties.INDICATE)
         self._body_composition = characteristic("2A9C", Characteristic.Properties.INDICATE)
         self._body_packets: dict[bytes, bytes] = {}
-        super().__init__(identity, readings=readings, faults=faults, **kwargs)
+        super().__init__(
+            identity, reading_type=WeightReading, readings=readings, faults=faults, **kwargs
+        )
 
     @property
     def advertised_service_uuids(self) -> Sequence[int]:
