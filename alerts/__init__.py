@@ -18,12 +18,14 @@ Episode transitions for the web app (each atomic, each writes an audited event t
     await get_episode(conn, episode_id) -> Episode
     await episode_events(conn, episode_id) -> list[Event]                 # the audit trail
     await list_queue(conn, *, site_id, program_id=None, now=None, limit=200) -> list[Episode]
+    await patient_episodes(conn, patient_id, *, limit=50) -> list[Episode]   # newest first
 
 Thresholds (program → site → patient, append-only versions)::
 
     await set_threshold(conn, *, scope, parameter, value, ordered_by, reason, valid_from,
                         valid_until=None, program_id=None, site_id=None, patient_id=None) -> int
     await effective_thresholds(conn, patient_id, *, at=None) -> ThresholdSet
+    await threshold_history(conn, patient_id) -> list[ThresholdChange]    # newest first
 
 Catalogue: :data:`RULES` (rule id → rule, each with ``kind``, ``family``, ``description``
 naming its source), :data:`TEMPLATES` (program template → rule id → parameter → default),
@@ -45,15 +47,18 @@ from alerts._engine import (
     priority_for,
 )
 from alerts._lifecycle import (
+    ThresholdChange,
     acknowledge,
     assign,
     effective_thresholds,
     episode_events,
     get_episode,
     list_queue,
+    patient_episodes,
     resolve,
     set_threshold,
     snooze,
+    threshold_history,
 )
 from alerts._live import evaluate_readings
 from alerts._model import Severity, StoredReading
@@ -79,6 +84,7 @@ __all__ = [
     "Rule",
     "Severity",
     "StoredReading",
+    "ThresholdChange",
     "ThresholdSet",
     "ThresholdValue",
     "acknowledge",
@@ -88,8 +94,10 @@ __all__ = [
     "evaluate_readings",
     "get_episode",
     "list_queue",
+    "patient_episodes",
     "priority_for",
     "resolve",
     "set_threshold",
     "snooze",
+    "threshold_history",
 ]

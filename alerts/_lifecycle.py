@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,15 +31,18 @@ from alerts._store import (
 from alerts.errors import EpisodeNotFound, InvalidThreshold, InvalidTransition
 
 __all__ = [
+    "ThresholdChange",
     "acknowledge",
     "assign",
     "effective_thresholds",
     "episode_events",
     "get_episode",
     "list_queue",
+    "patient_episodes",
     "resolve",
     "set_threshold",
     "snooze",
+    "threshold_history",
 ]
 
 _COLS = ", ".join(EPISODE_COLUMNS)
@@ -210,6 +214,64 @@ async def list_queue(
             {"site": site_id, "program": program_id, "now": at, "limit": limit},
         )
         return [episode_from_row(r) for r in await cur.fetchall()]
+
+
+async def patient_episodes(
+    conn: psycopg.AsyncConnection[Any], patient_id: uuid.UUID, *, limit: int = 50
+) -> list[Episode]:
+    """A patient's episodes, newest first (any state): the history beside the trend view."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {_COLS} FROM alert_episodes WHERE patient_id = %s"
+            " ORDER BY opened_at DESC, created_at DESC LIMIT %s",
+            (patient_id, limit),
+        )
+        return [episode_from_row(r) for r in await cur.fetchall()]
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdChange:
+    """One stored override version (row of ``alert_thresholds``)."""
+
+    id: int
+    scope: str
+    program_id: str | None
+    site_id: str | None
+    patient_id: uuid.UUID | None
+    parameter: str
+    value: float | None
+    version: int
+    valid_from: datetime
+    valid_until: datetime | None
+    ordered_by: str
+    reason: str
+    created_at: datetime
+
+
+async def threshold_history(
+    conn: psycopg.AsyncConnection[Any], patient_id: uuid.UUID
+) -> list[ThresholdChange]:
+    """Every override version that applies or applied to a patient (their own, their site's,
+    their programs'), newest first."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            """
+            SELECT t.id, t.scope, t.program_id, t.site_id, t.patient_id, t.parameter, t.value,
+                   t.version, t.valid_from, t.valid_until, t.ordered_by, t.reason, t.created_at
+            FROM alert_thresholds t
+            WHERE t.patient_id = %(p)s
+               OR (t.scope = 'site' AND t.site_id IN (
+                       SELECT site_id FROM patients WHERE id = %(p)s
+                       UNION SELECT site_id FROM enrollments WHERE patient_id = %(p)s)
+                   AND (t.program_id IS NULL OR t.program_id IN (
+                       SELECT program_id FROM enrollments WHERE patient_id = %(p)s)))
+               OR (t.scope = 'program' AND t.program_id IN (
+                       SELECT program_id FROM enrollments WHERE patient_id = %(p)s))
+            ORDER BY t.created_at DESC, t.id DESC
+            """,
+            {"p": patient_id},
+        )
+        return [ThresholdChange(*row) for row in await cur.fetchall()]
 
 
 async def episode_events(conn: psycopg.AsyncConnection[Any], episode_id: uuid.UUID) -> list[Event]:

@@ -295,6 +295,7 @@ def main(argv: list[str]) -> int:
     logging.config.dictConfig(
         {
             "version": 1,
+            "disable_existing_loggers": False,
             "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
             "handlers": {"err": {"class": "logging.StreamHandler", "formatter": "plain"}},
             "root": {"level": "INFO", "handlers": ["err"]},

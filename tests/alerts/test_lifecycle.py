@@ -19,9 +19,11 @@ from alerts import (
     episode_events,
     get_episode,
     list_queue,
+    patient_episodes,
     resolve,
     set_threshold,
     snooze,
+    threshold_history,
 )
 from tests.alerts.helpers import T0, bp, glucose, make_patient, store, weight
 
@@ -196,3 +198,34 @@ async def test_threshold_versions_are_inherited_and_recorded(conn: Conn) -> None
     assert ep.threshold_version == f"heart_failure@2026.11+#{v2}"
     assert "patient threshold (override" in ep.explanation
     assert ep.thresholds["kg"] == 1.8
+
+
+async def test_patient_history_and_threshold_history(conn: Conn) -> None:
+    pid, eid = await _crisis(conn, site="site-hist")
+    await set_threshold(
+        conn,
+        scope="patient",
+        patient_id=pid,
+        parameter="bp_crisis.systolic",
+        value=175.0,
+        ordered_by="Dr Hist",
+        reason="post-stroke target",
+        valid_from=T0,
+    )
+    await set_threshold(
+        conn,
+        scope="program",
+        program_id="hypertension-prog",
+        parameter="bp_mean_7d.systolic",
+        value=130.0,
+        ordered_by="Program lead",
+        reason="stricter target",
+        valid_from=T0,
+    )
+    episodes = await patient_episodes(conn, pid)
+    assert [e.id for e in episodes] == [eid]
+    history = await threshold_history(conn, pid)
+    assert [(h.scope, h.parameter, h.value, h.version) for h in history] == [
+        ("program", "bp_mean_7d.systolic", 130.0, 1),
+        ("patient", "bp_crisis.systolic", 175.0, 1),
+    ]

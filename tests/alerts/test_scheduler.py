@@ -5,6 +5,8 @@ transactions), so each uses its own site and patients."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -180,3 +182,16 @@ async def test_exactly_once_across_ingest_restarts(database: str) -> None:
         assert await store(third, [low], now=T0 + 3 * MIN) == []
         await third.commit()
         assert await counts(third) == (1, 2)
+
+
+def test_scheduler_command_runs_one_pass(database: str) -> None:
+    dbname = database.rsplit("/", 1)[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "carebeacon.cli", "scheduler", "--once", "--database", dbname],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "scheduler pass:" in done.stderr
