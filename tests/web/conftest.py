@@ -26,7 +26,7 @@ from web.app import create_app
 from web.seed import seed_demo
 
 PASSWORD = "correct-horse-battery"
-SITE_A, SITE_B = "site-a", "site-b"
+SITE_A, SITE_B = "wt-site-a", "wt-site-b"
 
 
 @dataclass
@@ -54,8 +54,15 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def server(settings: Settings, database: str) -> Iterator[Server]:
     provisioned: list[tuple[str, str]] = []
-    seed_demo(database, site_id=SITE_A, site_name="Site A", password=PASSWORD)
-    seed_demo(database, site_id=SITE_B, site_name="Site B", timezone="UTC", password=PASSWORD)
+    seed_demo(database, site_id=SITE_A, site_name="Site A", program_id="wt-htn", password=PASSWORD)
+    seed_demo(
+        database,
+        site_id=SITE_B,
+        site_name="Site B",
+        timezone="UTC",
+        program_id="wt-htn",
+        password=PASSWORD,
+    )
     app = create_app(
         settings,
         conninfo=database,
@@ -93,8 +100,8 @@ def insert_reading(
     values: dict[str, float],
     *,
     kind: str = "blood_pressure",
-    device_id: str = "dev-a",
-    gateway_id: str = "gw-a",
+    device_id: str = "wt-dev-a",
+    gateway_id: str = "wt-gw-a",
     flags: tuple[str, ...] = (),
 ) -> uuid.UUID:
     rid = uuid.uuid4()
@@ -141,7 +148,7 @@ def insert_episode(
         "INSERT INTO alert_episodes (id, patient_id, family, rule_id, state, severity, priority,"
         " site_id, program_id, opened_at, last_at, created_at, updated_at, value_code,"
         " first_value, last_value, worst_value, explanation, threshold_version, sla_due_at)"
-        " VALUES (%s, %s, %s, %s, 'open', %s, %s, %s, 'htn', %s, %s, %s, now(), 'systolic',"
+        " VALUES (%s, %s, %s, %s, 'open', %s, %s, %s, 'wt-htn', %s, %s, %s, now(), 'systolic',"
         " 165, 168, 170, %s, 'hypertension@test', %s)",
         (
             eid,
@@ -167,12 +174,12 @@ def world(server: Server) -> World:
     with psycopg.connect(server.conninfo) as conn:
         pa = conn.execute(
             "INSERT INTO patients (display_name, mrn, birth_date, site_id) VALUES"
-            " ('Zed Testpatient-A', 'MRN-A-1', '1950-02-03', %s) RETURNING id",
+            " ('Zed Testpatient-A', 'WT-MRN-A-1', '1950-02-03', %s) RETURNING id",
             (SITE_A,),
         ).fetchone()
         pb = conn.execute(
             "INSERT INTO patients (display_name, mrn, site_id) VALUES"
-            " ('Yara Testpatient-B', 'MRN-B-1', %s) RETURNING id",
+            " ('Yara Testpatient-B', 'WT-MRN-B-1', %s) RETURNING id",
             (SITE_B,),
         ).fetchone()
         assert pa is not None
@@ -181,22 +188,22 @@ def world(server: Server) -> World:
         for pid, site in ((patient_a, SITE_A), (patient_b, SITE_B)):
             conn.execute(
                 "INSERT INTO enrollments (patient_id, program_id, site_id, enrolled_at,"
-                " consent_given_at, billing_practitioner) VALUES (%s, 'htn', %s, %s, %s, 'dr-x')",
+                " consent_given_at, billing_practitioner) VALUES (%s, 'wt-htn', %s, %s, %s, 'dr-x')",
                 (pid, site, now - timedelta(days=400), now - timedelta(days=400)),
             )
         conn.execute(
             "INSERT INTO devices (id, type, manufacturer, model) VALUES"
-            " ('dev-a', 'blood_pressure_monitor', 'Acme', 'BP-1'),"
-            " ('serial:B/1', 'blood_pressure_monitor', 'Acme', 'BP-1')"
+            " ('wt-dev-a', 'blood_pressure_monitor', 'Acme', 'BP-1'),"
+            " ('serial:WT/1', 'blood_pressure_monitor', 'Acme', 'BP-1')"
         )
         conn.execute(
             "INSERT INTO device_assignments (device_id, patient_id, valid_from) VALUES"
-            " ('dev-a', %s, %s), ('serial:B/1', %s, %s)",
+            " ('wt-dev-a', %s, %s), ('serial:WT/1', %s, %s)",
             (patient_a, now - timedelta(days=400), patient_b, now - timedelta(days=400)),
         )
-        conn.execute("INSERT INTO gateways (id, label, online) VALUES ('gw-a', 'home A', true)")
+        conn.execute("INSERT INTO gateways (id, label, online) VALUES ('wt-gw-a', 'home A', true)")
         conn.execute(
-            "INSERT INTO gateway_patients (gateway_id, patient_id) VALUES ('gw-a', %s)",
+            "INSERT INTO gateway_patients (gateway_id, patient_id) VALUES ('wt-gw-a', %s)",
             (patient_a,),
         )
         ids = []
@@ -233,9 +240,9 @@ def world(server: Server) -> World:
             patient_b,
             now - timedelta(hours=1),
             {"systolic": 130, "diastolic": 80},
-            device_id="serial:B/1",
+            device_id="serial:WT/1",
         )
-    return World(patient_a, patient_b, "dev-a", "gw-a", ids)
+    return World(patient_a, patient_b, "wt-dev-a", "wt-gw-a", ids)
 
 
 class Client:

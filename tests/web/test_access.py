@@ -62,7 +62,7 @@ def _url(template: str, world: World, episodes: dict[str, uuid.UUID], mine: bool
 
     return template.format(
         p=world.patient_a if mine else world.patient_b,
-        d=fhir_device_id(world.device_a if mine else "serial:B/1"),
+        d=fhir_device_id(world.device_a if mine else "serial:WT/1"),
         e=episodes[SITE_A if mine else SITE_B],
         s=SITE_A if mine else SITE_B,
     )

@@ -23,37 +23,37 @@ def admin(clients: dict[str, Client]) -> Client:
 
 
 def test_sites_programs_users(admin: Client, server: Server) -> None:
-    resp = admin.post("/api/sites", json={"id": "site-c", "name": "Site C", "timezone": "UTC"})
+    resp = admin.post("/api/sites", json={"id": "wt-site-c", "name": "Site C", "timezone": "UTC"})
     assert resp.status_code == 201
-    assert admin.post("/api/sites", json={"id": "site-c", "name": "again"}).status_code == 409
+    assert admin.post("/api/sites", json={"id": "wt-site-c", "name": "again"}).status_code == 409
     assert admin.post("/api/sites", json={"id": "bad id!", "name": "x"}).status_code == 422
     # the creator now works at the new site (a fresh session sees it)
     again = Client(server.url, ADMIN_A)
     sites = [s["id"] for s in again.get("/api/sites").json()["items"]]
-    assert "site-c" in sites
-    assert "site-b" not in sites
+    assert "wt-site-c" in sites
+    assert "wt-site-b" not in sites
     resp = again.post(
-        "/api/programs", json={"id": "hf", "name": "Heart failure", "template": "heart_failure"}
+        "/api/programs", json={"id": "wt-hf", "name": "Heart failure", "template": "heart_failure"}
     )
     assert resp.status_code == 201
     assert again.get("/api/programs?template=heart_failure").json()["total"] == 1
     made = again.post(
         "/api/users",
         json={
-            "username": "nurse.c",
+            "username": "wt.nurse.c",
             "display_name": "Nurse C",
             "role": "care_manager",
             "password": "a-long-password-1",
-            "sites": ["site-c"],
+            "sites": ["wt-site-c"],
         },
     )
     assert made.status_code == 201, made.text
-    assert made.json()["sites"] == ["site-c"]
+    assert made.json()["sites"] == ["wt-site-c"]
     assert "password_hash" not in made.text
     foreign = again.post(
         "/api/users",
         json={
-            "username": "nurse.b",
+            "username": "wt.nurse.b",
             "display_name": "Nurse B",
             "role": "care_manager",
             "password": "a-long-password-1",
@@ -68,13 +68,13 @@ def test_sites_programs_users(admin: Client, server: Server) -> None:
     assert short.status_code == 422
     assert short.json()["errors"][0]["loc"] == ["body", "password"]
     nurse = Client(server.url, None)
-    nurse.login("nurse.c", "a-long-password-1")
-    assert nurse.get("/api/me").json()["sites"] == ["site-c"]
+    nurse.login("wt.nurse.c", "a-long-password-1")
+    assert nurse.get("/api/me").json()["sites"] == ["wt-site-c"]
     uid = made.json()["id"]
     assert again.patch(f"/api/users/{uid}", json={"disabled": True}).status_code == 200
     assert nurse.get("/api/me").status_code == 401  # sessions end when a user is disabled
-    listing = again.get("/api/users?role=care_manager&site_id=site-c").json()
-    assert [u["username"] for u in listing["items"]] == ["nurse.c"]
+    listing = again.get("/api/users?role=care_manager&site_id=wt-site-c").json()
+    assert [u["username"] for u in listing["items"]] == ["wt.nurse.c"]
     again.close()
     nurse.close()
 
@@ -83,7 +83,7 @@ def test_patients_pagination_and_filters(admin: Client) -> None:
     for i in range(7):
         resp = admin.post(
             "/api/patients",
-            json={"display_name": f"Page Patient {i}", "mrn": f"PG-{i}", "site_id": SITE_A},
+            json={"display_name": f"Page Patient {i}", "mrn": f"WT-PG-{i}", "site_id": SITE_A},
         )
         assert resp.status_code == 201
     first = admin.get(f"/api/patients?site_id={SITE_A}&limit=3").json()
@@ -92,18 +92,18 @@ def test_patients_pagination_and_filters(admin: Client) -> None:
     assert first["next"] is not None
     second = admin.get(f"/api/patients?site_id={SITE_A}&limit=3&offset=3").json()
     assert {p["id"] for p in first["items"]}.isdisjoint({p["id"] for p in second["items"]})
-    one = admin.get("/api/patients?mrn=PG-4").json()
+    one = admin.get("/api/patients?mrn=WT-PG-4").json()
     assert [p["display_name"] for p in one["items"]] == ["Page Patient 4"]
     assert admin.get("/api/patients?limit=0").status_code == 422
     assert admin.get("/api/patients?limit=501").status_code == 422
     assert admin.get(f"/api/patients/{uuid.uuid4()}").status_code == 404
     assert admin.get("/api/patients/not-a-uuid").status_code == 422
     dup = admin.post(
-        "/api/patients", json={"display_name": "Dup", "mrn": "PG-1", "site_id": SITE_A}
+        "/api/patients", json={"display_name": "Dup", "mrn": "WT-PG-1", "site_id": SITE_A}
     )
     assert dup.status_code == 409
     elsewhere = admin.post(
-        "/api/patients", json={"display_name": "X", "mrn": "PG-X", "site_id": SITE_B}
+        "/api/patients", json={"display_name": "X", "mrn": "WT-PG-X", "site_id": SITE_B}
     )
     assert elsewhere.status_code == 403
 
@@ -113,7 +113,7 @@ def test_enrollment_consent_and_assignments(admin: Client, clients: dict[str, Cl
         "/api/patients", json={"display_name": "Consent Case", "site_id": SITE_A}
     ).json()["id"]
     sup = clients[user("supervisor", SITE_A)]
-    enr = sup.post(f"/api/patients/{pid}/enrollments", json={"program_id": "htn"})
+    enr = sup.post(f"/api/patients/{pid}/enrollments", json={"program_id": "wt-htn"})
     assert enr.status_code == 201
     eid = enr.json()["id"]
     assert enr.json()["consent_given_at"] is None
@@ -168,23 +168,23 @@ def test_gateway_provisioning_returns_the_password_once(
 ) -> None:
     resp = admin.post(
         "/api/gateways",
-        json={"id": "gw-new-1", "label": "home", "patient_ids": [str(world.patient_a)]},
+        json={"id": "wt-gw-new-1", "label": "home", "patient_ids": [str(world.patient_a)]},
     )
     assert resp.status_code == 201, resp.text
     body = resp.json()
-    assert body["mqtt_username"] == "gw-new-1"
+    assert body["mqtt_username"] == "wt-gw-new-1"
     password = body["mqtt_password"]
     assert len(password) >= 24
-    assert ("gw-new-1", password) in server.provisioned
+    assert ("wt-gw-new-1", password) in server.provisioned
     listing = admin.get("/api/gateways").json()
     assert "mqtt_password" not in str(listing)
-    rotated = admin.post("/api/gateways/gw-new-1/credentials")
+    rotated = admin.post("/api/gateways/wt-gw-new-1/credentials")
     assert rotated.status_code == 200
     assert rotated.json()["mqtt_password"] != password
     assert admin.post("/api/gateways/nope/credentials").status_code == 404
     assert admin.post("/api/gateways", json={"id": "bad/id"}).status_code == 422
     foreign = admin.post(
-        "/api/gateways", json={"id": "gw-x", "patient_ids": [str(world.patient_b)]}
+        "/api/gateways", json={"id": "wt-gw-x", "patient_ids": [str(world.patient_b)]}
     )
     assert foreign.status_code == 403
 
@@ -238,16 +238,16 @@ def test_no_patient_data_in_logs(
     caplog.set_level(logging.DEBUG)
     made = admin.post(
         "/api/patients",
-        json={"display_name": "Quentin Lognotme", "mrn": "MRN-SECRET-77", "site_id": SITE_A},
+        json={"display_name": "Quentin Lognotme", "mrn": "WT-MRN-SECRET-77", "site_id": SITE_A},
     ).json()
     pid = made["id"]
     clients[user("care_manager", SITE_B)].get(f"/patients/{pid}")  # denied: logged
     admin.get(f"/fhir/Patient/{pid}")
-    admin.post("/api/gateways", json={"id": "gw-log-1", "patient_ids": [pid]})
+    admin.post("/api/gateways", json={"id": "wt-gw-log-1", "patient_ids": [pid]})
     # the server's log records (the test's own HTTP client logs its URLs: not the server's)
     server_side = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
     assert any(r.name.startswith("web") for r in server_side)
     text = "\n".join(r.getMessage() for r in server_side)
     assert "Lognotme" not in text
-    assert "MRN-SECRET-77" not in text
+    assert "WT-MRN-SECRET-77" not in text
     assert pid not in text

@@ -170,7 +170,7 @@ def test_ledger_csv_has_the_evidence(
     sup = clients[user("supervisor", SITE_A)]
     with psycopg.connect(server.conninfo) as conn:
         row = conn.execute(
-            "INSERT INTO patients (display_name, mrn, site_id) VALUES ('Billing Case', 'MRN-BILL',"
+            "INSERT INTO patients (display_name, mrn, site_id) VALUES ('Billing Case', 'WT-MRN-BILL',"
             " %s) RETURNING id",
             (SITE_A,),
         ).fetchone()
@@ -178,7 +178,7 @@ def test_ledger_csv_has_the_evidence(
         pid = row[0]
         conn.execute(
             "INSERT INTO enrollments (patient_id, program_id, site_id, enrolled_at,"
-            " consent_given_at, billing_practitioner) VALUES (%s, 'htn', %s,"
+            " consent_given_at, billing_practitioner) VALUES (%s, 'wt-htn', %s,"
             " '2025-12-15T12:00:00Z', '2025-12-15T12:00:00Z', 'dr-q')",
             (pid, SITE_A),
         )
@@ -199,7 +199,7 @@ def test_ledger_csv_has_the_evidence(
     resp = sup.get(f"/billing/ledger.csv?site_id={SITE_A}&month=2026-01")
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/csv")
-    rows = [r for r in csv.DictReader(io.StringIO(resp.text)) if r["mrn"] == "MRN-BILL"]
+    rows = [r for r in csv.DictReader(io.StringIO(resp.text)) if r["mrn"] == "WT-MRN-BILL"]
     by_code = {r["cpt"]: r for r in rows}
     assert set(by_code) == {"99454", "99453", "99457"}
     assert by_code["99454"]["days_with_readings"] == "17"
@@ -212,5 +212,5 @@ def test_ledger_csv_has_the_evidence(
     assert all(r["status"] == "billable" for r in rows)
     page = sup.get(f"/billing?site_id={SITE_A}&month=2026-01", headers={"Accept": "text/html"})
     assert page.status_code == 200
-    assert "MRN-BILL" in page.text
+    assert "WT-MRN-BILL" in page.text
     assert sup.get(f"/api/billing/ledger?site_id={SITE_A}&month=2026-13").status_code == 422

@@ -37,7 +37,7 @@ def test_patient(clin: Client, world: World) -> None:
     patient = Patient.model_validate(resp.json())
     assert patient.id == str(world.patient_a)
     assert patient.identifier is not None
-    assert patient.identifier[0].value == "MRN-A-1"
+    assert patient.identifier[0].value == "WT-MRN-A-1"
     assert str(patient.birthDate) == "1950-02-03"
 
 
@@ -57,7 +57,7 @@ def test_blood_pressure_panel_with_components(clin: Client, world: World) -> Non
     assert comps["8480-6"]["code"] == "mm[Hg]"
     assert comps["8480-6"]["value"] == 150
     assert first["category"][0]["coding"][0]["code"] == "vital-signs"
-    assert first["device"] == {"reference": "Device/dev-a"}
+    assert first["device"] == {"reference": "Device/wt-dev-a"}
     assert first["subject"] == {"reference": f"Patient/{world.patient_a}"}
     # the reading id is the stable identifier
     assert first["identifier"][0] == {
@@ -134,14 +134,14 @@ def test_average_bp_cardx(clin: Client, world: World) -> None:
 
 
 def test_device(clin: Client, world: World) -> None:
-    dev = clin.get("/fhir/Device/dev-a")
+    dev = clin.get("/fhir/Device/wt-dev-a")
     assert dev.status_code == 200
     device = Device.model_validate(dev.json())
     assert device.patient is not None
     assert device.patient.reference == f"Patient/{world.patient_a}"
     bundle = clin.get(f"/fhir/Device?patient={world.patient_a}").json()
     Bundle.model_validate(bundle)
-    assert [e["resource"]["id"] for e in bundle["entry"]] == ["dev-a"]
+    assert [e["resource"]["id"] for e in bundle["entry"]] == ["wt-dev-a"]
 
 
 @pytest.mark.parametrize(
