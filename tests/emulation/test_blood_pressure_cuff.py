@@ -137,7 +137,7 @@ async def test_wrong_length_fault(air: EmulatedAir) -> None:
 
 
 async def test_connect_window_after_a_measurement(air: EmulatedAir) -> None:
-    cuff = await air.add(BloodPressureCuff(IDENTITY, faults=Faults(connect_window=0.3)))
+    cuff = await air.add(BloodPressureCuff(IDENTITY, faults=Faults(connect_window=1.0)))
     assert not cuff.is_advertising
     with pytest.raises(TimeoutError):
         await BleakClient(cuff.address, backend=BumbleClient, timeout=0.2).connect()
@@ -149,7 +149,7 @@ async def test_connect_window_after_a_measurement(air: EmulatedAir) -> None:
         await subscribe(client, 0x2A35, inbox)
         assert await inbox.take() == (BP_MEASUREMENT, RAW_MEASUREMENT)
 
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(1.05)
     assert not cuff.is_advertising
     with pytest.raises(TimeoutError):
         await BleakClient(cuff.address, backend=BumbleClient, timeout=0.2).connect()

@@ -140,7 +140,7 @@ async def test_malformed_requests_get_response_codes(session: Session) -> None:
 
 
 async def test_abort_and_procedure_already_in_progress(air: EmulatedAir) -> None:
-    meter = await air.add(GlucoseMeter(IDENTITY, records=readings(40), record_interval=0.02))
+    meter = await air.add(GlucoseMeter(IDENTITY, records=readings(40), record_interval=0.05))
     inbox = Inbox()
     async with BleakClient(await find(meter), backend=BumbleClient) as client:
         for uuid in (0x2A18, 0x2A34, 0x2A52):
