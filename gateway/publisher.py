@@ -205,6 +205,7 @@ class Publisher:
     async def _session(self, client: _ConfirmingClient, backoff: Backoff) -> None:
         await client.subscribe(self.topics["config"], qos=1)
         await self._publish_status(client)
+        backoff.reset()  # the broker took a message from us: the link is good
         async with asyncio.TaskGroup() as tg:
             drain = tg.create_task(self._drain(client, backoff))
             status = tg.create_task(self._status_loop(client))

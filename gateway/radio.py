@@ -175,10 +175,10 @@ class Radio:
             ),
             None,
         )
-        device_type = next(
-            (SERVICE_TYPES[u.lower()] for u in advert.service_uuids if u.lower() in SERVICE_TYPES),
-            None,
-        )
+        device_types = [
+            SERVICE_TYPES[u.lower()] for u in advert.service_uuids if u.lower() in SERVICE_TYPES
+        ]
+        device_type = device_types[0] if device_types else None
         if mi_scale is None and device_type is None:
             return  # not a health device
         address = normalise_address(device.address)
@@ -192,7 +192,7 @@ class Radio:
         assert device_type is not None
         track = self.tracks.get(address)
         if entry is None:
-            probing = bool(self.allowlist.awaiting_identity(device_type))
+            probing = any(self.allowlist.awaiting_identity(kind) for kind in device_types)
             if not probing or (track is not None and track.not_ours):
                 self.board.saw_unknown(address)
                 return
