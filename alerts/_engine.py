@@ -557,7 +557,10 @@ def advance(
     for ep in list(book.active.values()):
         if ep.state == "pending" and ep.confirm_by is not None and ep.confirm_by <= until:
             minutes = (ep.confirm_by - ep.opened_at).total_seconds() / 60
-            ep.explanation += f" No re-measure within {minutes:.0f} min."
+            ep.explanation = ep.explanation.replace(
+                f"re-measure requested within {minutes:.0f} min",
+                f"no re-measure came within {minutes:.0f} min",
+            )
             if now - ep.opened_at > LATE_AFTER:
                 ep.late = True
                 ep.priority = max(ep.priority, LATE_PRIORITY)

@@ -351,33 +351,47 @@ class CountRule(Rule):
             hits2 = [p for p in recent if self._beyond(p.values, *l2)]
             w2 = sum(_weight(p, sw) for p in hits2)
             level2 = w2 + 1e-9 >= n2
-            if level2 or sum(_weight(p, sw) for p in hits1) + 1e-9 >= n:
+            w1 = sum(_weight(p, sw) for p in hits1)
+            if level2 or w1 + 1e-9 >= n:
                 limit = l2 if level2 else l1
                 word = "at or above" if self.direction == "high" else "below"
                 hits = hits2 if level2 else hits1
-                text = (
-                    f"{len(hits)} of the last {len(recent)} blood pressures in "
-                    f"{_span(pt.time - recent[0].time) if len(recent) > 1 else 'one reading'} "
-                    f"{word} {_n(limit[0])}/{_n(limit[1])} mmHg (latest {_bp(pt.values)}); "
-                    + ev.source(
-                        "level2_systolic" if level2 else "level1_systolic",
-                        "level2_diastolic" if level2 else "level1_diastolic",
-                    )
+                src = ev.source(
+                    "level2_systolic" if level2 else "level1_systolic",
+                    "level2_diastolic" if level2 else "level1_diastolic",
                 )
+                single = w1 + 1e-9 < n and w2 + 1e-9 < n
+                confirm_by = None
+                if single:
+                    # one reading at level 2 (hypotension <80/50): ask for a re-measure, as
+                    # for a crisis; it opens if the repeat is still low or none comes
+                    window = timedelta(minutes=15)
+                    confirm_by = pt.time + window
+                    text = (
+                        f"Blood pressure {_bp(pt.values)} {word} {_n(limit[0])}/{_n(limit[1])} "
+                        f"mmHg; re-measure requested within 15 min; {src}"
+                    )
+                else:
+                    span = _span(pt.time - recent[0].time) if len(recent) > 1 else "one reading"
+                    text = (
+                        f"{len(hits)} of the last {len(recent)} blood pressures in {span} "
+                        f"{word} {_n(limit[0])}/{_n(limit[1])} mmHg (latest {_bp(pt.values)}); "
+                        + src
+                    )
                 return self.finding(
                     ev,
-                    # a single reading at level 2 (hypotension <80/50) fires, but only
-                    # N of them make it the higher severity
+                    # N readings at level 2 make it the higher severity
                     self.severities[1] if level2 and w2 + 1e-9 >= n else self.severities[0],
                     "systolic",
                     pt.values.get("systolic", 0.0),
                     text,
                     tuple(p.reading_id for p in hits),
+                    confirm_by=confirm_by,
                 )
         last_two = recent[-2:]
         cs, cd = ev.p("clear_systolic"), ev.p("clear_diastolic")
         clear = len(last_two) == 2 and all(self._inside(p.values, cs, cd) for p in last_two)
-        return Verdict(self.family, clear=clear)
+        return Verdict(self.family, clear=clear, disconfirm=not self._beyond(pt.values, *l1))
 
 
 class RollingMeanRule(Rule):
@@ -756,8 +770,8 @@ RULES: Mapping[str, Rule] = {
             "bp_low",
             "bp_low",
             "Hypotension: 2 of the last 3 readings in 48 h below 90/60 mmHg (AHA definition of "
-            "low blood pressure) → moderate, as is a single reading below 80/50; 2 of 3 below "
-            "80/50 → high.",
+            "low blood pressure) → moderate, as is a single reading below 80/50 confirmed by a "
+            "re-measure within 15 min (or none coming); 2 of 3 below 80/50 → high.",
             "low",
             (Severity.MODERATE, Severity.HIGH),
         ),
