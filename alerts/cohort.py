@@ -406,6 +406,25 @@ def measure(cohort: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> 
             (datetime.fromisoformat(r["opened_at"]), closed.get(eid, far))
         )
     caught = _caught(cohort.get("events", ()), windows)
+    events_by_patient: dict[str, list[tuple[frozenset[str], datetime, datetime]]] = {}
+    for e in cohort.get("events", ()):
+        events_by_patient.setdefault(e["patient_id"], []).append(
+            (
+                EVENT_FAMILIES[e["kind"]],
+                datetime.fromisoformat(e["start"]),
+                datetime.fromisoformat(e["end"]) + _GRACE,
+            )
+        )
+    explained = sum(
+        1
+        for eid, r in opened.items()
+        if any(
+            r["family"] in fams
+            and datetime.fromisoformat(r["opened_at"]) <= end
+            and closed.get(eid, far) >= start
+            for fams, start, end in events_by_patient.get(r["patient_id"], ())
+        )
+    )
     clinical = [r for r in opened.values() if r["family"] not in _DEVICE_FAMILIES]
     naive = naive_alerts(cohort)
     naive_windows: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
@@ -436,6 +455,7 @@ def measure(cohort: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> 
         "episodes_per_patient_week": round(len(opened) / patient_weeks, 3),
         "clinical_episodes_per_patient_week": round(len(clinical) / patient_weeks, 3),
         "urgent_episodes": sum(1 for r in opened.values() if r["priority"] <= 2),
+        "episodes_on_a_labelled_event": explained,
         "naive_alerts": naive.height,
         "naive_alerts_per_patient_week": round(naive.height / patient_weeks, 3),
         "naive_caught": {k: f"{a}/{b}" for k, (a, b) in sorted(naive_caught.items())},
