@@ -856,9 +856,10 @@ RULES: Mapping[str, Rule] = {
             "missing_data",
             "missing_data",
             _ANY,
-            "Missing data: no reading for N days (hypertension 3, heart_failure 2 — daily "
-            "weights per HFSA —, diabetes 3, maternal_postpartum 2 (twice-daily "
-            "postpartum BP checks, ACOG Committee Opinion 736) —, general 7); also protects CMS RPM 16-day billing requirement.",
+            "Missing data: no reading for N days: hypertension 3, heart_failure 2 (daily "
+            "weights, HFSA), diabetes 3, maternal_postpartum 2 (twice-daily postpartum BP "
+            "checks, ACOG Committee Opinion 736), general 7; also guards the CMS RPM 16-day "
+            "data requirement.",
         ),
         TimedRule(
             "gateway_offline",
