@@ -66,6 +66,8 @@ _MI_MODELS = {"181d": "Mi Smart Scale", "181b": "Mi Body Composition Scale 2"}
 PUSH_IDLE_SECONDS = 2.0
 _RECENT_ADVERT_IDS = 256
 _BOUND_CACHE = 4096
+#: a device silent for this long that advertises again is connected to at once
+REAPPEARANCE_SECONDS = 20.0
 
 
 @dataclass(slots=True)
@@ -87,6 +89,7 @@ class _DeviceTrack:
     task: asyncio.Task[None] | None = None
     not_before: float = 0.0
     not_ours: bool = False
+    last_advert: float | None = None
     outcomes: list[SessionOutcome] = field(default_factory=list)
 
 
@@ -202,7 +205,14 @@ class Radio:
             )
             self.tracks[address] = track
         loop = asyncio.get_running_loop()
-        if (track.task is not None and not track.task.done()) or loop.time() < track.not_before:
+        now = loop.time()
+        if track.last_advert is not None and now - track.last_advert > REAPPEARANCE_SECONDS:
+            # silent for a while, advertising again: a new measurement. Whatever failed before,
+            # connect now (the device may accept a connection for a few seconds only).
+            track.backoff.reset()
+            track.not_before = 0.0
+        track.last_advert = now
+        if (track.task is not None and not track.task.done()) or now < track.not_before:
             return
         if self.outbox.full:
             self.board.set_alarm("outbox_full", True)
