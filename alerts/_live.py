@@ -16,7 +16,7 @@ from alerts._history import History
 from alerts._metrics import EVALUATE_SECONDS, READINGS_EVALUATED, count_event
 from alerts._model import Point, StoredReading, assess_parts
 from alerts._rules import RULES
-from alerts._store import load_active_episodes, load_contexts, lock_patients, save_book
+from alerts._store import load_state, save_book
 
 __all__ = ["HISTORY_CAP", "evaluate_readings", "load_history"]
 
@@ -132,9 +132,7 @@ async def evaluate_readings(
     for r in readings:
         by_patient.setdefault(r.patient_id, []).append(r)
     patients = sorted(by_patient)
-    await lock_patients(conn, patients)
-    contexts = await load_contexts(conn, patients, now)
-    episodes = await load_active_episodes(conn, patients)
+    contexts, episodes = await load_state(conn, patients, now)
     books: dict[uuid.UUID, Book] = {}
     needs: dict[uuid.UUID, dict[str, tuple[datetime, datetime]]] = {}
     for pid in patients:

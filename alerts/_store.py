@@ -25,6 +25,7 @@ __all__ = [
     "episode_from_row",
     "load_active_episodes",
     "load_contexts",
+    "load_state",
     "lock_patients",
     "save_book",
 ]
@@ -142,45 +143,38 @@ def _tz(name: str | None) -> tzinfo:
         return UTC
 
 
-async def load_contexts(
-    conn: psycopg.AsyncConnection[Any], patients: Sequence[uuid.UUID], now: datetime
+_BASE_SQL = """
+    SELECT DISTINCT ON (p.id) p.id, p.risk_tier, coalesce(e.site_id, p.site_id),
+           e.program_id, coalesce(pr.template, 'general'), s.timezone
+    FROM patients p
+    LEFT JOIN enrollments e ON e.patient_id = p.id
+         AND (e.ended_at IS NULL OR e.ended_at > %(now)s)
+         AND e.consent_withdrawn_at IS NULL
+    LEFT JOIN programs pr ON pr.id = e.program_id
+    LEFT JOIN sites s ON s.id = coalesce(e.site_id, p.site_id)
+    WHERE p.id = ANY(%(ids)s)
+    ORDER BY p.id, e.enrolled_at DESC NULLS LAST
+"""
+# Every override that may apply to these patients (their own, their sites', their programs');
+# independent of the query above so that both go in one round trip.
+_THRESHOLDS_SQL = """
+    SELECT scope, program_id, site_id, patient_id, parameter, value, id, version,
+           ordered_by, reason, valid_from, valid_until
+    FROM alert_thresholds
+    WHERE valid_from <= %(now)s AND (valid_until IS NULL OR valid_until > %(now)s)
+      AND ((scope = 'patient' AND patient_id = ANY(%(ids)s))
+        OR (scope = 'program' AND program_id IN (
+                SELECT program_id FROM enrollments WHERE patient_id = ANY(%(ids)s)))
+        OR (scope = 'site' AND site_id IN (
+                SELECT site_id FROM enrollments WHERE patient_id = ANY(%(ids)s)
+                UNION SELECT site_id FROM patients WHERE id = ANY(%(ids)s))))
+    ORDER BY scope, (program_id IS NOT NULL), version
+"""
+
+
+def _contexts(
+    base: list[tuple[Any, ...]], rows: list[tuple[Any, ...]]
 ) -> dict[uuid.UUID, PatientContext]:
-    """Each patient's current enrollment (latest one still running), program template, site
-    time zone, risk tier and effective thresholds. A patient with no running enrollment gets
-    the ``general`` template at their own site."""
-    async with conn.cursor() as cur:
-        await cur.execute(
-            """
-            SELECT DISTINCT ON (p.id) p.id, p.risk_tier, coalesce(e.site_id, p.site_id),
-                   e.program_id, coalesce(pr.template, 'general'), s.timezone
-            FROM patients p
-            LEFT JOIN enrollments e ON e.patient_id = p.id
-                 AND (e.ended_at IS NULL OR e.ended_at > %(now)s)
-                 AND e.consent_withdrawn_at IS NULL
-            LEFT JOIN programs pr ON pr.id = e.program_id
-            LEFT JOIN sites s ON s.id = coalesce(e.site_id, p.site_id)
-            WHERE p.id = ANY(%(ids)s)
-            ORDER BY p.id, e.enrolled_at DESC NULLS LAST
-            """,
-            {"ids": list(patients), "now": now},
-        )
-        base = await cur.fetchall()
-        programs = sorted({str(r[3]) for r in base if r[3] is not None})
-        sites = sorted({str(r[2]) for r in base if r[2] is not None})
-        await cur.execute(
-            """
-            SELECT scope, program_id, site_id, patient_id, parameter, value, id, version,
-                   ordered_by, reason, valid_from, valid_until
-            FROM alert_thresholds
-            WHERE valid_from <= %(now)s AND (valid_until IS NULL OR valid_until > %(now)s)
-              AND ((scope = 'program' AND program_id = ANY(%(programs)s))
-                OR (scope = 'site' AND site_id = ANY(%(sites)s))
-                OR (scope = 'patient' AND patient_id = ANY(%(ids)s)))
-            ORDER BY scope, (program_id IS NOT NULL), version
-            """,
-            {"now": now, "programs": programs, "sites": sites, "ids": list(patients)},
-        )
-        rows = await cur.fetchall()
     # the highest version per (scope, key, parameter) wins; rows arrive by ascending version
     latest: dict[tuple[Any, ...], Override] = {}
     for r in rows:
@@ -216,6 +210,54 @@ async def load_contexts(
     return out
 
 
+async def load_contexts(
+    conn: psycopg.AsyncConnection[Any], patients: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, PatientContext]:
+    """Each patient's current enrollment (latest one still running), program template, site
+    time zone, risk tier and effective thresholds. A patient with no running enrollment gets
+    the ``general`` template at their own site."""
+    params = {"ids": list(patients), "now": now}
+    async with conn.cursor() as cur:
+        await cur.execute(_BASE_SQL, params)
+        base = await cur.fetchall()
+        await cur.execute(_THRESHOLDS_SQL, params)
+        rows = await cur.fetchall()
+    return _contexts(base, rows)
+
+
+async def load_state(
+    conn: psycopg.AsyncConnection[Any], patients: Sequence[uuid.UUID], now: datetime
+) -> tuple[dict[uuid.UUID, PatientContext], dict[uuid.UUID, list[Episode]]]:
+    """In one round trip (pipeline): lock the patients, load their contexts and thresholds,
+    and their active episodes ``FOR UPDATE``."""
+    params = {"ids": list(patients), "now": now}
+    keys = sorted({patient_lock_key(p) for p in patients})
+    async with conn.pipeline() as pipe:
+        lock = conn.cursor()
+        await lock.execute(
+            "SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int4[]) AS k",
+            (_LOCK_CLASS, keys),
+        )
+        base_cur = conn.cursor()
+        await base_cur.execute(_BASE_SQL, params)
+        th_cur = conn.cursor()
+        await th_cur.execute(_THRESHOLDS_SQL, params)
+        ep_cur = conn.cursor(row_factory=dict_row)
+        await ep_cur.execute(
+            f"SELECT {_COLS} FROM alert_episodes"
+            " WHERE patient_id = ANY(%(ids)s) AND state <> 'resolved' FOR UPDATE",
+            params,
+        )
+        await pipe.sync()
+        base = await base_cur.fetchall()
+        rows = await th_cur.fetchall()
+        episodes: dict[uuid.UUID, list[Episode]] = {}
+        for row in await ep_cur.fetchall():
+            ep = episode_from_row(row)
+            episodes.setdefault(ep.patient_id, []).append(ep)
+    return _contexts(base, rows), episodes
+
+
 async def save_book(conn: psycopg.AsyncConnection[Any], books: Iterable[Book]) -> list[Event]:
     """Write what changed: updates of existing episodes first (a resolve frees the one-active
     slot), then new episodes, then the events. Returns the events written."""
@@ -226,7 +268,7 @@ async def save_book(conn: psycopg.AsyncConnection[Any], books: Iterable[Book]) -
         for ep in book.changed.values():
             (inserts if ep.id in book.new else updates).append(episode_params(ep))
         events.extend(book.events)
-    async with conn.cursor() as cur:
+    async with conn.pipeline(), conn.cursor() as cur:
         if updates:
             await cur.executemany(_UPDATE, updates)
         if inserts:
