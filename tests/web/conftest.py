@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -313,6 +313,20 @@ def clients(server: Server) -> Iterator[dict[str, Client]]:
     made["anonymous"] = Client(server.url)
     yield made
     for c in made.values():
+        c.close()
+
+
+@pytest.fixture
+def new_client(server: Server) -> Iterator[Callable[[str | None], Client]]:
+    """Make clients inside a test; they are closed even when the test fails."""
+    made: list[Client] = []
+
+    def make(username: str | None = None) -> Client:
+        made.append(Client(server.url, username))
+        return made[-1]
+
+    yield make
+    for c in made:
         c.close()
 
 

@@ -4,6 +4,7 @@ endpoint that returns patient data (no session → 401, other site → 403 + aud
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -154,26 +155,28 @@ def test_audit_log_is_for_supervisors(clients: dict[str, Client]) -> None:
     assert all(r["outcome"] == "denied" for r in resp.json()["items"])
 
 
-def test_wrong_password_is_401_and_audited(server: Server) -> None:
-    c = Client(server.url)
+def test_wrong_password_is_401_and_audited(
+    server: Server, new_client: Callable[[str | None], Client]
+) -> None:
+    c = new_client(None)
     resp = c.login(CM_A, "not-the-password")
     assert resp.status_code == 401
     assert "cb_session" not in resp.headers.get("set-cookie", "")
     assert audit_rows(server.conninfo, action="login", outcome="denied")
-    c.close()
 
 
-def test_login_without_csrf_is_refused(server: Server) -> None:
-    c = Client(server.url)
+def test_login_without_csrf_is_refused(
+    server: Server, new_client: Callable[[str | None], Client]
+) -> None:
+    c = new_client(None)
     resp = c.http.post(
         "/login", data={"username": CM_A, "password": PASSWORD, "csrf_token": "forged"}
     )
     assert resp.status_code == 403
-    c.close()
 
 
-def test_session_cookie_flags(server: Server) -> None:
-    c = Client(server.url)
+def test_session_cookie_flags(server: Server, new_client: Callable[[str | None], Client]) -> None:
+    c = new_client(None)
     page = c.http.get("/login")
     import re
 
@@ -191,7 +194,6 @@ def test_session_cookie_flags(server: Server) -> None:
     assert "httponly" in flags
     assert "secure" in flags
     assert "samesite=lax" in flags
-    c.close()
 
 
 def test_state_change_without_csrf_is_403(
@@ -204,14 +206,14 @@ def test_state_change_without_csrf_is_403(
 
 
 def test_api_token_works_without_csrf_and_can_be_revoked(
-    clients: dict[str, Client], server: Server, world: World
+    clients: dict[str, Client], world: World, new_client: Callable[[str | None], Client]
 ) -> None:
     admin = clients[user("admin", SITE_A)]
     me = admin.get("/api/me").json()
     made = admin.post(f"/api/users/{me['id']}/tokens", json={"name": "integration"})
     assert made.status_code == 201
     token = made.json()["token"]
-    bearer = Client(server.url)
+    bearer = new_client(None)
     bearer.http.headers["Authorization"] = f"Bearer {token}"
     assert bearer.get(f"/fhir/Patient/{world.patient_a}").status_code == 200
     assert bearer.get(f"/fhir/Patient/{world.patient_b}").status_code == 403
@@ -222,7 +224,6 @@ def test_api_token_works_without_csrf_and_can_be_revoked(
         == 204
     )
     assert bearer.get(f"/fhir/Patient/{world.patient_a}").status_code == 401
-    bearer.close()
 
 
 def test_roles_are_enforced(clients: dict[str, Client], world: World) -> None:
@@ -237,9 +238,10 @@ def test_roles_are_enforced(clients: dict[str, Client], world: World) -> None:
     assert resp.status_code == 403
 
 
-def test_logout_ends_the_session(server: Server) -> None:
-    c = Client(server.url, CM_A)
+def test_logout_ends_the_session(
+    server: Server, new_client: Callable[[str | None], Client]
+) -> None:
+    c = new_client(CM_A)
     assert c.get("/api/me").status_code == 200
     c.post("/logout")
     assert c.get("/api/me").status_code == 401
-    c.close()
