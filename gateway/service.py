@@ -101,6 +101,7 @@ def logging_config(level: str) -> dict[str, Any]:
         "loggers": {
             "bleak": {"level": "WARNING"},
             "bumble": {"level": "WARNING"},
+            "dbus_fast": {"level": "WARNING"},
             "aiomqtt": {"level": "WARNING"},
             "devices": {"level": "WARNING"},
         },
@@ -108,7 +109,10 @@ def logging_config(level: str) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="carebeacon gateway", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="carebeacon gateway",
+        description="Run a home gateway: BLE health devices, durable outbox, MQTT.",
+    )
     parser.add_argument("--config", type=Path, required=True, help="the gateway's TOML file")
     args = parser.parse_args(argv)
     try:
