@@ -213,12 +213,18 @@ _SCOPE_ORDER = {"program": 0, "site": 1, "patient": 2}
 
 
 @functools.lru_cache(maxsize=256)
-def _defaults(program: str, template: str) -> ThresholdSet:
+def _defaults(program: str, template: str, also: tuple[str, ...] = ()) -> ThresholdSet:
     base = TEMPLATES.get(template) or TEMPLATES["general"]
     values = {
         rule: {name: ThresholdValue(v, "template", None, None) for name, v in params.items()}
         for rule, params in base.items()
     }
+    for other in also:  # other running enrollments add their rules, never change these
+        for rule, params in TEMPLATES.get(other, {}).items():
+            if rule not in values:
+                values[rule] = {
+                    name: ThresholdValue(v, "template", None, None) for name, v in params.items()
+                }
     return ThresholdSet(
         program=program,
         template=template if template in TEMPLATES else "general",
@@ -228,12 +234,18 @@ def _defaults(program: str, template: str) -> ThresholdSet:
 
 
 def resolve_thresholds(
-    program: str, template: str, overrides: list[Override] | tuple[Override, ...] = ()
+    program: str,
+    template: str,
+    overrides: list[Override] | tuple[Override, ...] = (),
+    *,
+    also: tuple[str, ...] = (),
 ) -> ThresholdSet:
     """Template defaults, then program, site and patient overrides (later scopes win; within a
-    scope the highest version wins). Unknown templates fall back to ``general``. Without
-    overrides the (shared, immutable) template set is returned."""
-    default = _defaults(program, template)
+    scope the highest version wins). Unknown templates fall back to ``general``. ``also``: the
+    templates of the patient's other running enrollments, whose rules are added (with their
+    defaults) when the primary template lacks them — an HF patient who also has diabetes keeps
+    the hypoglycemia rules. Without overrides the (shared, immutable) set is returned."""
+    default = _defaults(program, template, also)
     if not overrides:
         return default
     values: dict[str, dict[str, ThresholdValue]] = {

@@ -145,7 +145,11 @@ def _tz(name: str | None) -> tzinfo:
 
 _BASE_SQL = """
     SELECT DISTINCT ON (p.id) p.id, p.risk_tier, coalesce(e.site_id, p.site_id),
-           e.program_id, coalesce(pr.template, 'general'), s.timezone
+           e.program_id, coalesce(pr.template, 'general'), s.timezone,
+           (SELECT array_agg(DISTINCT pr2.template) FROM enrollments e2
+            JOIN programs pr2 ON pr2.id = e2.program_id
+            WHERE e2.patient_id = p.id AND (e2.ended_at IS NULL OR e2.ended_at > %(now)s)
+              AND e2.consent_withdrawn_at IS NULL)
     FROM patients p
     LEFT JOIN enrollments e ON e.patient_id = p.id
          AND (e.ended_at IS NULL OR e.ended_at > %(now)s)
@@ -191,7 +195,7 @@ def _contexts(
             valid_until=r[11],
         )
     out: dict[uuid.UUID, PatientContext] = {}
-    for pid, tier, site, program, template, tzname in base:
+    for pid, tier, site, program, template, tzname, templates in base:
         mine = [
             o
             for (scope, o_prog, o_site, o_patient, _), o in latest.items()
@@ -204,7 +208,12 @@ def _contexts(
             site_id=site,
             program_id=program,
             risk_tier=int(tier),
-            thresholds=resolve_thresholds(program or template, template, mine),
+            thresholds=resolve_thresholds(
+                program or template,
+                template,
+                mine,
+                also=tuple(sorted(set(templates or ()) - {template})),
+            ),
             tz=_tz(tzname),
         )
     return out

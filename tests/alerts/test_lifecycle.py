@@ -229,3 +229,22 @@ async def test_patient_history_and_threshold_history(conn: Conn) -> None:
         ("program", "bp_mean_7d.systolic", 130.0, 1),
         ("patient", "bp_crisis.systolic", 175.0, 1),
     ]
+
+
+async def test_second_enrollment_adds_its_rules(conn: Conn) -> None:
+    pid = await make_patient(conn, "heart_failure", site="site-multi")
+    await conn.execute(
+        "INSERT INTO programs (id, name, template) VALUES ('diabetes-prog', 'd', 'diabetes')"
+        " ON CONFLICT DO NOTHING"
+    )
+    await conn.execute(
+        "INSERT INTO enrollments (patient_id, program_id, site_id, enrolled_at, consent_given_at)"
+        " VALUES (%s, 'diabetes-prog', 'site-multi', %s, %s)",
+        (pid, T0 - timedelta(days=60), T0 - timedelta(days=60)),
+    )
+    thresholds = await effective_thresholds(conn, pid, at=T0)
+    assert thresholds.template == "heart_failure"  # the latest enrollment routes the queue
+    assert {"weight_gain_7d", "glucose_low", "glucose_high_2d"} <= thresholds.enabled
+    await store(conn, [glucose(pid, T0, 51.0)], now=T0 + MIN)
+    ep = await get_episode(conn, await _episode_id(conn, pid, "glucose_low"))
+    assert ep.program_id == "heart_failure-prog"

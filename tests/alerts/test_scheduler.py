@@ -140,7 +140,7 @@ async def test_only_the_leader_ticks(database: str, settings: Settings) -> None:
         await asyncio.sleep(0.4)
         assert (await _episode(conn, pid, "bp_crisis") or ())[1] == "pending"  # not leader
         await holder.execute("SELECT pg_advisory_unlock(%s, %s)", LEADER_LOCK)
-        for _ in range(50):
+        for _ in range(200):
             await asyncio.sleep(0.05)
             if (await _episode(conn, pid, "bp_crisis") or ())[1] == "open":
                 break
