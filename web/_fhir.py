@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -26,7 +26,7 @@ from web._db import Conn, Row
 from web._state import app_state
 from web._trends import NOT_PATIENT_DATA
 
-__all__ = ["FHIR_JSON", "fhir_device_id", "router"]
+__all__ = ["FHIR_JSON", "fhir_device_id", "operation_outcome", "router"]
 
 FHIR_JSON = "application/fhir+json"
 LOINC = "http://loinc.org"
@@ -83,6 +83,26 @@ router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
 def _fhir(body: dict[str, Any], status_code: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status_code, media_type=FHIR_JSON)
+
+
+_ISSUE_CODE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 422: "invalid"}
+
+
+def operation_outcome(
+    status_code: int, text: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """A FHIR error, as an OperationOutcome."""
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": _ISSUE_CODE.get(status_code, "processing"),
+                "diagnostics": text,
+            }
+        ],
+    }
+    return JSONResponse(body, status_code=status_code, media_type=FHIR_JSON, headers=headers)
 
 
 def fhir_device_id(device_id: str) -> str:

@@ -27,6 +27,7 @@ from carebeacon import services
 from carebeacon.settings import Settings
 from web import _admin, _billing_routes, _fhir, _login, _patient, _queue, _thresholds
 from web._db import make_pool
+from web._headers import SecurityHeaders
 from web._state import AppState, Provisioner
 from web._timing import ServerTiming
 
@@ -84,6 +85,7 @@ def create_app(
         secure_cookies=secure_cookies,
     )
     app.state.cb = state
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(ServerTiming)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -117,6 +119,8 @@ def create_app(
                 status_code=exc.status_code,
                 headers=exc.headers,
             )
+        if request.url.path.startswith("/fhir/"):
+            return _fhir.operation_outcome(exc.status_code, str(exc.detail), exc.headers)
         return JSONResponse(
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
@@ -137,6 +141,9 @@ def create_app(
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
         ]
+        if request.url.path.startswith("/fhir/"):
+            text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+            return _fhir.operation_outcome(422, text)
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
 
     app.include_router(_login.router)

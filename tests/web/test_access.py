@@ -191,6 +191,7 @@ def test_session_cookie_flags(server: Server, new_client: Callable[[str | None],
     assert resp.status_code == 303
     cookie = next(h for h in resp.headers.get_list("set-cookie") if h.startswith("cb_session="))
     flags = cookie.lower()
+    assert "content-security-policy" in resp.headers
     assert "httponly" in flags
     assert "secure" in flags
     assert "samesite=lax" in flags

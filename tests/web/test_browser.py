@@ -58,6 +58,10 @@ def test_queue_to_patient(page: Page, server: Server, world: World) -> None:
         "requestfailed", lambda r: None if r.url.endswith("/queue/events") else failed.append(r.url)
     )
     page.on("pageerror", lambda e: failed.append(str(e)))
+    page.on(
+        "console",
+        lambda m: failed.append(m.text) if "Content Security Policy" in m.text else None,
+    )
 
     page.goto(f"{server.url}/queue")
     page.fill("input[name=username]", user("care_manager", SITE_A))

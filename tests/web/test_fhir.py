@@ -8,6 +8,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
 from tests.web.conftest import SITE_A, Client, World, user
@@ -153,8 +154,21 @@ def test_bad_searches_are_400(clin: Client, world: World, query: str) -> None:
         query = f"patient={world.patient_a}&{query}"
     resp = clin.get(f"/fhir/Observation?{query}")
     assert resp.status_code == 400
-    assert resp.json()["detail"]
+    outcome = OperationOutcome.model_validate(resp.json())
+    assert outcome.issue[0].code == "invalid"
+    assert outcome.issue[0].diagnostics
 
 
-def test_missing_patient_is_422(clin: Client) -> None:
-    assert clin.get("/fhir/Observation").status_code == 422
+def test_errors_are_operation_outcomes(
+    clin: Client, clients: dict[str, Client], world: World
+) -> None:
+    missing = clin.get("/fhir/Observation")
+    assert missing.status_code == 422
+    assert "patient" in str(OperationOutcome.model_validate(missing.json()).issue[0].diagnostics)
+    other = clin.get(f"/fhir/Patient/{world.patient_b}")
+    assert other.status_code == 403
+    assert OperationOutcome.model_validate(other.json()).issue[0].code == "forbidden"
+    anon = clients["anonymous"].get(f"/fhir/Patient/{world.patient_a}")
+    assert anon.status_code == 401
+    assert anon.headers["content-type"].startswith(FHIR)
+    assert OperationOutcome.model_validate(anon.json()).issue[0].code == "login"
