@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hmac
 import logging
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from web._audit import audit
 from web._auth import SESSION_COOKIE, create_session, end_session
 from web._passwords import new_token, verify_password
 from web._state import app_state
@@ -19,6 +19,8 @@ __all__ = ["login_page", "router"]
 logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 _LOGIN_CSRF_COOKIE = "cb_login_csrf"
+LOCKOUT_FAILURES = 10
+LOCKOUT_WINDOW = timedelta(minutes=15)
 
 
 def _safe_next(next_url: str | None) -> str:
@@ -67,15 +69,34 @@ async def login(
     expected = request.cookies.get(_LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf_token):
         return login_page(request, status_code=403, next_url=next, error="Form expired, try again.")
+    name = username.strip().lower()[:64]
     async with state.pool.connection() as conn:
         cur = await conn.execute(
+            "SELECT count(*) AS n FROM audit_events WHERE action = 'login' AND outcome = 'denied'"
+            " AND username = %s AND at > now() - %s",
+            (name, LOCKOUT_WINDOW),
+        )
+        failures = await cur.fetchone()
+        if failures is not None and failures["n"] >= LOCKOUT_FAILURES:
+            logger.warning("login locked out after repeated failures")
+            return login_page(
+                request,
+                status_code=429,
+                next_url=next,
+                error="Too many failed attempts. Wait 15 minutes or ask an admin.",
+            )
+        cur = await conn.execute(
             "SELECT id, password_hash FROM web_users WHERE username = %s AND NOT disabled",
-            (username.strip().lower(),),
+            (name,),
         )
         row = await cur.fetchone()
         ok = verify_password(row["password_hash"] if row else None, password)
         if not ok or row is None:
-            await audit(conn, None, "login", outcome="denied", detail={"reason": "credentials"})
+            await conn.execute(
+                "INSERT INTO audit_events (username, action, outcome, detail)"
+                " VALUES (%s, 'login', 'denied', '{\"reason\": \"credentials\"}')",
+                (name,),
+            )
             logger.info("login failed")
             return login_page(
                 request, status_code=401, next_url=next, error="Wrong username or password."
@@ -84,7 +105,7 @@ async def login(
         await conn.execute(
             "INSERT INTO audit_events (user_id, username, action, outcome)"
             " VALUES (%s, %s, 'login', 'allowed')",
-            (row["id"], username.strip().lower()),
+            (row["id"], name),
         )
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from web import _alerts_bridge, _trends
-from web._auth import Principal, check_patient_access, require
+from web._auth import Principal, Role, check_patient_access, require
 from web._db import Conn
 from web._state import app_state
 
@@ -46,8 +46,10 @@ async def patient_page(
             return await fn(conn)
 
     async def others(conn: Conn) -> tuple[Any, ...]:
+        header = await _trends.patient_header(conn, patient_id)
         return (
-            await _trends.patient_header(conn, patient_id),
+            header,
+            await _trends.care_time_this_month(conn, patient_id, header["timezone"]),
             await _trends.devices_and_gateways(conn, patient_id),
             await _alerts_bridge.chart_thresholds(conn, patient_id),
             await _alerts_bridge.threshold_history(conn, patient_id),
@@ -59,7 +61,7 @@ async def patient_page(
         series,
         kpis,
         readings,
-        (header, dg, thresholds, threshold_history, episodes),
+        (header, care_time, dg, thresholds, threshold_history, episodes),
     ) = await asyncio.gather(
         on_own_connection(lambda c: _trends.series(c, patient_id, since, days)),
         on_own_connection(lambda c: _trends.kpis(c, patient_id, since, now)),
@@ -89,6 +91,8 @@ async def patient_page(
             "range": range_,
             "ranges": list(_trends.RANGES),
             "kpis": kpis,
+            "care_time": care_time,
+            "can_log_time": principal.role in (Role.CARE_MANAGER, Role.CLINICIAN, Role.SUPERVISOR),
             "readings": readings,
             "devices": devices,
             "gateways": gateways,

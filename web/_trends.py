@@ -18,6 +18,7 @@ __all__ = [
     "RANGES",
     "Kpis",
     "bucket_for",
+    "care_time_this_month",
     "devices_and_gateways",
     "kpis",
     "patient_header",
@@ -159,6 +160,20 @@ async def kpis(conn: Conn, patient_id: uuid.UUID, since: datetime, now: datetime
         weight_change_1d=round(last - w["d1"], 2) if w and w["d1"] is not None else None,
         weight_change_7d=round(last - w["d7"], 2) if w and w["d7"] is not None else None,
     )
+
+
+async def care_time_this_month(conn: Conn, patient_id: uuid.UUID, timezone: str) -> Row:
+    """Minutes of care-management time logged this calendar month (site time zone)."""
+    cur = await conn.execute(
+        "SELECT coalesce(sum(seconds), 0) / 60.0 AS minutes, count(*) AS entries,"
+        " coalesce(bool_or(interactive), false) AS interactive FROM care_time_entries"
+        " WHERE patient_id = %s AND started_at >= date_trunc('month', now() AT TIME ZONE %s)"
+        " AT TIME ZONE %s",
+        (patient_id, timezone, timezone),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row
 
 
 async def readings_table(

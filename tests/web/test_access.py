@@ -246,3 +246,24 @@ def test_logout_ends_the_session(
     assert c.get("/api/me").status_code == 200
     c.post("/logout")
     assert c.get("/api/me").status_code == 401
+
+
+def test_repeated_failures_lock_the_login(
+    clients: dict[str, Client], new_client: Callable[[str | None], Client]
+) -> None:
+    admin = clients[user("admin", SITE_A)]
+    made = admin.post(
+        "/api/users",
+        json={
+            "username": "wt.lockme",
+            "display_name": "Lock Me",
+            "role": "clinician",
+            "password": "the-right-password",
+            "sites": [SITE_A],
+        },
+    )
+    assert made.status_code == 201
+    c = new_client(None)
+    for _ in range(10):
+        assert c.login("wt.lockme", "a-wrong-password").status_code == 401
+    assert c.login("wt.lockme", "the-right-password").status_code == 429
