@@ -155,9 +155,7 @@ def _device_lines(
     today: date,
     setup_billed_before: bool,
 ) -> list[LedgerLine]:
-    counted = sorted(
-        {d for d in reading_days if _enrolled(enrollment, d) and _consented(enrollment, d)}
-    )
+    counted = sorted(set(reading_days))
     if not counted:
         return []
     periods = device_periods(counted[0], min(month_end, today))
@@ -308,15 +306,23 @@ def ledger_for_month(
     """All lines of one patient for one month. ``setup_billed_before``: enrollment ids whose
     99453 was already billed in an earlier month (the ledger recomputes it otherwise)."""
     lines: list[LedgerLine] = []
-    for e in sorted(enrollments, key=lambda x: x.enrolled_on):
+    # Device supply and management time are billed per patient: a day or a time entry covered
+    # by two overlapping enrollments counts once, for the earlier one.
+    days_left = set(reading_days)
+    entries_left = list(entries)
+    for e in sorted(enrollments, key=lambda x: (x.enrolled_on, x.enrollment_id)):
+        mine = {d for d in days_left if _enrolled(e, d) and _consented(e, d)}
+        days_left -= mine
         lines += _device_lines(
             e,
             enrollments,
-            reading_days,
+            sorted(mine),
             month_start,
             month_end,
             today,
             e.enrollment_id in setup_billed_before,
         )
-        lines += management_lines(e, enrollments, entries, month_start, month_end)
+        my_entries = [t for t in entries_left if _enrolled(e, t.day) and _consented(e, t.day)]
+        entries_left = [t for t in entries_left if t not in my_entries]
+        lines += management_lines(e, enrollments, my_entries, month_start, month_end)
     return lines

@@ -175,7 +175,10 @@ async def _ledger(
             principal,
             action,
             site_id=site_id,
-            detail={"month": meta["month"], "patients": len({i["patient_id"] for i, _ in lines})},
+            detail={
+                "month": meta["month"],
+                "patients": sorted({str(i["patient_id"]) for i, _ in lines}),
+            },
         )
     return meta, lines
 

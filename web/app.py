@@ -180,5 +180,12 @@ def main(argv: list[str]) -> int:
     import uvicorn
 
     app = create_app(Settings.from_env(), secure_cookies=not args.insecure_cookies)
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=5,  # open event streams must not hold a shutdown
+    )
     return 0

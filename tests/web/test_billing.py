@@ -99,10 +99,23 @@ def test_no_consent_blocks() -> None:
 )
 def test_single_billing_practitioner(practitioners: tuple[str | None, ...], reason: str) -> None:
     es = [enrollment(practitioner=p, eid=i + 1) for i, p in enumerate(practitioners)]
-    lines = ledger_for_month(es[:1], days(JAN1, 20), [], JAN1, JAN31, TODAY)
-    lines = ledger_for_month(es, days(JAN1, 20), [], JAN1, JAN31, TODAY)[: len(lines)]
-    assert lines[0].status == "blocked"
-    assert any(reason in r for r in lines[0].reasons)
+    lines = ledger_for_month(es, days(JAN1, 20), [], JAN1, JAN31, TODAY)
+    assert [x.code for x in lines] == ["99454", "99453"]
+    for line in lines:
+        assert line.status == "blocked"
+        assert any(reason in r for r in line.reasons)
+
+
+def test_overlapping_enrollments_bill_once() -> None:
+    both = [enrollment(eid=1), enrollment(eid=2, enrolled=date(2025, 12, 15))]
+    spec = [TimeEntry(1, date(2026, 1, 5), 25 * 60, True)]
+    lines = ledger_for_month(both, days(JAN1, 20), spec, JAN1, JAN31, TODAY)
+    assert sorted(codes(lines)) == [
+        ("99453", 1, "billable"),
+        ("99454", 1, "billable"),
+        ("99457", 1, "billable"),
+    ]
+    assert {x.enrollment_id for x in lines} == {1}
 
 
 def entries(*spec: tuple[int, bool]) -> list[TimeEntry]:
