@@ -120,3 +120,15 @@ def test_queue_to_patient(page: Page, server: Server, world: World) -> None:
     page.click("a[data-range='1y']")
     expect(page.locator("body")).to_have_attribute("data-charts-rendered", "4")
     assert not failed, failed
+
+
+def test_api_docs_render_offline(page: Page, server: Server) -> None:
+    external: list[str] = []
+    page.on(
+        "request",
+        lambda r: external.append(r.url) if not r.url.startswith(server.url) else None,
+    )
+    page.goto(f"{server.url}/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("CareBeacon")
+    expect(page.locator("#operations-tag-FHIR_R4")).to_be_visible()
+    assert not external, external
