@@ -703,6 +703,25 @@ async def list_gateways(
     return paged(request, rows, total, page)
 
 
+async def _gateway_in_my_sites(
+    request: Request, conn: Conn, principal: Principal, gateway_id: str, action: str
+) -> None:
+    """404 for an unknown gateway; 403 (audited) for one serving patients of other sites only."""
+    cur = await conn.execute(
+        "SELECT g.id, array_remove(array_agg(DISTINCT p.site_id), NULL) AS sites"
+        " FROM gateways g LEFT JOIN gateway_patients gp ON gp.gateway_id = g.id"
+        " LEFT JOIN patients p ON p.id = gp.patient_id WHERE g.id = %s GROUP BY g.id",
+        (gateway_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such gateway")
+    if row["sites"] and not set(row["sites"]) & principal.sites:
+        await audit(conn, principal, action, outcome="denied", resource=f"gateway/{gateway_id}")
+        await conn.commit()
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this gateway serves other sites")
+
+
 async def _provision(request: Request, gateway_id: str) -> str:
     password = secrets.token_urlsafe(24)
     await asyncio.to_thread(app_state(request).provision_gateway, gateway_id, password)
@@ -744,9 +763,9 @@ async def rotate_gateway(
     request: Request, gateway_id: str, principal: Annotated[Principal, Depends(ADMIN)]
 ) -> dict[str, Any]:
     async with app_state(request).pool.connection() as conn:
-        cur = await conn.execute("SELECT id FROM gateways WHERE id = %s", (gateway_id,))
-        if await cur.fetchone() is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such gateway")
+        await _gateway_in_my_sites(
+            request, conn, principal, gateway_id, "rotate gateway credentials"
+        )
         password = await _provision(request, gateway_id)
         await audit(conn, principal, "rotate gateway credentials", resource=f"gateway/{gateway_id}")
     return {"mqtt_username": gateway_id, "mqtt_password": password}
@@ -763,6 +782,7 @@ async def add_gateway_patient(
 ) -> dict[str, Any]:
     await check_patient_access(request, principal, body.patient_id, "api gateway add patient")
     async with app_state(request).pool.connection() as conn:
+        await _gateway_in_my_sites(request, conn, principal, gateway_id, "gateway add patient")
         await conn.execute(
             "INSERT INTO gateway_patients (gateway_id, patient_id) VALUES (%s, %s)",
             (gateway_id, body.patient_id),

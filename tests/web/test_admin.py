@@ -165,7 +165,7 @@ def test_enrollment_consent_and_assignments(admin: Client, clients: dict[str, Cl
 
 
 def test_gateway_provisioning_returns_the_password_once(
-    admin: Client, server: Server, world: World
+    admin: Client, server: Server, world: World, clients: dict[str, Client]
 ) -> None:
     resp = admin.post(
         "/api/gateways",
@@ -183,6 +183,14 @@ def test_gateway_provisioning_returns_the_password_once(
     assert rotated.status_code == 200
     assert rotated.json()["mqtt_password"] != password
     assert admin.post("/api/gateways/nope/credentials").status_code == 404
+    admin_b = clients[user("admin", SITE_B)]
+    assert admin_b.post("/api/gateways/wt-gw-new-1/credentials").status_code == 403
+    assert (
+        admin_b.post(
+            "/api/gateways/wt-gw-new-1/patients", json={"patient_id": str(world.patient_b)}
+        ).status_code
+        == 403
+    )
     assert admin.post("/api/gateways", json={"id": "bad/id"}).status_code == 422
     foreign = admin.post(
         "/api/gateways", json={"id": "wt-gw-x", "patient_ids": [str(world.patient_b)]}
