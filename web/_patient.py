@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from web import _alerts_bridge, _trends
 from web._auth import Principal, Role, check_patient_access, require
@@ -23,6 +23,23 @@ T = TypeVar("T")
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
+
+
+@router.get("/patients/by-mrn/{mrn}")
+async def patient_by_mrn(
+    request: Request, mrn: str, principal: Annotated[Principal, Depends(require())]
+) -> Response:
+    """For links from a chart that knows the MRN: to the patient page (which writes the audit
+    event). Only patients of my sites are found: no probing other sites' MRNs."""
+    async with app_state(request).pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id FROM patients WHERE mrn = %s AND site_id = ANY(%s)",
+            (mrn, sorted(principal.sites)),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no patient with this MRN")
+    return RedirectResponse(f"/patients/{row['id']}", status_code=303)
 
 
 @router.get("/patients/{patient_id}", response_class=HTMLResponse)

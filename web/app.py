@@ -111,7 +111,8 @@ def create_app(
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if _wants_html(request):
             if exc.status_code == 401:
-                return _login.login_page(request, status_code=401, next_url=request.url.path)
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return _login.login_page(request, status_code=401, next_url=target)
             return templates.TemplateResponse(
                 request,
                 "error.html",

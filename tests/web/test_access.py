@@ -267,3 +267,19 @@ def test_repeated_failures_lock_the_login(
     for _ in range(10):
         assert c.login("wt.lockme", "a-wrong-password").status_code == 401
     assert c.login("wt.lockme", "the-right-password").status_code == 429
+
+
+def test_chart_deep_link_survives_login(
+    server: Server, world: World, new_client: Callable[[str | None], Client]
+) -> None:
+    c = new_client(None)
+    page = c.get(f"/patients/{world.patient_a}?range=7d", headers={"Accept": "text/html"})
+    assert page.status_code == 401
+    assert f'value="/patients/{world.patient_a}?range=7d"' in page.text
+    c.login(CM_A, PASSWORD)
+    by_mrn = c.get("/patients/by-mrn/WT-MRN-A-1", headers={"Accept": "text/html"})
+    assert by_mrn.status_code == 303
+    assert by_mrn.headers["location"] == f"/patients/{world.patient_a}"
+    assert c.get("/patients/by-mrn/nope", headers={"Accept": "text/html"}).status_code == 404
+    other = c.get("/patients/by-mrn/WT-MRN-B-1", headers={"Accept": "text/html"})
+    assert other.status_code == 404
