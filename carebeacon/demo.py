@@ -10,6 +10,7 @@ Prints what arrives. Ctrl-C stops every process it started.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -20,7 +21,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+from carebeacon.demo_home import SCRIPTED_HOMES, device_serials
 
 __all__ = ["main"]
 
@@ -65,6 +69,8 @@ def _homes() -> list[_Home]:
             devices["body_weight"] = f"demo-scale-{n:02d}"
         if program == "diabetes":
             devices["glucose"] = f"demo-meter-{n:02d}"
+        if n in SCRIPTED_HOMES:
+            devices = device_serials(n)
         homes.append(
             _Home(
                 n,
@@ -222,7 +228,8 @@ def _day_readings(
     return [r for r in out if datetime.fromisoformat(r["received_at"]) <= datetime.now(UTC)]
 
 
-def _run_homes(settings: Any, homes: list[_Home], stop: list[bool]) -> None:
+def _run_simulated_homes(settings: Any, homes: list[_Home], stop: list[bool]) -> None:
+    """The homes without an emulated BLE gateway: their gateways' MQTT traffic, simulated."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -253,7 +260,7 @@ def _run_homes(settings: Any, homes: list[_Home], stop: list[bool]) -> None:
             for r in _day_readings(home, today - timedelta(days=d), d, rng)
         ]
         publish(home, history)
-        state = "offline" if home.number == OFFLINE else "online"
+        state = "online"
         status = {
             "schema": "carebeacon.status/1",
             "gateway_id": home.gateway_id,
@@ -272,37 +279,8 @@ def _run_homes(settings: Any, homes: list[_Home], stop: list[bool]) -> None:
         )
     for home in homes:  # today so far
         publish(home, _day_readings(home, today, 0, rng))
-    crisis = homes[CRISIS]
-    now = datetime.now(UTC)
-    publish(
-        crisis,
-        [
-            _reading(
-                crisis,
-                "blood_pressure",
-                now,
-                {"systolic": 186, "diastolic": 122, "pulse": 88},
-                [],
-                rng,
-            )
-        ],
-    )
-    time.sleep(3)
-    publish(
-        crisis,
-        [
-            _reading(
-                crisis,
-                "blood_pressure",
-                datetime.now(UTC),
-                {"systolic": 183, "diastolic": 119, "pulse": 86},
-                [],
-                rng,
-            )
-        ],
-    )
     while not stop[0]:  # live: a reading from some home every few seconds
-        home = rng.choice([h for h in homes if h.number not in (SILENT, OFFLINE)])
+        home = rng.choice([h for h in homes if h.number != SILENT])
         at = datetime.now(UTC)
         publish(
             home,
@@ -326,6 +304,102 @@ def _run_homes(settings: Any, homes: list[_Home], stop: list[bool]) -> None:
     client.disconnect()
 
 
+DEMO_PASSWORD = "carebeacon-demo"  # noqa: S105 - the demo's printed logins, local only
+
+
+def _seed_users(conninfo: str) -> dict[str, str]:
+    """One user per role for each demo site (username -> role), all with DEMO_PASSWORD."""
+    from web.seed import seed_demo
+
+    users: dict[str, str] = {}
+    for site_id, name, zone in SITES:
+        accounts = seed_demo(
+            conninfo,
+            site_id=site_id,
+            site_name=name,
+            timezone=zone,
+            program_id="hypertension",
+            password=DEMO_PASSWORD,
+            reset_passwords=True,
+        )
+        users.update(accounts.users)
+    return users
+
+
+async def _demo_overrides(conninfo: str, homes: list[_Home]) -> None:
+    """Compress time for the scripted offline gateway: its episode opens after a minute, not 6 h."""
+    import psycopg
+
+    from alerts import set_threshold
+    from carebeacon.demo_home import OFFLINE
+
+    async with await psycopg.AsyncConnection.connect(conninfo) as conn:
+        await set_threshold(
+            conn,
+            scope="patient",
+            parameter="gateway_offline.hours",
+            value=1 / 60,
+            ordered_by="carebeacon demo",
+            reason="demo: time compressed",
+            valid_from=datetime.now(UTC) - timedelta(days=1),
+            patient_id=homes[OFFLINE].patient_id,
+        )
+
+
+async def _forget_ingest_session(settings: Any, client_id: str) -> None:
+    """A demo ingest session left by an earlier run would replay everything it queued since."""
+    import aiomqtt
+
+    async with aiomqtt.Client(
+        settings.mqtt_host,
+        settings.mqtt_port,
+        username=settings.mqtt_ingest_user,
+        password=settings.mqtt_ingest_password,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=True,
+    ):
+        pass
+
+
+def _start_emulated_homes(
+    settings: Any, homes: list[_Home], env: dict[str, str]
+) -> list[subprocess.Popen[bytes]]:
+    import secrets
+    import tempfile
+
+    from carebeacon.services import provision_gateway_credentials
+
+    state = Path(tempfile.mkdtemp(prefix="carebeacon-demo-gateways-"))
+    children = []
+    for home in homes:
+        if home.number not in SCRIPTED_HOMES:
+            continue
+        password = secrets.token_urlsafe(16)
+        provision_gateway_credentials(home.gateway_id, password)
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "carebeacon.demo_home",
+                    str(home.number),
+                    "--gateway-id",
+                    home.gateway_id,
+                    "--state-dir",
+                    str(state / home.gateway_id),
+                    "--ca-file",
+                    settings.mqtt_ca_file,
+                    "--port",
+                    str(settings.mqtt_tls_port),
+                ],
+                env=dict(env, CAREBEACON_GATEWAY_PASSWORD=password),
+            )
+        )
+    time.sleep(1.0)  # the broker reloads its password file
+    return children
+
+
 def main(argv: list[str]) -> int:
     import dataclasses
     import threading
@@ -336,16 +410,13 @@ def main(argv: list[str]) -> int:
     from ingest.migrations import apply_migrations
 
     parser = argparse.ArgumentParser(prog="carebeacon demo", description=__doc__.split("\n\n")[0])
-    parser.parse_args(argv)
+    parser.add_argument("--web-port", type=int, default=8080)
+    args = parser.parse_args(argv)
     settings = services.up()
     with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
-        if (
-            conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (DEMO_DATABASE,)
-            ).fetchone()
-            is None
-        ):
-            conn.execute(f'CREATE DATABASE "{DEMO_DATABASE}"')
+        # the demo's timeline starts now: a fresh database every run
+        conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DEMO_DATABASE}"')
     settings = dataclasses.replace(settings, pg_database=DEMO_DATABASE)
     conninfo = settings.pg_conninfo()
     apply_migrations(conninfo)
@@ -356,11 +427,28 @@ def main(argv: list[str]) -> int:
         CAREBEACON_PG_DATABASE=DEMO_DATABASE,
         CAREBEACON_INGEST_CLIENT_ID="ingest-demo",
     )
-    children = [subprocess.Popen([sys.executable, "-m", "carebeacon.cli", "ingest"], env=env)]
+    accounts = _seed_users(conninfo)
+    asyncio.run(_demo_overrides(conninfo, homes))
+    asyncio.run(_forget_ingest_session(settings, env["CAREBEACON_INGEST_CLIENT_ID"]))
+    cli = [sys.executable, "-m", "carebeacon.cli"]
+    children = [
+        subprocess.Popen([*cli, "ingest"], env=env),
+        subprocess.Popen([*cli, "web", "--port", str(args.web_port)], env=env),
+    ]
+    children += _start_emulated_homes(settings, homes, env)
     stop = [False]
-    homes_thread = threading.Thread(target=_run_homes, args=(settings, homes, stop), daemon=True)
+    homes_thread = threading.Thread(
+        target=_run_simulated_homes,
+        args=(settings, [h for h in homes if h.number not in SCRIPTED_HOMES], stop),
+        daemon=True,
+    )
     print(
-        f"CareBeacon demo: database {DEMO_DATABASE}, 40 homes, 2 sites. Ctrl-C stops everything.",
+        f"CareBeacon demo: database {DEMO_DATABASE}, 2 sites, 40 patients; homes "
+        f"{', '.join(str(n) for n in SCRIPTED_HOMES)} run a real gateway with emulated BLE devices, "
+        "the others are simulated over MQTT.\n"
+        f"Open http://127.0.0.1:{args.web_port}/  logins (password {DEMO_PASSWORD!r}): "
+        + ", ".join(f"{user} ({role})" for user, role in sorted(accounts.items()))
+        + "\nCtrl-C stops everything.",
         flush=True,
     )
     interrupted = False
@@ -374,17 +462,26 @@ def main(argv: list[str]) -> int:
     try:
         time.sleep(1.5)
         homes_thread.start()
+        scheduler_at = time.monotonic() + 20  # once the homes have drained their history
         while not interrupted:
+            if scheduler_at and time.monotonic() > scheduler_at:
+                children.append(subprocess.Popen([*cli, "scheduler", "--interval", "10"], env=env))
+                scheduler_at = 0.0
             with psycopg.connect(conninfo) as conn:
                 rows = conn.execute(
                     "SELECT type, count(*) FROM reading_receipts GROUP BY type ORDER BY type"
                 ).fetchall()
                 quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()
                 offline = conn.execute("SELECT count(*) FROM gateways WHERE NOT online").fetchone()
+                episodes = conn.execute(
+                    "SELECT rule_id, count(*) FROM alert_episodes WHERE state IN ('open', 'acknowledged')"
+                    " GROUP BY rule_id ORDER BY rule_id"
+                ).fetchall()
             summary = ", ".join(f"{t} {n}" for t, n in rows) or "none yet"
             print(
                 f"{datetime.now(UTC):%H:%M:%S} readings stored: {summary}; quarantined "
-                f"{quarantined[0] if quarantined else 0}; gateways offline {offline[0] if offline else 0}",
+                f"{quarantined[0] if quarantined else 0}; gateways offline {offline[0] if offline else 0}; "
+                f"open episodes: {', '.join(f'{r} {n}' for r, n in episodes) or 'none'}",
                 flush=True,
             )
             for _ in range(50):
