@@ -25,6 +25,15 @@ __all__ = ["router"]
 router = APIRouter(include_in_schema=False)
 
 
+def _bucket_label(bucket: timedelta | None) -> str:
+    if bucket is None:
+        return ""
+    minutes = int(bucket.total_seconds() // 60)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440} day" + ("s" if minutes > 1440 else "")
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+
+
 @router.get("/patients/by-mrn/{mrn}")
 async def patient_by_mrn(
     request: Request, mrn: str, principal: Annotated[Principal, Depends(require())]
@@ -75,7 +84,7 @@ async def patient_page(
 
     # independent reads, each on its own pooled connection
     (
-        series,
+        series_and_bucket,
         kpis,
         readings,
         (header, care_time, dg, thresholds, threshold_history, episodes),
@@ -86,6 +95,7 @@ async def patient_page(
         on_own_connection(others),
     )
     devices, gateways = dg
+    series, bucket = series_and_bucket
     chart_data = {
         "series": series,
         "thresholds": {
@@ -95,7 +105,7 @@ async def patient_page(
             "glucose_low": thresholds.glucose_low or _trends.GLUCOSE_TARGET[0],
             "glucose_high": thresholds.glucose_high or _trends.GLUCOSE_TARGET[1],
         },
-        "bucketed": _trends.bucket_for(days) is not None,
+        "bucketed": bucket is not None,
         "x_range": [since.timestamp(), now.timestamp()],
         "timezone": header["timezone"],
     }
@@ -119,7 +129,7 @@ async def patient_page(
             "glucose_target": _trends.GLUCOSE_TARGET,
             # "</" cannot close the script element: the JSON is embedded in the page.
             "chart_json": json.dumps(chart_data, separators=(",", ":")).replace("</", "<\\/"),
-            "bucket": _trends.bucket_for(days),
+            "bucket_label": _bucket_label(bucket),
         },
         headers={"Cache-Control": "no-store"},
     )

@@ -31,6 +31,7 @@ CHART_CODES = ("systolic", "diastolic", "pulse", "glucose", "body_weight")
 # Not a patient measurement: never drawn, averaged or exported.
 NOT_PATIENT_DATA = ["control_solution"]
 GLUCOSE_TARGET = (70.0, 180.0)  # mg/dL, the consensus time-in-range target
+MAX_RAW_POINTS = 8000  # values drawn one by one; more (a CGM, a chatty cuff) are averaged
 
 
 def bucket_for(days: int) -> timedelta | None:
@@ -62,17 +63,22 @@ async def patient_header(conn: Conn, patient_id: uuid.UUID) -> Row:
 
 async def series(
     conn: Conn, patient_id: uuid.UUID, since: datetime, days: int
-) -> dict[str, dict[str, list[Any]]]:
-    """Per chart: ``{"t": [epoch seconds], code: [value or None], ...}`` aligned on ``t``."""
+) -> tuple[dict[str, dict[str, list[Any]]], timedelta | None]:
+    """Per chart: ``{"t": [epoch seconds], code: [value or None], ...}`` aligned on ``t``; and
+    the averaging bucket used (None: raw values)."""
     bucket = bucket_for(days)
+    rows: list[Row] = []
     if bucket is None:
         cur = await conn.execute(
             "SELECT extract(epoch FROM time)::float8 AS t, code, value FROM readings"
             " WHERE patient_id = %s AND code = ANY(%s) AND time >= %s"
-            " AND NOT flags && %s::text[] ORDER BY time",
-            (patient_id, list(CHART_CODES), since, NOT_PATIENT_DATA),
+            " AND NOT flags && %s::text[] ORDER BY time LIMIT %s",
+            (patient_id, list(CHART_CODES), since, NOT_PATIENT_DATA, MAX_RAW_POINTS + 1),
         )
-    else:
+        rows = await cur.fetchall()
+        if len(rows) > MAX_RAW_POINTS:  # a very chatty device: average it as well
+            bucket = timedelta(minutes=30) if days <= 7 else timedelta(hours=2)
+    if bucket is not None:
         cur = await conn.execute(
             "SELECT extract(epoch FROM time_bucket(%s, time))::float8 AS t, code,"
             " avg(value) AS value FROM readings"
@@ -80,7 +86,7 @@ async def series(
             " AND NOT flags && %s::text[] GROUP BY 1, 2 ORDER BY 1",
             (bucket, patient_id, list(CHART_CODES), since, NOT_PATIENT_DATA),
         )
-    rows = await cur.fetchall()
+        rows = await cur.fetchall()
     charts = {"bp": ("systolic", "diastolic"), "pulse": ("pulse",), "glucose": ("glucose",)}
     charts["weight"] = ("body_weight",)
     out: dict[str, dict[str, list[Any]]] = {}
@@ -94,7 +100,7 @@ async def series(
         for code in codes:
             data[code] = [by_time[t].get(code) for t in times]
         out[name] = data
-    return out
+    return out, bucket
 
 
 @dataclass(frozen=True, slots=True)
