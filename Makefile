@@ -39,7 +39,7 @@ demo: services
 
 bench: services
 	$(BIN)/carebeacon bench ingest
-	$(BIN)/carebeacon bench queries
+	$(BIN)/carebeacon bench pages
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""Benchmarks that print numbers: ``carebeacon bench ingest`` (and ``queries`` where available).
+"""Benchmarks that print numbers: ``carebeacon bench ingest`` and ``carebeacon bench pages``
+(the queue and patient pages, :mod:`web.bench`).
 
 ``bench ingest`` runs against the project's real Mosquitto and TimescaleDB, in a fresh database:
 
@@ -483,5 +484,9 @@ def main(argv: list[str]) -> int:
         return _publish(argv[1:])
     if argv and argv[0] == "ingest":
         return _bench_ingest(argv[1:])
-    print("usage: carebeacon bench ingest [options]", file=sys.stderr)
+    if argv and argv[0] == "pages":
+        from web.bench import main as pages
+
+        return pages(argv[1:])
+    print("usage: carebeacon bench ingest|pages [options]", file=sys.stderr)
     return 2
