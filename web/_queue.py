@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import html
 import json
 import logging
@@ -348,16 +349,26 @@ def _queue_context(principal: Principal, rows: list[QueueRow]) -> dict[str, Any]
     }
 
 
+# user id -> (digest of the patient list last written in full, when)
+_LAST_LISTED: dict[int, tuple[str, datetime]] = {}
+RELIST_AFTER = timedelta(minutes=10)
+
+
 async def _audit_queue_view(conn: Conn, principal: Principal, rows: list[QueueRow]) -> None:
-    await audit(
-        conn,
-        principal,
-        "view queue",
-        detail={
-            "episodes": len(rows),
-            "patients": sorted({r[1] for r in rows}),
-        },
-    )
+    """One audit event per view of the queue. The list of patients shown is written in full
+    when it differs from the user's previous view (or every 10 minutes); otherwise the event
+    names the digest of that same list, so live refreshes of a 2,000-row queue stay small."""
+    patients = sorted({r[1] for r in rows})
+    digest = hashlib.sha256("\n".join(patients).encode()).hexdigest()[:32]
+    now = datetime.now(UTC)
+    last = _LAST_LISTED.get(principal.user_id)
+    detail: dict[str, object] = {"episodes": len(rows), "patients_digest": digest}
+    if last is None or last[0] != digest or now - last[1] > RELIST_AFTER:
+        detail["patients"] = patients
+        _LAST_LISTED[principal.user_id] = (digest, now)
+    else:
+        detail["same_patients_as_previous_view"] = True
+    await audit(conn, principal, "view queue", detail=detail)
 
 
 @router.get("/queue", response_class=HTMLResponse, include_in_schema=False)

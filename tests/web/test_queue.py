@@ -178,3 +178,17 @@ def test_sse_announces_a_new_episode(server: Server, clients: dict[str, Client])
     thread.join(15)
     assert any(str(created[1]) in x for x in received)
     assert not any(str(created[0]) in x for x in received)  # site B is not mine
+
+
+def test_queue_views_are_audited_compactly(server: Server, clients: dict[str, Client]) -> None:
+    from tests.web.conftest import audit_rows
+
+    cm = clients[CM_A]
+    cm.get("/queue", headers={"Accept": "text/html"})
+    cm.get("/queue/rows", headers={"HX-Request": "true"})
+    views = [r for r in audit_rows(server.conninfo, username=CM_A) if r["action"] == "view queue"]
+    first, second = views[-2]["detail"], views[-1]["detail"]
+    assert first["patients_digest"] == second["patients_digest"]
+    assert "patients" in first or views[-3]["detail"]["patients_digest"] == first["patients_digest"]
+    assert second.get("same_patients_as_previous_view") is True
+    assert "patients" not in second
