@@ -577,9 +577,10 @@ async def api_transition(
     request: Request,
     episode_id: uuid.UUID,
     action: Action,
-    body: TransitionIn,
     principal: Annotated[Principal, Depends(WORKERS)],
+    body: TransitionIn | None = None,
 ) -> dict[str, Any]:
+    body = body or TransitionIn()
     if body.until is not None and body.until.tzinfo is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "until needs a UTC offset")
     ep = await _transition(

@@ -64,7 +64,7 @@ def test_claim_acknowledge_resolve_through_alerts(
     with psycopg.connect(server.conninfo) as conn:
         eid = insert_episode(conn, pid, SITE_A)
     cm = clients[CM_A]
-    claimed = cm.post(f"/api/episodes/{eid}/claim", json={})
+    claimed = cm.post(f"/api/episodes/{eid}/claim")  # no body needed
     assert claimed.status_code == 200, claimed.text
     assert claimed.json()["assignee"] == CM_A
     acked = cm.post(f"/api/episodes/{eid}/acknowledge", json={"note": "called"})
