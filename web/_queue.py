@@ -153,6 +153,15 @@ def sla_state(state: str, priority: int, sla_due_at: datetime | None, now: datet
     return "on_time"
 
 
+_SLA_TEXT = {
+    "on_time": "on time",
+    "due_soon": "due soon",
+    "breached": "breached",
+    "acknowledged": "acknowledged",
+    "none": "no SLA",
+}
+
+
 def _esc(text: str) -> str:
     return html.escape(text, quote=True)
 
@@ -331,7 +340,8 @@ def render_rows(rows: list[QueueRow], can_act: bool) -> Markup:
             f"<td>{_esc(program_name or program_id or '')}"
             f' <span class="muted">{_esc(site_name)}</span></td>'
             f"<td>{_esc(explanation)}</td><td>{_age(now - opened_at)}</td>"
-            f'<td><span class="badge sla-{sla}">{sla}</span> <span class="muted">{due_in}</span></td>'
+            f'<td><span class="badge sla-{sla}">{_SLA_TEXT[sla]}</span>'
+            f' <span class="muted">{"due in " + due_in if due_in else ""}</span></td>'
             f'<td>{state} <span class="muted">{_esc(assignee or "")}</span></td>'
             f"{actions}</tr>"
         )
