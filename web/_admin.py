@@ -25,6 +25,24 @@ from web._care_time import insert_time_entry
 from web._db import Conn, Row
 from web._paging import Page, page_params, paged
 from web._passwords import hash_password, new_token, token_digest
+from web._schemas import (
+    AssignmentOut,
+    AuditOut,
+    CredentialsOut,
+    DeviceOut,
+    EnrollmentOut,
+    GatewayOut,
+    GatewayProvisioned,
+    MeOut,
+    PageOf,
+    PatientDetail,
+    PatientOut,
+    ProgramOut,
+    SiteOut,
+    TimeEntryOut,
+    TokenOut,
+    UserOut,
+)
 from web._state import app_state
 
 __all__ = ["router"]
@@ -175,7 +193,11 @@ async def _patient_site(conn: Conn, patient_id: uuid.UUID) -> str:
     return site
 
 
-@router.get("/me", summary="Who am I (and my CSRF token, for session-authenticated writes)")
+@router.get(
+    "/me",
+    response_model=MeOut,
+    summary="Who am I (and my CSRF token, for session-authenticated writes)",
+)
 async def me(principal: Annotated[Principal, Depends(ANY)]) -> dict[str, Any]:
     return {
         "id": principal.user_id,
@@ -191,7 +213,7 @@ async def me(principal: Annotated[Principal, Depends(ANY)]) -> dict[str, Any]:
 # --- sites, programs ---------------------------------------------------------------------------
 
 
-@router.get("/sites", summary="List my sites of care")
+@router.get("/sites", response_model=PageOf[SiteOut], summary="List my sites of care")
 async def list_sites(
     request: Request,
     principal: Annotated[Principal, Depends(ANY)],
@@ -207,7 +229,9 @@ async def list_sites(
     return paged(request, rows, total, page)
 
 
-@router.post("/sites", status_code=201, summary="Create a site of care (admin)")
+@router.post(
+    "/sites", response_model=SiteOut, status_code=201, summary="Create a site of care (admin)"
+)
 async def create_site(
     request: Request, body: SiteIn, principal: Annotated[Principal, Depends(ADMIN)]
 ) -> Row:
@@ -227,7 +251,7 @@ async def create_site(
     return row
 
 
-@router.get("/programs", summary="List programs")
+@router.get("/programs", response_model=PageOf[ProgramOut], summary="List programs")
 async def list_programs(
     request: Request,
     principal: Annotated[Principal, Depends(ANY)],
@@ -245,7 +269,9 @@ async def list_programs(
     return paged(request, rows, total, page)
 
 
-@router.post("/programs", status_code=201, summary="Create a program (admin)")
+@router.post(
+    "/programs", response_model=ProgramOut, status_code=201, summary="Create a program (admin)"
+)
 async def create_program(
     request: Request, body: ProgramIn, principal: Annotated[Principal, Depends(ADMIN)]
 ) -> Row:
@@ -270,7 +296,7 @@ _USER_SQL = (
 )
 
 
-@router.get("/users", summary="List users of my sites (admin)")
+@router.get("/users", response_model=PageOf[UserOut], summary="List users of my sites (admin)")
 async def list_users(
     request: Request,
     principal: Annotated[Principal, Depends(ADMIN)],
@@ -304,7 +330,7 @@ async def _set_sites(conn: Conn, principal: Principal, user_id: int, sites: list
         )
 
 
-@router.post("/users", status_code=201, summary="Create a user (admin)")
+@router.post("/users", response_model=UserOut, status_code=201, summary="Create a user (admin)")
 async def create_user(
     request: Request, body: UserIn, principal: Annotated[Principal, Depends(ADMIN)]
 ) -> Row:
@@ -335,7 +361,7 @@ async def _user_in_my_sites(conn: Conn, principal: Principal, user_id: int) -> R
     return row
 
 
-@router.patch("/users/{user_id}", summary="Change a user (admin)")
+@router.patch("/users/{user_id}", response_model=UserOut, summary="Change a user (admin)")
 async def patch_user(
     request: Request,
     user_id: int,
@@ -365,7 +391,12 @@ async def patch_user(
         return await _user_in_my_sites(conn, principal, user_id)
 
 
-@router.post("/users/{user_id}/tokens", status_code=201, summary="Create an API token")
+@router.post(
+    "/users/{user_id}/tokens",
+    response_model=TokenOut,
+    status_code=201,
+    summary="Create an API token",
+)
 async def create_token(
     request: Request,
     user_id: int,
@@ -415,7 +446,7 @@ async def revoke_token(
 _PATIENT_COLS = "p.id, p.mrn, p.display_name, p.birth_date, p.site_id, p.risk_tier, p.created_at"
 
 
-@router.get("/patients", summary="List patients of my sites")
+@router.get("/patients", response_model=PageOf[PatientOut], summary="List patients of my sites")
 async def list_patients(
     request: Request,
     principal: Annotated[Principal, Depends(ANY)],
@@ -446,7 +477,9 @@ async def list_patients(
     return paged(request, rows, total, page)
 
 
-@router.post("/patients", status_code=201, summary="Create a patient (admin)")
+@router.post(
+    "/patients", response_model=PatientOut, status_code=201, summary="Create a patient (admin)"
+)
 async def create_patient(
     request: Request, body: PatientIn, principal: Annotated[Principal, Depends(ADMIN)]
 ) -> Row:
@@ -463,7 +496,7 @@ async def create_patient(
     return row
 
 
-@router.get("/patients/{patient_id}", summary="Get a patient")
+@router.get("/patients/{patient_id}", response_model=PatientDetail, summary="Get a patient")
 async def get_patient(
     request: Request, patient_id: uuid.UUID, principal: Annotated[Principal, Depends(ANY)]
 ) -> Row:
@@ -481,7 +514,9 @@ async def get_patient(
     return {**row, "enrollments": enrollments}
 
 
-@router.patch("/patients/{patient_id}", summary="Change a patient (admin)")
+@router.patch(
+    "/patients/{patient_id}", response_model=PatientOut, summary="Change a patient (admin)"
+)
 async def patch_patient(
     request: Request,
     patient_id: uuid.UUID,
@@ -502,7 +537,10 @@ async def patch_patient(
 
 
 @router.post(
-    "/patients/{patient_id}/enrollments", status_code=201, summary="Enroll a patient in a program"
+    "/patients/{patient_id}/enrollments",
+    response_model=EnrollmentOut,
+    status_code=201,
+    summary="Enroll a patient in a program",
 )
 async def create_enrollment(
     request: Request,
@@ -531,7 +569,9 @@ async def create_enrollment(
 
 
 @router.patch(
-    "/enrollments/{enrollment_id}", summary="Record consent, withdrawal, end, practitioner"
+    "/enrollments/{enrollment_id}",
+    response_model=EnrollmentOut,
+    summary="Record consent, withdrawal, end, practitioner",
 )
 async def patch_enrollment(
     request: Request,
@@ -576,7 +616,7 @@ async def patch_enrollment(
 # --- devices and assignments -------------------------------------------------------------------
 
 
-@router.get("/devices", summary="List devices (admin)")
+@router.get("/devices", response_model=PageOf[DeviceOut], summary="List devices (admin)")
 async def list_devices(
     request: Request,
     principal: Annotated[Principal, Depends(ADMIN)],
@@ -600,7 +640,9 @@ async def list_devices(
     return paged(request, rows, total, page)
 
 
-@router.post("/devices", status_code=201, summary="Register a device (admin)")
+@router.post(
+    "/devices", response_model=DeviceOut, status_code=201, summary="Register a device (admin)"
+)
 async def create_device(
     request: Request, body: DeviceIn, principal: Annotated[Principal, Depends(ADMIN)]
 ) -> Row:
@@ -616,7 +658,11 @@ async def create_device(
     return row
 
 
-@router.get("/patients/{patient_id}/assignments", summary="A patient's device assignments")
+@router.get(
+    "/patients/{patient_id}/assignments",
+    response_model=PageOf[AssignmentOut],
+    summary="A patient's device assignments",
+)
 async def list_assignments(
     request: Request, patient_id: uuid.UUID, principal: Annotated[Principal, Depends(ANY)]
 ) -> dict[str, Any]:
@@ -627,10 +673,15 @@ async def list_assignments(
             (patient_id,),
         )
         rows = await cur.fetchall()
-    return {"items": rows, "total": len(rows)}
+    return {"items": rows, "total": len(rows), "limit": len(rows), "offset": 0, "next": None}
 
 
-@router.post("/assignments", status_code=201, summary="Assign a device to a patient for a time")
+@router.post(
+    "/assignments",
+    response_model=AssignmentOut,
+    status_code=201,
+    summary="Assign a device to a patient for a time",
+)
 async def create_assignment(
     request: Request, body: AssignmentIn, principal: Annotated[Principal, Depends(ADMIN)]
 ) -> Row:
@@ -652,7 +703,11 @@ async def create_assignment(
     return row
 
 
-@router.post("/assignments/{assignment_id}/end", summary="End a device assignment")
+@router.post(
+    "/assignments/{assignment_id}/end",
+    response_model=AssignmentOut,
+    summary="End a device assignment",
+)
 async def end_assignment(
     request: Request,
     assignment_id: int,
@@ -680,7 +735,7 @@ async def end_assignment(
 # --- gateways ----------------------------------------------------------------------------------
 
 
-@router.get("/gateways", summary="List gateways (admin)")
+@router.get("/gateways", response_model=PageOf[GatewayOut], summary="List gateways (admin)")
 async def list_gateways(
     request: Request,
     principal: Annotated[Principal, Depends(ADMIN)],
@@ -728,7 +783,12 @@ async def _provision(request: Request, gateway_id: str) -> str:
     return password
 
 
-@router.post("/gateways", status_code=201, summary="Provision a gateway (creates its MQTT login)")
+@router.post(
+    "/gateways",
+    response_model=GatewayProvisioned,
+    status_code=201,
+    summary="Provision a gateway (creates its MQTT login)",
+)
 async def create_gateway(
     request: Request, body: GatewayIn, principal: Annotated[Principal, Depends(ADMIN)]
 ) -> dict[str, Any]:
@@ -758,7 +818,11 @@ async def create_gateway(
     }
 
 
-@router.post("/gateways/{gateway_id}/credentials", summary="Rotate a gateway's MQTT password")
+@router.post(
+    "/gateways/{gateway_id}/credentials",
+    response_model=CredentialsOut,
+    summary="Rotate a gateway's MQTT password",
+)
 async def rotate_gateway(
     request: Request, gateway_id: str, principal: Annotated[Principal, Depends(ADMIN)]
 ) -> dict[str, Any]:
@@ -794,7 +858,10 @@ async def add_gateway_patient(
 
 
 @router.post(
-    "/patients/{patient_id}/time-entries", status_code=201, summary="Log care-management time"
+    "/patients/{patient_id}/time-entries",
+    response_model=TimeEntryOut,
+    status_code=201,
+    summary="Log care-management time",
 )
 async def log_time(
     request: Request,
@@ -820,7 +887,11 @@ async def log_time(
     return row
 
 
-@router.get("/patients/{patient_id}/time-entries", summary="A patient's care-management time")
+@router.get(
+    "/patients/{patient_id}/time-entries",
+    response_model=PageOf[TimeEntryOut],
+    summary="A patient's care-management time",
+)
 async def list_time(
     request: Request,
     patient_id: uuid.UUID,
@@ -843,7 +914,11 @@ async def list_time(
 # --- audit -------------------------------------------------------------------------------------
 
 
-@router.get("/audit", summary="The audit log of my sites (supervisor, admin)")
+@router.get(
+    "/audit",
+    response_model=PageOf[AuditOut],
+    summary="The audit log of my sites (supervisor, admin)",
+)
 async def list_audit(
     request: Request,
     principal: Annotated[Principal, Depends(ADMIN_OR_SUPERVISOR)],

@@ -31,6 +31,7 @@ from web._audit import audit
 from web._auth import Principal, Role, check_patient_access, require
 from web._care_time import insert_time_entry
 from web._db import Conn, alerts_conn
+from web._schemas import EpisodeDetail, EpisodeOut, EpisodeSummary, PageOf
 from web._state import app_state
 
 __all__ = ["QueueNotifier", "queue_rows", "router"]
@@ -520,7 +521,12 @@ class TransitionIn(BaseModel):
     until: datetime | None = Field(default=None, description="snooze: until when (with offset)")
 
 
-@router.get("/api/episodes", tags=["episodes"], summary="The queue: open episodes of my sites")
+@router.get(
+    "/api/episodes",
+    response_model=PageOf[EpisodeSummary],
+    tags=["episodes"],
+    summary="The queue: open episodes of my sites",
+)
 async def api_queue(
     request: Request,
     principal: Annotated[Principal, Depends(ANY)],
@@ -555,7 +561,12 @@ async def api_queue(
     }
 
 
-@router.get("/api/episodes/{episode_id}", tags=["episodes"], summary="An episode and its events")
+@router.get(
+    "/api/episodes/{episode_id}",
+    response_model=EpisodeDetail,
+    tags=["episodes"],
+    summary="An episode and its events",
+)
 async def api_episode(
     request: Request, episode_id: uuid.UUID, principal: Annotated[Principal, Depends(ANY)]
 ) -> dict[str, Any]:
@@ -580,6 +591,7 @@ async def api_episode(
 
 @router.post(
     "/api/episodes/{episode_id}/{action}",
+    response_model=EpisodeOut,
     tags=["episodes"],
     summary="Claim, acknowledge, resolve (outcome + note) or snooze (reason + until)",
 )
