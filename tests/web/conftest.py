@@ -6,6 +6,7 @@ session cookie; cookies are ``Secure``, so the header is sent by hand over plain
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import threading
@@ -166,6 +167,80 @@ def insert_episode(
         ),
     )
     return eid
+
+
+def enrolled_patient(conninfo: str, site: str, name: str, *, history_days: int = 10) -> uuid.UUID:
+    """A consenting patient of the wt-htn (hypertension) program with some plain history."""
+    now = datetime.now(UTC)
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "INSERT INTO patients (display_name, site_id) VALUES (%s, %s) RETURNING id",
+            (name, site),
+        ).fetchone()
+        assert row is not None
+        pid = uuid.UUID(str(row[0]))
+        conn.execute(
+            "INSERT INTO enrollments (patient_id, program_id, site_id, enrolled_at,"
+            " consent_given_at, billing_practitioner) VALUES (%s, 'wt-htn', %s, %s, %s, 'dr-x')",
+            (pid, site, now - timedelta(days=60), now - timedelta(days=60)),
+        )
+        for day in range(1, history_days + 1):
+            t = now - timedelta(days=day, hours=2)
+            insert_reading(conn, pid, t, {"systolic": 128 + day, "diastolic": 82, "pulse": 66})
+            insert_reading(conn, pid, t, {"body_weight": 90 - day / 10}, kind="weight")
+            insert_reading(conn, pid, t, {"glucose": 100 + day}, kind="glucose")
+    return pid
+
+
+def crisis_through_alerts(conninfo: str, patient_id: uuid.UUID) -> None:
+    """What ingest does with a BP crisis and its repeat 5 minutes later: store the readings
+    and run alerts/'s live rules in the same transaction. Opens a critical bp_crisis episode."""
+    from alerts import StoredReading, evaluate_readings
+
+    async def run() -> None:
+        now = datetime.now(UTC)
+        async with await psycopg.AsyncConnection.connect(conninfo) as conn:
+            for minutes_ago, (sys_, dia) in ((6, (186.0, 104.0)), (1, (184.0, 102.0))):
+                t = now - timedelta(minutes=minutes_ago)
+                values = {"systolic": sys_, "diastolic": dia, "pulse": 88.0}
+                rid = await asyncio.to_thread(_insert_sync, conninfo, patient_id, t, values)
+                reading = StoredReading(
+                    reading_id=rid,
+                    patient_id=patient_id,
+                    type="blood_pressure",
+                    time=t,
+                    received_at=t,
+                    device_id="wt-dev-a",
+                    gateway_id="wt-gw-a",
+                    flags=(),
+                    values=values,
+                )
+                # the first as it was evaluated when it arrived; the repeat now (wall clock)
+                await evaluate_readings(
+                    conn, [reading], now=t + timedelta(seconds=20) if minutes_ago > 1 else None
+                )
+                await conn.commit()
+
+    errors: list[BaseException] = []
+
+    def in_thread() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join(30)
+    if errors:
+        raise errors[0]
+
+
+def _insert_sync(
+    conninfo: str, patient_id: uuid.UUID, t: datetime, values: dict[str, float]
+) -> uuid.UUID:
+    with psycopg.connect(conninfo) as conn:
+        return insert_reading(conn, patient_id, t, values)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,15 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.web.conftest import PASSWORD, SITE_A, Server, World, insert_episode, user
+from tests.web.conftest import (
+    PASSWORD,
+    SITE_A,
+    Server,
+    World,
+    crisis_through_alerts,
+    enrolled_patient,
+    user,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -63,6 +71,7 @@ def test_queue_to_patient(page: Page, server: Server, world: World) -> None:
         lambda m: failed.append(m.text) if "Content Security Policy" in m.text else None,
     )
 
+    patient = enrolled_patient(server.conninfo, SITE_A, "Browser Patient")
     page.goto(f"{server.url}/queue")
     page.fill("input[name=username]", user("care_manager", SITE_A))
     page.fill("input[name=password]", PASSWORD)
@@ -70,20 +79,19 @@ def test_queue_to_patient(page: Page, server: Server, world: World) -> None:
     expect(page.locator("h1")).to_contain_text("My queue")
     expect(page.locator("#live-state")).to_have_text("live", timeout=10_000)
 
+    # a BP crisis and its repeat go through alerts/ as ingest would run it
+    crisis_through_alerts(server.conninfo, patient)
     with psycopg.connect(server.conninfo) as conn:
-        eid = insert_episode(
-            conn,
-            world.patient_a,
-            SITE_A,
-            family="glucose_high",
-            rule_id="glucose_high_24h",
-            severity="critical",
-            priority=1,
-            explanation="2 glucose readings above 250 mg/dL within 24 h",
-        )
+        found = conn.execute(
+            "SELECT id FROM alert_episodes WHERE patient_id = %s AND family = 'bp_crisis'",
+            (patient,),
+        ).fetchone()
+    assert found is not None
+    eid = found[0]
     row = page.locator(f"#ep-{eid}")
     expect(row).to_be_visible(timeout=10_000)
-    expect(row).to_contain_text("2 glucose readings above 250")
+    expect(row).to_contain_text("184/102")
+    expect(row).to_contain_text("Browser Patient")
     page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
 
     row.locator("button.ack").click()
@@ -108,13 +116,14 @@ def test_queue_to_patient(page: Page, server: Server, world: World) -> None:
         ).fetchone()
     assert row_state == ("resolved", "clinician_notified", "told Dr X")
 
-    page.goto(f"{server.url}/patients/{world.patient_a}?range=30d")
+    page.goto(f"{server.url}/patients/{patient}?range=30d")
     expect(page.locator("body")).to_have_attribute("data-charts-rendered", "4")
     expect(page.locator("#chart-bp canvas")).to_have_count(1)
     expect(page.locator("#chart-bp")).to_have_attribute("data-rendered", "chart")
     expect(page.locator("#chart-weight")).to_have_attribute("data-rendered", "chart")
     expect(page.locator("#kpi-bp7")).to_contain_text("mmHg")
-    expect(page.locator("#readings")).to_contain_text("irregular pulse")
+    expect(page.locator("#readings")).to_contain_text("184/102 mmHg")
+    expect(page.locator("#kpi-time")).to_contain_text("12 min")
     page.screenshot(path=str(ARTIFACTS / "patient.png"), full_page=True)
 
     page.click("a[data-range='1y']")

@@ -192,3 +192,17 @@ def test_queue_views_are_audited_compactly(server: Server, clients: dict[str, Cl
     assert "patients" in first or views[-3]["detail"]["patients_digest"] == first["patients_digest"]
     assert second.get("same_patients_as_previous_view") is True
     assert "patients" not in second
+
+
+def test_an_alerts_episode_reaches_the_queue(server: Server, clients: dict[str, Client]) -> None:
+    from tests.web.conftest import crisis_through_alerts, enrolled_patient
+
+    pid = enrolled_patient(server.conninfo, SITE_A, "Crisis Through Alerts")
+    crisis_through_alerts(server.conninfo, pid)
+    items = clients[CM_A].get(f"/api/episodes?site_id={SITE_A}&limit=500").json()["items"]
+    mine = [i for i in items if i["patient_id"] == str(pid)]
+    assert [(i["family"], i["severity"], i["priority"]) for i in mine] == [
+        ("bp_crisis", "critical", 1)
+    ]
+    assert "184/102" in mine[0]["explanation"]
+    assert items[0]["priority"] == 1
