@@ -489,25 +489,45 @@ async def fhir_device(
     return _fhir(_device_resource(row, fhir_device_id(row["id"])))
 
 
-@router.get("/Device", summary="FHIR Device search by patient")
+@router.get("/Device", summary="FHIR Device search (by patient, or the devices of my sites)")
 async def fhir_devices(
     request: Request,
     principal: Annotated[Principal, Depends(require())],
-    patient: Annotated[str, Query(description="Patient id (or Patient/id)")],
+    patient: Annotated[str | None, Query(description="Patient id (or Patient/id)")] = None,
+    count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
 ) -> JSONResponse:
-    patient_id = _parse_patient(patient)
-    await check_patient_access(request, principal, patient_id, "fhir search Device")
+    next_url: str | None = None
+    if patient is not None:
+        patient_id: uuid.UUID | None = _parse_patient(patient)
+        assert patient_id is not None
+        await check_patient_access(request, principal, patient_id, "fhir search Device")
+        where = " WHERE d.id IN (SELECT device_id FROM device_assignments WHERE patient_id = %s)"
+        params: tuple[object, ...] = (patient_id,)
+    else:
+        # devices now assigned to patients of my sites
+        patient_id = None
+        where = " WHERE cur.site_id = ANY(%s)"
+        params = (sorted(principal.sites),)
     async with app_state(request).pool.connection() as conn:
         cur = await conn.execute(
-            _DEVICE_SQL
-            + " WHERE d.id IN (SELECT device_id FROM device_assignments WHERE patient_id = %s)"
-            " ORDER BY d.id",
-            (patient_id,),
+            _DEVICE_SQL + where + " ORDER BY d.id LIMIT %s OFFSET %s",
+            (*params, count + 1, offset),
         )
         rows = await cur.fetchall()
+        if len(rows) > count:
+            rows = rows[:count]
+            next_url = str(request.url.include_query_params(_offset=offset + count))
+        if patient_id is None:
+            await audit(
+                conn,
+                principal,
+                "fhir search Device",
+                detail={"patients": sorted({str(r["patient_id"]) for r in rows})},
+            )
     entries = []
     for row in rows:
-        if row["patient_id"] is not None and row["patient_id"] != patient_id:
+        if patient_id is not None and row["patient_id"] not in (None, patient_id):
             row["patient_id"] = None  # now someone else's: do not name them here
         entries.append(_device_resource(row, fhir_device_id(row["id"])))
-    return _fhir(_bundle(request, entries, None))
+    return _fhir(_bundle(request, entries, next_url))

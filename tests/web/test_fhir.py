@@ -12,6 +12,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
 from tests.web.conftest import SITE_A, Client, World, user
+from web._fhir import fhir_device_id
 
 pytestmark = pytest.mark.db
 
@@ -143,6 +144,11 @@ def test_device(clin: Client, world: World) -> None:
     bundle = clin.get(f"/fhir/Device?patient={world.patient_a}").json()
     Bundle.model_validate(bundle)
     assert [e["resource"]["id"] for e in bundle["entry"]] == ["wt-dev-a"]
+    mine = clin.get("/fhir/Device").json()
+    Bundle.model_validate(mine)
+    ids = [e["resource"]["id"] for e in mine["entry"]]
+    assert "wt-dev-a" in ids
+    assert fhir_device_id("serial:WT/1") not in ids  # site B's device
 
 
 @pytest.mark.parametrize(
