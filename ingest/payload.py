@@ -16,13 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from devices.canonical import DEVICE_TYPES, READING_TYPES, UNITS
 from ingest.errors import RejectedReading
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
     "READINGS_SCHEMA",
     "STATUS_SCHEMA",
-    "UNITS",
     "IncomingReading",
     "ReadingsBatch",
     "StatusMessage",
@@ -39,33 +39,12 @@ MAX_READINGS_PER_MESSAGE = 1000
 TOPIC = re.compile(r"^carebeacon/v1/gateways/([^/#+]{1,64})/(readings|status)$")
 _FLAG = re.compile(r"^[a-z0-9_:.-]{1,64}$")
 
-#: canonical unit of every value code (UCUM)
-UNITS: dict[str, str] = {
-    "systolic": "mm[Hg]",
-    "diastolic": "mm[Hg]",
-    "mean_arterial": "mm[Hg]",
-    "cuff_pressure": "mm[Hg]",
-    "pulse": "/min",
-    "glucose": "mg/dL",
-    "body_weight": "kg",
-    "bmi": "kg/m2",
-    "height": "m",
-    "body_fat": "%",
-    "basal_metabolism": "kJ",
-    "muscle_percentage": "%",
-    "muscle_mass": "kg",
-    "fat_free_mass": "kg",
-    "soft_lean_mass": "kg",
-    "body_water_mass": "kg",
-    "impedance": "Ohm",
-}
 
 #: physiologically possible ranges (inclusive); outside → quarantine as impossible_value
 POSSIBLE: dict[str, tuple[float, float]] = {
     "systolic": (30, 300),
     "diastolic": (10, 250),
     "mean_arterial": (15, 280),
-    "cuff_pressure": (0, 350),
     "pulse": (15, 300),
     "glucose": (5, 1500),
     "body_weight": (0.5, 500),
@@ -74,8 +53,6 @@ POSSIBLE: dict[str, tuple[float, float]] = {
     "body_fat": (0, 80),
 }
 
-READING_TYPES = {"blood_pressure", "glucose", "body_weight", "body_composition"}
-DEVICE_TYPES = {"blood_pressure_monitor", "glucose_meter", "weight_scale", "body_composition_scale"}
 
 #: a device timestamp more than this ahead of the gateway's receive time is not believed
 FUTURE_TOLERANCE = timedelta(hours=24)
