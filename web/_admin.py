@@ -184,15 +184,6 @@ def _sites_filter(principal: Principal, site_id: str | None) -> list[str]:
     return sorted(principal.sites)
 
 
-async def _patient_site(conn: Conn, patient_id: uuid.UUID) -> str:
-    cur = await conn.execute("SELECT site_id FROM patients WHERE id = %s", (patient_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such patient")
-    site: str = row["site_id"]
-    return site
-
-
 @router.get(
     "/me",
     response_model=MeOut,
