@@ -468,11 +468,8 @@ class ChangeRule(Rule):
         hours = ev.p("window_hours")
         prior = [
             p
-            for t in ("body_weight", "body_composition")
-            for p in ev.history.window(
-                t, pt.time - timedelta(hours=hours), pt.time, include_end=False
-            )
-            if "body_weight" in p.values and not p.suspect and p.reading_id != pt.reading_id
+            for p in _weights(ev, pt.time - timedelta(hours=hours), pt.time, include_end=False)
+            if not p.suspect and p.reading_id != pt.reading_id
         ]
         if not prior:
             return None
@@ -491,6 +488,16 @@ class ChangeRule(Rule):
                 ev, self.severity, "body_weight", delta, text, (low.reading_id, pt.reading_id)
             )
         return Verdict(self.family, clear=delta < limit - ev.p("clear_margin_kg"))
+
+
+def _weights(ev: Eval, start: datetime, end: datetime, *, include_end: bool = True) -> list[Point]:
+    """The body weights in ``[start, end]`` from scales and body-composition scales alike."""
+    return [
+        p
+        for t in ("body_weight", "body_composition")
+        for p in ev.history.window(t, start, end, include_end=include_end)
+        if "body_weight" in p.values
+    ]
 
 
 class SlopeRule(Rule):
@@ -516,12 +523,7 @@ class SlopeRule(Rule):
         if pt is None or not pt.time_trusted or "body_weight" not in pt.values:
             return None
         days = ev.p("window_days")
-        pts = [
-            p
-            for t in ("body_weight", "body_composition")
-            for p in ev.history.window(t, pt.time - timedelta(days=days), pt.time)
-            if "body_weight" in p.values
-        ]
+        pts = _weights(ev, pt.time - timedelta(days=days), pt.time)
         if len(pts) < ev.p("min_n"):
             return None
         pts.sort(key=lambda p: p.time)
