@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 import weakref
 from collections import Counter, defaultdict
@@ -27,13 +28,24 @@ from alerts import StoredReading
 from ingest.errors import RejectedReading
 from ingest.payload import (
     IncomingReading,
+    ReadingsBatch,
     StatusMessage,
     decode_readings,
     decode_status,
     gateway_from_topic,
 )
 
-__all__ = ["Evaluator", "Message", "StoreResult", "message_digest", "store_messages"]
+__all__ = [
+    "Decoded",
+    "Evaluator",
+    "Message",
+    "StoreResult",
+    "decode_message",
+    "message_digest",
+    "store_messages",
+]
+
+logger = logging.getLogger(__name__)
 
 Evaluator = Callable[[psycopg.AsyncConnection[Any], Sequence[StoredReading]], Awaitable[None]]
 
@@ -134,6 +146,37 @@ ON CONFLICT (dedup_key) DO NOTHING
 class Message:
     topic: str
     payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A message validated without the database: its readings or its status, or why the whole
+    message is rejected (an empty status — a retained status being cleared — has neither)."""
+
+    message: Message
+    gateway_id: str | None
+    readings: ReadingsBatch | None = None
+    status: StatusMessage | None = None
+    rejection: RejectedReading | None = None
+
+
+def decode_message(message: Message) -> Decoded:
+    """Validate ``message`` (pure; the service calls it on receipt, so that validation overlaps
+    the database work of the batch before). Never raises: anything unexpected is a rejection."""
+    gateway_id: str | None = None
+    try:
+        gateway_id, kind = gateway_from_topic(message.topic)
+        if kind == "status":
+            if not message.payload:
+                return Decoded(message, gateway_id)
+            return Decoded(message, gateway_id, status=decode_status(gateway_id, message.payload))
+        return Decoded(message, gateway_id, readings=decode_readings(gateway_id, message.payload))
+    except RejectedReading as why:
+        return Decoded(message, gateway_id, rejection=why)
+    except Exception as exc:  # a validator bug must not stop the service or lose the message
+        logger.error("validation failed unexpectedly (%s); quarantined", type(exc).__name__)
+        rejection = RejectedReading("invalid_payload", f"validation failed ({type(exc).__name__})")
+        return Decoded(message, gateway_id, rejection=rejection)
 
 
 @dataclass(slots=True)
@@ -252,32 +295,26 @@ async def _directory(
 
 async def store_messages(
     conn: psycopg.AsyncConnection[Any],
-    messages: Sequence[Message],
+    messages: Sequence[Message | Decoded],
     evaluate: Evaluator | None = None,
     *,
     now: datetime | None = None,
 ) -> StoreResult:
-    """Store ``messages`` in the caller's open transaction (see the module docstring)."""
+    """Store ``messages`` (raw, or already :func:`decode_message`-d) in the caller's open
+    transaction (see the module docstring)."""
     now = now or datetime.now(UTC)
     result = StoreResult()
     quarantine: list[_Quarantine] = []
     accepted: list[tuple[str, Message, int, IncomingReading]] = []
     statuses: list[tuple[Message, StatusMessage]] = []
-    for message in messages:
-        digest = message_digest(message)
-        gateway_id: str | None = None
-        try:
-            gateway_id, kind = gateway_from_topic(message.topic)
-            if kind == "status":
-                if not message.payload:
-                    continue  # a retained status being cleared: nothing to record
-                statuses.append((message, decode_status(gateway_id, message.payload)))
-                continue
-            batch = decode_readings(gateway_id, message.payload)
-        except RejectedReading as why:
+    for item in messages:
+        decoded = item if isinstance(item, Decoded) else decode_message(item)
+        message, gateway_id = decoded.message, decoded.gateway_id
+        if decoded.rejection is not None:
+            why = decoded.rejection
             quarantine.append(
                 _Quarantine(
-                    f"m:{digest}",
+                    f"m:{message_digest(message)}",
                     why.reason,
                     why.detail,
                     message.topic,
@@ -288,19 +325,27 @@ async def store_messages(
                 )
             )
             continue
-        for index, item, rejection in batch.rejected:
-            quarantine.append(
-                _Quarantine(
-                    f"m:{digest}:{index}",
-                    rejection.reason,
-                    rejection.detail,
-                    message.topic,
-                    gateway_id,
-                    None,
-                    None,
-                    _reading_bytes(item),
+        if decoded.status is not None:
+            statuses.append((message, decoded.status))
+            continue
+        batch = decoded.readings
+        if batch is None or gateway_id is None:
+            continue  # a retained status being cleared: nothing to record
+        if batch.rejected:
+            digest = message_digest(message)
+            for index, reading_item, rejection in batch.rejected:
+                quarantine.append(
+                    _Quarantine(
+                        f"m:{digest}:{index}",
+                        rejection.reason,
+                        rejection.detail,
+                        message.topic,
+                        gateway_id,
+                        None,
+                        None,
+                        _reading_bytes(reading_item),
+                    )
                 )
-            )
         accepted.extend((gateway_id, message, index, r) for index, r in enumerate(batch.readings))
 
     directory = await _directory(
