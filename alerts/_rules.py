@@ -236,11 +236,12 @@ class ConfirmationRule(Rule):
         window = timedelta(minutes=ev.p("confirm_minutes"))
         crisis = (ev.p("systolic"), ev.p("diastolic"))
         band = (ev.p("clear_systolic"), ev.p("clear_diastolic"))
-        limit = f"{_n(crisis[0])}/{_n(crisis[1])}"
-        src = ev.source("systolic", "diastolic")
         sys_value = pt.values.get("systolic", 0.0)
         above = self._beyond(pt.values, *crisis)
         still_high = self._beyond(pt.values, *band)
+        if still_high or above:
+            limit = f"{_n(crisis[0])}/{_n(crisis[1])}"
+            src = ev.source("systolic", "diastolic")
         if still_high:
             # untrusted clocks still count here: a crisis is never ignored for its timestamp
             earlier = [
