@@ -10,65 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import aiomqtt
 import pytest
 
 from alerts import evaluate_readings
-from carebeacon.services import mosquitto_password_line
 from ingest.service import IngestConfig, run
 from tests.ingest.conftest import Home, batch, bp_reading, count, topic, wait_for
+from tests.reliability._broker import PrivateBroker
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
-
-
-class PrivateBroker:
-    def __init__(self, users: dict[str, str]) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="cb-broker-", dir="/tmp"))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        (self.dir / "data").mkdir()
-        (self.dir / "passwd").write_text(
-            "".join(mosquitto_password_line(u, p) + "\n" for u, p in users.items())
-        )
-        (self.dir / "mosquitto.conf").write_text(
-            f"pid_file {self.dir}/mosquitto.pid\npersistence true\n"
-            f"persistence_location {self.dir}/data/\nlog_dest file {self.dir}/log\n"
-            "max_queued_messages 0\nmax_inflight_messages 1000\n"
-            f"listener {self.port} 127.0.0.1\nallow_anonymous false\n"
-            f"password_file {self.dir}/passwd\n"
-        )
-        if os.geteuid() == 0:
-            entry = pwd.getpwnam("mosquitto")
-            self.dir.chmod(0o755)
-            for path in [self.dir, *self.dir.rglob("*")]:
-                os.chown(path, entry.pw_uid, entry.pw_gid)
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(["mosquitto", "-c", str(self.dir / "mosquitto.conf")])
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            subprocess.run(["sleep", "0.05"], check=True)
-        raise AssertionError("private broker did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()  # graceful: Mosquitto writes its persistence file
-            self.process.wait(10)
-            self.process = None
 
 
 @pytest.fixture
@@ -76,8 +29,7 @@ def broker() -> Iterator[PrivateBroker]:
     b = PrivateBroker({"ingest": "ingest-pw", "admin": "admin-pw"})
     b.start()
     yield b
-    b.stop()
-    shutil.rmtree(b.dir, ignore_errors=True)
+    b.remove()
 
 
 async def test_broker_restart_mid_stream(
