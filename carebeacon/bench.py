@@ -1,5 +1,6 @@
-"""Benchmarks that print numbers: ``carebeacon bench ingest`` and ``carebeacon bench pages``
-(the queue and patient pages, :mod:`web.bench`).
+"""Benchmarks that print numbers: ``carebeacon bench ingest``, ``carebeacon bench pages``
+(the queue and patient pages, :mod:`web.bench`) and ``carebeacon bench queries`` (the reads
+behind them with 2,000 patients x 1 year, :mod:`web.bench_queries`).
 
 ``bench ingest`` runs against the project's real Mosquitto and TimescaleDB, in a fresh database:
 
@@ -508,5 +509,9 @@ def main(argv: list[str]) -> int:
         from web.bench import main as pages
 
         return pages(argv[1:])
-    print("usage: carebeacon bench ingest|pages [options]", file=sys.stderr)
+    if argv and argv[0] == "queries":
+        from web.bench_queries import main as queries
+
+        return queries(argv[1:])
+    print("usage: carebeacon bench ingest|pages|queries [options]", file=sys.stderr)
     return 2
