@@ -16,6 +16,7 @@ __all__ = [
     "check_length",
     "check_sint",
     "check_uint",
+    "unpack_at",
 ]
 
 #: the decimal context of every computation in this package: wide enough that products of wire
@@ -32,6 +33,17 @@ def check_length(data: bytes, required: int, what: str, flags: int | None = None
     """Raise :class:`ParseError` unless ``data`` holds at least ``required`` bytes."""
     if len(data) < required:
         raise ParseError(what, size=len(data), required=required, flags=flags)
+
+
+def unpack_at(layout: struct.Struct, data: bytes, offset: int, what: str) -> tuple[int, ...]:
+    """``layout`` read at ``offset``: :class:`ParseError` (not ``struct.error``) when ``data``
+    is too short, and for a negative offset (``unpack_from`` would count it from the end)."""
+    if offset < 0:
+        raise ParseError(what, size=len(data), reason="negative offset")
+    try:
+        return layout.unpack_from(data, offset)
+    except struct.error as exc:
+        raise ParseError(what, size=len(data), required=offset + layout.size) from exc
 
 
 def check_uint(value: int, bits: int, field: str) -> int:

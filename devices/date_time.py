@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import IntFlag
 from typing import ClassVar, Self
 
-from devices._codec import check_length, check_uint
+from devices._codec import check_length, check_uint, unpack_at
 from devices._enum import OpenIntEnum
 
 __all__ = [
@@ -53,8 +53,9 @@ class DateTime:
 
     @classmethod
     def from_bytes(cls, data: bytes, offset: int = 0) -> Self:
-        """Read at ``offset``; lengths are checked by the caller (the whole characteristic)."""
-        return cls(*_DATE_TIME.unpack_from(data, offset))
+        """Read at ``offset``; callers check the whole characteristic's length first, and a
+        too-short ``data`` or a negative offset is a :class:`ParseError` here too."""
+        return cls(*unpack_at(_DATE_TIME, data, offset, "date time field"))
 
     def __bytes__(self) -> bytes:
         return _DATE_TIME.pack(

@@ -22,7 +22,7 @@ import struct
 from decimal import Decimal
 from typing import TypeAlias
 
-from devices._codec import EXACT
+from devices._codec import EXACT, unpack_at
 from devices.errors import EncodeError
 
 __all__ = [
@@ -159,8 +159,8 @@ def float_to_raw(value: Number) -> int:
 
 
 def decode_sfloat(data: bytes, offset: int = 0) -> Number:
-    """The SFLOAT at ``offset`` (little-endian); the caller has checked the length."""
-    return sfloat_from_raw(_SFLOAT.unpack_from(data, offset)[0])
+    """The SFLOAT at ``offset`` (little-endian); too few bytes raise :class:`ParseError`."""
+    return sfloat_from_raw(unpack_at(_SFLOAT, data, offset, "SFLOAT")[0])
 
 
 def encode_sfloat(value: Number) -> bytes:
@@ -168,8 +168,8 @@ def encode_sfloat(value: Number) -> bytes:
 
 
 def decode_float(data: bytes, offset: int = 0) -> Number:
-    """The FLOAT at ``offset`` (little-endian); the caller has checked the length."""
-    return float_from_raw(_FLOAT.unpack_from(data, offset)[0])
+    """The FLOAT at ``offset`` (little-endian); too few bytes raise :class:`ParseError`."""
+    return float_from_raw(unpack_at(_FLOAT, data, offset, "FLOAT")[0])
 
 
 def encode_float(value: Number) -> bytes:
