@@ -343,12 +343,15 @@ class IngestProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def metrics(self) -> dict[str, float]:
-        """Every sample of ``/metrics`` summed over its labels, by sample name."""
+    def metrics_text(self) -> str:
         with urllib.request.urlopen(
             f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
         ) as response:
-            return metric_sums(response.read().decode())
+            return str(response.read().decode())
+
+    def metrics(self) -> dict[str, float]:
+        """Every sample of ``/metrics`` summed over its labels, by sample name."""
+        return metric_sums(self.metrics_text())
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
