@@ -7,7 +7,7 @@ import contextlib
 import json
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,9 +57,40 @@ async def wait_login(settings: Settings, login: Login, deadline: float = 10.0) -
             await asyncio.sleep(0.3)
 
 
+async def clear_retained(settings: Settings, gateway_ids: Iterable[str]) -> None:
+    """Publish an empty retained payload on each gateway's status and config topics: a retained
+    status left on the shared broker reaches every ingest that subscribes later, which
+    quarantines it as ``unknown_gateway`` in its own database."""
+    ids = sorted(set(gateway_ids))
+    if not ids:
+        return
+    async with aiomqtt.Client(
+        settings.mqtt_host,
+        settings.mqtt_port,
+        username=settings.mqtt_admin_user,
+        password=settings.mqtt_admin_password,
+        protocol=aiomqtt.ProtocolVersion.V5,
+    ) as client:
+        for gateway_id in ids:
+            for kind in ("status", "config"):
+                await client.publish(
+                    f"carebeacon/v1/gateways/{gateway_id}/{kind}", b"", qos=1, retain=True
+                )
+
+
 @pytest.fixture
-async def login(settings: Settings) -> Login:
+async def retained_topics(settings: Settings) -> AsyncIterator[set[str]]:
+    """Add a gateway id: its retained topics on the shared broker are cleared after the test
+    (the gateways have stopped by then: a clean stop publishes its retained ``offline``)."""
+    gateway_ids: set[str] = set()
+    yield gateway_ids
+    await clear_retained(settings, gateway_ids)
+
+
+@pytest.fixture
+async def login(settings: Settings, retained_topics: set[str]) -> Login:
     created = new_login()
+    retained_topics.add(created.gateway_id)
     await wait_login(settings, created)
     return created
 

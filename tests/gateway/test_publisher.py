@@ -15,7 +15,16 @@ import pytest
 from carebeacon.settings import Settings
 from gateway import Allowlist, DeviceEntry, GatewayConfig, Outbox, PublishDenied, StatusBoard
 from gateway.publisher import Publisher, _ConfirmingClient, topics
-from tests.gateway.conftest import Login, eventually, make_config, publish_as_admin, watching
+from tests.gateway.conftest import (
+    Login,
+    clear_retained,
+    eventually,
+    make_config,
+    new_login,
+    publish_as_admin,
+    wait_login,
+    watching,
+)
 from tests.gateway.fakes import fake_readings
 
 pytestmark = pytest.mark.broker
@@ -158,3 +167,20 @@ async def test_connection_cut_mid_stream_reconnects_and_resends(
             await eventually(lambda: publisher.outbox.depth == 0, within=20)
             await watcher.wait_for(lambda: len(set(watcher.reading_ids)) >= 320)
     assert set(watcher.reading_ids) == {str(r.id) for r in fake_readings("meter-cut", 320)}
+
+
+async def test_retained_status_is_cleared_after_the_test(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """What the ``login`` fixture does at teardown: the gateway's retained status (and config)
+    leave the shared broker, so no later ingest finds a status of an unknown gateway."""
+    login = new_login()
+    await wait_login(settings, login)
+    config = make_config(tmp_path, login, settings)
+    async with publishing(config) as publisher:
+        await eventually(publisher.connected.is_set)
+    await clear_retained(settings, [login.gateway_id])
+    async with watching(settings, login.gateway_id) as watcher:
+        await asyncio.sleep(0.5)  # a retained message arrives right after subscribing
+    assert watcher.statuses == []
+    assert watcher.batches == []

@@ -67,9 +67,10 @@ def rows(conninfo: str, gateway_id: str) -> list[tuple[str, float, str, datetime
 
 
 async def test_emulated_devices_to_timescaledb(
-    tmp_path: Path, settings: Settings, ingest: str, air: EmulatedAir
+    tmp_path: Path, settings: Settings, ingest: str, air: EmulatedAir, retained_topics: set[str]
 ) -> None:
     home = register_home(ingest)
+    retained_topics.add(home.gateway_id)
     login = Login(home.gateway_id, secrets.token_urlsafe(18))
     provision_gateway_credentials(login.gateway_id, login.password)
     await wait_login(settings, login)
