@@ -20,9 +20,11 @@ from web._db import Conn
 from web._state import app_state
 from web._trends import NOT_PATIENT_DATA
 
-__all__ = ["build_ledger", "router"]
+__all__ = ["build_ledger", "csv_cell", "router"]
 
 router = APIRouter(tags=["billing"])
+#: YYYY-MM, 1970-01 … 2999-12: a month of year 9999 answered 500 (its end is in year 10000)
+MONTH_PATTERN = r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$"
 BILLING = require(Role.SUPERVISOR, Role.ADMIN)
 CSV_COLUMNS = [
     "site_id",
@@ -45,6 +47,24 @@ CSV_COLUMNS = [
 ]
 
 
+class CsvResponse(Response):
+    """The documented response class of the CSV export."""
+
+    media_type = "text/csv"
+
+
+#: a cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """``value`` safe to open in a spreadsheet: text that would start a formula gets a leading
+    apostrophe (free text such as MRNs and practitioner names reaches the CSV)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _month(text: str | None, tz: ZoneInfo) -> tuple[date, date]:
     if text is None:
         today = datetime.now(tz).date()
@@ -53,6 +73,7 @@ def _month(text: str | None, tz: ZoneInfo) -> tuple[date, date]:
         try:
             year, month = (int(x) for x in text.split("-"))
             first = date(year, month, 1)
+            date(year + month // 12, month % 12 + 1, 1)  # the month after exists too
         except ValueError:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, "month must be YYYY-MM"
@@ -188,7 +209,7 @@ async def ledger_json(
     request: Request,
     principal: Annotated[Principal, Depends(BILLING)],
     site_id: str,
-    month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
+    month: Annotated[str | None, Query(pattern=MONTH_PATTERN)] = None,
 ) -> dict[str, Any]:
     meta, lines = await _ledger(request, principal, site_id, month, "billing ledger")
     return {
@@ -197,12 +218,16 @@ async def ledger_json(
     }
 
 
-@router.get("/billing/ledger.csv", summary="Billing ledger as CSV, with the evidence per line")
+@router.get(
+    "/billing/ledger.csv",
+    response_class=CsvResponse,
+    summary="Billing ledger as CSV, with the evidence per line",
+)
 async def ledger_csv(
     request: Request,
     principal: Annotated[Principal, Depends(BILLING)],
     site_id: str,
-    month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
+    month: Annotated[str | None, Query(pattern=MONTH_PATTERN)] = None,
 ) -> Response:
     meta, lines = await _ledger(request, principal, site_id, month, "billing ledger csv")
     buf = io.StringIO()
@@ -210,18 +235,17 @@ async def ledger_csv(
     writer.writeheader()
     for info, line in lines:
         row = _line_json(info, line)
-        writer.writerow(
-            {
-                "site_id": site_id,
-                **{k: row[k] for k in CSV_COLUMNS if k in row and k not in ("reasons",)},
-                "reasons": "; ".join(row["reasons"]),
-                "reading_dates": " ".join(row["reading_dates"]),
-                "time_entry_ids": " ".join(str(x) for x in row["time_entry_ids"]),
-                "cpt": row["cpt"] or "",
-            }
-        )
+        cells = {
+            "site_id": site_id,
+            **{k: row[k] for k in CSV_COLUMNS if k in row and k not in ("reasons",)},
+            "reasons": "; ".join(row["reasons"]),
+            "reading_dates": " ".join(row["reading_dates"]),
+            "time_entry_ids": " ".join(str(x) for x in row["time_entry_ids"]),
+            "cpt": row["cpt"] or "",
+        }
+        writer.writerow({k: csv_cell(v) for k, v in cells.items()})
     filename = f"carebeacon-ledger-{site_id}-{meta['month']}.csv"
-    return Response(
+    return CsvResponse(
         buf.getvalue(),
         media_type="text/csv; charset=utf-8",
         headers={
@@ -236,7 +260,7 @@ async def ledger_page(
     request: Request,
     principal: Annotated[Principal, Depends(BILLING)],
     site_id: str | None = None,
-    month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
+    month: Annotated[str | None, Query(pattern=MONTH_PATTERN)] = None,
 ) -> Response:
     site = site_id or (sorted(principal.sites)[0] if principal.sites else None)
     if site is None:

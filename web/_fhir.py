@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from web._audit import audit
 from web._auth import Principal, check_patient_access, require
 from web._db import Conn, Row
+from web._paging import MAX_OFFSET
 from web._state import app_state
 from web._trends import NOT_PATIENT_DATA
 
@@ -78,7 +79,14 @@ _VALUE_CODES = {
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _DATE = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)?(\d{4}(-\d{2}(-\d{2}(T.+)?)?)?)$")
 
-router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
+
+class FhirJSONResponse(JSONResponse):
+    """JSON under FHIR's media type: the documented response class of every FHIR route."""
+
+    media_type = FHIR_JSON
+
+
+router = APIRouter(prefix="/fhir", tags=["FHIR R4"], default_response_class=FhirJSONResponse)
 
 
 def _fhir(body: dict[str, Any], status_code: int = 200) -> JSONResponse:
@@ -372,7 +380,7 @@ async def fhir_observations(
     code: Annotated[list[str] | None, Query(description="LOINC codes, comma separated")] = None,
     date_: Annotated[list[str] | None, Query(alias="date", description="ge2026-01-01 …")] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
+    offset: Annotated[int, Query(alias="_offset", ge=0, le=MAX_OFFSET)] = 0,
 ) -> JSONResponse:
     patient_id = _parse_patient(patient)
     codes = _parse_codes(code)
@@ -495,7 +503,7 @@ async def fhir_devices(
     principal: Annotated[Principal, Depends(require())],
     patient: Annotated[str | None, Query(description="Patient id (or Patient/id)")] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
+    offset: Annotated[int, Query(alias="_offset", ge=0, le=MAX_OFFSET)] = 0,
 ) -> JSONResponse:
     next_url: str | None = None
     if patient is not None:

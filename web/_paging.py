@@ -8,7 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request
 
-__all__ = ["Page", "page_params", "paged"]
+__all__ = ["MAX_OFFSET", "Page", "page_params", "paged"]
+
+#: the largest ``offset`` (and FHIR ``_offset``) accepted: PostgreSQL's OFFSET is a bigint, and
+#: a larger number answered 500 (found by schemathesis); no list here comes near this many rows
+MAX_OFFSET = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +23,7 @@ class Page:
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 50,
-    offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")] = 0,
 ) -> Page:
     return Page(limit, offset)
 

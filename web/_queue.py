@@ -31,6 +31,7 @@ from web._audit import audit
 from web._auth import Principal, Role, check_patient_access, require
 from web._care_time import insert_time_entry
 from web._db import Conn, alerts_conn
+from web._paging import MAX_OFFSET
 from web._schemas import EpisodeDetail, EpisodeOut, EpisodeSummary, PageOf
 from web._state import app_state
 
@@ -534,7 +535,7 @@ async def api_queue(
     program_id: str | None = None,
     severity: str | None = None,
     limit: Annotated[int, Query(ge=1, le=QUEUE_LIMIT)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     if site_id is not None and site_id not in principal.sites:
         async with app_state(request).pool.connection() as conn:
