@@ -157,11 +157,23 @@ def _optional_int(value: Any, field: str, low: int, high: int) -> int | None:
 def _optional_str(value: Any, field: str) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > 200:
+    if not isinstance(value, str) or len(value) > 200 or "\x00" in value:
         raise RejectedReading(
-            "invalid_payload", f"{field} must be a string of at most 200 characters"
+            "invalid_payload", f"{field} must be a string of at most 200 characters, no NUL"
         )
     return value
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a decoded JSON value holds a NUL character anywhere (PostgreSQL text and jsonb
+    cannot store one: it would fail the whole batch's transaction)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _zone(name: Any) -> ZoneInfo:
@@ -185,8 +197,10 @@ def _reading(item: Any, zone: ZoneInfo) -> IncomingReading:
     device = item.get("device")
     if not isinstance(device, dict) or not isinstance(device.get("id"), str) or not device["id"]:
         raise RejectedReading("invalid_payload", "device.id must be a non-empty string")
-    if len(device["id"]) > 128:
-        raise RejectedReading("invalid_payload", "device.id is longer than 128 characters")
+    if len(device["id"]) > 128 or "\x00" in device["id"]:
+        raise RejectedReading(
+            "invalid_payload", "device.id is longer than 128 characters or holds a NUL"
+        )
     if device.get("type") not in DEVICE_TYPES:
         raise RejectedReading("invalid_payload", "device.type is not a known device type")
     if item.get("type") not in READING_TYPES:
@@ -228,8 +242,8 @@ def _reading(item: Any, zone: ZoneInfo) -> IncomingReading:
             )
         values.append((code, float(value), unit))
     raw = item.get("raw", {})
-    if not isinstance(raw, dict):
-        raise RejectedReading("invalid_payload", "raw must be an object")
+    if not isinstance(raw, dict) or _has_nul(raw):
+        raise RejectedReading("invalid_payload", "raw must be an object without NUL characters")
     if measured_at is None or CLOCK_UNTRUSTED_FLAGS.intersection(flags):
         time = received_at
     else:
@@ -306,6 +320,8 @@ def decode_status(topic_gateway: str, payload: bytes) -> StatusMessage:
         raise RejectedReading(
             "gateway_mismatch", "gateway_id in the payload differs from the topic"
         )
+    if _has_nul(body):
+        raise RejectedReading("invalid_payload", "a status must not hold NUL characters")
     state = body.get("state")
     if state not in {"online", "offline"}:
         raise RejectedReading("invalid_payload", "state must be online or offline")

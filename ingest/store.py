@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import uuid
-import weakref
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -132,8 +131,6 @@ def _stage_line(gateway_id: str, patient: uuid.UUID, r: IncomingReading) -> str:
         + "\n"
     )
 
-
-_staged_connections: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
 
 _INSERT_QUARANTINE = """
 INSERT INTO quarantine (dedup_key, reason, detail, topic, gateway_id, reading_id, device_id, payload)
@@ -381,9 +378,8 @@ async def store_messages(
     async with conn.cursor() as cur:
         inserted: set[uuid.UUID] = set()
         if rows:
-            if conn not in _staged_connections:
-                await cur.execute(_CREATE_STAGE)
-                _staged_connections.add(conn)
+            # every batch: a mark kept on the connection would outlive a rolled-back creation
+            await cur.execute(_CREATE_STAGE)
             async with cur.copy(_COPY_STAGE) as copy:
                 await copy.write(
                     "".join(

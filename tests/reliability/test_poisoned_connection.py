@@ -1,41 +1,34 @@
 """One bad message as the first batch of a database connection must not poison the connection.
 
-Found by the reliability work (issue 7). ``ingest/store.py`` creates its COPY staging table
-(``CREATE TEMP TABLE IF NOT EXISTS ingest_stage``) inside the batch's transaction and remembers
-the connection as staged at once (``_staged_connections``). When that first transaction rolls
-back — here because PostgreSQL refuses the ``\\u0000`` in a reading's ``raw`` object (jsonb
-cannot hold it; the payload validation lets it through) — the table is gone, but the mark stays:
-every later batch on that connection fails with ``UndefinedTable``, and message by message each
-good reading is quarantined as ``storage_error`` and acknowledged. Measured: 20 of 20 good
-readings after the bad one quarantined, none stored, until ingest restarts or the connection
-breaks. The first batch of a connection is the first after every ingest start and every
-database reconnect.
-
-Strict xfail: it passes (and then fails as XPASS, so remove the marker) once ingest is fixed —
-e.g. create the staging table outside the batch transaction, or forget the mark on rollback; and
-reject NUL in ``raw`` (and other free text) at validation as ``invalid_payload``.
+Found by the reliability work (issue 7): ingest created its COPY staging table inside the
+batch's transaction and remembered the connection as staged at once; when that first
+transaction rolled back — PostgreSQL refuses the ``\\u0000`` in a reading's ``raw`` object —
+the table was gone but the mark stayed, and every later good reading on that connection was
+quarantined as ``storage_error`` (20 of 20). Now the staging table is ensured in every batch and
+NUL characters are rejected at validation (``invalid_payload``), so the bad reading is
+quarantined with its reason and the good ones are stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
+from typing import Any
 
 import aiomqtt
+import psycopg
 import pytest
 
 from alerts import evaluate_readings
 from ingest.service import IngestConfig, run
+from ingest.store import Message, store_messages
 from tests.ingest.conftest import Home, batch, bp_reading, count, topic, wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest bug: a rolled-back first batch leaves the connection marked as staged",
-)
 async def test_a_bad_first_batch_does_not_quarantine_the_good_ones_after_it(
     ingest_config: IngestConfig, publisher: aiomqtt.Client, database: str, home: Home
 ) -> None:
@@ -82,3 +75,39 @@ async def _bad_then_good(publisher: aiomqtt.Client, database: str, home: Home) -
         )
     )
     assert count(database, "SELECT count(*) FROM reading_receipts WHERE id = ANY(%s)", good) == 20
+    reasons = count(
+        database,
+        "SELECT count(*) FROM quarantine WHERE topic = %s AND reason = 'invalid_payload'",
+        topic(home.gateway_id),
+    )
+    assert reasons == 1
+
+
+async def test_a_rolled_back_first_batch_leaves_the_connection_usable(
+    database: str, home: Home
+) -> None:
+    """Whatever rolls back a connection's first batch (here: the caller), the next batch on the
+    same connection stores its readings."""
+    first, second = bp_reading(home.cuff_id), bp_reading(home.cuff_id)
+    async with await psycopg.AsyncConnection.connect(database) as conn:
+        with contextlib.suppress(_Abandon):
+            async with conn.transaction():
+                await store_messages(conn, [_message(home, first)])
+                raise _Abandon
+        async with conn.transaction():
+            result = await store_messages(conn, [_message(home, second)])
+    assert sum(result.stored.values()) == 1
+    stored = count(
+        database,
+        "SELECT count(*) FROM reading_receipts WHERE id = ANY(%s)",
+        [uuid.UUID(first["id"]), uuid.UUID(second["id"])],
+    )
+    assert stored == 1
+
+
+class _Abandon(Exception):
+    pass
+
+
+def _message(home: Home, reading: dict[str, Any]) -> Message:
+    return Message(topic(home.gateway_id), batch(home.gateway_id, [reading]))
