@@ -23,6 +23,7 @@ window do not count) and one billing practitioner for the period (none or severa
 from __future__ import annotations
 
 import uuid
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -162,7 +163,9 @@ def _device_lines(
     lines: list[LedgerLine] = []
     setup_done = setup_billed_before
     for period in periods:
-        days = tuple(d for d in counted if period.contains(d))
+        days = tuple(
+            counted[bisect_left(counted, period.start) : bisect_right(counted, period.end)]
+        )
         practitioner, p_reasons = _practitioner_check(all_enrollments, period.start, period.end)
         reasons = _consent_check(enrollment, period.start, period.end) + p_reasons
         n = len(days)

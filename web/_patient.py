@@ -7,20 +7,22 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from psycopg_pool import AsyncConnectionPool
 
 from web import _alerts_bridge, _trends
 from web._auth import Principal, Role, check_patient_access, require
-from web._db import Conn
+from web._db import Conn, Row
 from web._state import app_state
 
 T = TypeVar("T")
 
-__all__ = ["router"]
+__all__ = ["PageReads", "read_patient_page", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,6 +34,71 @@ def _bucket_label(bucket: timedelta | None) -> str:
     if minutes % 1440 == 0:
         return f"{minutes // 1440} day" + ("s" if minutes > 1440 else "")
     return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+
+
+@dataclass(frozen=True, slots=True)
+class PageReads:
+    """Everything the patient page reads from the database for one range."""
+
+    series: dict[str, dict[str, list[Any]]]
+    bucket: timedelta | None
+    kpis: _trends.Kpis
+    readings: list[Row]
+    header: Row
+    care_time: Row
+    devices: list[Row]
+    gateways: list[Row]
+    thresholds: _alerts_bridge.ChartThresholds
+    threshold_history: list[Row]
+    episodes: list[Row]
+
+
+async def read_patient_page(
+    pool: AsyncConnectionPool[Conn], patient_id: uuid.UUID, days: int, now: datetime
+) -> PageReads:
+    """The page's reads for the ``days`` before ``now``: independent reads, each on its own
+    pooled connection (``carebeacon bench queries`` times this function)."""
+    since = now - timedelta(days=days)
+
+    async def on_own_connection(fn: Callable[[Conn], Awaitable[T]]) -> T:
+        async with pool.connection() as conn:
+            return await fn(conn)
+
+    async def others(conn: Conn) -> tuple[Any, ...]:
+        header = await _trends.patient_header(conn, patient_id)
+        return (
+            header,
+            await _trends.care_time_this_month(conn, patient_id, header["timezone"]),
+            await _trends.devices_and_gateways(conn, patient_id),
+            await _alerts_bridge.chart_thresholds(conn, patient_id),
+            await _alerts_bridge.threshold_history(conn, patient_id),
+            await _alerts_bridge.episode_history(conn, patient_id),
+        )
+
+    (
+        (series, bucket),
+        kpis,
+        readings,
+        (header, care_time, (devices, gateways), thresholds, threshold_history, episodes),
+    ) = await asyncio.gather(
+        on_own_connection(lambda c: _trends.series(c, patient_id, since, days)),
+        on_own_connection(lambda c: _trends.kpis(c, patient_id, since, now)),
+        on_own_connection(lambda c: _trends.readings_table(c, patient_id, since)),
+        on_own_connection(others),
+    )
+    return PageReads(
+        series,
+        bucket,
+        kpis,
+        readings,
+        header,
+        care_time,
+        devices,
+        gateways,
+        thresholds,
+        threshold_history,
+        episodes,
+    )
 
 
 @router.get("/patients/by-mrn/{mrn}")
@@ -65,37 +132,11 @@ async def patient_page(
     days = _trends.RANGES[range_]
     now = datetime.now(UTC)
     since = now - timedelta(days=days)
-    pool = state.pool
-
-    async def on_own_connection(fn: Callable[[Conn], Awaitable[T]]) -> T:
-        async with pool.connection() as conn:
-            return await fn(conn)
-
-    async def others(conn: Conn) -> tuple[Any, ...]:
-        header = await _trends.patient_header(conn, patient_id)
-        return (
-            header,
-            await _trends.care_time_this_month(conn, patient_id, header["timezone"]),
-            await _trends.devices_and_gateways(conn, patient_id),
-            await _alerts_bridge.chart_thresholds(conn, patient_id),
-            await _alerts_bridge.threshold_history(conn, patient_id),
-            await _alerts_bridge.episode_history(conn, patient_id),
-        )
-
-    # independent reads, each on its own pooled connection
-    (
-        series_and_bucket,
-        kpis,
-        readings,
-        (header, care_time, dg, thresholds, threshold_history, episodes),
-    ) = await asyncio.gather(
-        on_own_connection(lambda c: _trends.series(c, patient_id, since, days)),
-        on_own_connection(lambda c: _trends.kpis(c, patient_id, since, now)),
-        on_own_connection(lambda c: _trends.readings_table(c, patient_id, since)),
-        on_own_connection(others),
-    )
-    devices, gateways = dg
-    series, bucket = series_and_bucket
+    reads = await read_patient_page(state.pool, patient_id, days, now)
+    series, bucket, kpis, readings = reads.series, reads.bucket, reads.kpis, reads.readings
+    header, care_time, thresholds = reads.header, reads.care_time, reads.thresholds
+    devices, gateways = reads.devices, reads.gateways
+    threshold_history, episodes = reads.threshold_history, reads.episodes
     chart_data = {
         "series": series,
         "thresholds": {

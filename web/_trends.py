@@ -182,18 +182,31 @@ async def care_time_this_month(conn: Conn, patient_id: uuid.UUID, timezone: str)
     return row
 
 
+# The values of the listed readings in one scan of the patient's index over the listed time span
+# (not a correlated subquery: that started a scan of every chunk in the range per row, 7-15 ms
+# for 100 rows of a year; this is ~3 ms).
+_READINGS_TABLE = """
+WITH listed AS (
+    SELECT rr.id, rr.time, rr.type, rr.flags, rr.device_id, rr.gateway_id,
+           d.type AS device_type, d.manufacturer, d.model
+    FROM reading_receipts rr LEFT JOIN devices d ON d.id = rr.device_id
+    WHERE rr.patient_id = %(p)s AND rr.time >= %(since)s ORDER BY rr.time DESC LIMIT %(limit)s
+), vals AS (
+    SELECT r.reading_id, r.time, jsonb_object_agg(r.code, r.value) AS vals FROM readings r
+    WHERE r.patient_id = %(p)s AND r.time >= %(since)s AND r.time >= (SELECT min(time) FROM listed)
+      AND r.reading_id IN (SELECT id FROM listed)
+    GROUP BY 1, 2
+)
+SELECT listed.*, vals.vals
+FROM listed LEFT JOIN vals ON vals.reading_id = listed.id AND vals.time = listed.time
+ORDER BY listed.time DESC
+"""
+
+
 async def readings_table(
     conn: Conn, patient_id: uuid.UUID, since: datetime, limit: int = 100
 ) -> list[Row]:
-    cur = await conn.execute(
-        "SELECT rr.id, rr.time, rr.type, rr.flags, rr.device_id, rr.gateway_id,"
-        " d.type AS device_type, d.manufacturer, d.model,"
-        " (SELECT jsonb_object_agg(r.code, r.value) FROM readings r"
-        "   WHERE r.reading_id = rr.id AND r.time = rr.time) AS vals"
-        " FROM reading_receipts rr LEFT JOIN devices d ON d.id = rr.device_id"
-        " WHERE rr.patient_id = %s AND rr.time >= %s ORDER BY rr.time DESC LIMIT %s",
-        (patient_id, since, limit),
-    )
+    cur = await conn.execute(_READINGS_TABLE, {"p": patient_id, "since": since, "limit": limit})
     return await cur.fetchall()
 
 

@@ -44,6 +44,7 @@ from web import _programs, _queue, _trends
 from web._auth import Principal, Role
 from web._billing_routes import build_ledger
 from web._db import make_pool
+from web._patient import PageReads, read_patient_page
 from web.bench_population import PROGRAMS, SITE, TIMEZONE, PopulationSpec, generate, now_minute
 
 __all__ = ["Result", "main"]
@@ -215,7 +216,7 @@ async def measure(
 ) -> list[Result]:
     rng = random.Random(seed)  # noqa: S311 - which patient to look at, not a secret
     now = population.until
-    pool = make_pool(conninfo, min_size=1, max_size=2)
+    pool = make_pool(conninfo, min_size=4, max_size=4)  # the patient page reads on four
     await pool.open(wait=True)
     results: list[Result] = []
     try:
@@ -264,6 +265,25 @@ async def measure(
                     samples,
                     "trend",
                     f"series + KPIs, a random patient each run ({last[0]} chart points last)",
+                )
+            )
+
+        for range_ in ("30d", "1y"):
+            days = _trends.RANGES[range_]
+            chosen = [rng.choice(patients) for _ in range(runs + 3)]
+
+            async def page(i: int, days: int = days, chosen: list[Any] = chosen) -> object:
+                return await read_patient_page(pool, chosen[i], days, now)
+
+            samples, reads = await _timed(runs, 3, page)
+            assert isinstance(reads, PageReads)
+            results.append(
+                _result(
+                    f"patient page, all reads {range_}",
+                    samples,
+                    "trend",
+                    "trends + readings table, devices, thresholds, episodes; concurrently"
+                    f" as the page runs them ({len(reads.readings)} readings listed last)",
                 )
             )
 

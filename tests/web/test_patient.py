@@ -77,3 +77,16 @@ def test_a_chatty_device_is_averaged(server: Server, clients: dict[str, Client])
     assert page.status_code == 200
     assert "averaged per 30 min" in page.text
     assert len(_chart_data(page.text)["series"]["glucose"]["t"]) <= 7 * 48 + 1
+
+
+def test_readings_table_lists_each_readings_values(
+    clients: dict[str, Client], world: World
+) -> None:
+    html = clients[user("clinician", SITE_A)].get(f"/patients/{world.patient_a}?range=1y").text
+    rows = re.findall(r"<td>([^<]*(?:mmHg|mg/dL|kg)[^<]*)</td>", html)
+    # 10 BP readings (150..159 / 90, pulse 70), 2 glucose (one control solution), 2 weights
+    assert sorted(r for r in rows if "mmHg" in r) == sorted(
+        f"{150 + day}/90 mmHg · 70 /min" for day in range(10)
+    )
+    assert sorted(r for r in rows if "mg/dL" in r) == ["110 mg/dL", "300 mg/dL"]
+    assert sorted(r for r in rows if r.endswith("kg")) == ["79.0 kg", "80.0 kg"]
