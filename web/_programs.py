@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel
 
 from web._audit import audit
-from web._auth import Principal, require
+from web._auth import Principal, check_site_access, require
 from web._db import Conn
 from web._state import app_state
 from web._trends import NOT_PATIENT_DATA
@@ -143,10 +143,9 @@ async def api_program_bp_averages(
     principal: Annotated[Principal, Depends(ANY)],
     site_id: str | None = None,
 ) -> dict[str, Any]:
+    if site_id is not None:
+        await check_site_access(request, principal, site_id, "program bp averages")
     async with app_state(request).pool.connection() as conn:
-        if site_id is not None and not principal.may_see_site(site_id):
-            await audit(conn, principal, "program bp averages", outcome="denied", site_id=site_id)
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "this site of care is not yours")
         cur = await conn.execute("SELECT 1 FROM programs WHERE id = %s", (program_id,))
         if await cur.fetchone() is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such program")

@@ -25,7 +25,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carebeacon import services
 from carebeacon.settings import Settings
-from web import _admin, _billing_routes, _fhir, _login, _patient, _queue, _thresholds
+from web import (
+    _admin,
+    _billing_routes,
+    _fhir,
+    _login,
+    _patient,
+    _programs,
+    _queue,
+    _thresholds,
+)
 from web._db import make_pool
 from web._headers import SecurityHeaders
 from web._openapi import CareBeaconAPI
@@ -164,6 +173,7 @@ def create_app(
     app.include_router(_fhir.router)
     app.include_router(_billing_routes.router)
     app.include_router(_thresholds.router)
+    app.include_router(_programs.router)
     return app
 
 
