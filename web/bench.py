@@ -25,26 +25,33 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import numpy as np
 import psycopg
 import uvicorn
 
 from carebeacon.settings import Settings
 from ingest.migrations import apply_migrations
 from web.app import create_app
+from web.bench_population import (
+    COPY_EPISODES,
+    FAMILIES,
+    Home,
+    Measurement,
+    copy_frame,
+    episode_frame,
+    write_readings,
+)
 from web.seed import seed_demo
 
 __all__ = ["main"]
 
 SITE = "bench-site"
-FAMILIES = [
-    ("bp_high", "bp_high", "high"),
-    ("bp_mean", "bp_mean_7d", "moderate"),
-    ("bp_low", "bp_low", "moderate"),
-    ("glucose_high", "glucose_high_24h", "high"),
-    ("glucose_low", "glucose_low", "critical"),
-    ("missing_data", "missing_data", "low"),
-    ("weight_gain", "weight_gain_1d", "high"),
-]
+# one patient's home with chatty devices: BP and glucose four times a day, a daily weight
+HEAVY_SCHEDULE = (
+    *(Measurement("blood_pressure", h, 20) for h in (7.5, 12.5, 18.5, 22.5)),
+    *(Measurement("glucose", h, 20) for h in (6.5, 11.5, 17.5, 21.5)),
+    Measurement("body_weight", 7.5, 20),
+)
 
 
 def _copy(
@@ -56,10 +63,14 @@ def _copy(
 
 
 def build(conninfo: str, n_episodes: int, days: int, password: str) -> uuid.UUID:
+    """The queue of one care manager with ``n_episodes`` open episodes (seven families per
+    patient) and one patient with ``days`` of readings from chatty devices; the readings and
+    episodes come from :mod:`web.bench_population`, as for ``carebeacon bench queries``."""
     rng = random.Random(7)  # noqa: S311 - synthetic data, not secrets
     seed_demo(conninfo, site_id=SITE, site_name="Bench", password=password)
     now = datetime.now(UTC)
-    n_patients = (n_episodes + len(FAMILIES) - 1) // len(FAMILIES) * 2
+    families = list(FAMILIES)
+    n_patients = (n_episodes + len(families) - 1) // len(families) * 2
     patients = [uuid.uuid4() for _ in range(n_patients)]
     with psycopg.connect(conninfo) as conn:
         _copy(
@@ -86,115 +97,42 @@ def build(conninfo: str, n_episodes: int, days: int, password: str) -> uuid.UUID
                 for p in patients
             ],
         )
-        episodes = []
-        for i in range(n_episodes):
-            family, rule, severity = FAMILIES[i % len(FAMILIES)]
-            pid = patients[i // len(FAMILIES)] if i < n_patients * len(FAMILIES) else patients[0]
-            opened = now - timedelta(minutes=rng.randint(1, 60 * 72))
-            prio = {"critical": 1, "high": 2, "moderate": 3, "low": 4}[severity]
-            episodes.append(
-                (
-                    uuid.uuid4(),
-                    pid,
-                    family,
-                    rule,
-                    "open",
-                    severity,
-                    prio,
-                    SITE,
-                    "htn",
-                    opened,
-                    opened,
-                    opened,
-                    opened,
-                    "systolic",
-                    150.0,
-                    160.0,
-                    170.0,
-                    f"{rule} rule fired (bench)",
-                    "hypertension@bench",
-                    opened + timedelta(hours=4 * prio),
-                )
-            )
-        _copy(
-            conn,
-            "COPY alert_episodes (id, patient_id, family, rule_id, state, severity, priority,"
-            " site_id, program_id, opened_at, last_at, created_at, updated_at, value_code,"
-            " first_value, last_value, worst_value, explanation, threshold_version, sla_due_at)"
-            " FROM STDIN",
-            episodes,
-        )
-        heavy = patients[-1]
-        receipts: list[tuple[object, ...]] = []
-        values: list[tuple[object, ...]] = []
-        start = now - timedelta(days=days)
-        for d in range(days):
-            day = start + timedelta(days=d)
-            plan = [("blood_pressure", h) for h in (7, 12, 18, 22)]
-            plan += [("glucose", h) for h in (6, 11, 17, 21)] + [("weight", 7)]
-            for kind, hour in plan:
-                t = day.replace(hour=hour, minute=rng.randint(0, 59))
-                rid = uuid.uuid4()
-                flags = ["irregular_pulse"] if rng.random() < 0.05 else []
-                receipts.append(
-                    (rid, heavy, kind, t, t, "bench-dev", "bench-gw", "{" + ",".join(flags) + "}")
-                )
-                if kind == "blood_pressure":
-                    codes = {
-                        "systolic": rng.gauss(138, 12),
-                        "diastolic": rng.gauss(86, 8),
-                        "pulse": rng.gauss(72, 8),
-                    }
-                elif kind == "glucose":
-                    codes = {"glucose": rng.gauss(150, 40)}
-                else:
-                    codes = {"body_weight": 82 + rng.gauss(0, 0.5)}
-                units = {
-                    "systolic": "mm[Hg]",
-                    "diastolic": "mm[Hg]",
-                    "pulse": "/min",
-                    "glucose": "mg/dL",
-                    "body_weight": "kg",
-                }
-                for code, v in codes.items():
-                    values.append(
-                        (
-                            t,
-                            heavy,
-                            code,
-                            round(v, 1),
-                            units[code],
-                            rid,
-                            "bench-dev",
-                            "bench-gw",
-                            t,
-                            "{" + ",".join(flags) + "}",
-                        )
-                    )
-        _copy(
-            conn,
-            "COPY reading_receipts (id, patient_id, type, time, received_at, device_id,"
-            " gateway_id, flags) FROM STDIN",
-            receipts,
-        )
-        _copy(
-            conn,
-            "COPY readings (time, patient_id, code, value, unit, reading_id, device_id,"
-            " gateway_id, received_at, flags) FROM STDIN",
-            values,
-        )
+        episodes = [
+            {
+                "patient_id": patients[i // len(families)],
+                "family": families[i % len(families)],
+                "site_id": SITE,
+                "program_id": "htn",
+                "opened_at": now - timedelta(minutes=rng.randint(1, 60 * 72)),
+                "threshold_version": "hypertension@bench",
+            }
+            for i in range(n_episodes)
+        ]
+        copy_frame(conn, COPY_EPISODES, episode_frame(episodes))
         conn.execute(
             "INSERT INTO devices (id, type) VALUES ('bench-dev', 'blood_pressure_monitor')"
         )
+        heavy = patients[-1]
+        start = now - timedelta(days=days)
         conn.execute(
             "INSERT INTO device_assignments (device_id, patient_id, valid_from) VALUES"
             " ('bench-dev', %s, %s)",
             (heavy, start),
         )
+    home = Home(
+        patient_id=heavy,
+        devices=dict.fromkeys(("blood_pressure", "glucose", "body_weight"), "bench-dev"),
+        gateway_id="bench-gw",
+        schedule=HEAVY_SCHEDULE,
+        irregular_pulse=0.05,
+    )
+    receipts, values = write_readings(
+        conninfo, [home], start.date(), days, until=now, rng=np.random.default_rng(7)
+    )
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     print(
-        f"built: {n_episodes} open episodes, {len(receipts)} readings ({len(values)} values)"
+        f"built: {n_episodes} open episodes, {receipts} readings ({values} values)"
         f" over {days} days",
         file=sys.stderr,
     )

@@ -39,6 +39,7 @@ from alerts import TEMPLATES
 from web.seed import seed_demo
 
 __all__ = [
+    "COPY_EPISODES",
     "FAMILIES",
     "PROGRAMS",
     "SITE",
