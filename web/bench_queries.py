@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -344,7 +345,11 @@ async def measure(
 
 
 def _report(
-    database: str, population: Population, features: dict[str, bool], results: list[Result]
+    database: str,
+    population: Population,
+    features: dict[str, bool],
+    results: list[Result],
+    load: tuple[float, float, int],
 ) -> str:
     spec = population.spec
     how = "reused (same parameters)" if population.reused else "generated now"
@@ -364,6 +369,8 @@ def _report(
             if k != "timescaledb"
         )
         + ("" if features["compression"] else " (Apache build: plain hypertable, no rollups)"),
+        f"machine: {load[2]} CPUs, load average {load[0]:.1f} before and {load[1]:.1f} after"
+        " the measurements (other work on the machine inflates the figures)",
         "",
         f"{'query':<30} {'runs':>4} {'p50':>10} {'p95':>10}  {'target':<16} result  detail",
     ]
@@ -409,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     conninfo = settings.pg_conninfo(args.database)
     with psycopg.connect(conninfo) as conn:
         features = timescale_features(conn)
+    load_before = os.getloadavg()[0]
     results = asyncio.run(
         measure(
             conninfo,
@@ -418,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
         )
     )
+    load = (load_before, os.getloadavg()[0], os.cpu_count() or 1)
     if args.json:
         document = {
             "database": args.database,
@@ -429,11 +438,12 @@ def main(argv: list[str] | None = None) -> int:
                 "rows": population.rows,
             },
             "timescaledb": features,
+            "load_average": {"before": load[0], "after": load[1], "cpus": load[2]},
             "results": [{**asdict(r), "passed": r.passed} for r in results],
         }
         print(json.dumps(document, indent=2))
     else:
-        print(_report(args.database, population, features, results))
+        print(_report(args.database, population, features, results, load))
     return 0
 
 
