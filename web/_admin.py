@@ -944,4 +944,9 @@ async def list_audit(
             [sorted(principal.sites), principal.user_id, patient_id, patient_id, outcome, outcome],
             page,
         )
+        # the log names patients too: reading it is an access like any other
+        shown = sorted({str(r["patient_id"]) for r in rows if r["patient_id"] is not None})
+        await audit(
+            conn, principal, "view audit log", patient_id=patient_id, detail={"patients": shown}
+        )
     return paged(request, rows, total, page)
