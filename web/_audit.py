@@ -7,6 +7,7 @@ own connection so that the request's rollback cannot erase them.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import TYPE_CHECKING, Literal
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 __all__ = ["audit"]
 
 logger = logging.getLogger(__name__)
+#: an action may hold a request path, and a path a patient's id: the log line masks ids
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 Outcome = Literal["allowed", "denied"]
 
@@ -51,5 +54,7 @@ async def audit(
     )
     if outcome == "denied":
         logger.warning(
-            "access denied: user=%s action=%s", principal.user_id if principal else None, action
+            "access denied: user=%s action=%s",
+            principal.user_id if principal else None,
+            _UUID.sub("<id>", action),
         )

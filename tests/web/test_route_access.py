@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -500,3 +501,25 @@ def test_no_get_shows_another_sites_patient_and_showing_mine_is_audited(
             shown.append(str(route))
     print(f"GET routes that show my patient (each audited): {shown}")
     assert len(shown) >= 10
+
+
+def test_denied_attempts_log_no_patient_id(
+    server: Server,
+    sides: dict[str, Side],
+    users: dict[str, Client],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A role refusal is logged with its action, which held the request path and so the
+    patient's id; the audit row keeps the path, the log line does not."""
+    caplog.set_level(logging.INFO)
+    patient = sides[MINE].patient
+    resp = users["care_manager"].patch(f"/api/patients/{patient}", json={})
+    assert resp.status_code == 403
+    assert "your role may not do this" in resp.text
+    denied = audit_rows(server.conninfo, username=user("care_manager", MINE), outcome="denied")
+    assert str(patient) in denied[-1]["action"]
+    logged = "\n".join(  # the server's log (the test's own httpx client logs its URLs)
+        r.getMessage() for r in caplog.records if r.name.startswith(("web", "uvicorn"))
+    )
+    assert "access denied" in logged
+    assert str(patient) not in logged
