@@ -250,15 +250,12 @@ class IngestProcess:
     """``carebeacon ingest`` as operators run it: one process, plain subscription, persistent
     session under a fixed client id; metrics on a private port; stderr kept in a log file."""
 
-    def __init__(
-        self, pg: PgTarget, mqtt_port: int, log: Path, *, extra: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, pg: PgTarget, mqtt_port: int, log: Path) -> None:
         self.pg = pg
         self.mqtt_port = mqtt_port
         self.log = log
         self.client_id = f"ingest-rel-{uuid.uuid4().hex[:8]}"
         self.metrics_port = free_port()
-        self.extra = extra or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.kills = 0
@@ -281,7 +278,6 @@ class IngestProcess:
             "CAREBEACON_INGEST_SESSION_EXPIRY_SECONDS": "3600",
             "CAREBEACON_METRICS_PORT": str(self.metrics_port),
             "CAREBEACON_LOG_LEVEL": "INFO",  # ingest logs only its connections at INFO
-            **self.extra,
         }
 
     def start(self) -> None:

@@ -248,7 +248,8 @@ async def soak(seconds: float, tmp_path: Path) -> None:
     assert exit_code == 0
     assert ingest.log_problems() == []
     assert verdict["rss_last_mib"] <= verdict["rss_first_mib"] * 1.10 + 8, verdict
-    assert verdict["lag_p50_last_ms"] <= 2 * verdict["lag_p50_first_ms"] + 50, verdict
+    # a backlog that grows shows as seconds of lag; tens of ms come and go with the machine
+    assert verdict["lag_p50_last_ms"] <= 2 * verdict["lag_p50_first_ms"] + 100, verdict
     assert verdict["sustained_per_s"] >= 0.95 * rate, verdict  # it kept up
     assert drain_seconds < 30
 
