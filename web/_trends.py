@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from web._db import Conn, Row
+from web._db import Conn, Row, generic_plans
 
 __all__ = [
     "RANGES",
@@ -32,6 +32,15 @@ CHART_CODES = ("systolic", "diastolic", "pulse", "glucose", "body_weight")
 NOT_PATIENT_DATA = ["control_solution"]
 GLUCOSE_TARGET = (70.0, 180.0)  # mg/dL, the consensus time-in-range target
 MAX_RAW_POINTS = 8000  # values drawn one by one; more (a CGM, a chatty cuff) are averaged
+
+
+_CHARTS: dict[str, tuple[str, ...]] = {
+    "bp": ("systolic", "diastolic"),
+    "pulse": ("pulse",),
+    "glucose": ("glucose",),
+    "weight": ("body_weight",),
+}
+_CHART_OF = {code: name for name, codes in _CHARTS.items() for code in codes}
 
 
 def bucket_for(days: int) -> timedelta | None:
@@ -69,32 +78,37 @@ async def series(
     bucket = bucket_for(days)
     rows: list[Row] = []
     if bucket is None:
-        cur = await conn.execute(
-            "SELECT extract(epoch FROM time)::float8 AS t, code, value FROM readings"
-            " WHERE patient_id = %s AND code = ANY(%s) AND time >= %s"
-            " AND NOT flags && %s::text[] ORDER BY time LIMIT %s",
-            (patient_id, list(CHART_CODES), since, NOT_PATIENT_DATA, MAX_RAW_POINTS + 1),
-        )
+        async with conn.pipeline():  # one round trip
+            await generic_plans(conn)
+            cur = await conn.execute(
+                "SELECT extract(epoch FROM time)::float8 AS t, code, value FROM readings"
+                " WHERE patient_id = %s AND code = ANY(%s) AND time >= %s"
+                " AND NOT flags && %s::text[] ORDER BY time LIMIT %s",
+                (patient_id, list(CHART_CODES), since, NOT_PATIENT_DATA, MAX_RAW_POINTS + 1),
+            )
         rows = await cur.fetchall()
         if len(rows) > MAX_RAW_POINTS:  # a very chatty device: average it as well
             bucket = timedelta(minutes=30) if days <= 7 else timedelta(hours=2)
     if bucket is not None:
-        cur = await conn.execute(
-            "SELECT extract(epoch FROM time_bucket(%s, time))::float8 AS t, code,"
-            " avg(value) AS value FROM readings"
-            " WHERE patient_id = %s AND code = ANY(%s) AND time >= %s"
-            " AND NOT flags && %s::text[] GROUP BY 1, 2 ORDER BY 1",
-            (bucket, patient_id, list(CHART_CODES), since, NOT_PATIENT_DATA),
-        )
+        async with conn.pipeline():
+            await generic_plans(conn)
+            cur = await conn.execute(
+                "SELECT extract(epoch FROM time_bucket(%s, time))::float8 AS t, code,"
+                " avg(value) AS value FROM readings"
+                " WHERE patient_id = %s AND code = ANY(%s) AND time >= %s"
+                " AND NOT flags && %s::text[] GROUP BY 1, 2 ORDER BY 1",
+                (bucket, patient_id, list(CHART_CODES), since, NOT_PATIENT_DATA),
+            )
         rows = await cur.fetchall()
-    charts = {"bp": ("systolic", "diastolic"), "pulse": ("pulse",), "glucose": ("glucose",)}
-    charts["weight"] = ("body_weight",)
+    # one pass over the rows (a year is ~1,500 of them), each to its chart
+    by_chart: dict[str, dict[float, dict[str, float]]] = {name: {} for name in _CHARTS}
+    for r in rows:
+        chart = _CHART_OF.get(r["code"])
+        if chart is not None:
+            by_chart[chart].setdefault(r["t"], {})[r["code"]] = round(r["value"], 1)
     out: dict[str, dict[str, list[Any]]] = {}
-    for name, codes in charts.items():
-        by_time: dict[float, dict[str, float]] = {}
-        for r in rows:
-            if r["code"] in codes:
-                by_time.setdefault(r["t"], {})[r["code"]] = round(r["value"], 1)
+    for name, codes in _CHARTS.items():
+        by_time = by_chart[name]
         times = sorted(by_time)
         data: dict[str, list[Any]] = {"t": times}
         for code in codes:
@@ -118,40 +132,45 @@ class Kpis:
 
 
 async def kpis(conn: Conn, patient_id: uuid.UUID, since: datetime, now: datetime) -> Kpis:
-    cur = await conn.execute(
-        "SELECT avg(value) FILTER (WHERE code = 'systolic') AS sys,"
-        " avg(value) FILTER (WHERE code = 'diastolic') AS dia,"
-        " count(*) FILTER (WHERE code = 'systolic') AS n"
-        " FROM readings WHERE patient_id = %s AND code IN ('systolic', 'diastolic')"
-        " AND time >= %s AND time <= %s AND NOT flags && %s::text[]",
-        (patient_id, now - timedelta(days=7), now, NOT_PATIENT_DATA),
-    )
-    bp = await cur.fetchone()
-    assert bp is not None
     lo, hi = GLUCOSE_TARGET
-    cur = await conn.execute(
-        "SELECT count(*) AS n, count(*) FILTER (WHERE value BETWEEN %s AND %s) AS inr,"
-        " count(*) FILTER (WHERE value < %s) AS below, count(*) FILTER (WHERE value > %s) AS above"
-        " FROM readings WHERE patient_id = %s AND code = 'glucose' AND time >= %s"
-        " AND NOT flags && %s::text[]",
-        (lo, hi, lo, hi, patient_id, since, NOT_PATIENT_DATA),
-    )
-    g = await cur.fetchone()
+    async with conn.pipeline():  # the three reads in one round trip
+        await generic_plans(conn)
+        bp_cur = await conn.execute(
+            "SELECT avg(value) FILTER (WHERE code = 'systolic') AS sys,"
+            " avg(value) FILTER (WHERE code = 'diastolic') AS dia,"
+            " count(*) FILTER (WHERE code = 'systolic') AS n"
+            " FROM readings WHERE patient_id = %s AND code IN ('systolic', 'diastolic')"
+            " AND time >= %s AND time <= %s AND NOT flags && %s::text[]",
+            (patient_id, now - timedelta(days=7), now, NOT_PATIENT_DATA),
+        )
+        g_cur = await conn.execute(
+            "SELECT count(*) AS n, count(*) FILTER (WHERE value BETWEEN %s AND %s) AS inr,"
+            " count(*) FILTER (WHERE value < %s) AS below,"
+            " count(*) FILTER (WHERE value > %s) AS above"
+            " FROM readings WHERE patient_id = %s AND code = 'glucose' AND time >= %s"
+            " AND NOT flags && %s::text[]",
+            (lo, hi, lo, hi, patient_id, since, NOT_PATIENT_DATA),
+        )
+        w_cur = await conn.execute(
+            "WITH last AS (SELECT time, value FROM readings WHERE patient_id = %(p)s"
+            "   AND code = 'body_weight' AND NOT flags && %(x)s::text[]"
+            "   ORDER BY time DESC LIMIT 1)"
+            " SELECT last.value AS last,"
+            " (SELECT value FROM readings r WHERE r.patient_id = %(p)s AND r.code = 'body_weight'"
+            "   AND NOT r.flags && %(x)s::text[] AND r.time <= last.time - interval '20 hours'"
+            "   AND r.time >= last.time - interval '48 hours' ORDER BY r.time DESC LIMIT 1) AS d1,"
+            " (SELECT value FROM readings r WHERE r.patient_id = %(p)s AND r.code = 'body_weight'"
+            "   AND NOT r.flags && %(x)s::text[]"
+            "   AND r.time <= last.time - interval '6 days 20 hours'"
+            "   AND r.time >= last.time - interval '9 days' ORDER BY r.time DESC LIMIT 1) AS d7"
+            " FROM last",
+            {"p": patient_id, "x": NOT_PATIENT_DATA},
+        )
+    bp = await bp_cur.fetchone()
+    assert bp is not None
+    g = await g_cur.fetchone()
     assert g is not None
-    cur = await conn.execute(
-        "WITH last AS (SELECT time, value FROM readings WHERE patient_id = %(p)s"
-        "   AND code = 'body_weight' AND NOT flags && %(x)s::text[] ORDER BY time DESC LIMIT 1)"
-        " SELECT last.value AS last,"
-        " (SELECT value FROM readings r WHERE r.patient_id = %(p)s AND r.code = 'body_weight'"
-        "   AND NOT r.flags && %(x)s::text[] AND r.time <= last.time - interval '20 hours'"
-        "   AND r.time >= last.time - interval '48 hours' ORDER BY r.time DESC LIMIT 1) AS d1,"
-        " (SELECT value FROM readings r WHERE r.patient_id = %(p)s AND r.code = 'body_weight'"
-        "   AND NOT r.flags && %(x)s::text[] AND r.time <= last.time - interval '6 days 20 hours'"
-        "   AND r.time >= last.time - interval '9 days' ORDER BY r.time DESC LIMIT 1) AS d7"
-        " FROM last",
-        {"p": patient_id, "x": NOT_PATIENT_DATA},
-    )
-    w = await cur.fetchone()
+    w = await w_cur.fetchone()
     n_g: int = g["n"]
     last = w["last"] if w else None
     return Kpis(
@@ -206,7 +225,9 @@ ORDER BY listed.time DESC
 async def readings_table(
     conn: Conn, patient_id: uuid.UUID, since: datetime, limit: int = 100
 ) -> list[Row]:
-    cur = await conn.execute(_READINGS_TABLE, {"p": patient_id, "since": since, "limit": limit})
+    async with conn.pipeline():
+        await generic_plans(conn)
+        cur = await conn.execute(_READINGS_TABLE, {"p": patient_id, "since": since, "limit": limit})
     return await cur.fetchall()
 
 
