@@ -40,6 +40,7 @@ demo: services
 bench: services
 	$(BIN)/carebeacon bench ingest
 	$(BIN)/carebeacon bench pages
+	$(BIN)/carebeacon bench queries
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
