@@ -2,7 +2,9 @@
 population — p50/p95 of
 
 * the patient trend queries of the clinician's patient page (:func:`web._trends.series` and
-  :func:`web._trends.kpis`) for each range, a random patient each run;
+  :func:`web._trends.kpis`) for each range, a random patient each run; and every read of the
+  page (:func:`web._patient.read_patient_page`: trends, readings table, devices, thresholds,
+  episodes, concurrently on pooled connections as the page runs them) for 30 days and a year;
 * the care manager's queue listing (:func:`web._queue.queue_rows`, ~2,000 open episodes);
 * the 7-day BP averages of a whole program (:func:`web._programs.program_bp_averages`);
 * the monthly billing ledger of the site (:func:`web._billing_routes.build_ledger`, last
