@@ -63,6 +63,7 @@ from alerts._lifecycle import (
 from alerts._live import evaluate_readings
 from alerts._model import Severity, StoredReading
 from alerts._programs import TEMPLATES, ThresholdSet, ThresholdValue
+from alerts._replay import ReplayError, program_overrides, replay
 from alerts._rules import FAMILIES, RULES, Rule
 from alerts.errors import AlertsError, EpisodeNotFound, InvalidThreshold, InvalidTransition
 
@@ -81,6 +82,7 @@ __all__ = [
     "Event",
     "InvalidThreshold",
     "InvalidTransition",
+    "ReplayError",
     "Rule",
     "Severity",
     "StoredReading",
@@ -96,6 +98,8 @@ __all__ = [
     "list_queue",
     "patient_episodes",
     "priority_for",
+    "program_overrides",
+    "replay",
     "resolve",
     "set_threshold",
     "snooze",

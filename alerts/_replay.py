@@ -36,7 +36,7 @@ from alerts._history import History
 from alerts._model import UNTRUSTED_TIME_FLAGS, StoredReading
 from alerts._programs import TEMPLATES, Override, resolve_thresholds
 
-__all__ = ["ReplayError", "parse_overrides", "replay", "to_reading"]
+__all__ = ["ReplayError", "parse_overrides", "program_overrides", "replay", "to_reading"]
 
 # Cohort files may carry a device's own unit; the factors are the ARCHITECTURE.md ones.
 _TO_CANONICAL: Mapping[tuple[str, str], float] = {
@@ -127,6 +127,21 @@ def parse_overrides(raw: Any, scope: str = "patient") -> list[Override]:
                 reason=o.get("reason"),
             )
         )
+    return out
+
+
+def program_overrides(pairs: Sequence[str]) -> list[Override]:
+    """Program-wide changes from ``[PROGRAM:]RULE.PARAM=VALUE`` strings (the CLI's ``--set``)."""
+    out = []
+    for n, pair in enumerate(pairs, 1):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ReplayError(f"--set needs PARAM=VALUE, got {pair!r}")
+        try:
+            number = float(value)
+        except ValueError as exc:
+            raise ReplayError(f"--set {key.strip()}: {value!r} is not a number") from exc
+        out.append(Override("program", key.strip(), number, -1000 - n, 1000 + n))
     return out
 
 

@@ -1,4 +1,8 @@
-"""CareBeacon: the console entry point, configuration and the project's own services."""
+"""carebeacon: the base every package may import — settings, logging setup, broker credential
+provisioning — and the ``carebeacon`` console script on top (:mod:`carebeacon.cli`).
+
+Nothing here imports a product or tooling package, except the CLI's dispatch table (lazily).
+"""
 
 __all__ = ["__version__"]
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from carebeacon.settings import Settings
-from ingest.migrations import apply_migrations
+from db.migrations import apply_migrations
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from carebeacon import services
+from carebeacon import broker
 from carebeacon.settings import Settings
 from web import (
     _admin,
@@ -91,7 +91,7 @@ def create_app(
         settings=settings,
         pool=pool,
         templates=templates,
-        provision_gateway=provision_gateway or services.provision_gateway_credentials,
+        provision_gateway=provision_gateway or broker.provision_gateway_credentials,
         secure_cookies=secure_cookies,
     )
     app.state.cb = state

@@ -12,7 +12,7 @@ import pytest
 
 from alerts import cli
 from alerts._replay import ReplayError, replay, to_reading
-from alerts.cohort import generate, measure
+from lab.cohort import generate, measure
 from tests.alerts.helpers import T0
 
 MIN = timedelta(minutes=1)

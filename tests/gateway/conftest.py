@@ -15,7 +15,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from carebeacon.services import provision_gateway_credentials
+from carebeacon.broker import provision_gateway_credentials
 from carebeacon.settings import Settings
 from gateway.config import GatewayConfig, load_config
 
@@ -213,7 +213,7 @@ async def eventually(predicate: Any, within: float = 10.0, step: float = 0.05) -
 
 @pytest.fixture
 async def air() -> AsyncIterator[Any]:
-    from devices.emulation import EmulatedAir
+    from lab.emulation import EmulatedAir
 
     async with EmulatedAir() as emulated_air:
         yield emulated_air

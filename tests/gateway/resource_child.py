@@ -12,9 +12,9 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from devices.emulation import DeviceIdentity, EmulatedAir, GlucoseMeter, GlucoseReading
 from gateway import Outbox, load_config
 from gateway.service import run
+from lab.emulation import DeviceIdentity, EmulatedAir, GlucoseMeter, GlucoseReading
 
 
 async def main(config_path: Path, records: int, idle_seconds: float) -> None:

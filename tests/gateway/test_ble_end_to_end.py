@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from carebeacon.settings import Settings
-from devices.emulation import (
+from gateway import address_identity
+from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
     DeviceIdentity,
@@ -29,7 +30,6 @@ from devices.emulation import (
     WeightReading,
     WeightScale,
 )
-from gateway import address_identity
 from tests.gateway.conftest import (
     Login,
     Watcher,

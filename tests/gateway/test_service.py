@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from carebeacon.settings import Settings
-from devices.emulation import (
+from gateway import GatewayConfig
+from gateway.service import logging_config, main
+from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
     DeviceIdentity,
@@ -19,8 +21,6 @@ from devices.emulation import (
     GlucoseMeter,
     GlucoseReading,
 )
-from gateway import GatewayConfig
-from gateway.service import logging_config, main
 from tests.gateway.conftest import (
     Login,
     eventually,

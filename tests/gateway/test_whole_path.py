@@ -15,9 +15,11 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from carebeacon.services import provision_gateway_credentials
+from carebeacon.broker import provision_gateway_credentials
 from carebeacon.settings import Settings
-from devices.emulation import (
+from ingest.service import IngestConfig
+from ingest.service import run as run_ingest
+from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
     DeviceIdentity,
@@ -25,8 +27,6 @@ from devices.emulation import (
     WeightReading,
     WeightScale,
 )
-from ingest.service import IngestConfig
-from ingest.service import run as run_ingest
 from tests.gateway.conftest import Login, eventually, gateway_running, make_config, wait_login
 from tests.ingest.conftest import register_home
 

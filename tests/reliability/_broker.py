@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from carebeacon.services import mosquitto_password_line
+from carebeacon.broker import mosquitto_password_line
 
 __all__ = ["PROJECT_ACL", "PrivateBroker", "free_port"]
 

@@ -35,15 +35,15 @@ import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from devices.canonical import DeviceIdentity, canonical_reading
-from devices.emulation import (
+from gateway.config import BleConfig, DeviceEntry, GatewayConfig, MqttConfig
+from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
     EmulatedAir,
     GlucoseMeter,
     GlucoseReading,
 )
-from devices.emulation import DeviceIdentity as EmulatedIdentity
-from gateway.config import BleConfig, DeviceEntry, GatewayConfig, MqttConfig
+from lab.emulation import DeviceIdentity as EmulatedIdentity
 from tests.gateway.conftest import gateway_running
 from tests.ingest.conftest import count
 from tests.reliability._broker import PROJECT_ACL, PrivateBroker, free_port

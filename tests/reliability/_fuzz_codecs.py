@@ -188,7 +188,7 @@ def _instrument_devices() -> int:
             isinstance(obj, types.FunctionType)
             and isinstance(getattr(obj, "__module__", None), str)
             and (obj.__module__ == "devices" or obj.__module__.startswith("devices."))
-            and not obj.__module__.startswith(("devices.emulation", "devices.cli"))
+            and not obj.__module__.startswith(("lab.emulation", "devices.cli"))
         ):
             atheris.instrument_func(obj)
             done += 1

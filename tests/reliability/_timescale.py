@@ -20,8 +20,8 @@ from pathlib import Path
 
 import psycopg
 
-from carebeacon.services import PG_BIN, _in_root, _root_dir, _root_postgres_ids
-from ingest.migrations import apply_migrations
+from db.migrations import apply_migrations
+from lab.services import PG_BIN, _in_root, _root_dir, _root_postgres_ids
 from tests.reliability._broker import free_port
 
 __all__ = ["PrivateTimescale", "log_tail", "private_timescale"]

@@ -34,14 +34,14 @@ from typing import Any
 import pytest
 
 from devices.canonical import CanonicalReading, DeviceIdentity, canonical_reading
-from devices.emulation import (
+from gateway import Outbox
+from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
     GlucoseMeter,
     GlucoseReading,
 )
-from devices.emulation import DeviceIdentity as EmulatedIdentity
-from gateway import Outbox
+from lab.emulation import DeviceIdentity as EmulatedIdentity
 from tests.reliability._broker import PrivateBroker, free_port
 from tests.reliability._e2e import (
     CRISIS,

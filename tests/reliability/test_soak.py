@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from carebeacon import bench
+from lab.bench import ingest as bench
 from tests.reliability._broker import PrivateBroker
 from tests.reliability._e2e import ARTIFACTS, IngestProcess, PgTarget, metric_sums
 
@@ -131,7 +131,7 @@ async def soak(seconds: float, tmp_path: Path) -> None:
     interval = min(10.0, seconds / 12)
     broker = PrivateBroker({"ingest": "ingest-pw", "admin": "admin-pw"})
     broker.start()
-    env = await asyncio.to_thread(bench._setup_database, GATEWAYS)
+    env = await asyncio.to_thread(bench.setup_database, GATEWAYS)
     env = dataclasses.replace(
         env, mqtt_port=broker.port, admin_user="admin", admin_password="admin-pw"
     )
@@ -144,7 +144,7 @@ async def soak(seconds: float, tmp_path: Path) -> None:
     try:
         await ingest.start_connected()
         began = time.monotonic()
-        publishers.append(bench._publisher(env, GATEWAYS, steady_messages, 1, rate))
+        publishers.append(bench.start_publisher(env, GATEWAYS, steady_messages, 1, rate))
         bursts_due = [burst_every * k for k in range(1, int(seconds // burst_every) + 1)]
         bursts_due = [t for t in bursts_due if t <= seconds - 10]
         bursts = 0
@@ -156,7 +156,7 @@ async def soak(seconds: float, tmp_path: Path) -> None:
             while bursts_due and bursts_due[0] <= t:
                 bursts_due.pop(0)
                 publishers.append(
-                    bench._publisher(
+                    bench.start_publisher(
                         env, 1, BURST_READINGS // BURST_PER_MESSAGE, BURST_PER_MESSAGE, 0.0
                     )
                 )
@@ -203,9 +203,9 @@ async def soak(seconds: float, tmp_path: Path) -> None:
         drain_seconds = time.monotonic() - drain_began
         final = metric_sums(await asyncio.to_thread(ingest.metrics_text))
         exit_code = await asyncio.to_thread(ingest.stop)
-        receipts = bench._count(env, "SELECT count(*) FROM reading_receipts")
-        rows = bench._count(env, "SELECT count(*) FROM readings")
-        quarantined = bench._count(env, "SELECT count(*) FROM quarantine")
+        receipts = bench.count(env, "SELECT count(*) FROM reading_receipts")
+        rows = bench.count(env, "SELECT count(*) FROM readings")
+        quarantined = bench.count(env, "SELECT count(*) FROM quarantine")
         published = [json.loads(p.communicate()[0] or b"{}") for p in publishers]
     finally:
         for p in publishers:
@@ -215,7 +215,7 @@ async def soak(seconds: float, tmp_path: Path) -> None:
         if ingest.alive():
             await asyncio.to_thread(ingest.stop)
         broker.remove()
-        await asyncio.to_thread(bench._drop_database, env)
+        await asyncio.to_thread(bench.drop_database, env)
     # flat memory and flat lag: the last third against the first, after the warm-up (until
     # the first burst has been absorbed: the burst sets the high-water mark)
     warm_up = min(burst_every, seconds / 2) + 2 * interval

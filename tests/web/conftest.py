@@ -23,8 +23,8 @@ import pytest
 import uvicorn
 
 from carebeacon.settings import Settings
+from lab.seed import seed_demo
 from web.app import create_app
-from web.seed import seed_demo
 
 PASSWORD = "correct-horse-battery"
 SITE_A, SITE_B = "wt-site-a", "wt-site-b"

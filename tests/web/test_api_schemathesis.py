@@ -43,7 +43,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from carebeacon.settings import Settings
-from ingest.migrations import apply_migrations
+from db.migrations import apply_migrations
+from lab.seed import seed_demo
 from tests.web.conftest import (
     PASSWORD,
     Client,
@@ -53,7 +54,6 @@ from tests.web.conftest import (
     user,
 )
 from web.app import create_app
-from web.seed import seed_demo
 
 Operation: TypeAlias = APIOperation[Any, Any, Any, Any]
 FuzzCase: TypeAlias = Case[Any]

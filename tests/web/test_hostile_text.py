@@ -91,7 +91,7 @@ class Hostile:
 
 @pytest.fixture(scope="module")
 def hostile_world(server: Server) -> Iterator[Hostile]:
-    from web.seed import seed_demo
+    from lab.seed import seed_demo
 
     seed_demo(server.conninfo, site_id="wt-site-h", program_id="wt-htn", password=PASSWORD)
     made: list[Client] = []

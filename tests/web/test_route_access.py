@@ -35,6 +35,7 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
 from carebeacon.settings import Settings
+from lab.seed import seed_demo
 from tests.web.conftest import (
     PASSWORD,
     Client,
@@ -46,7 +47,6 @@ from tests.web.conftest import (
 )
 from web._fhir import fhir_device_id
 from web.app import create_app
-from web.seed import seed_demo
 
 pytestmark = pytest.mark.db
 

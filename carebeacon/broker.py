@@ -1,0 +1,83 @@
+"""Broker credentials: Mosquitto password-file lines, per-gateway logins, reload.
+
+Used by the admin API (provisioning a gateway) and by the development services alike. The
+broker's state directory is ``$CAREBEACON_STATE_DIR/mosquitto``; its password files are written
+atomically and owned by the ``mosquitto`` user when running as root.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import pwd
+import secrets
+import signal
+from pathlib import Path
+
+from carebeacon.settings import state_dir
+
+__all__ = [
+    "broker_dir",
+    "chown_mosquitto",
+    "mosquitto_password_line",
+    "provision_gateway_credentials",
+    "reload_broker",
+    "set_password",
+    "write_owned",
+]
+
+
+def mosquitto_password_line(user: str, password: str) -> str:
+    """A Mosquitto 2 password-file line (``$7$``: PBKDF2-SHA512, 101 iterations)."""
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101, 64)
+    return f"{user}:$7$101${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def broker_dir() -> Path:
+    return state_dir() / "mosquitto"
+
+
+def write_owned(path: Path, text: str, mode: int = 0o640) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(mode)
+    chown_mosquitto(tmp)
+    tmp.replace(path)
+
+
+def chown_mosquitto(path: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    try:
+        entry = pwd.getpwnam("mosquitto")
+    except KeyError:
+        return
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def set_password(path: Path, user: str, password: str) -> None:
+    lines = [
+        line
+        for line in (path.read_text(encoding="utf-8").splitlines() if path.exists() else [])
+        if line and not line.startswith(f"{user}:")
+    ]
+    lines.append(mosquitto_password_line(user, password))
+    write_owned(path, "\n".join(lines) + "\n")
+
+
+def provision_gateway_credentials(gateway_id: str, password: str) -> None:
+    """Add or replace a gateway's broker login (TLS listener) and reload the broker."""
+    if not gateway_id or any(c in gateway_id for c in ":/#+ \n") or len(gateway_id) > 64:
+        raise ValueError("gateway id must be 1-64 characters without ':/#+' or whitespace")
+    set_password(broker_dir() / "gateways.passwd", gateway_id, password)
+    reload_broker()
+
+
+def reload_broker() -> None:
+    pid_file = broker_dir() / "mosquitto.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)

@@ -1,0 +1,511 @@
+"""``carebeacon bench ingest``: ingest throughput and latency against its ceilings.
+
+``bench ingest`` runs against the project's real Mosquitto and TimescaleDB, in a fresh database:
+
+* the broker/client ceiling — a subscriber that only receives and counts the same QoS 1 stream;
+* the database ceiling — a bare binary COPY of the same rows into the same hypertable;
+* CareBeacon's ingest (one or more processes on the shared subscription, alert rules on),
+  fed by simulated gateways; sustained readings/s, publish → committed-and-evaluated latency
+  (p50/p99 from the ingest's own histogram), lost and duplicated readings, ingest RSS;
+
+and prints each ingest figure as a ratio to its ceiling. Medians of ``--repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "VALUES",
+    "BenchEnv",
+    "count",
+    "drop_database",
+    "main",
+    "publish_main",
+    "setup_database",
+    "start_publisher",
+]
+
+VALUES = ("systolic", "diastolic", "mean_arterial", "pulse")
+_COPY_READINGS = (
+    "COPY readings (time, patient_id, code, value, unit, reading_id, device_id, gateway_id,"
+    " measured_at, received_at, flags) FROM STDIN (FORMAT BINARY)"
+)
+_COPY_READINGS_TYPES = [
+    "timestamptz",
+    "uuid",
+    "text",
+    "float8",
+    "text",
+    "uuid",
+    "text",
+    "text",
+    "timestamp",
+    "timestamptz",
+    "text[]",
+]
+
+
+def _gateway(i: int) -> str:
+    return f"bench-gw-{i:04d}"
+
+
+def _cuff(i: int) -> str:
+    return f"bench-cuff-{i:04d}"
+
+
+# --- the simulated gateways (a separate process, paho with a bounded in-flight window) --------
+
+
+def publish_main(argv: list[str]) -> int:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    parser = argparse.ArgumentParser(prog="carebeacon bench _publish")
+    parser.add_argument("--gateways", type=int, required=True)
+    parser.add_argument("--messages", type=int, required=True)
+    parser.add_argument("--per-message", type=int, required=True)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="readings/s; 0 = as fast as possible"
+    )
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    password = os.environ["CAREBEACON_BENCH_MQTT_PASSWORD"]
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"bench-pub-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5,
+    )
+    client.username_pw_set(os.environ["CAREBEACON_BENCH_MQTT_USER"], password)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", args.port)
+    client.loop_start()
+    rng = random.Random(7)  # noqa: S311 - synthetic data
+    window: collections.deque[Any] = collections.deque()
+    message_rate = args.rate / args.per_message if args.rate else 0.0
+
+    def payload(i: int) -> tuple[str, str]:
+        g = i % args.gateways
+        now = datetime.now(UTC).isoformat()
+        readings = []
+        for _ in range(args.per_message):
+            sys_, dia = rng.gauss(132, 14), rng.gauss(82, 9)
+            values = (
+                (sys_, "mm[Hg]"),
+                (dia, "mm[Hg]"),
+                ((sys_ + 2 * dia) / 3, "mm[Hg]"),
+                (rng.gauss(72, 9), "/min"),
+            )
+            readings.append(
+                f'{{"id":"{uuid.uuid4()}","device":{{"id":"{_cuff(g)}","type":"blood_pressure_monitor"}},'
+                f'"type":"blood_pressure","measured_at":null,"received_at":"{now}","sequence":null,'
+                f'"user_index":null,"values":['
+                + ",".join(
+                    f'{{"code":"{code}","value":{max(40.0, v):.1f},"unit":"{unit}"}}'
+                    for code, (v, unit) in zip(VALUES, values, strict=True)
+                )
+                + '],"flags":[],"raw":{}}'
+            )
+        body = (
+            f'{{"schema":"carebeacon.readings/1","gateway_id":"{_gateway(g)}","sent_at":"{now}",'
+            f'"readings":[{",".join(readings)}]}}'
+        )
+        return f"carebeacon/v1/gateways/{_gateway(g)}/readings", body
+
+    # As fast as possible: payloads are made up front so that the publisher is not the limit
+    # (their received_at is then not a publish time: latency is measured in --rate runs only).
+    prepared = [] if message_rate else [payload(i) for i in range(args.messages)]
+    started = time.monotonic()
+    for i in range(args.messages):
+        if message_rate:
+            delay = started + i / message_rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        topic, body = prepared[i] if prepared else payload(i)
+        window.append(client.publish(topic, body, qos=1))
+        while len(window) > 900:
+            window.popleft().wait_for_publish(30)
+    while window:
+        window.popleft().wait_for_publish(30)
+    elapsed = time.monotonic() - started
+    client.loop_stop()
+    client.disconnect()
+    print(json.dumps({"messages": args.messages, "seconds": elapsed}))
+    return 0
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BenchEnv:
+    conninfo: str
+    database: str
+    mqtt_port: int
+    admin_user: str
+    admin_password: str
+
+
+def start_publisher(
+    env: BenchEnv, gateways: int, messages: int, per_message: int, rate: float
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "carebeacon.cli",
+            "bench",
+            "_publish",
+            "--gateways",
+            str(gateways),
+            "--messages",
+            str(messages),
+            "--per-message",
+            str(per_message),
+            "--rate",
+            str(rate),
+            "--port",
+            str(env.mqtt_port),
+        ],
+        env=dict(
+            os.environ,
+            CAREBEACON_BENCH_MQTT_USER=env.admin_user,
+            CAREBEACON_BENCH_MQTT_PASSWORD=env.admin_password,
+        ),
+        stdout=subprocess.PIPE,
+    )
+
+
+def setup_database(gateways: int) -> BenchEnv:
+    import psycopg
+
+    from carebeacon.settings import Settings
+    from db.migrations import apply_migrations
+
+    settings = Settings.from_env()
+    name = f"cbbench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    conninfo = settings.pg_conninfo(name)
+    apply_migrations(conninfo)
+    since = datetime.now(UTC) - timedelta(days=365)
+    with psycopg.connect(conninfo) as conn:
+        conn.execute("INSERT INTO sites (id, name) VALUES ('bench', 'Bench site')")
+        conn.execute(
+            "INSERT INTO programs (id, name, template) VALUES ('htn', 'Hypertension', 'hypertension')"
+        )
+        patients = [uuid.uuid4() for _ in range(gateways)]
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO patients (id, display_name, site_id) VALUES (%s, %s, 'bench')",
+                [(p, f"Bench {i}") for i, p in enumerate(patients)],
+            )
+            cur.executemany(
+                "INSERT INTO enrollments (patient_id, program_id, site_id, enrolled_at, consent_given_at)"
+                " VALUES (%s, 'htn', 'bench', %s, %s)",
+                [(p, since, since) for p in patients],
+            )
+            cur.executemany(
+                "INSERT INTO gateways (id) VALUES (%s)", [(_gateway(i),) for i in range(gateways)]
+            )
+            cur.executemany(
+                "INSERT INTO gateway_patients VALUES (%s, %s)",
+                [(_gateway(i), p) for i, p in enumerate(patients)],
+            )
+            cur.executemany(
+                "INSERT INTO devices (id, type) VALUES (%s, 'blood_pressure_monitor')",
+                [(_cuff(i),) for i in range(gateways)],
+            )
+            cur.executemany(
+                "INSERT INTO device_assignments (device_id, patient_id, valid_from) VALUES (%s, %s, %s)",
+                [(_cuff(i), p, since) for i, p in enumerate(patients)],
+            )
+    return BenchEnv(
+        conninfo, name, settings.mqtt_port, settings.mqtt_admin_user, settings.mqtt_admin_password
+    )
+
+
+def drop_database(env: BenchEnv) -> None:
+    import psycopg
+
+    from carebeacon.settings import Settings
+
+    with psycopg.connect(Settings.from_env().pg_conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{env.database}" WITH (FORCE)')
+
+
+def count(env: BenchEnv, sql: str) -> int:
+    import psycopg
+
+    with psycopg.connect(env.conninfo) as conn:
+        row = conn.execute(sql).fetchone()
+        return int(row[0]) if row else 0
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _metrics_text(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def _metric_total(ports: list[int], name: str) -> int:
+    """The sum of a counter's samples over the ingest processes (0 while one is starting)."""
+    total = 0.0
+    for port in ports:
+        try:
+            text = _metrics_text(port)
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            if line.startswith(name) and not line.startswith("#"):
+                total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def _quantiles(metrics_text: list[str], name: str) -> tuple[float, float]:
+    """p50 and p99 from summed Prometheus histogram buckets (linear within a bucket)."""
+    buckets: dict[float, float] = collections.defaultdict(float)
+    for text in metrics_text:
+        for line in text.splitlines():
+            if line.startswith(f"{name}_bucket{{"):
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                buckets[float("inf") if le == "+Inf" else float(le)] += float(
+                    line.rsplit(" ", 1)[1]
+                )
+    edges = sorted(buckets)
+    total = buckets[edges[-1]] if edges else 0.0
+
+    def quantile(q: float) -> float:
+        if not total:
+            return float("nan")
+        rank, previous_edge, previous_count = q * total, 0.0, 0.0
+        for edge in edges:
+            if buckets[edge] >= rank:
+                if edge == float("inf"):
+                    return previous_edge
+                span = buckets[edge] - previous_count
+                fraction = (rank - previous_count) / span if span else 1.0
+                return previous_edge + (edge - previous_edge) * fraction
+            previous_edge, previous_count = edge, buckets[edge]
+        return previous_edge
+
+    return quantile(0.5), quantile(0.99)
+
+
+# --- the three measurements ------------------------------------------------------------------
+
+
+async def _subscriber_ceiling(
+    env: BenchEnv, gateways: int, messages: int, per_message: int
+) -> float:
+    import aiomqtt
+
+    async with aiomqtt.Client(
+        "127.0.0.1",
+        env.mqtt_port,
+        username=env.admin_user,
+        password=env.admin_password,
+        protocol=aiomqtt.ProtocolVersion.V5,
+    ) as client:
+        await client.subscribe(
+            f"$share/ceiling-{uuid.uuid4().hex[:6]}/carebeacon/v1/gateways/+/readings", qos=1
+        )
+        publisher = start_publisher(env, gateways, messages, per_message, 0.0)
+        received, first, last = 0, 0.0, 0.0
+        async for _ in client.messages:
+            last = time.monotonic()
+            if received == 0:
+                first = last
+            received += 1
+            if received == messages:
+                break
+        publisher.wait()
+    return (messages - 1) * per_message / max(last - first, 1e-9)
+
+
+def _copy_ceiling(env: BenchEnv, readings: int) -> float:
+    import psycopg
+
+    now = datetime.now(UTC)
+    patient, device = uuid.uuid4(), _cuff(0)
+    batch = 5000
+    started = time.monotonic()
+    with psycopg.connect(env.conninfo) as conn:
+        done = 0
+        while done < readings:
+            with conn.cursor() as cur, cur.copy(_COPY_READINGS) as copy:
+                copy.set_types(_COPY_READINGS_TYPES)
+                for _ in range(min(batch, readings - done)):
+                    rid = uuid.uuid4()
+                    for code in VALUES:
+                        copy.write_row(
+                            (
+                                now,
+                                patient,
+                                code,
+                                120.0,
+                                "mm[Hg]",
+                                rid,
+                                device,
+                                _gateway(0),
+                                None,
+                                now,
+                                [],
+                            )
+                        )
+            conn.commit()
+            done += batch
+    return readings / (time.monotonic() - started)
+
+
+def _start_ingest(
+    env: BenchEnv, index: int, group: str, metrics_port: int
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "carebeacon.cli", "ingest"],
+        env=dict(
+            os.environ,
+            CAREBEACON_PG_DATABASE=env.database,
+            CAREBEACON_INGEST_CLIENT_ID=f"{group}-{index}",
+            CAREBEACON_INGEST_SHARE_GROUP=group,
+            CAREBEACON_INGEST_SESSION_EXPIRY_SECONDS="120",
+            CAREBEACON_METRICS_PORT=str(metrics_port),
+            CAREBEACON_LOG_LEVEL="WARNING",
+        ),
+    )
+
+
+def _ingest_run(
+    env: BenchEnv, gateways: int, messages: int, per_message: int, processes: int, rate: float
+) -> dict[str, float]:
+    group = f"bench-{uuid.uuid4().hex[:6]}"
+    ports = [19464 + i + random.randrange(0, 500) * 4 for i in range(processes)]  # noqa: S311
+    before = count(env, "SELECT count(*) FROM reading_receipts")
+    rows_before = count(env, "SELECT count(*) FROM readings")
+    procs = [_start_ingest(env, i, group, port) for i, port in enumerate(ports)]
+    try:
+        time.sleep(2.0)  # connected and subscribed
+        expected = messages * per_message
+        publisher = start_publisher(env, gateways, messages, per_message, rate)
+        deadline = time.monotonic() + 600
+        first_at, first_count = 0.0, 0
+        # progress from the ingest processes' own counters, 10 times a second (a count(*)
+        # query in a tight loop would take CPU from what is being measured)
+        while (
+            stored := _metric_total(ports, "carebeacon_ingest_readings_stored_total")
+        ) < expected:
+            if stored and not first_at:
+                first_at, first_count = time.monotonic(), stored  # the stream has begun
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                break
+            time.sleep(0.1)
+        elapsed = time.monotonic() - first_at
+        publisher.wait()
+        time.sleep(0.5)
+        stored = count(env, "SELECT count(*) FROM reading_receipts") - before
+        rows = count(env, "SELECT count(*) FROM readings") - rows_before
+        texts = [_metrics_text(port) for port in ports]
+        p50, p99 = _quantiles(texts, "carebeacon_ingest_lag_seconds")
+        rss = max(_rss_mib(p.pid) for p in procs)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+    return {
+        "readings_per_s": (stored - first_count) / elapsed,
+        "p50_ms": p50 * 1000,
+        "p99_ms": p99 * 1000,
+        "lost": float(expected - stored),
+        "duplicated": float(rows - stored * len(VALUES)),
+        "rss_mib": rss,
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="carebeacon bench ingest", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--gateways", type=int, default=500)
+    parser.add_argument("--readings", type=int, default=30000, help="readings per run and mode")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--modes", default="1,50", help="readings per message, comma separated")
+    parser.add_argument(
+        "--processes", default="1,2", help="ingest process counts to run (1-reading mode)"
+    )
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        default=1000.0,
+        help="readings/s for the latency run; 0 = skip",
+    )
+    args = parser.parse_args(argv)
+    env = setup_database(args.gateways)
+    print(
+        f"bench ingest: {args.gateways} gateways, {args.readings} readings per run, median of {args.repeat}"
+    )
+    try:
+        for per_message in (int(m) for m in args.modes.split(",")):
+            messages = args.readings // per_message
+            ceiling_sub = statistics.median(
+                asyncio.run(_subscriber_ceiling(env, args.gateways, messages, per_message))
+                for _ in range(args.repeat)
+            )
+            ceiling_copy = statistics.median(
+                _copy_ceiling(env, args.readings) for _ in range(args.repeat)
+            )
+            print(
+                f"\n{per_message} reading(s)/message: subscriber-only ceiling {ceiling_sub:,.0f} readings/s; bare COPY ceiling {ceiling_copy:,.0f} readings/s"
+            )
+            process_counts = (
+                [int(p) for p in args.processes.split(",")] if per_message == 1 else [1]
+            )
+            for processes in process_counts:
+                runs = [
+                    _ingest_run(env, args.gateways, messages, per_message, processes, 0.0)
+                    for _ in range(args.repeat)
+                ]
+                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                print(
+                    f"  ingest x{processes}: {med['readings_per_s']:,.0f} readings/s "
+                    f"({med['readings_per_s'] / ceiling_sub:.0%} of subscriber ceiling, "
+                    f"{med['readings_per_s'] / ceiling_copy:.0%} of COPY ceiling); "
+                    f"lost {max(r['lost'] for r in runs):.0f}, duplicated {max(r['duplicated'] for r in runs):.0f}; "
+                    f"RSS {med['rss_mib']:.0f} MiB; runs: {', '.join(format(r['readings_per_s'], ',.0f') for r in runs)}"
+                )
+        if args.latency_rate:
+            n = int(args.latency_rate * 20)
+            runs = [
+                _ingest_run(env, args.gateways, n, 1, 1, args.latency_rate)
+                for _ in range(args.repeat)
+            ]
+            print(
+                f"\nlatency at {args.latency_rate:,.0f} readings/s (1/message, 20 s): publish → committed-and-evaluated "
+                f"p50 {statistics.median(r['p50_ms'] for r in runs):.0f} ms, p99 {statistics.median(r['p99_ms'] for r in runs):.0f} ms; "
+                f"lost {max(r['lost'] for r in runs):.0f}, duplicated {max(r['duplicated'] for r in runs):.0f}"
+            )
+    finally:
+        drop_database(env)
+    return 0
