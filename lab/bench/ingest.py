@@ -25,7 +25,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -155,11 +155,11 @@ def publish_main(argv: list[str]) -> int:
 
 @dataclass(frozen=True, slots=True)
 class BenchEnv:
-    conninfo: str
+    conninfo: str = field(repr=False)  # carries the database password
     database: str
     mqtt_port: int
     admin_user: str
-    admin_password: str
+    admin_password: str = field(repr=False)
 
 
 def start_publisher(
@@ -237,7 +237,11 @@ def setup_database(gateways: int) -> BenchEnv:
                 [(_cuff(i), p, since) for i, p in enumerate(patients)],
             )
     return BenchEnv(
-        conninfo, name, settings.mqtt_port, settings.mqtt_admin_user, settings.mqtt_admin_password
+        conninfo,
+        name,
+        settings.mqtt_port,
+        settings.mqtt_admin_user,
+        settings.mqtt_admin_password.get_secret_value(),
     )
 
 
