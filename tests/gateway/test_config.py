@@ -134,7 +134,7 @@ def test_shipped_example_config_is_valid() -> None:
 
 def test_systemd_unit_uses_credentials_and_the_bluetooth_group() -> None:
     unit = (
-        Path(__file__).resolve().parents[2] / "deploy" / "carebeacon-gateway.service"
+        Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "carebeacon-gateway.service"
     ).read_text(encoding="utf-8")
     for line in (
         "SupplementaryGroups=bluetooth",
