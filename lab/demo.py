@@ -402,12 +402,22 @@ def _start_emulated_homes(
     return children
 
 
+SETUP_STEPS = (
+    "services",
+    "database and migrations",
+    "sites, patients, devices, users",
+    "ingest and web",
+    "emulated homes",
+)
+
+
 def main(argv: list[str]) -> int:
     import threading
 
     import psycopg
 
     from carebeacon.logs import configure_logging
+    from carebeacon.progress import Steps
     from carebeacon.settings import Settings
     from db.migrations import apply_migrations
     from lab import services
@@ -417,7 +427,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level, json=settings.log_format == "json")
+    setup = Steps(SETUP_STEPS, desc="demo setup")
     settings = services.up()
+    setup.done()
     with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
         # the demo's timeline starts now: a fresh database every run
         conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DATABASE}" WITH (FORCE)')
@@ -425,6 +437,7 @@ def main(argv: list[str]) -> int:
     settings = settings.model_copy(update={"pg_database": DEMO_DATABASE})
     conninfo = settings.pg_conninfo()
     apply_migrations(conninfo)
+    setup.done()
     homes = _homes()
     _seed(conninfo, homes)
     env = dict(
@@ -434,13 +447,16 @@ def main(argv: list[str]) -> int:
     )
     accounts = _seed_users(conninfo)
     asyncio.run(_demo_overrides(conninfo, homes))
+    setup.done()
     asyncio.run(_forget_ingest_session(settings, env["CAREBEACON_INGEST_CLIENT_ID"]))
     cli = [sys.executable, "-m", "carebeacon.cli"]
     children = [
         subprocess.Popen([*cli, "ingest"], env=env),
         subprocess.Popen([*cli, "web", "--port", str(args.web_port)], env=env),
     ]
+    setup.done()
     children += _start_emulated_homes(settings, homes, env)
+    setup.done()
     stop = [False]
     homes_thread = threading.Thread(
         target=_run_simulated_homes,
