@@ -35,7 +35,16 @@ from carebeacon.settings import Settings, env_file, read_env_file
 
 __all__ = ["DEPLOY_DIR", "main", "render_mosquitto", "up"]
 
-DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy"
+
+def _deploy_dir() -> Path:
+    """``deploy/`` of the checkout, else where a wheel installs it (``<prefix>/share``)."""
+    checkout = Path(__file__).resolve().parents[1] / "deploy"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "carebeacon" / "deploy"
+
+
+DEPLOY_DIR = _deploy_dir()
 
 TRIXIE_PACKAGES = "postgresql-17,postgresql-17-timescaledb,postgresql-17-cron"
 PG_BIN = "/usr/lib/postgresql/17/bin"
