@@ -35,6 +35,7 @@ from alerts._engine import (
 from alerts._history import History
 from alerts._model import UNTRUSTED_TIME_FLAGS, StoredReading
 from alerts._programs import TEMPLATES, Override, resolve_thresholds
+from carebeacon.progress import track
 
 __all__ = ["ReplayError", "parse_overrides", "program_overrides", "replay", "to_reading"]
 
@@ -200,9 +201,11 @@ def replay(
     *,
     program_overrides: Sequence[Override] = (),
     until: datetime | None = None,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Every open/escalate/clear the rule set would produce, sorted by time. Duplicate
-    deliveries (same reading id) are dropped first, as ingest would."""
+    deliveries (same reading id) are dropped first, as ingest would. ``progress``: a bar over
+    the patients on a terminal (:mod:`carebeacon.progress`)."""
     readings = [to_reading(r) for r in cohort.get("readings", ())]
     frame = pl.DataFrame(
         {
@@ -227,7 +230,10 @@ def replay(
     for pid, idx in zip(frame["patient"].to_list(), frame["i"].to_list(), strict=True):
         by_patient.setdefault(pid, []).append(idx)
     out: list[dict[str, Any]] = []
-    for p in cohort.get("patients", ()):
+    patients = cohort.get("patients", ())
+    for p in track(
+        patients, desc="replay", total=len(patients), unit="patient", quiet=not progress
+    ):
         pid = uuid.UUID(str(p["id"]))
         program, template = _program(p)
         if template not in TEMPLATES:

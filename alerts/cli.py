@@ -44,7 +44,9 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "replay":
             records = replay(
-                load_cohort(args.cohort), program_overrides=program_overrides(args.set)
+                load_cohort(args.cohort),
+                program_overrides=program_overrides(args.set),
+                progress=True,  # on stderr, and only on a terminal: stdout is JSON lines
             )
             out = sys.stdout
             for rec in records:

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import logging.config
 import random
 import signal
 import time
@@ -282,6 +281,7 @@ async def run(
 
 
 def main(argv: list[str]) -> int:
+    from carebeacon.logs import configure_logging
     from carebeacon.settings import Settings
 
     parser = argparse.ArgumentParser(
@@ -292,16 +292,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--database", help="database name (default: CAREBEACON_PG_DATABASE)")
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     args = parser.parse_args(argv)
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-            "handlers": {"err": {"class": "logging.StreamHandler", "formatter": "plain"}},
-            "root": {"level": "INFO", "handlers": ["err"]},
-        }
-    )
     settings = Settings.from_env()
+    configure_logging(settings.log_level, json=settings.log_format == "json")
     if args.metrics_port:
         from prometheus_client import start_http_server
 

@@ -1,23 +1,39 @@
-"""Configuration from ``CAREBEACON_*`` environment variables.
+"""Configuration: one source, the ``CAREBEACON_*`` variables.
 
-The project's own services (``carebeacon services up``) write their generated credentials to
-``$CAREBEACON_STATE_DIR/carebeacon.env``; values found there are used when the variable is not
-set in the environment. Secrets are never taken from the command line.
+Each setting is read from, in order: the environment; the generated env file
+(``$CAREBEACON_STATE_DIR/carebeacon.env``, or ``$CAREBEACON_ENV_FILE``), where
+``carebeacon services up`` writes the development credentials; the default. An empty value
+counts as unset. ``CAREBEACON_STATE_DIR`` and ``CAREBEACON_ENV_FILE`` locate the file, so they
+are read from the environment only. Secrets are ``SecretStr``: no repr, str, log line or JSON
+dump shows them (``pg_conninfo()`` is the one string that carries the database password); they
+are never taken from the command line.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import socket
 from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import quote
 
-__all__ = ["Settings", "load_env_file", "state_dir"]
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+__all__ = ["ENV_PREFIX", "Settings", "env_file", "read_env_file", "state_dir"]
+
+ENV_PREFIX = "CAREBEACON_"
 
 
 def state_dir() -> Path:
     """Where the project's services keep their state (broker data, certificates, secrets)."""
-    explicit = os.environ.get("CAREBEACON_STATE_DIR")
+    explicit = os.environ.get(f"{ENV_PREFIX}STATE_DIR")
     if explicit:
         return Path(explicit)
     if os.geteuid() == 0:
@@ -25,68 +41,96 @@ def state_dir() -> Path:
     return Path.home() / ".local" / "state" / "carebeacon"
 
 
-def load_env_file(path: Path) -> dict[str, str]:
-    """Read ``KEY=value`` lines (no shell quoting, ``#`` comments)."""
-    values: dict[str, str] = {}
+def env_file() -> Path:
+    """The generated env file: ``$CAREBEACON_ENV_FILE``, else ``<state dir>/carebeacon.env``."""
+    explicit = os.environ.get(f"{ENV_PREFIX}ENV_FILE")
+    return Path(explicit) if explicit else state_dir() / "carebeacon.env"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The file's ``KEY=value`` lines (the parser the settings use; missing file: empty)."""
     if not path.is_file():
-        return values
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        values[key.strip()] = value.strip()
-    return values
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    pg_host: str
-    pg_port: int
-    pg_user: str
-    pg_password: str
-    pg_database: str
-    mqtt_host: str
-    mqtt_port: int
-    mqtt_tls_port: int
-    mqtt_ca_file: str
-    mqtt_ingest_user: str
-    mqtt_ingest_password: str
-    mqtt_admin_user: str
-    mqtt_admin_password: str
-    metrics_port: int
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "carebeacon"
+
+
+def _ca_file(data: dict[str, Any]) -> str:
+    return str(Path(data["state_dir"]) / "mosquitto" / "ca.crt")
+
+
+class Settings(BaseSettings):
+    """The server side's settings (README, Configuration). Immutable: derive a variant with
+    ``settings.model_copy(update={"pg_database": name})``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        hide_input_in_errors=True,  # a validation error must not echo a secret
+    )
+
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 55432
+    pg_user: str = "carebeacon"
+    pg_password: SecretStr = SecretStr("")
+    pg_database: str = "carebeacon"
+    state_dir: Path = Field(default_factory=state_dir)
+    cache_dir: Path = Field(default_factory=_cache_dir)
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 18883
+    mqtt_tls_port: int = 18884
+    mqtt_tls_bind: str = "127.0.0.1"  # the development broker's gateway listener address
+    mqtt_ca_file: str = Field(default_factory=_ca_file)
+    mqtt_ingest_user: str = "ingest"
+    mqtt_ingest_password: SecretStr = SecretStr("")
+    mqtt_admin_user: str = "admin"
+    mqtt_admin_password: SecretStr = SecretStr("")
+    ingest_client_id: str = Field(default_factory=lambda: f"ingest-{socket.gethostname()}")
+    ingest_share_group: str = ""
+    ingest_batch_messages: int = 500
+    ingest_flush_ms: float = 0.0
+    ingest_session_expiry_seconds: int = 7 * 24 * 3600
+    metrics_port: int = 9464
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["plain", "json"] = "plain"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if environ is None else environ)
-        file_values = load_env_file(
-            Path(env.get("CAREBEACON_ENV_FILE", str(state_dir() / "carebeacon.env")))
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the env file's place is known only when the settings are read
+        return (
+            init_settings,
+            env_settings,
+            DotEnvSettingsSource(settings_cls, env_file=env_file()),
         )
 
-        def get(name: str, default: str) -> str:
-            key = f"CAREBEACON_{name}"
-            return env.get(key) or file_values.get(key) or default
-
-        return cls(
-            pg_host=get("PG_HOST", "127.0.0.1"),
-            pg_port=int(get("PG_PORT", "55432")),
-            pg_user=get("PG_USER", "carebeacon"),
-            pg_password=get("PG_PASSWORD", ""),
-            pg_database=get("PG_DATABASE", "carebeacon"),
-            mqtt_host=get("MQTT_HOST", "127.0.0.1"),
-            mqtt_port=int(get("MQTT_PORT", "18883")),
-            mqtt_tls_port=int(get("MQTT_TLS_PORT", "18884")),
-            mqtt_ca_file=get("MQTT_CA_FILE", str(state_dir() / "mosquitto" / "ca.crt")),
-            mqtt_ingest_user=get("MQTT_INGEST_USER", "ingest"),
-            mqtt_ingest_password=get("MQTT_INGEST_PASSWORD", ""),
-            mqtt_admin_user=get("MQTT_ADMIN_USER", "admin"),
-            mqtt_admin_password=get("MQTT_ADMIN_PASSWORD", ""),
-            metrics_port=int(get("METRICS_PORT", "9464")),
-        )
+    @classmethod
+    def from_env(cls) -> Settings:
+        """The environment, then the env file, then the defaults."""
+        return cls()
 
     def pg_conninfo(self, database: str | None = None) -> str:
+        """A libpq URI for the database (default ``pg_database``); it carries the password."""
         db = database or self.pg_database
+        password = quote(self.pg_password.get_secret_value(), safe="")
         return (
-            f"postgresql://{quote(self.pg_user)}:{quote(self.pg_password, safe='')}"
+            f"postgresql://{quote(self.pg_user)}:{password}"
             f"@{self.pg_host}:{self.pg_port}/{quote(db)}"
         )

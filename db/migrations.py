@@ -132,6 +132,7 @@ def apply_migrations(conninfo: str, directory: Path = SQL_DIR) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    from carebeacon.logs import configure_logging
     from carebeacon.settings import Settings
 
     parser = argparse.ArgumentParser(
@@ -140,6 +141,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--database", help="database name (default: CAREBEACON_PG_DATABASE)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    configure_logging(settings.log_level, json=settings.log_format == "json")
     try:
         applied = apply_migrations(settings.pg_conninfo(args.database))
     except MigrationError as exc:

@@ -119,6 +119,7 @@ class GatewayConfig:
     devices: tuple[DeviceEntry, ...] = ()
     status_interval: float = 300.0
     log_level: str = "INFO"
+    log_format: str = "plain"  # or "json": one JSON object per line (carebeacon.logs)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -281,6 +282,9 @@ def parse_config(
     log_level = str(_take(data, "log_level", str, "INFO")).upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("log_level", "DEBUG, INFO, WARNING or ERROR")
+    log_format = str(_take(data, "log_format", str, "plain")).lower()
+    if log_format not in {"plain", "json"}:
+        raise ConfigError("log_format", "plain or json")
     return GatewayConfig(
         gateway_id=gateway_id,
         state_dir=base_dir / state_dir,
@@ -291,6 +295,7 @@ def parse_config(
         devices=_device_entries(_take(data, "devices", list, []), "devices"),
         status_interval=status_interval,
         log_level=log_level,
+        log_format=log_format,
     )
 
 

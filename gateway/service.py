@@ -14,12 +14,12 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import logging.config
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from carebeacon.logs import configure_logging
 from gateway._errors import ConfigError
 from gateway.allowlist import Allowlist
 from gateway.config import GatewayConfig, load_config
@@ -28,7 +28,7 @@ from gateway.publisher import Publisher
 from gateway.radio import Radio
 from gateway.status import StatusBoard
 
-__all__ = ["DRAIN_SECONDS", "logging_config", "main", "run"]
+__all__ = ["DRAIN_SECONDS", "main", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,31 +83,6 @@ async def run(
         outbox.close()
 
 
-def logging_config(level: str) -> dict[str, Any]:
-    """Patient data and BLE addresses never reach the log: bleak (which prints both) and the
-    bumble stack stay at WARNING whatever the gateway's own level."""
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
-        "handlers": {
-            "stderr": {
-                "class": "logging.StreamHandler",
-                "formatter": "plain",
-                "stream": "ext://sys.stderr",
-            }
-        },
-        "root": {"level": level, "handlers": ["stderr"]},
-        "loggers": {
-            "bleak": {"level": "WARNING"},
-            "bumble": {"level": "WARNING"},
-            "dbus_fast": {"level": "WARNING"},
-            "aiomqtt": {"level": "WARNING"},
-            "devices": {"level": "WARNING"},
-        },
-    }
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="carebeacon gateway",
@@ -120,7 +95,7 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"carebeacon gateway: {exc}", file=sys.stderr)
         return 2
-    logging.config.dictConfig(logging_config(config.log_level))
+    configure_logging(config.log_level, json=config.log_format == "json")
 
     async def serve() -> None:
         stop = asyncio.Event()

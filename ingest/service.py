@@ -16,11 +16,8 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import logging.config
-import os
 import random
 import signal
-import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +30,7 @@ from paho.mqtt.properties import Properties
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from alerts import evaluate_readings
+from carebeacon.logs import configure_logging
 from carebeacon.settings import Settings
 from ingest.store import (
     Decoded,
@@ -120,17 +118,15 @@ class IngestConfig:
 
     @classmethod
     def from_env(cls, settings: Settings | None = None) -> IngestConfig:
+        """From the settings (``CAREBEACON_INGEST_*``; README, Configuration)."""
         settings = settings or Settings.from_env()
         return cls(
             settings=settings,
-            client_id=os.environ.get("CAREBEACON_INGEST_CLIENT_ID")
-            or f"ingest-{socket.gethostname()}",
-            share_group=os.environ.get("CAREBEACON_INGEST_SHARE_GROUP", ""),
-            batch_messages=int(os.environ.get("CAREBEACON_INGEST_BATCH_MESSAGES", "500")),
-            flush_seconds=float(os.environ.get("CAREBEACON_INGEST_FLUSH_MS", "0")) / 1000,
-            session_expiry_seconds=int(
-                os.environ.get("CAREBEACON_INGEST_SESSION_EXPIRY_SECONDS", str(7 * 24 * 3600))
-            ),
+            client_id=settings.ingest_client_id,
+            share_group=settings.ingest_share_group,
+            batch_messages=settings.ingest_batch_messages,
+            flush_seconds=settings.ingest_flush_ms / 1000,
+            session_expiry_seconds=settings.ingest_session_expiry_seconds,
         )
 
 
@@ -167,7 +163,7 @@ class _Ingest:
             hostname=s.mqtt_host,
             port=s.mqtt_port,
             username=s.mqtt_ingest_user,
-            password=s.mqtt_ingest_password,
+            password=s.mqtt_ingest_password.get_secret_value(),
             identifier=self.config.client_id,
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False,
@@ -397,11 +393,8 @@ def main(argv: list[str]) -> int:
         "--no-alerts", action="store_true", help="store readings without evaluating rules"
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("CAREBEACON_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     config = IngestConfig.from_env()
+    configure_logging(config.settings.log_level, json=config.settings.log_format == "json")
     if config.settings.metrics_port:
         start_http_server(config.settings.metrics_port, addr="127.0.0.1")
 

@@ -29,6 +29,7 @@ import polars as pl
 
 from alerts import ReplayError, program_overrides, replay
 from alerts.cli import load_cohort
+from carebeacon.progress import track
 
 __all__ = ["EVENT_FAMILIES", "generate", "main", "measure", "naive_alerts"]
 
@@ -315,13 +316,17 @@ def _gen_glucose(rng: random.Random, p: _Patient) -> None:
             _reading(rng, p, "glucose", at, {"glucose": level}, ["control_solution"])
 
 
-def generate(n_patients: int = 500, days: int = 90, seed: int = 20261123) -> dict[str, Any]:
-    """A cohort in the replay format plus labelled ``events``."""
+def generate(
+    n_patients: int = 500, days: int = 90, seed: int = 20261123, *, progress: bool = False
+) -> dict[str, Any]:
+    """A cohort in the replay format plus labelled ``events``; ``progress``: a bar on a
+    terminal."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible by seed
     programs = [name for name, _ in _PROGRAMS]
     weights = [w for _, w in _PROGRAMS]
     patients = [
-        _gen_patient(rng, rng.choices(programs, weights)[0], days) for _ in range(n_patients)
+        _gen_patient(rng, rng.choices(programs, weights)[0], days)
+        for _ in track(range(n_patients), desc="cohort", unit="patient", quiet=not progress)
     ]
     return {
         "patients": [
@@ -499,7 +504,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "generate":
-            cohort = generate(args.patients, args.days, args.seed)
+            cohort = generate(args.patients, args.days, args.seed, progress=True)
             Path(args.out).write_text(json.dumps(cohort), encoding="utf-8")
             print(
                 f"{len(cohort['patients'])} patients, {len(cohort['readings'])} readings, "
@@ -509,10 +514,11 @@ def main(argv: list[str]) -> int:
         cohort = (
             load_cohort(args.cohort)
             if args.cohort
-            else generate(args.patients, args.days, args.seed)
+            else generate(args.patients, args.days, args.seed, progress=True)
         )
         started = time.perf_counter()
-        records = replay(cohort, program_overrides=program_overrides(args.set))
+        # bars on stderr, on a terminal only: stdout is the JSON result
+        records = replay(cohort, program_overrides=program_overrides(args.set), progress=True)
         result = measure(cohort, records)
         result["replay_seconds"] = round(time.perf_counter() - started, 1)
         print(json.dumps(result, indent=2, ensure_ascii=False))

@@ -234,7 +234,9 @@ def _run_simulated_homes(settings: Any, homes: list[_Home], stop: list[bool]) ->
     from paho.mqtt.enums import CallbackAPIVersion
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="demo-homes", protocol=mqtt.MQTTv5)
-    client.username_pw_set(settings.mqtt_admin_user, settings.mqtt_admin_password)
+    client.username_pw_set(
+        settings.mqtt_admin_user, settings.mqtt_admin_password.get_secret_value()
+    )
     client.connect(settings.mqtt_host, settings.mqtt_port)
     client.loop_start()
     rng = random.Random(2026)  # noqa: S311 - synthetic data
@@ -354,7 +356,7 @@ async def _forget_ingest_session(settings: Any, client_id: str) -> None:
         settings.mqtt_host,
         settings.mqtt_port,
         username=settings.mqtt_ingest_user,
-        password=settings.mqtt_ingest_password,
+        password=settings.mqtt_ingest_password.get_secret_value(),
         identifier=client_id,
         protocol=aiomqtt.ProtocolVersion.V5,
         clean_start=True,
@@ -400,26 +402,42 @@ def _start_emulated_homes(
     return children
 
 
+SETUP_STEPS = (
+    "services",
+    "database and migrations",
+    "sites, patients, devices, users",
+    "ingest and web",
+    "emulated homes",
+)
+
+
 def main(argv: list[str]) -> int:
-    import dataclasses
     import threading
 
     import psycopg
 
+    from carebeacon.logs import configure_logging
+    from carebeacon.progress import Steps
+    from carebeacon.settings import Settings
     from db.migrations import apply_migrations
     from lab import services
 
     parser = argparse.ArgumentParser(prog="carebeacon demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--web-port", type=int, default=8080)
     args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, json=settings.log_format == "json")
+    setup = Steps(SETUP_STEPS, desc="demo setup")
     settings = services.up()
+    setup.done()
     with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
         # the demo's timeline starts now: a fresh database every run
         conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DATABASE}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{DEMO_DATABASE}"')
-    settings = dataclasses.replace(settings, pg_database=DEMO_DATABASE)
+    settings = settings.model_copy(update={"pg_database": DEMO_DATABASE})
     conninfo = settings.pg_conninfo()
     apply_migrations(conninfo)
+    setup.done()
     homes = _homes()
     _seed(conninfo, homes)
     env = dict(
@@ -429,13 +447,16 @@ def main(argv: list[str]) -> int:
     )
     accounts = _seed_users(conninfo)
     asyncio.run(_demo_overrides(conninfo, homes))
+    setup.done()
     asyncio.run(_forget_ingest_session(settings, env["CAREBEACON_INGEST_CLIENT_ID"]))
     cli = [sys.executable, "-m", "carebeacon.cli"]
     children = [
         subprocess.Popen([*cli, "ingest"], env=env),
         subprocess.Popen([*cli, "web", "--port", str(args.web_port)], env=env),
     ]
+    setup.done()
     children += _start_emulated_homes(settings, homes, env)
+    setup.done()
     stop = [False]
     homes_thread = threading.Thread(
         target=_run_simulated_homes,

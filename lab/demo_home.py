@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from carebeacon.logs import configure_logging
 from gateway.config import DeviceEntry, GatewayConfig, MqttConfig
 from gateway.service import run
 from lab.emulation import (
@@ -159,7 +159,7 @@ def main() -> int:
     parser.add_argument("--ca-file", required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    configure_logging("WARNING")
     password = os.environ["CAREBEACON_GATEWAY_PASSWORD"]
     args.state_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(KeyboardInterrupt):

@@ -37,6 +37,7 @@ import psycopg
 from psycopg import sql
 
 from alerts import TEMPLATES
+from carebeacon.progress import Steps
 from lab.seed import seed_demo
 
 __all__ = [
@@ -513,22 +514,29 @@ def _schedule(template: str) -> tuple[Measurement, ...]:
     return tuple(out)
 
 
+_STEPS = ("patients", "readings", "episodes and care time", "VACUUM ANALYZE")
+
+
 def generate(
     conninfo: str,
     spec: PopulationSpec,
     until: datetime,
     *,
     say: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> dict[str, int]:
     """Write ``spec``'s population into a freshly migrated database, its period ending at
-    ``until``. Returns the rows written per table; ``say`` hears the time of each step."""
+    ``until``. Returns the rows written per table; ``say`` hears the time of each step;
+    ``progress``: a bar over the steps on a terminal."""
     clock = time.perf_counter()
+    steps = Steps(_STEPS, desc="population", quiet=not progress)
 
     def step(text: str) -> None:
         nonlocal clock
         if say is not None:
             say(f"  {text}: {time.perf_counter() - clock:.1f} s")
         clock = time.perf_counter()
+        steps.done()
 
     rng = np.random.default_rng(spec.seed)
     tz = ZoneInfo(TIMEZONE)

@@ -5,7 +5,9 @@ connections. TimescaleDB is not packaged for Debian 12: PostgreSQL 17 + Timescal
 build) + pg_cron run from a Debian trixie root built once with mmdebstrap into a cache
 directory (built under a temporary name and renamed, so an interrupted build never leaves half
 a root). Mosquitto is Debian's, with the project's configuration: an internal listener for
-server-side users and a TLS listener with per-gateway users and a pattern ACL.
+server-side users and a TLS listener with per-gateway users and a pattern ACL. Their
+configuration files are templates in ``deploy/mosquitto/`` and ``deploy/postgresql/``, filled
+here (:func:`render_mosquitto`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from string import Template
 
 from carebeacon.broker import (
     broker_dir,
@@ -28,9 +31,20 @@ from carebeacon.broker import (
     set_password,
     write_owned,
 )
-from carebeacon.settings import Settings, load_env_file, state_dir
+from carebeacon.settings import Settings, env_file, read_env_file
 
-__all__ = ["main", "up"]
+__all__ = ["DEPLOY_DIR", "main", "render_mosquitto", "up"]
+
+
+def _deploy_dir() -> Path:
+    """``deploy/`` of the checkout, else where a wheel installs it (``<prefix>/share``)."""
+    checkout = Path(__file__).resolve().parents[1] / "deploy"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "carebeacon" / "deploy"
+
+
+DEPLOY_DIR = _deploy_dir()
 
 TRIXIE_PACKAGES = "postgresql-17,postgresql-17-timescaledb,postgresql-17-cron"
 PG_BIN = "/usr/lib/postgresql/17/bin"
@@ -38,12 +52,10 @@ PG_DATA_IN_ROOT = "/var/lib/carebeacon/pgdata"
 PG_SOCKET_IN_ROOT = "/var/lib/carebeacon/run"
 
 
-def cache_dir() -> Path:
-    explicit = os.environ.get("CAREBEACON_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "carebeacon"
+def _render(template: str, **values: object) -> str:
+    """A ``deploy/`` template filled in (a missing placeholder is an error, not a blank)."""
+    text = (DEPLOY_DIR / template).read_text(encoding="utf-8")
+    return Template(text).substitute({k: str(v) for k, v in values.items()})
 
 
 def _log(message: str) -> None:
@@ -82,12 +94,12 @@ def _apt_install(*packages: str) -> None:
 
 
 def _secrets_file() -> Path:
-    return state_dir() / "carebeacon.env"
+    return env_file()
 
 
 def _ensure_secrets() -> dict[str, str]:
     path = _secrets_file()
-    values = load_env_file(path)
+    values = read_env_file(path)
     wanted = [
         "CAREBEACON_PG_PASSWORD",
         "CAREBEACON_MQTT_INGEST_PASSWORD",
@@ -114,15 +126,15 @@ def _ensure_secrets() -> dict[str, str]:
 
 
 def _root_dir() -> Path:
-    return cache_dir() / "trixie-root"
+    return Settings.from_env().cache_dir / "trixie-root"
 
 
 def _ensure_root() -> Path:
     root = _root_dir()
     if (root / PG_BIN.lstrip("/") / "postgres").exists():
         return root
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir() / "trixie-root.tmp"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.with_name("trixie-root.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     mirror = os.environ.get("CAREBEACON_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -218,22 +230,11 @@ def _pg_up(settings: Settings, password: str) -> None:
         conf = data / "postgresql.conf"
         with conf.open("a", encoding="utf-8") as fh:
             fh.write(
-                "\n# carebeacon\n"
-                "listen_addresses = '127.0.0.1'\n"
-                f"unix_socket_directories = '{PG_SOCKET_IN_ROOT}'\n"
-                "shared_preload_libraries = 'timescaledb,pg_cron'\n"
-                f"cron.database_name = '{settings.pg_database}'\n"
-                "cron.use_background_workers = on\n"
-                "timescaledb.telemetry_level = off\n"
-                "max_connections = 300\n"
-                "max_worker_processes = 32\n"
-                "shared_buffers = 1GB\n"
-                "work_mem = 32MB\n"
-                "maintenance_work_mem = 256MB\n"
-                "wal_buffers = 16MB\n"
-                "max_wal_size = 4GB\n"
-                "checkpoint_timeout = 15min\n"
-                "log_min_messages = warning\n"
+                _render(
+                    "postgresql/carebeacon.conf.template",
+                    socket_dir=PG_SOCKET_IN_ROOT,
+                    database=settings.pg_database,
+                )
             )
     if _port_open(settings.pg_port):
         return
@@ -253,7 +254,19 @@ def _pg_up(settings: Settings, password: str) -> None:
         "start",
     )
     _wait_port(settings.pg_port, "PostgreSQL")
-    exists = _in_root(
+    exists = _psql(
+        root,
+        settings,
+        "-tAc",
+        f"SELECT 1 FROM pg_database WHERE datname = '{settings.pg_database}'",
+    )
+    if exists.stdout.strip() != "1":
+        _psql(root, settings, "-c", f'CREATE DATABASE "{settings.pg_database}"')
+
+
+def _psql(root: Path, settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
+    """psql in the trixie root, over its Unix socket, on the ``postgres`` database."""
+    return _in_root(
         root,
         "/usr/bin/psql",
         "-h",
@@ -264,24 +277,8 @@ def _pg_up(settings: Settings, password: str) -> None:
         settings.pg_user,
         "-d",
         "postgres",
-        "-tAc",
-        f"SELECT 1 FROM pg_database WHERE datname = '{settings.pg_database}'",
-    ).stdout.strip()
-    if exists != "1":
-        _in_root(
-            root,
-            "/usr/bin/psql",
-            "-h",
-            PG_SOCKET_IN_ROOT,
-            "-p",
-            str(settings.pg_port),
-            "-U",
-            settings.pg_user,
-            "-d",
-            "postgres",
-            "-c",
-            f'CREATE DATABASE "{settings.pg_database}"',
-        )
+        *argv,
+    )
 
 
 def _pg_down(settings: Settings) -> None:
@@ -355,6 +352,26 @@ def _ensure_tls(directory: Path) -> None:
     (directory / "ca.crt").chmod(0o644)
 
 
+def render_mosquitto(directory: Path, settings: Settings) -> dict[str, str]:
+    """The broker's configuration and ACL files (name → text) for a state ``directory``, from
+    the templates in ``deploy/mosquitto/``."""
+    return {
+        "internal.acl": _render(
+            "mosquitto/internal.acl.template",
+            ingest_user=settings.mqtt_ingest_user,
+            admin_user=settings.mqtt_admin_user,
+        ),
+        "gateways.acl": _render("mosquitto/gateways.acl.template"),
+        "mosquitto.conf": _render(
+            "mosquitto/carebeacon.conf.template",
+            directory=directory,
+            mqtt_port=settings.mqtt_port,
+            mqtt_tls_port=settings.mqtt_tls_port,
+            tls_bind=settings.mqtt_tls_bind,
+        ),
+    }
+
+
 def _mosquitto_up(settings: Settings, values: dict[str, str]) -> None:
     _apt_install("mosquitto", "mosquitto-clients", "openssl")
     directory = broker_dir()
@@ -369,57 +386,8 @@ def _mosquitto_up(settings: Settings, values: dict[str, str]) -> None:
     gateways = directory / "gateways.passwd"
     if not gateways.exists():
         write_owned(gateways, "")
-    write_owned(
-        directory / "internal.acl",
-        f"user {settings.mqtt_ingest_user}\n"
-        "topic read carebeacon/v1/gateways/+/readings\n"
-        "topic read carebeacon/v1/gateways/+/status\n"
-        f"\nuser {settings.mqtt_admin_user}\n"
-        "topic readwrite carebeacon/#\n",
-    )
-    write_owned(
-        directory / "gateways.acl",
-        "# a gateway may publish only under its own prefix, and read its own config\n"
-        "pattern write carebeacon/v1/gateways/%u/readings\n"
-        "pattern write carebeacon/v1/gateways/%u/status\n"
-        "pattern read carebeacon/v1/gateways/%u/config\n",
-    )
-    tls_bind = os.environ.get("CAREBEACON_MQTT_TLS_BIND", "127.0.0.1")
-    write_owned(
-        directory / "mosquitto.conf",
-        f"""# generated by `carebeacon services up`
-per_listener_settings true
-pid_file {directory}/mosquitto.pid
-persistence true
-persistence_location {directory}/data/
-autosave_interval 30
-log_dest file {directory}/mosquitto.log
-log_type error
-log_type warning
-log_type notice
-connection_messages false
-# ingest sessions may be offline for a while: never drop their queue at the default 1000
-max_queued_messages 0
-max_inflight_messages 1000
-max_packet_size 1048576
-
-# server-side users (ingest, admin, benchmarks)
-listener {settings.mqtt_port} 127.0.0.1
-allow_anonymous false
-password_file {directory}/internal.passwd
-acl_file {directory}/internal.acl
-
-# home gateways: TLS, one login per gateway
-listener {settings.mqtt_tls_port} {tls_bind}
-allow_anonymous false
-cafile {directory}/ca.crt
-certfile {directory}/server.crt
-keyfile {directory}/server.key
-password_file {directory}/gateways.passwd
-acl_file {directory}/gateways.acl
-""",
-        0o644,
-    )
+    for name, text in render_mosquitto(directory, settings).items():
+        write_owned(directory / name, text, 0o644 if name.endswith(".conf") else 0o640)
     if _port_open(settings.mqtt_port):
         reload_broker()
         return

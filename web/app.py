@@ -9,7 +9,7 @@ and the billing ledger, in one FastAPI app.
 from __future__ import annotations
 
 import argparse
-import logging.config
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carebeacon import broker
+from carebeacon.logs import configure_logging
 from carebeacon.settings import Settings
 from web import (
     _admin,
@@ -187,20 +188,12 @@ def main(argv: list[str]) -> int:
         help="drop the Secure flag on cookies (only behind plain HTTP on a non-localhost host)",
     )
     args = parser.parse_args(argv)
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
-            "root": {"handlers": ["stderr"], "level": "INFO"},
-            # uvicorn's access log prints paths, which carry patient ids: keep it off.
-            "loggers": {"uvicorn.access": {"level": "WARNING"}},
-        }
-    )
+    settings = Settings.from_env()
+    # uvicorn's access log prints paths, which carry patient ids: off here, WARNING in the setup
+    configure_logging(settings.log_level, json=settings.log_format == "json")
     import uvicorn
 
-    app = create_app(Settings.from_env(), secure_cookies=not args.insecure_cookies)
+    app = create_app(settings, secure_cookies=not args.insecure_cookies)
     uvicorn.run(
         app,
         host=args.host,

@@ -25,7 +25,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -155,11 +155,11 @@ def publish_main(argv: list[str]) -> int:
 
 @dataclass(frozen=True, slots=True)
 class BenchEnv:
-    conninfo: str
+    conninfo: str = field(repr=False)  # carries the database password
     database: str
     mqtt_port: int
     admin_user: str
-    admin_password: str
+    admin_password: str = field(repr=False)
 
 
 def start_publisher(
@@ -237,7 +237,11 @@ def setup_database(gateways: int) -> BenchEnv:
                 [(_cuff(i), p, since) for i, p in enumerate(patients)],
             )
     return BenchEnv(
-        conninfo, name, settings.mqtt_port, settings.mqtt_admin_user, settings.mqtt_admin_password
+        conninfo,
+        name,
+        settings.mqtt_port,
+        settings.mqtt_admin_user,
+        settings.mqtt_admin_password.get_secret_value(),
     )
 
 
@@ -400,14 +404,17 @@ def _start_ingest(
 def _ingest_run(
     env: BenchEnv, gateways: int, messages: int, per_message: int, processes: int, rate: float
 ) -> dict[str, float]:
+    from carebeacon.progress import bar
+
     group = f"bench-{uuid.uuid4().hex[:6]}"
     ports = [19464 + i + random.randrange(0, 500) * 4 for i in range(processes)]  # noqa: S311
     before = count(env, "SELECT count(*) FROM reading_receipts")
     rows_before = count(env, "SELECT count(*) FROM readings")
     procs = [_start_ingest(env, i, group, port) for i, port in enumerate(ports)]
+    expected = messages * per_message
+    steps = bar(expected, desc=f"ingest x{processes}", unit="reading")
     try:
         time.sleep(2.0)  # connected and subscribed
-        expected = messages * per_message
         publisher = start_publisher(env, gateways, messages, per_message, rate)
         deadline = time.monotonic() + 600
         first_at, first_count = 0.0, 0
@@ -420,6 +427,7 @@ def _ingest_run(
                 first_at, first_count = time.monotonic(), stored  # the stream has begun
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 break
+            steps.update(stored - steps.n)
             time.sleep(0.1)
         elapsed = time.monotonic() - first_at
         publisher.wait()
@@ -430,6 +438,7 @@ def _ingest_run(
         p50, p99 = _quantiles(texts, "carebeacon_ingest_lag_seconds")
         rss = max(_rss_mib(p.pid) for p in procs)
     finally:
+        steps.close()
         for p in procs:
             p.terminate()
         for p in procs:

@@ -29,6 +29,7 @@ import numpy as np
 import psycopg
 import uvicorn
 
+from carebeacon.progress import Bar, bar
 from carebeacon.settings import Settings
 from db.migrations import apply_migrations
 from lab.population import (
@@ -155,10 +156,14 @@ def _login(client: httpx.Client, username: str, password: str) -> None:
     client.headers["Cookie"] = session
 
 
-def measure(client: httpx.Client, url: str, runs: int) -> tuple[list[float], list[float], int]:
+def measure(
+    client: httpx.Client, url: str, runs: int, steps: Bar | None = None
+) -> tuple[list[float], list[float], int]:
     server, total = [], []
     size = 0
     for _ in range(runs):
+        if steps is not None:
+            steps.update(1)
         t0 = time.perf_counter()
         resp = client.get(url, headers={"Accept": "text/html"})
         total.append((time.perf_counter() - t0) * 1000)
@@ -216,15 +221,17 @@ def main(argv: list[str] | None = None) -> int:
                 (f"patient page, range {r}", f"/patients/{heavy}?range={r}")
                 for r in ("7d", "30d", "90d", "1y")
             ]
+            steps = bar(len(pages) * (3 + args.runs), desc="bench pages", unit="request")
             for label, url in pages:
-                measure(client, url, 3)  # warm up
-                srv, tot, size = measure(client, url, args.runs)
+                measure(client, url, 3, steps)  # warm up
+                srv, tot, size = measure(client, url, args.runs, steps)
                 print(
                     f"{label:<32} server median {statistics.median(srv):7.1f} ms"
                     f"  p95 {_p95(srv):7.1f} ms | round trip median {statistics.median(tot):7.1f} ms"
                     f" | {size / 1024:7.0f} KiB",
                     file=out,
                 )
+            steps.close()
         server.should_exit = True
         thread.join(10)
         print(out.getvalue(), end="")

@@ -41,6 +41,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from carebeacon.progress import Bar, bar
+from carebeacon.progress import say as progress_say
 from carebeacon.settings import Settings
 from db.migrations import apply_migrations, timescale_features
 from lab.population import PROGRAMS, SITE, TIMEZONE, PopulationSpec, generate, now_minute
@@ -145,6 +147,7 @@ def ensure_population(
     *,
     rebuild: bool,
     say: Callable[[str], None],
+    progress: bool = False,
 ) -> Population:
     """The database's population if it was made with ``spec`` (and this generator), else a
     fresh one in a re-created database."""
@@ -171,7 +174,7 @@ def ensure_population(
     until = now_minute()
     say(f"generating {spec.patients:,} patients x {spec.days} days (seed {spec.seed}) …")
     started = time.perf_counter()
-    rows = generate(conninfo, spec, until, say=say)
+    rows = generate(conninfo, spec, until, say=say, progress=progress)
     seconds = time.perf_counter() - started
     with psycopg.connect(conninfo) as conn:
         conn.execute(
@@ -194,16 +197,18 @@ def ensure_population(
 
 
 async def _timed(
-    runs: int, warmup: int, call: Callable[[int], Awaitable[object]]
+    runs: int, warmup: int, call: Callable[[int], Awaitable[object]], steps: Bar
 ) -> tuple[list[float], object]:
     result: object = None
     for i in range(warmup):
         await call(-1 - i)
+        steps.update(1)
     samples = []
     for i in range(runs):
         started = time.perf_counter()
         result = await call(i)
         samples.append((time.perf_counter() - started) * 1000)
+        steps.update(1)
     return samples, result
 
 
@@ -219,13 +224,23 @@ def _previous_month(day: date) -> str:
 
 
 async def measure(
-    conninfo: str, population: Population, *, runs: int, billing_runs: int, seed: int
+    conninfo: str,
+    population: Population,
+    *,
+    runs: int,
+    billing_runs: int,
+    seed: int,
+    progress: bool = False,
 ) -> list[Result]:
+    """Time each read; ``progress``: one bar over every run (on a terminal)."""
     rng = random.Random(seed)  # noqa: S311 - which patient to look at, not a secret
     now = population.until
     pool = make_pool(conninfo, min_size=POOL, max_size=POOL)
     await pool.open(wait=True)
     results: list[Result] = []
+    timed_reads = len(_trends.RANGES) + 2 + 2  # trends, the page twice, queue, program
+    total = timed_reads * (runs + WARMUP) + billing_runs + 1
+    steps = bar(total, desc="bench queries", unit="run", quiet=not progress)
     try:
         async with pool.connection() as conn:
             cur = await conn.execute(
@@ -264,7 +279,7 @@ async def measure(
                     kpis = await _trends.kpis(conn, chosen[i], since, now)
                 return sum(len(s["t"]) for s in series.values()), kpis
 
-            samples, last = await _timed(runs, WARMUP, trend)
+            samples, last = await _timed(runs, WARMUP, trend, steps)
             assert isinstance(last, tuple)
             results.append(
                 _result(
@@ -282,7 +297,7 @@ async def measure(
             async def page(i: int, days: int = days, chosen: list[Any] = chosen) -> object:
                 return await read_patient_page(pool, chosen[i], days, now)
 
-            samples, reads = await _timed(runs, WARMUP, page)
+            samples, reads = await _timed(runs, WARMUP, page, steps)
             assert isinstance(reads, PageReads)
             results.append(
                 _result(
@@ -298,7 +313,7 @@ async def measure(
             async with pool.connection() as conn:
                 return await _queue.queue_rows(conn, principal)
 
-        samples, rows = await _timed(runs, WARMUP, queue)
+        samples, rows = await _timed(runs, WARMUP, queue, steps)
         assert isinstance(rows, list)
         results.append(
             _result("queue listing", samples, "queue", f"{len(rows):,} episodes, one care manager")
@@ -310,7 +325,7 @@ async def measure(
             async with pool.connection() as conn:
                 return await _programs.program_bp_averages(conn, program, [SITE], now)
 
-        samples, summary = await _timed(runs, WARMUP, program_averages)
+        samples, summary = await _timed(runs, WARMUP, program_averages, steps)
         assert isinstance(summary, _programs.ProgramBpAverages)
         results.append(
             _result(
@@ -329,7 +344,7 @@ async def measure(
             async with pool.connection() as conn:
                 return await build_ledger(conn, SITE, month, today)
 
-        samples, built = await _timed(billing_runs, 1, ledger)
+        samples, built = await _timed(billing_runs, 1, ledger, steps)
         assert isinstance(built, tuple)
         lines = built[1]
         billable = sum(1 for _, line in lines if line.status == "billable")
@@ -343,6 +358,7 @@ async def measure(
             )
         )
     finally:
+        steps.close()
         await pool.close()
     return results
 
@@ -415,10 +431,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--patients, --runs and --billing-runs must be ≥ 1, --days ≥ 2")
 
     def say(text: str) -> None:
-        print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
+        progress_say(text, file=sys.stderr if args.json else sys.stdout)
 
     spec = PopulationSpec(args.patients, args.days, args.seed)
-    population = ensure_population(settings, args.database, spec, rebuild=args.rebuild, say=say)
+    population = ensure_population(
+        settings, args.database, spec, rebuild=args.rebuild, say=say, progress=not args.json
+    )
     conninfo = settings.pg_conninfo(args.database)
     with psycopg.connect(conninfo) as conn:
         features = timescale_features(conn)
@@ -430,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             runs=args.runs,
             billing_runs=args.billing_runs,
             seed=args.seed,
+            progress=not args.json,
         )
     )
     load = (load_before, os.getloadavg()[0], os.cpu_count() or 1)

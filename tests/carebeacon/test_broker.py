@@ -54,7 +54,7 @@ async def test_gateway_publishes_under_its_own_prefix_only(
         settings.mqtt_host,
         settings.mqtt_port,
         username=settings.mqtt_admin_user,
-        password=settings.mqtt_admin_password,
+        password=settings.mqtt_admin_password.get_secret_value(),
         protocol=aiomqtt.ProtocolVersion.V5,
     ) as watcher:
         await watcher.subscribe("carebeacon/v1/gateways/+/readings", qos=1)

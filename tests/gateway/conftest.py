@@ -68,7 +68,7 @@ async def clear_retained(settings: Settings, gateway_ids: Iterable[str]) -> None
         settings.mqtt_host,
         settings.mqtt_port,
         username=settings.mqtt_admin_user,
-        password=settings.mqtt_admin_password,
+        password=settings.mqtt_admin_password.get_secret_value(),
         protocol=aiomqtt.ProtocolVersion.V5,
     ) as client:
         for gateway_id in ids:
@@ -167,7 +167,7 @@ async def watching(settings: Settings, gateway_id: str) -> AsyncIterator[Watcher
         settings.mqtt_host,
         settings.mqtt_port,
         username=settings.mqtt_admin_user,
-        password=settings.mqtt_admin_password,
+        password=settings.mqtt_admin_password.get_secret_value(),
         protocol=aiomqtt.ProtocolVersion.V5,
     ) as client:
         await client.subscribe(f"carebeacon/v1/gateways/{gateway_id}/#", qos=1)
@@ -198,7 +198,7 @@ async def publish_as_admin(
         settings.mqtt_host,
         settings.mqtt_port,
         username=settings.mqtt_admin_user,
-        password=settings.mqtt_admin_password,
+        password=settings.mqtt_admin_password.get_secret_value(),
         protocol=aiomqtt.ProtocolVersion.V5,
     ) as client:
         await client.publish(topic, payload, qos=1, retain=retain)

@@ -134,7 +134,7 @@ def test_shipped_example_config_is_valid() -> None:
 
 def test_systemd_unit_uses_credentials_and_the_bluetooth_group() -> None:
     unit = (
-        Path(__file__).resolve().parents[2] / "deploy" / "carebeacon-gateway.service"
+        Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "carebeacon-gateway.service"
     ).read_text(encoding="utf-8")
     for line in (
         "SupplementaryGroups=bluetooth",
@@ -145,3 +145,15 @@ def test_systemd_unit_uses_credentials_and_the_bluetooth_group() -> None:
     ):
         assert line in unit
     assert "PASSWORD" not in unit.split("[Service]")[1]
+
+
+def test_log_format_is_plain_or_json(tmp_path: Path) -> None:
+    path = write(tmp_path)
+    assert load_config(path).log_format == "plain"
+    text = path.read_text(encoding="utf-8")
+    path.write_text('log_format = "JSON"\n' + text, encoding="utf-8")
+    assert load_config(path).log_format == "json"
+    path.write_text('log_format = "xml"\n' + text, encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert refused.value.field == "log_format"

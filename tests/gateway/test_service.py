@@ -10,9 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from carebeacon.logs import logging_config
 from carebeacon.settings import Settings
 from gateway import GatewayConfig
-from gateway.service import logging_config, main
+from gateway.service import main
 from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
@@ -171,7 +172,7 @@ async def test_logs_carry_no_addresses_or_payloads(
 
 
 def test_bleak_and_bumble_stay_at_warning() -> None:
-    config = logging_config("DEBUG")
+    config = logging_config("DEBUG", json=True)
     assert config["root"]["level"] == "DEBUG"
     for name in ("bleak", "bumble"):
         assert config["loggers"][name]["level"] == "WARNING"

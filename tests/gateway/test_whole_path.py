@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -39,7 +38,7 @@ ZONE = ZoneInfo("Europe/Berlin")
 async def ingest(settings: Settings, database: str) -> AsyncIterator[str]:
     group = f"gwtest-{uuid.uuid4().hex[:8]}"
     config = IngestConfig(
-        settings=dataclasses.replace(settings, pg_database=database.rsplit("/", 1)[1]),
+        settings=settings.model_copy(update={"pg_database": database.rsplit("/", 1)[1]}),
         client_id=f"ingest-{group}",
         share_group=group,
         session_expiry_seconds=600,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -141,7 +140,7 @@ def share_group() -> str:
 def ingest_config(settings: Settings, database: str, share_group: str) -> IngestConfig:
     dbname = database.rsplit("/", 1)[1]
     return IngestConfig(
-        settings=dataclasses.replace(settings, pg_database=dbname),
+        settings=settings.model_copy(update={"pg_database": dbname}),
         client_id=f"ingest-{share_group}",
         share_group=share_group,
         session_expiry_seconds=600,
@@ -168,7 +167,7 @@ async def publisher(settings: Settings) -> AsyncIterator[aiomqtt.Client]:
         settings.mqtt_host,
         settings.mqtt_port,
         username=settings.mqtt_admin_user,
-        password=settings.mqtt_admin_password,
+        password=settings.mqtt_admin_password.get_secret_value(),
         protocol=aiomqtt.ProtocolVersion.V5,
     ) as client:
         yield client

@@ -18,7 +18,7 @@ from tests.ingest.conftest import Home, batch, bp_reading, count, topic, wait_fo
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 
 
-def _start_ingest(config: IngestConfig) -> subprocess.Popen[bytes]:
+def _start_ingest(config: IngestConfig) -> subprocess.Popen[str]:
     env = dict(
         os.environ,
         CAREBEACON_PG_DATABASE=config.settings.pg_database,
@@ -26,9 +26,33 @@ def _start_ingest(config: IngestConfig) -> subprocess.Popen[bytes]:
         CAREBEACON_INGEST_SHARE_GROUP=f"{config.share_group}-proc",
         CAREBEACON_INGEST_SESSION_EXPIRY_SECONDS="600",
         CAREBEACON_METRICS_PORT="0",
-        CAREBEACON_LOG_LEVEL="WARNING",
+        CAREBEACON_LOG_LEVEL="INFO",  # ingest logs only its connections at INFO
     )
-    return subprocess.Popen([sys.executable, "-m", "carebeacon.cli", "ingest"], env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "carebeacon.cli", "ingest"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _close(proc: subprocess.Popen[str]) -> None:
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
+async def _subscribed(proc: subprocess.Popen[str]) -> None:
+    """Until the process logs its connection, which follows its subscriptions: from then on its
+    persistent session queues whatever it misses (a fixed sleep raced a slow start)."""
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "connected to the broker" in line:
+                return
+        raise AssertionError("ingest exited before it connected")
+
+    await asyncio.wait_for(asyncio.to_thread(read), 30)
 
 
 async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
@@ -37,7 +61,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
     total = 600
     proc = _start_ingest(ingest_config)
     try:
-        await asyncio.sleep(1.5)  # connected: its persistent session now queues what it misses
+        await _subscribed(proc)
         ids = []
 
         def stored() -> int:
@@ -57,6 +81,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
                 await wait_for(lambda: stored() > 0)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
+                _close(proc)
                 killed_at = stored()
             if i % 20 == 0:
                 await asyncio.sleep(0.01)
@@ -80,4 +105,6 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
+        finally:
+            _close(proc)
         assert proc.returncode == 0

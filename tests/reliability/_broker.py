@@ -18,21 +18,18 @@ import time
 from pathlib import Path
 
 from carebeacon.broker import mosquitto_password_line
+from carebeacon.settings import Settings
+from lab.services import render_mosquitto
 
 __all__ = ["PROJECT_ACL", "PrivateBroker", "free_port"]
 
-#: the project's ACL (``carebeacon services``), for one listener: ingest reads, admin reads and
-#: writes, a gateway publishes only under its own prefix and reads its own config
-PROJECT_ACL = (
-    "user ingest\n"
-    "topic read carebeacon/v1/gateways/+/readings\n"
-    "topic read carebeacon/v1/gateways/+/status\n"
-    "\nuser admin\n"
-    "topic readwrite carebeacon/#\n"
-    "\npattern write carebeacon/v1/gateways/%u/readings\n"
-    "pattern write carebeacon/v1/gateways/%u/status\n"
-    "pattern read carebeacon/v1/gateways/%u/config\n"
+#: the project's ACL (``deploy/mosquitto/``, as ``carebeacon services`` renders it), for one
+#: listener: ingest reads, admin reads and writes, a gateway publishes only under its own prefix
+#: and reads its own config
+_RENDERED = render_mosquitto(
+    Path("/unused"), Settings(mqtt_ingest_user="ingest", mqtt_admin_user="admin")
 )
+PROJECT_ACL = _RENDERED["internal.acl"] + "\n" + _RENDERED["gateways.acl"]
 
 
 def free_port() -> int:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import aiomqtt
 import pytest
+from pydantic import SecretStr
 
 from alerts import evaluate_readings
 from ingest.service import IngestConfig, run
@@ -35,11 +36,12 @@ def broker() -> Iterator[PrivateBroker]:
 async def test_broker_restart_mid_stream(
     ingest_config: IngestConfig, broker: PrivateBroker, database: str, home: Home
 ) -> None:
-    settings = dataclasses.replace(
-        ingest_config.settings,
-        mqtt_port=broker.port,
-        mqtt_ingest_user="ingest",
-        mqtt_ingest_password="ingest-pw",
+    settings = ingest_config.settings.model_copy(
+        update={
+            "mqtt_port": broker.port,
+            "mqtt_ingest_user": "ingest",
+            "mqtt_ingest_password": SecretStr("ingest-pw"),
+        }
     )
     config = dataclasses.replace(ingest_config, settings=settings, share_group="")
     stop, ready = asyncio.Event(), asyncio.Event()

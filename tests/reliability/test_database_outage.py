@@ -27,7 +27,7 @@ async def test_database_outage_loses_nothing(
     await proxy.start()
     config = dataclasses.replace(
         ingest_config,
-        settings=dataclasses.replace(settings, pg_port=proxy.port),
+        settings=settings.model_copy(update={"pg_port": proxy.port}),
         client_id=f"{ingest_config.client_id}-outage",
         share_group=f"{ingest_config.share_group}-outage",
     )
