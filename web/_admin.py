@@ -21,12 +21,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import AfterValidator, BaseModel, Field
 
+from web._access import check_patient_access, check_site_access
 from web._audit import audit
-from web._auth import Principal, Role, check_patient_access, check_site_access, require
+from web._auth import require
 from web._care_time import insert_time_entry
 from web._db import Conn, Row
 from web._paging import Page, page_params, paged
 from web._passwords import hash_password, new_token, token_digest
+from web._principal import Principal, Role
 from web._schemas import (
     AssignmentOut,
     AuditOut,

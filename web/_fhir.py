@@ -20,10 +20,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 
+from web._access import check_patient_access
 from web._audit import audit
-from web._auth import Principal, check_patient_access, require
+from web._auth import require
 from web._db import Conn, Row
 from web._paging import MAX_OFFSET
+from web._principal import Principal
 from web._state import app_state
 from web._trends import NOT_PATIENT_DATA
 

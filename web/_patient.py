@@ -16,8 +16,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from psycopg_pool import AsyncConnectionPool
 
 from web import _alerts_bridge, _trends
-from web._auth import Principal, Role, check_patient_access, require
+from web._access import check_patient_access
+from web._auth import require
 from web._db import Conn, Row
+from web._principal import Principal, Role
 from web._state import app_state
 
 T = TypeVar("T")

@@ -27,11 +27,13 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
 import alerts
+from web._access import check_patient_access
 from web._audit import audit
-from web._auth import Principal, Role, check_patient_access, require
+from web._auth import require
 from web._care_time import insert_time_entry
 from web._db import Conn, alerts_conn
 from web._paging import MAX_OFFSET
+from web._principal import Principal, Role
 from web._schemas import EpisodeDetail, EpisodeOut, EpisodeSummary, PageOf
 from web._state import app_state
 

@@ -11,9 +11,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 import alerts
+from web._access import check_patient_access
 from web._alerts_bridge import threshold_history
-from web._auth import Principal, Role, check_patient_access, require
+from web._auth import require
 from web._db import alerts_conn
+from web._principal import Principal, Role
 from web._state import app_state
 
 __all__ = ["router"]
