@@ -9,14 +9,12 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from psycopg.types.json import Jsonb
 
 from web._db import Conn
-
-if TYPE_CHECKING:
-    from web._auth import Principal
+from web._principal import Principal
 
 __all__ = ["audit"]
 

@@ -1,39 +1,32 @@
-"""People and rights: sessions, API tokens, CSRF, roles, and site isolation.
+"""Authentication: sessions, API tokens, CSRF, and the role check.
 
 A request is authenticated either by the ``cb_session`` cookie (a random token; the database
 keeps its SHA-256) or by ``Authorization: Bearer <api token>``. A state-changing request made
 with a session must carry the session's CSRF token (form field ``csrf_token`` or header
 ``X-CSRF-Token``); API tokens are not sent by browsers on their own, so they need none.
 
-Every role is scoped to sites of care. Touching a patient outside one's sites answers 403 and
-writes a ``denied`` audit event.
+Who may touch which patient or site of care is ``web._access``.
 """
 
 from __future__ import annotations
 
-import enum
 import hmac
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
 from fastapi import HTTPException, Request, status
 
 from web._audit import audit
-from web._db import Conn, Row
+from web._db import Conn
 from web._passwords import new_token, token_digest
+from web._principal import Principal, Role
 from web._state import app_state
 
 __all__ = [
     "SESSION_COOKIE",
-    "PatientRef",
-    "Principal",
-    "Role",
+    "PrincipalDependency",
     "authenticate",
-    "check_patient_access",
-    "check_site_access",
     "create_session",
     "end_session",
     "require",
@@ -43,39 +36,10 @@ SESSION_COOKIE = "cb_session"
 SESSION_ABSOLUTE = timedelta(hours=8)
 SESSION_IDLE = timedelta(minutes=30)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class Role(enum.StrEnum):
-    CARE_MANAGER = "care_manager"
-    CLINICIAN = "clinician"
-    SUPERVISOR = "supervisor"
-    ADMIN = "admin"
-
-
 ALL_ROLES = frozenset(Role)
-CARE_ROLES = frozenset({Role.CARE_MANAGER, Role.CLINICIAN, Role.SUPERVISOR})
 
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    user_id: int
-    username: str
-    display_name: str
-    role: Role
-    sites: frozenset[str]
-    via: Literal["session", "token"]
-    csrf_token: str | None = None
-
-    def may_see_site(self, site_id: str) -> bool:
-        return site_id in self.sites
-
-
-@dataclass(frozen=True, slots=True)
-class PatientRef:
-    id: uuid.UUID
-    site_id: str
-    display_name: str
-    mrn: str | None
+#: what :func:`require` returns: a dependency giving the authenticated, role-checked principal
+PrincipalDependency = Callable[[Request], Awaitable[Principal]]
 
 
 class NotAuthenticated(HTTPException):
@@ -178,7 +142,7 @@ async def authenticate(request: Request) -> Principal:
     return principal
 
 
-def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
+def require(*roles: Role) -> PrincipalDependency:
     """A dependency: authenticated, and one of ``roles`` (403 otherwise, audit-logged)."""
     allowed = frozenset(roles) or ALL_ROLES
 
@@ -212,56 +176,3 @@ async def create_session(conn: Conn, user_id: int) -> tuple[str, str]:
 
 async def end_session(conn: Conn, token: str) -> None:
     await conn.execute("DELETE FROM web_sessions WHERE token_hash = %s", (token_digest(token),))
-
-
-async def check_site_access(
-    request: Request, principal: Principal, site_id: str, action: str
-) -> None:
-    if principal.may_see_site(site_id):
-        return
-    async with app_state(request).pool.connection() as conn:
-        await audit(conn, principal, action, outcome="denied", site_id=site_id)
-    raise HTTPException(status.HTTP_403_FORBIDDEN, "this site of care is not yours")
-
-
-async def check_patient_access(
-    request: Request,
-    principal: Principal,
-    patient_id: uuid.UUID,
-    action: str,
-    *,
-    detail: dict[str, object] | None = None,
-) -> PatientRef:
-    """Load the patient's site and check it is one of the principal's. Allowed views are
-    audit-logged here too, so that no route can forget it."""
-    async with app_state(request).pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT id, site_id, display_name, mrn FROM patients WHERE id = %s", (patient_id,)
-        )
-        row: Row | None = await cur.fetchone()
-        if row is None:
-            await audit(
-                conn,
-                principal,
-                action,
-                outcome="denied",
-                patient_id=patient_id,
-                detail={"reason": "not_found"},
-            )
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such patient")
-        site_id: str = row["site_id"]
-        allowed = principal.may_see_site(site_id)
-        await audit(
-            conn,
-            principal,
-            action,
-            outcome="allowed" if allowed else "denied",
-            patient_id=patient_id,
-            site_id=site_id,
-            detail=detail,
-        )
-    if not allowed:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this patient is not at one of your sites")
-    return PatientRef(
-        id=row["id"], site_id=site_id, display_name=row["display_name"], mrn=row["mrn"]
-    )

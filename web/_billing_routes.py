@@ -13,10 +13,12 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 
+from web._access import check_site_access
 from web._audit import audit
-from web._auth import Principal, Role, check_site_access, require
+from web._auth import require
 from web._billing import PERIOD_DAYS, EnrollmentFacts, LedgerLine, TimeEntry, ledger_for_month
 from web._db import Conn
+from web._principal import Principal, Role
 from web._state import app_state
 from web._trends import NOT_PATIENT_DATA
 

@@ -20,10 +20,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 
+from web._access import PatientRef, check_patient_access, patient_access
 from web._audit import audit
-from web._auth import Principal, check_patient_access, require
+from web._auth import require
 from web._db import Conn, Row
 from web._paging import MAX_OFFSET
+from web._principal import Principal
 from web._state import app_state
 from web._trends import NOT_PATIENT_DATA
 
@@ -87,6 +89,7 @@ class FhirJSONResponse(JSONResponse):
 
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"], default_response_class=FhirJSONResponse)
+ANY = require()
 
 
 def _fhir(body: dict[str, Any], status_code: int = 200) -> JSONResponse:
@@ -335,16 +338,14 @@ def _bundle(
 @router.get("/Patient/{patient_id}", summary="FHIR Patient")
 async def fhir_patient(
     request: Request,
-    patient_id: uuid.UUID,
-    principal: Annotated[Principal, Depends(require())],
+    patient: Annotated[PatientRef, Depends(patient_access("fhir read Patient", ANY))],
 ) -> JSONResponse:
-    await check_patient_access(request, principal, patient_id, "fhir read Patient")
     async with app_state(request).pool.connection() as conn:
         cur = await conn.execute(
             "SELECT p.id, p.mrn, p.display_name, p.birth_date, p.site_id,"
             " EXISTS (SELECT 1 FROM enrollments e WHERE e.patient_id = p.id AND e.ended_at IS NULL)"
             " AS active FROM patients p WHERE p.id = %s",
-            (patient_id,),
+            (patient.id,),
         )
         row = await cur.fetchone()
     assert row is not None
@@ -375,7 +376,7 @@ async def fhir_patient(
 @router.get("/Observation", summary="FHIR Observation search (vital signs, 7-day average BP)")
 async def fhir_observations(
     request: Request,
-    principal: Annotated[Principal, Depends(require())],
+    principal: Annotated[Principal, Depends(ANY)],
     patient: Annotated[str, Query(description="Patient id (or Patient/id)")],
     code: Annotated[list[str] | None, Query(description="LOINC codes, comma separated")] = None,
     date_: Annotated[list[str] | None, Query(alias="date", description="ge2026-01-01 …")] = None,
@@ -460,7 +461,7 @@ LEFT JOIN LATERAL (
 async def fhir_device(
     request: Request,
     device_id: str,
-    principal: Annotated[Principal, Depends(require())],
+    principal: Annotated[Principal, Depends(ANY)],
 ) -> JSONResponse:
     async with app_state(request).pool.connection() as conn:
         cur = await conn.execute(
@@ -500,7 +501,7 @@ async def fhir_device(
 @router.get("/Device", summary="FHIR Device search (by patient, or the devices of my sites)")
 async def fhir_devices(
     request: Request,
-    principal: Annotated[Principal, Depends(require())],
+    principal: Annotated[Principal, Depends(ANY)],
     patient: Annotated[str | None, Query(description="Patient id (or Patient/id)")] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(alias="_offset", ge=0, le=MAX_OFFSET)] = 0,

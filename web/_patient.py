@@ -1,5 +1,5 @@
 """The patient page (care managers and clinicians): trends, readings, episodes, thresholds,
-devices and gateways. Every view is audit-logged by ``check_patient_access``."""
+devices and gateways. Every view is audit-logged by ``patient_access``."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from psycopg_pool import AsyncConnectionPool
 
 from web import _alerts_bridge, _trends
-from web._auth import Principal, Role, check_patient_access, require
+from web._access import Detail, PatientRef, patient_access
+from web._auth import require
 from web._db import Conn, Row
+from web._principal import Principal, Role
 from web._state import app_state
 
 T = TypeVar("T")
@@ -25,6 +27,7 @@ T = TypeVar("T")
 __all__ = ["PageReads", "read_patient_page", "router"]
 
 router = APIRouter(include_in_schema=False)
+ANY = require()
 
 
 def _bucket_label(bucket: timedelta | None) -> str:
@@ -101,9 +104,19 @@ async def read_patient_page(
     )
 
 
+async def _range(
+    range_: Annotated[str, Query(alias="range", pattern="^(7d|30d|90d|1y)$")] = "30d",
+) -> str:
+    return range_
+
+
+async def _range_detail(range_: Annotated[str, Depends(_range)]) -> Detail:
+    return {"range": range_}
+
+
 @router.get("/patients/by-mrn/{mrn}")
 async def patient_by_mrn(
-    request: Request, mrn: str, principal: Annotated[Principal, Depends(require())]
+    request: Request, mrn: str, principal: Annotated[Principal, Depends(ANY)]
 ) -> Response:
     """For links from a chart that knows the MRN: to the patient page (which writes the audit
     event). Only patients of my sites are found: no probing other sites' MRNs."""
@@ -121,18 +134,17 @@ async def patient_by_mrn(
 @router.get("/patients/{patient_id}", response_class=HTMLResponse)
 async def patient_page(
     request: Request,
-    patient_id: uuid.UUID,
-    principal: Annotated[Principal, Depends(require())],
-    range_: Annotated[str, Query(alias="range", pattern="^(7d|30d|90d|1y)$")] = "30d",
+    principal: Annotated[Principal, Depends(ANY)],
+    range_: Annotated[str, Depends(_range)],
+    patient: Annotated[
+        PatientRef, Depends(patient_access("view patient page", ANY, detail=_range_detail))
+    ],
 ) -> Response:
-    await check_patient_access(
-        request, principal, patient_id, "view patient page", detail={"range": range_}
-    )
     state = app_state(request)
     days = _trends.RANGES[range_]
     now = datetime.now(UTC)
     since = now - timedelta(days=days)
-    reads = await read_patient_page(state.pool, patient_id, days, now)
+    reads = await read_patient_page(state.pool, patient.id, days, now)
     series, bucket, kpis, readings = reads.series, reads.bucket, reads.kpis, reads.readings
     header, care_time, thresholds = reads.header, reads.care_time, reads.thresholds
     devices, gateways = reads.devices, reads.gateways

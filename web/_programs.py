@@ -17,9 +17,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel
 
+from web._access import check_site_access
 from web._audit import audit
-from web._auth import Principal, check_site_access, require
+from web._auth import require
 from web._db import Conn
+from web._principal import Principal
 from web._state import app_state
 from web._trends import NOT_PATIENT_DATA
 

@@ -27,11 +27,13 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
 import alerts
+from web._access import Detail, PatientRef, check_patient_access, patient_access
 from web._audit import audit
-from web._auth import Principal, Role, check_patient_access, require
+from web._auth import require
 from web._care_time import insert_time_entry
 from web._db import Conn, alerts_conn
 from web._paging import MAX_OFFSET
+from web._principal import Principal, Role
 from web._schemas import EpisodeDetail, EpisodeOut, EpisodeSummary, PageOf
 from web._state import app_state
 
@@ -484,27 +486,48 @@ async def queue_action(
     return _row_response(request, principal, ep)
 
 
-@router.post("/queue/patients/{patient_id}/time", include_in_schema=False)
-async def queue_log_time(
-    request: Request,
-    patient_id: uuid.UUID,
-    principal: Annotated[Principal, Depends(WORKERS)],
+@dataclass(frozen=True, slots=True)
+class _TimeForm:
+    minutes: float
+    interactive: bool
+    episode_id: uuid.UUID | None
+    note: str | None
+
+
+async def _time_form(
     minutes: Annotated[float, Form(gt=0, le=240)],
     interactive: Annotated[bool, Form()] = False,
     episode_id: Annotated[uuid.UUID | None, Form()] = None,
     note: Annotated[str | None, Form(max_length=2000)] = None,
+) -> _TimeForm:
+    return _TimeForm(minutes, interactive, episode_id, note)
+
+
+async def _form_first(form: Annotated[_TimeForm, Depends(_time_form)]) -> Detail:
+    """The form is validated before the patient is loaded (and audited)."""
+    return None
+
+
+@router.post("/queue/patients/{patient_id}/time", include_in_schema=False)
+async def queue_log_time(
+    request: Request,
+    principal: Annotated[Principal, Depends(WORKERS)],
+    form: Annotated[_TimeForm, Depends(_time_form)],
+    patient: Annotated[
+        PatientRef, Depends(patient_access("log care time", WORKERS, detail=_form_first))
+    ],
 ) -> Response:
-    await check_patient_access(request, principal, patient_id, "log care time")
+    minutes, interactive = form.minutes, form.interactive
     async with app_state(request).pool.connection() as conn:
         row = await insert_time_entry(
             conn,
-            patient_id=patient_id,
+            patient_id=patient.id,
             user_id=principal.user_id,
             started_at=datetime.now(UTC) - timedelta(minutes=minutes),
             minutes=minutes,
             interactive=interactive,
-            episode_id=episode_id,
-            note=note,
+            episode_id=form.episode_id,
+            note=form.note,
         )
     live = " incl. live interactive communication" if interactive else ""
     return HTMLResponse(

@@ -3,7 +3,6 @@ append-only ``set_threshold``; and the effective values with their sources."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -11,9 +10,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 import alerts
+from web._access import Detail, PatientRef, patient_access
 from web._alerts_bridge import threshold_history
-from web._auth import Principal, Role, check_patient_access, require
+from web._auth import require
 from web._db import alerts_conn
+from web._principal import Principal, Role
 from web._state import app_state
 
 __all__ = ["router"]
@@ -31,15 +32,23 @@ class OverrideIn(BaseModel):
     valid_until: datetime | None = None
 
 
+async def _override_detail(body: OverrideIn) -> Detail:
+    """The order is checked before the patient is loaded; the audit row names its parameter."""
+    for t in (body.valid_from, body.valid_until):
+        if t is not None and t.tzinfo is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "timestamps need an offset")
+    return {"parameter": body.parameter}
+
+
 @router.get("/patients/{patient_id}/thresholds", summary="Effective thresholds and history")
 async def get_thresholds(
-    request: Request, patient_id: uuid.UUID, principal: Annotated[Principal, Depends(ANY)]
+    request: Request,
+    patient: Annotated[PatientRef, Depends(patient_access("api read thresholds", ANY))],
 ) -> dict[str, Any]:
-    await check_patient_access(request, principal, patient_id, "api read thresholds")
     async with app_state(request).pool.connection() as conn:
         async with alerts_conn(conn) as aconn:
-            ts = await alerts.effective_thresholds(aconn, patient_id)
-        history = await threshold_history(conn, patient_id)
+            ts = await alerts.effective_thresholds(aconn, patient.id)
+        history = await threshold_history(conn, patient.id)
     return {
         "program": ts.program,
         "template": ts.template,
@@ -59,16 +68,12 @@ async def get_thresholds(
 )
 async def set_override(
     request: Request,
-    patient_id: uuid.UUID,
     body: OverrideIn,
     principal: Annotated[Principal, Depends(CLINICAL)],
+    patient: Annotated[
+        PatientRef, Depends(patient_access("set threshold", CLINICAL, detail=_override_detail))
+    ],
 ) -> dict[str, Any]:
-    for t in (body.valid_from, body.valid_until):
-        if t is not None and t.tzinfo is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "timestamps need an offset")
-    await check_patient_access(
-        request, principal, patient_id, "set threshold", detail={"parameter": body.parameter}
-    )
     async with app_state(request).pool.connection() as conn, alerts_conn(conn) as aconn:
         try:
             version_id = await alerts.set_threshold(
@@ -80,7 +85,7 @@ async def set_override(
                 reason=body.reason,
                 valid_from=body.valid_from or datetime.now(UTC),
                 valid_until=body.valid_until,
-                patient_id=patient_id,
+                patient_id=patient.id,
             )
         except alerts.InvalidThreshold as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.detail) from None

@@ -47,10 +47,10 @@ from carebeacon.settings import Settings
 from db.migrations import apply_migrations, timescale_features
 from lab.population import PROGRAMS, SITE, TIMEZONE, PopulationSpec, generate, now_minute
 from web import _programs, _queue, _trends
-from web._auth import Principal, Role
 from web._billing_routes import build_ledger
 from web._db import make_pool
 from web._patient import PageReads, read_patient_page
+from web._principal import Principal, Role
 
 __all__ = ["Result", "main"]
 

@@ -283,3 +283,53 @@ def test_chart_deep_link_survives_login(
     assert c.get("/patients/by-mrn/nope", headers={"Accept": "text/html"}).status_code == 404
     other = c.get("/patients/by-mrn/WT-MRN-B-1", headers={"Accept": "text/html"})
     assert other.status_code == 404
+
+
+# (role, method, url template, JSON body, form): input a route refuses as invalid
+INVALID_INPUT: list[tuple[str, str, str, dict[str, object] | None, dict[str, str] | None]] = [
+    ("care_manager", "GET", "/patients/{p}?range=2w", None, None),
+    ("care_manager", "GET", "/api/patients/{p}/time-entries?limit=0", None, None),
+    (
+        "care_manager",
+        "POST",
+        "/api/patients/{p}/time-entries",
+        {"started_at": "2026-01-05T10:00:00Z", "minutes": 0, "interactive": False},
+        None,
+    ),
+    ("care_manager", "POST", "/queue/patients/{p}/time", None, {"minutes": "0"}),
+    ("admin", "PATCH", "/api/patients/{p}", {"risk_tier": 9}, None),
+    ("supervisor", "POST", "/api/patients/{p}/enrollments", {}, None),
+    (
+        "clinician",
+        "POST",
+        "/api/patients/{p}/thresholds",
+        {"parameter": "bp_high.level1_systolic", "value": 150, "reason": "x",
+         "valid_from": "2026-01-05T10:00:00"},
+        None,
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("mine", [True, False], ids=["own site", "other site"])
+@pytest.mark.parametrize(("role", "method", "template", "body", "form"), INVALID_INPUT)
+def test_invalid_input_is_422_before_the_patient_is_loaded(
+    role: str,
+    method: str,
+    template: str,
+    body: dict[str, object] | None,
+    form: dict[str, str] | None,
+    mine: bool,
+    server: Server,
+    clients: dict[str, Client],
+    world: World,
+) -> None:
+    """A request refused for its input touches no patient: 422 whichever site the patient is
+    at (no answer tells whether the patient exists or is mine), and no audit row."""
+    username = user(role, SITE_A)
+    c = clients[username]
+    url = template.format(p=world.patient_a if mine else world.patient_b)
+    before = len(audit_rows(server.conninfo, username=username))
+    headers = {"X-CSRF-Token": c.csrf or ""}
+    resp = c.http.request(method, url, json=body, data=form, headers=headers)
+    assert resp.status_code == 422, (url, resp.text[:300])
+    assert len(audit_rows(server.conninfo, username=username)) == before

@@ -122,6 +122,18 @@ def _calls(dependant: Dependant) -> Iterator[Any]:
         yield from _calls(sub)
 
 
+def _dependants(dependant: Dependant) -> Iterator[Dependant]:
+    """The route's own dependant and its dependencies': a route's parameters are those its
+    dependencies declare too (the patient of ``web._access.patient_access``)."""
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from _dependants(sub)
+
+
+def _unique(params: Iterator[Any]) -> list[Any]:
+    return list({p.alias: p for p in params}.values())
+
+
 def _is_auth(call: Any) -> bool:
     name = getattr(call, "__qualname__", "")
     return bool(name == "authenticate" or name.startswith("require.<locals>"))
@@ -137,9 +149,10 @@ def enumerate_routes(routes: list[BaseRoute]) -> list[RouteInfo]:
             found.extend(RouteInfo(m, path, False) for m in methods if m != "HEAD")
             continue
         dependant = route.dependant
+        every = list(_dependants(dependant))
         body_model: type[BaseModel] | None = None
         form: list[tuple[str, bool]] = []
-        for param in dependant.body_params:
+        for param in _unique(p for d in every for p in d.body_params):
             annotation = param.field_info.annotation
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 body_model = annotation
@@ -151,8 +164,8 @@ def enumerate_routes(routes: list[BaseRoute]) -> list[RouteInfo]:
                     method,
                     path,
                     any(_is_auth(c) for c in _calls(dependant)),
-                    tuple(p.name for p in dependant.path_params),
-                    tuple(q.alias for q in dependant.query_params),
+                    tuple(p.name for p in _unique(p for d in every for p in d.path_params)),
+                    tuple(q.alias for q in _unique(q for d in every for q in d.query_params)),
                     body_model,
                     tuple(form),
                 )

@@ -1,0 +1,154 @@
+"""Gateways (admin): list, provision (creates the broker login and returns its password once),
+rotate the password, let a gateway serve a patient."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel, Field
+
+from web._access import check_patient_access
+from web._admin._common import ADMIN, ID_PATTERN, one_row, page_of
+from web._audit import audit
+from web._db import Conn
+from web._paging import Page, page_params
+from web._principal import Principal
+from web._schemas import CredentialsOut, GatewayOut, GatewayProvisioned, PageOf
+from web._state import app_state
+
+__all__ = ["router"]
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+
+#: the gateways not yet serving anyone, and those serving patients of my sites
+_GATEWAYS_SQL = (
+    "SELECT g.id, g.label, g.online, g.status_at, g.created_at,"
+    " g.status ->> 'software_version' AS software_version,"
+    " (SELECT count(*) FROM gateway_patients gp WHERE gp.gateway_id = g.id) AS patients"
+    " FROM gateways g WHERE (%s::bool IS NULL OR g.online = %s)"
+    " AND (NOT EXISTS (SELECT 1 FROM gateway_patients gp WHERE gp.gateway_id = g.id)"
+    "  OR EXISTS (SELECT 1 FROM gateway_patients gp JOIN patients p ON p.id = gp.patient_id"
+    "   WHERE gp.gateway_id = g.id AND p.site_id = ANY(%s))) ORDER BY g.id"
+)
+
+
+class GatewayIn(BaseModel):
+    id: Annotated[str, Field(pattern=ID_PATTERN)]
+    label: str | None = None
+    patient_ids: list[uuid.UUID] = Field(default_factory=list)
+
+
+class GatewayPatientIn(BaseModel):
+    patient_id: uuid.UUID
+
+
+@router.get("/gateways", response_model=PageOf[GatewayOut], summary="List gateways (admin)")
+async def list_gateways(
+    request: Request,
+    principal: Annotated[Principal, Depends(ADMIN)],
+    page: Annotated[Page, Depends(page_params)],
+    online: bool | None = None,
+) -> dict[str, Any]:
+    return await page_of(request, _GATEWAYS_SQL, [online, online, sorted(principal.sites)], page)
+
+
+async def _gateway_in_my_sites(
+    request: Request, conn: Conn, principal: Principal, gateway_id: str, action: str
+) -> None:
+    """404 for an unknown gateway; 403 (audited) for one serving patients of other sites only."""
+    cur = await conn.execute(
+        "SELECT g.id, array_remove(array_agg(DISTINCT p.site_id), NULL) AS sites"
+        " FROM gateways g LEFT JOIN gateway_patients gp ON gp.gateway_id = g.id"
+        " LEFT JOIN patients p ON p.id = gp.patient_id WHERE g.id = %s GROUP BY g.id",
+        (gateway_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such gateway")
+    if row["sites"] and not set(row["sites"]) & principal.sites:
+        await audit(conn, principal, action, outcome="denied", resource=f"gateway/{gateway_id}")
+        await conn.commit()
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this gateway serves other sites")
+
+
+async def _provision(request: Request, gateway_id: str) -> str:
+    password = secrets.token_urlsafe(24)
+    await asyncio.to_thread(app_state(request).provision_gateway, gateway_id, password)
+    return password
+
+
+@router.post(
+    "/gateways",
+    response_model=GatewayProvisioned,
+    status_code=201,
+    summary="Provision a gateway (creates its MQTT login)",
+)
+async def create_gateway(
+    request: Request, body: GatewayIn, principal: Annotated[Principal, Depends(ADMIN)]
+) -> dict[str, Any]:
+    """Returns the generated MQTT password once; it is not stored anywhere readable."""
+    for pid in body.patient_ids:
+        await check_patient_access(request, principal, pid, "api provision gateway")
+    async with app_state(request).pool.connection() as conn:
+        row = await one_row(
+            conn,
+            "INSERT INTO gateways (id, label) VALUES (%s, %s) RETURNING id, label, created_at",
+            (body.id, body.label),
+        )
+        for pid in body.patient_ids:
+            await conn.execute(
+                "INSERT INTO gateway_patients (gateway_id, patient_id) VALUES (%s, %s)",
+                (body.id, pid),
+            )
+        password = await _provision(request, body.id)
+        await audit(conn, principal, "provision gateway", resource=f"gateway/{body.id}")
+    logger.info("gateway provisioned")
+    return {
+        **row,
+        "patient_ids": body.patient_ids,
+        "mqtt_username": body.id,
+        "mqtt_password": password,
+    }
+
+
+@router.post(
+    "/gateways/{gateway_id}/credentials",
+    response_model=CredentialsOut,
+    summary="Rotate a gateway's MQTT password",
+)
+async def rotate_gateway(
+    request: Request, gateway_id: str, principal: Annotated[Principal, Depends(ADMIN)]
+) -> dict[str, Any]:
+    async with app_state(request).pool.connection() as conn:
+        await _gateway_in_my_sites(
+            request, conn, principal, gateway_id, "rotate gateway credentials"
+        )
+        password = await _provision(request, gateway_id)
+        await audit(conn, principal, "rotate gateway credentials", resource=f"gateway/{gateway_id}")
+    return {"mqtt_username": gateway_id, "mqtt_password": password}
+
+
+@router.post(
+    "/gateways/{gateway_id}/patients", status_code=201, summary="Let a gateway serve a patient"
+)
+async def add_gateway_patient(
+    request: Request,
+    gateway_id: str,
+    body: GatewayPatientIn,
+    principal: Annotated[Principal, Depends(ADMIN)],
+) -> dict[str, Any]:
+    await check_patient_access(request, principal, body.patient_id, "api gateway add patient")
+    async with app_state(request).pool.connection() as conn:
+        await _gateway_in_my_sites(request, conn, principal, gateway_id, "gateway add patient")
+        await conn.execute(
+            "INSERT INTO gateway_patients (gateway_id, patient_id) VALUES (%s, %s)",
+            (gateway_id, body.patient_id),
+        )
+    return {"gateway_id": gateway_id, "patient_id": body.patient_id}
