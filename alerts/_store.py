@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from alerts._engine import Book, Episode, Event, PatientContext
+from alerts._engine import QUIET, QUIET_BY_PROGRAM, Book, Episode, Event, PatientContext
 from alerts._model import Severity
 from alerts._programs import Override, resolve_thresholds
 from alerts._rules import RULES
@@ -25,6 +25,7 @@ __all__ = [
     "episode_from_row",
     "load_active_episodes",
     "load_contexts",
+    "load_resolved",
     "load_state",
     "lock_patients",
     "save_book",
@@ -71,6 +72,11 @@ EPISODE_COLUMNS = (
     "snoozed_until",
     "snooze_reason",
     "suppressed_by",
+    "queue",
+    "subject",
+    "notified_at",
+    "handled_at",
+    "renotify_count",
 )
 _COLS = ", ".join(EPISODE_COLUMNS)
 _INSERT = (
@@ -215,7 +221,38 @@ def _contexts(
                 also=tuple(sorted(set(templates or ()) - {template})),
             ),
             tz=_tz(tzname),
+            templates=tuple(sorted(set(templates or ()) | {template})),
         )
+    return out
+
+
+# The latest episode per (patient, family) resolved by a person, within the longest quiet period:
+# a new episode of that family is held quiet (alerts._engine.QUIET).
+_RESOLVED_SQL = f"""
+    SELECT DISTINCT ON (patient_id, family) {_COLS} FROM alert_episodes
+    WHERE patient_id = ANY(%(ids)s) AND state = 'resolved' AND resolved_by <> 'system'
+      AND resolved_at > %(now)s - make_interval(days => %(quiet_days)s)
+    ORDER BY patient_id, family, resolved_at DESC
+"""
+
+
+def _quiet_days() -> int:
+    longest = max([*QUIET.values(), *(d for m in QUIET_BY_PROGRAM.values() for d in m.values())])
+    return longest.days + 1
+
+
+async def load_resolved(
+    conn: psycopg.AsyncConnection[Any], patients: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, list[Episode]]:
+    """Per patient, the latest person-resolved episode of each family (for the quiet period)."""
+    out: dict[uuid.UUID, list[Episode]] = {}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            _RESOLVED_SQL, {"ids": list(patients), "now": now, "quiet_days": _quiet_days()}
+        )
+        for row in await cur.fetchall():
+            ep = episode_from_row(row)
+            out.setdefault(ep.patient_id, []).append(ep)
     return out
 
 
@@ -236,10 +273,14 @@ async def load_contexts(
 
 async def load_state(
     conn: psycopg.AsyncConnection[Any], patients: Sequence[uuid.UUID], now: datetime
-) -> tuple[dict[uuid.UUID, PatientContext], dict[uuid.UUID, list[Episode]]]:
+) -> tuple[
+    dict[uuid.UUID, PatientContext],
+    dict[uuid.UUID, list[Episode]],
+    dict[uuid.UUID, list[Episode]],
+]:
     """In one round trip (pipeline): lock the patients, load their contexts and thresholds,
-    and their active episodes ``FOR UPDATE``."""
-    params = {"ids": list(patients), "now": now}
+    their active episodes ``FOR UPDATE`` and their latest person-resolved ones (quiet)."""
+    params = {"ids": list(patients), "now": now, "quiet_days": _quiet_days()}
     keys = sorted({patient_lock_key(p) for p in patients})
     async with conn.pipeline() as pipe:
         lock = conn.cursor()
@@ -257,6 +298,8 @@ async def load_state(
             " WHERE patient_id = ANY(%(ids)s) AND state <> 'resolved' FOR UPDATE",
             params,
         )
+        res_cur = conn.cursor(row_factory=dict_row)
+        await res_cur.execute(_RESOLVED_SQL, params)
         await pipe.sync()
         base = await base_cur.fetchall()
         rows = await th_cur.fetchall()
@@ -264,7 +307,11 @@ async def load_state(
         for row in await ep_cur.fetchall():
             ep = episode_from_row(row)
             episodes.setdefault(ep.patient_id, []).append(ep)
-    return _contexts(base, rows), episodes
+        resolved: dict[uuid.UUID, list[Episode]] = {}
+        for row in await res_cur.fetchall():
+            ep = episode_from_row(row)
+            resolved.setdefault(ep.patient_id, []).append(ep)
+    return _contexts(base, rows), episodes, resolved
 
 
 async def save_book(conn: psycopg.AsyncConnection[Any], books: Iterable[Book]) -> list[Event]:
