@@ -58,6 +58,7 @@ __all__ = [
     "periodic_rules",
     "priority_for",
     "sla_for",
+    "timers",
 ]
 
 LATE_AFTER = timedelta(hours=6)  # the default clinical relevance window (see RELEVANCE)
@@ -438,6 +439,8 @@ class Book:
             before,
             {"reason": reason, "priority": ep.priority, **(detail or {})},
         )
+        if before != "open":
+            self._inhibit(ep, now)  # back at the top: it speaks for its lesser episodes again
 
     def _inhibits(self, inh: Episode, at: datetime) -> bool:
         """Whether ``inh`` still inhibits lesser episodes: while open; once acknowledged, a
@@ -611,6 +614,14 @@ class Book:
             ep.cleared_at = None
             recurred = True
             self._event(ep, now, "recurred", ep.state, {"rule": f.rule_id})
+        released = False
+        if ep.suppressed_by is not None:
+            inh = next((o for o in self.active.values() if o.id == ep.suppressed_by), None)
+            if inh is None or not self._inhibits(inh, f.time):
+                # the inhibitor was handled long ago: it no longer speaks for this finding
+                ep.suppressed_by = None
+                released = True
+                self._event(ep, now, "unsuppressed", ep.state, {"by": str(inh.id if inh else "")})
         lifted = False
         if ep.late and not late:
             ep.late = False
@@ -642,7 +653,7 @@ class Book:
             return ep
         if late:
             return ep  # past its relevance window: recorded, never pages
-        self._never_silent(ep, ctx, f, now, rose, recurred, lifted, priority_before)
+        self._never_silent(ep, ctx, f, now, rose, recurred or released, lifted, priority_before)
         return ep
 
     def _speak(self, ep: Episode, f: Finding, now: datetime, late: bool) -> None:
@@ -674,8 +685,8 @@ class Book:
     ) -> None:
         """No acknowledged, claimed or snoozed episode hides a finding that would have opened or
         escalated an episode on its own: such a finding renotifies."""
-        if ep.queue != "clinical":
-            return
+        if ep.queue != "clinical" or ep.suppressed_by is not None:
+            return  # a suppressed episode: its inhibitor speaks for it
         snoozed = ep.snoozed_until is not None and ep.snoozed_until > now
         quiet = snoozed and (ep.snooze_reason or "").startswith(_QUIET_REASON)
         handled = ep.state == "acknowledged" or ep.handled_at is not None or snoozed
@@ -686,7 +697,7 @@ class Book:
         elif rose and (handled or ep.priority < priority_before):
             reason = "severity rose"
         elif recurred:
-            reason = "recurred after clearing"
+            reason = "recurred after clearing or release"
         elif lifted:
             reason = "fresh evidence"
         elif urgent and snoozed:
@@ -1036,6 +1047,28 @@ def advance(
                     ep.state,
                     {"to": ep.escalation_role, "level": ep.escalation_level},
                 )
+
+
+def timers(book: Book) -> list[datetime]:
+    """When time alone next changes this book: confirmation deadlines, ends of hold times and
+    snoozes, SLA due times (the scheduler's work, for a replay clock)."""
+    out: list[datetime] = []
+    for ep in book.active.values():
+        if ep.confirm_by is not None:
+            out.append(max(ep.confirm_by, _arrival_deadline(ep)))
+        if ep.clear_candidate_at is not None and ep.cleared_at is None:
+            out.append(ep.clear_candidate_at + _hold(ep))
+        if ep.snoozed_until is not None:
+            out.append(ep.snoozed_until)
+        elif (
+            ep.state == "open"
+            and ep.queue == "clinical"
+            and ep.suppressed_by is None
+            and ep.sla_due_at is not None
+            and ep.escalation_level < len(ESCALATION_LEVELS) - 1
+        ):
+            out.append(ep.sla_due_at)
+    return out
 
 
 def _arrival_deadline(ep: Episode) -> datetime:
