@@ -259,14 +259,13 @@ def _emit(
 ) -> Iterator[dict[str, Any]]:
     events: list[Event] = list(book.events)
     eps = book.changed
+    opened.update(e.episode_id for e in events if e.kind == "opened")
     for e in events:
         ep = eps.get(e.episode_id)
         line = _LINE.get(e.kind)
         if ep is None or line is None:
             continue
-        if e.kind == "opened":
-            opened.add(ep.id)
-        elif ep.id not in opened:
+        if ep.id not in opened:
             continue  # a pending episode: not in front of anyone yet
         rec = _record(line, ep, e, names)
         if e.kind == "resolved":
