@@ -40,6 +40,7 @@ __all__ = [
     "QUEUES",
     "QUIET",
     "RELEVANCE",
+    "RENOTIFY_AFTER",
     "SLA",
     "SNOOZE_MAX",
     "STATES",
@@ -149,9 +150,21 @@ QUIET_BY_PROGRAM: Mapping[str, Mapping[str, timedelta]] = {
 }
 # Outcomes that start no quiet period: nobody reached the patient.
 _NO_QUIET = frozenset({"patient_unreachable"})
-# After a person claimed/acknowledged an episode, a same-severity emergency measured within this
-# time is the one they are already handling (ACOG: treat within 30-60 min); later ones renotify.
+# After a person claimed/acknowledged an episode (or it was last notified), an urgent finding of
+# the same severity measured within this time is the one they are already handling (ACOG: treat
+# within 30-60 min); a later one is a new emergency and renotifies. For the persistence families
+# (N of M readings, changes over days) the same ongoing condition re-notifies at most this
+# often; a 7-day mean never does (it is never urgent).
 RENOTIFY_GRACE = timedelta(hours=1)
+RENOTIFY_AFTER: Mapping[str, timedelta | None] = {
+    "bp_crisis": RENOTIFY_GRACE,
+    "glucose_low": RENOTIFY_GRACE,
+    "bp_low": RENOTIFY_GRACE,
+    "glucose_high": timedelta(hours=24),
+    "bp_high": timedelta(hours=72),
+    "weight_gain": timedelta(hours=72),
+    "bp_mean": None,
+}
 # An acknowledged crisis inhibits lesser BP episodes only while its evidence is this recent.
 INHIBIT_SPAN = timedelta(hours=24)
 _BASE_PRIORITY = {
@@ -703,8 +716,9 @@ class Book:
         elif urgent and snoozed:
             reason = "new emergency while snoozed"
         elif urgent and handled:
-            mark = ep.handled_at or ep.acknowledged_at
-            if mark is None or f.time > mark + RENOTIFY_GRACE:
+            after = RENOTIFY_AFTER.get(ep.family, RENOTIFY_GRACE)
+            marks = [t for t in (ep.handled_at, ep.acknowledged_at, ep.notified_at) if t]
+            if after is not None and (not marks or f.time > max(marks) + after):
                 reason = "new emergency after it was handled"
         if reason is None:
             return

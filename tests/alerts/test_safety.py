@@ -151,6 +151,34 @@ def test_a_single_severe_value_in_a_handled_crisis_renotifies_when_no_remeasure_
     assert [r for r in _lines(calm, "bp_crisis") if r["event"] == "renotify"] == []
 
 
+def test_the_emergency_being_handled_and_an_ongoing_condition_do_not_renotify() -> None:
+    # ACOG CO 767: treat within 30-60 min. A repeat 20 min after the acknowledgement is the
+    # emergency the nurse is handling, not a new one.
+    mom = "p-handled"
+    cohort = {
+        "patients": [{"id": mom, "program": "maternal_postpartum"}],
+        "readings": [
+            _bp(mom, T0, 164, 111),
+            _bp(mom, T0 + 5 * MIN, 166, 110),
+            _bp(mom, T0 + 30 * MIN, 165, 111),
+            _bp(mom, T0 + 34 * MIN, 164, 110),
+        ],
+        "actions": [_act(mom, T0 + 10 * MIN, "acknowledge")],
+    }
+    assert [r for r in _lines(cohort) if r["event"] == "renotify"] == []
+    # persistent, acknowledged stage-2 BP (bp_high at 150/100 postpartum, ACOG PB 222): the
+    # next day's readings at the same grade continue the handled condition
+    sim = Sim("maternal_postpartum")
+    sim.bp(T0, 154, 102)
+    sim.bp(T0 + 4 * HOUR, 156, 101)
+    high = sim.active("bp_high")
+    assert high.severity is Severity.HIGH
+    sim.book.acknowledge(high, T0 + 5 * HOUR, "cm.alice")
+    sim.bp(T0 + DAY, 155, 102)
+    assert high.state == "acknowledged"
+    assert [e.kind for e in sim.all_events if e.kind == "renotified"] == []
+
+
 def test_lo_during_a_snoozed_level1_hypoglycaemia_notifies_same_day_for_tier_3() -> None:
     # The issue: a LO during a snoozed level-1 hypoglycaemia stayed hidden for two days.
     # ADA: a meter LO (below its range, < level 2 54 mg/dL) needs attention the same day.
