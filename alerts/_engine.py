@@ -19,6 +19,7 @@ evidence only is marked ``late`` and held at routine review (4); fresh evidence 
 from __future__ import annotations
 
 import functools
+import inspect
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +27,8 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from alerts._history import History
-from alerts._model import Severity, StoredReading, assess
-from alerts._programs import ThresholdSet
+from alerts._model import REPORT_TYPES, Severity, StoredReading, assess
+from alerts._programs import Override, ThresholdSet, resolve_thresholds
 from alerts._rules import FAMILIES, RULES, Eval, Finding, Verdict
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "periodic_rules",
     "priority_for",
     "sla_for",
+    "thresholds_for",
     "timers",
 ]
 
@@ -117,6 +119,7 @@ RELEVANCE: Mapping[str, timedelta] = {
     "weight_gain": timedelta(hours=48),
     "glucose_low": timedelta(hours=24),
     "glucose_high": timedelta(hours=24),
+    "symptom": timedelta(hours=24),  # a postpartum warning sign reported late still needs a call
 }
 # Same-day (priority 2 at most) whatever the risk tier: ADA level-2 hypoglycaemia and a meter LO
 # (both glucose_low at high severity), a meter HI, an unconfirmed (device-flagged) crisis value.
@@ -316,6 +319,24 @@ class Facts:
     gateway_offline_since: datetime | None = None
     gateway_known: bool = False
     low_batteries: tuple[tuple[str, float], ...] | None = None
+
+
+# resolve_thresholds takes the postpartum delivery date where the program rules support it.
+_TAKES_DELIVERY = "delivery_date" in inspect.signature(resolve_thresholds).parameters
+
+
+def thresholds_for(
+    program: str,
+    template: str,
+    overrides: Sequence[Override],
+    *,
+    also: tuple[str, ...] = (),
+    delivery_date: date | None = None,
+) -> ThresholdSet:
+    """The patient's effective thresholds: primary program, other enrollments, overrides and
+    (maternal_postpartum) the delivery date."""
+    extra: dict[str, Any] = {"delivery_date": delivery_date} if _TAKES_DELIVERY else {}
+    return resolve_thresholds(program, template, list(overrides), also=also, **extra)
 
 
 def _templates(ctx: PatientContext) -> tuple[str, ...]:
@@ -1001,7 +1022,7 @@ def evaluate_patient(
             subject = r.device_id if family in _PER_DEVICE else None
             book.on_verdicts(ctx, family, verdicts, r.time, now, r.reading_id, subject)
         missing = book.active.get("missing_data")
-        if missing is not None and "control_solution" not in r.flags:
+        if missing is not None and "control_solution" not in r.flags and r.type not in REPORT_TYPES:
             book.clear(missing, r.time, now)
     advance(ctx, book, now, now)
 

@@ -11,12 +11,14 @@ escalation. Cohort file::
                    "site_id"?, "overrides"?}],
      "readings": [canonical reading (carebeacon.readings/1) + "patient_id"],
      "actions"?: [{"at", "patient_id", "action": "acknowledge" | "claim" | "snooze" | "resolve",
-                   "minutes"?, "outcome"?, "note"?}]}
+                   "minutes"?, "outcome"?, "note"?}],
+     "symptoms"?: [{"at", "patient_id", "symptoms": [name, ...], "received_at"?}]}
 
 ``program`` names a template (or ``{"id", "template"}``); ``programs`` lists every running
 enrollment (the first is primary when ``program`` is absent); ``overrides`` is
 ``{"<rule>.<param>": value}`` or a list of ``{"parameter", "value", "scope"}``. Patient (and
-reading) ids are any strings. An action applies to every active episode of the patient at its
+reading) ids are any strings. A symptom report is evaluated as a reading of type ``symptom``
+(the rules decide what it means). An action applies to every active episode of the patient at its
 time, as a person would through the web app (``snooze`` needs ``minutes``, capped at the
 severity's ``SNOOZE_MAX`` and skipped for critical episodes; ``resolve`` needs an outcome
 people choose). A bad cohort raises :class:`ReplayError` naming the field at fault.
@@ -53,11 +55,12 @@ from alerts._engine import (
     evaluate_patient,
     evaluate_periodic,
     periodic_rules,
+    thresholds_for,
     timers,
 )
 from alerts._history import History
 from alerts._model import UNTRUSTED_TIME_FLAGS, StoredReading
-from alerts._programs import TEMPLATES, Override, resolve_thresholds
+from alerts._programs import TEMPLATES, Override
 
 __all__ = [
     "ACTIONS",
@@ -66,6 +69,7 @@ __all__ = [
     "as_uuid",
     "parse_actions",
     "parse_overrides",
+    "parse_symptoms",
     "program_overrides",
     "replay",
     "to_reading",
@@ -342,7 +346,7 @@ def _context(n: int, p: Any, program_overrides: Sequence[Override]) -> tuple[Pat
         site_id=p.get("site_id"),
         program_id=program,
         risk_tier=int(tier),
-        thresholds=resolve_thresholds(program, template, overrides, also=also),
+        thresholds=thresholds_for(program, template, overrides, also=also, delivery_date=delivery),
         tz=tz,
         templates=tuple(dict.fromkeys((template, *also))),
         delivery_date=delivery,
@@ -405,6 +409,53 @@ def parse_actions(raw: Any) -> list[Action]:
     return out
 
 
+SYMPTOM_TYPE = "symptom"  # a symptom report is evaluated as a reading of this type
+
+
+def parse_symptoms(raw: Any) -> list[StoredReading]:
+    """The cohort's ``symptoms`` (``[{"at", "patient_id", "symptoms": [...], "received_at"?}]``)
+    as the readings the rules see: type ``symptom``, one value 1.0 per symptom named."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _bad("symptoms", "must be a list")
+    out: list[StoredReading] = []
+    for n, item in enumerate(raw):
+        where = f"symptoms[{n}]"
+        if not isinstance(item, Mapping):
+            raise _bad(where, "not an object")
+        try:
+            at = _aware(str(item["at"]))
+        except (KeyError, ValueError) as exc:
+            raise _bad(f"{where}.at", "missing or not an ISO 8601 time") from exc
+        assert at is not None
+        try:
+            received = _aware(item.get("received_at")) or at
+        except ValueError as exc:
+            raise _bad(f"{where}.received_at", "not an ISO 8601 time") from exc
+        if item.get("patient_id") in (None, ""):
+            raise _bad(f"{where}.patient_id", "missing")
+        names = item.get("symptoms")
+        if not isinstance(names, list) or not names or not all(isinstance(x, str) for x in names):
+            raise _bad(f"{where}.symptoms", "must be a non-empty list of symptom names")
+        patient = as_uuid(item["patient_id"])
+        rid = item.get("id") or f"{patient}/{at.isoformat()}/{','.join(names)}"
+        out.append(
+            StoredReading(
+                reading_id=as_uuid(rid),
+                patient_id=patient,
+                type=SYMPTOM_TYPE,
+                time=at,
+                received_at=received,
+                device_id="symptom_report",
+                gateway_id="api",
+                flags=(),
+                values=dict.fromkeys(names, 1.0),
+            )
+        )
+    return out
+
+
 def replay(
     cohort: Mapping[str, Any],
     *,
@@ -423,6 +474,7 @@ def replay(
     names: dict[uuid.UUID, str] = {}
     for item, r in zip(raw_readings, readings, strict=True):
         names[r.reading_id] = str(item["id"])
+    readings += parse_symptoms(cohort.get("symptoms"))
     frame = pl.DataFrame(
         {
             "i": list(range(len(readings))),

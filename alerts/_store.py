@@ -15,9 +15,17 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from alerts._engine import QUIET, QUIET_BY_PROGRAM, Book, Episode, Event, PatientContext
+from alerts._engine import (
+    QUIET,
+    QUIET_BY_PROGRAM,
+    Book,
+    Episode,
+    Event,
+    PatientContext,
+    thresholds_for,
+)
 from alerts._model import Severity
-from alerts._programs import Override, resolve_thresholds
+from alerts._programs import Override
 from alerts._rules import RULES
 
 __all__ = [
@@ -155,7 +163,11 @@ _BASE_SQL = """
            (SELECT array_agg(DISTINCT pr2.template) FROM enrollments e2
             JOIN programs pr2 ON pr2.id = e2.program_id
             WHERE e2.patient_id = p.id AND (e2.ended_at IS NULL OR e2.ended_at > %(now)s)
-              AND e2.consent_withdrawn_at IS NULL)
+              AND e2.consent_withdrawn_at IS NULL),
+           -- the postpartum delivery date, where enrollments carry one
+           (SELECT max((to_jsonb(e3) ->> 'delivery_date')::date) FROM enrollments e3
+            WHERE e3.patient_id = p.id AND (e3.ended_at IS NULL OR e3.ended_at > %(now)s)
+              AND e3.consent_withdrawn_at IS NULL)
     FROM patients p
     LEFT JOIN enrollments e ON e.patient_id = p.id
          AND (e.ended_at IS NULL OR e.ended_at > %(now)s)
@@ -201,7 +213,7 @@ def _contexts(
             valid_until=r[11],
         )
     out: dict[uuid.UUID, PatientContext] = {}
-    for pid, tier, site, program, template, tzname, templates in base:
+    for pid, tier, site, program, template, tzname, templates, delivery in base:
         mine = [
             o
             for (scope, o_prog, o_site, o_patient, _), o in latest.items()
@@ -214,14 +226,16 @@ def _contexts(
             site_id=site,
             program_id=program,
             risk_tier=int(tier),
-            thresholds=resolve_thresholds(
+            thresholds=thresholds_for(
                 program or template,
                 template,
                 mine,
                 also=tuple(sorted(set(templates or ()) - {template})),
+                delivery_date=delivery,
             ),
             tz=_tz(tzname),
             templates=tuple(sorted(set(templates or ()) | {template})),
+            delivery_date=delivery,
         )
     return out
 

@@ -395,6 +395,14 @@ def test_every_replay_line_has_queue_and_notify_and_bad_cohorts_name_the_field()
             {**cohort, "readings": [cohort["readings"][0], {"id": "r2", "patient_id": pid}]},
             "readings[1].type",
         ),
+        (
+            {**cohort, "symptoms": [{"at": T0.isoformat(), "patient_id": pid, "symptoms": []}]},
+            "symptoms[0].symptoms",
+        ),
+        (
+            {**cohort, "patients": [{"id": pid, "timezone": "Mars/Olympus_Mons"}]},
+            "patients[0].timezone",
+        ),
     ]
     for item, field in bad:
         with pytest.raises(ReplayError) as info:
