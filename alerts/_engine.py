@@ -57,6 +57,7 @@ __all__ = [
     "evaluate_patient",
     "evaluate_periodic",
     "history_needs",
+    "max_escalation",
     "periodic_rules",
     "priority_for",
     "sla_for",
@@ -83,6 +84,16 @@ SLA_BY_PROGRAM: Mapping[str, Mapping[int, timedelta]] = {
     "maternal_postpartum": {1: timedelta(minutes=15), 2: timedelta(hours=1)},
 }
 LATE_PRIORITY = 4
+# How far an unacknowledged episode escalates: the on-call clinician is for the urgent ones
+# (priority 1-2); routine ones stop at the supervisor.
+_MAX_ESCALATION = {1: 2, 2: 2, 3: 1, 4: 1, 5: 1}
+
+
+def max_escalation(priority: int) -> int:
+    """The highest escalation level (index in ``ESCALATION_LEVELS``) for ``priority``."""
+    return _MAX_ESCALATION.get(priority, 1)
+
+
 # The outcomes only the system records; a person cannot choose them.
 SYSTEM_OUTCOMES = frozenset({"auto_cleared", "not_confirmed"})
 PERSON_OUTCOMES = frozenset(
@@ -1071,7 +1082,7 @@ def advance(
                 and ep.snoozed_until is None
                 and ep.sla_due_at is not None
                 and ep.sla_due_at <= now
-                and ep.escalation_level < len(ESCALATION_LEVELS) - 1
+                and ep.escalation_level < max_escalation(ep.priority)
             ):
                 ep.escalation_level += 1
                 ep.sla_due_at = now + sla_for(ctx, ep.priority)
@@ -1100,7 +1111,7 @@ def timers(book: Book) -> list[datetime]:
             and ep.queue == "clinical"
             and ep.suppressed_by is None
             and ep.sla_due_at is not None
-            and ep.escalation_level < len(ESCALATION_LEVELS) - 1
+            and ep.escalation_level < max_escalation(ep.priority)
         ):
             out.append(ep.sla_due_at)
     return out

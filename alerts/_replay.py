@@ -568,6 +568,11 @@ def _replay_patient(
     def run_until(t: datetime, *, inclusive: bool = True) -> None:
         """Everything time alone decides after ``clock`` and up to ``t``, in order."""
         nonlocal clock, next_periodic
+        overdue = missing_deadline()
+        if overdue is not None and overdue <= clock:
+            # resolved by a person while still missing: the scheduler's next pass finds it
+            advance(ctx, book, clock, clock, Facts(last_reading_at=history.last_time))
+            emit()
         while True:
             due = [x for x in timers(book) if x > clock]
             deadline = missing_deadline()
@@ -595,6 +600,7 @@ def _replay_patient(
             a = actions[k]
             run_until(a.at)
             _apply(book, a)
+            clock = max(clock, a.at)
             emit()
             k += 1
             continue

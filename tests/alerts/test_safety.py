@@ -312,6 +312,17 @@ def test_critical_maternal_episode_reaches_on_call_within_30_minutes() -> None:
     assert all(n for _, _, n in escalations)
 
 
+def test_a_routine_episode_escalates_to_the_supervisor_not_the_on_call_clinician() -> None:
+    pid = "dm-routine"
+    cohort = {
+        "patients": [{"id": pid, "program": "diabetes", "risk_tier": 2}],
+        # ADA level 1 (<70 mg/dL) once; a normal reading a week later ends the file
+        "readings": [_glu(pid, T0, 66.0), _glu(pid, T0 + 7 * DAY, 110.0)],
+    }
+    lines = _lines(cohort, "glucose_low")
+    assert [r["escalation"] for r in lines if r["event"] == "sla_escalate"] == ["supervisor"]
+
+
 def test_missing_data_found_after_the_fact_is_not_called_late_data() -> None:
     pid = "htn-quiet-days"
     cohort = {
