@@ -734,7 +734,16 @@ class Book:
             return  # a suppressed episode: its inhibitor speaks for it
         snoozed = ep.snoozed_until is not None and ep.snoozed_until > now
         quiet = snoozed and (ep.snooze_reason or "").startswith(_QUIET_REASON)
-        handled = ep.state == "acknowledged" or ep.handled_at is not None or snoozed
+        # a person acted on it since it was last put in front of them (claim, acknowledge,
+        # snooze); an open episode nobody touched since is still running its escalation
+        handled = (
+            ep.state == "acknowledged"
+            or snoozed
+            or (
+                ep.handled_at is not None
+                and (ep.notified_at is None or ep.handled_at >= ep.notified_at)
+            )
+        )
         urgent = priority_for(f.severity, ctx.risk_tier, False, f.family) <= 2
         reason: str | None = None
         if quiet:
@@ -764,7 +773,7 @@ class Book:
             ep,
             now,
             reason,
-            restart=handled or recurred or lifted,
+            restart=handled or lifted,
             ctx=ctx,
             detail={"rule": f.rule_id, "severity": f.severity.label},
         )

@@ -322,6 +322,26 @@ def test_a_routine_episode_escalates_to_the_supervisor_not_the_on_call_clinician
     assert [r["escalation"] for r in lines if r["event"] == "sla_escalate"] == ["supervisor"]
 
 
+def test_a_new_emergency_never_undoes_the_escalation_of_an_unanswered_episode() -> None:
+    mom = "mom-still-unanswered"
+    cohort = {
+        "patients": [{"id": mom, "program": "maternal_postpartum"}],
+        "readings": [
+            _bp(mom, T0, 164, 111),
+            _bp(mom, T0 + 5 * MIN, 166, 110),
+            _bp(mom, T0 + 2 * HOUR, 170, 114),
+            _bp(mom, T0 + 2 * HOUR + 5 * MIN, 168, 112),
+        ],
+    }
+    lines = _lines(cohort, "bp_crisis")
+    assert [r["escalation"] for r in lines if r["event"] == "sla_escalate"] == [
+        "supervisor",
+        "on_call_clinician",
+    ]
+    # the second severe pair coalesces into the episode the on-call clinician already has
+    assert [r for r in lines if r["event"] == "renotify"] == []
+
+
 def test_missing_data_found_after_the_fact_is_not_called_late_data() -> None:
     pid = "htn-quiet-days"
     cohort = {
