@@ -587,3 +587,24 @@ async def test_device_health_is_in_the_technical_queue(conn: Conn) -> None:
     await store(conn, [fixed], now=T0 + 2 * DAY + MIN)
     ep = await get_episode(conn, item.id)
     assert (ep.state, ep.outcome) == ("resolved", "auto_cleared")
+
+
+@pytest.mark.db
+async def test_live_quiet_period_after_a_person_resolved(conn: Conn) -> None:
+    site = "site-live-quiet"
+    pid = await make_patient(conn, "hypertension", site=site)
+    first = [bp(pid, T0 + k * 8 * HOUR, 166, 102) for k in range(3)]
+    await store(conn, first, now=T0 + 16 * HOUR + MIN)
+    eid = await _episode_id(conn, pid, "bp_high")
+    await resolve(conn, eid, actor="np.carol", outcome="medication_changed", now=T0 + 17 * HOUR)
+    again = [bp(pid, T0 + 20 * HOUR + k * 8 * HOUR, 166, 102) for k in range(3)]
+    await store(conn, again, now=T0 + 36 * HOUR + MIN)
+    quiet = await get_episode(conn, await _episode_id(conn, pid, "bp_high"))
+    assert quiet.id != eid
+    assert quiet.state == "open"
+    assert quiet.snoozed_until is not None
+    assert quiet.snoozed_until > T0 + 36 * HOUR
+    assert (quiet.snooze_reason or "").endswith("medication_changed")
+    assert await list_queue(conn, site_id=site, now=T0 + 37 * HOUR) == []
+    opened = [e for e in await episode_events(conn, quiet.id) if e.kind == "opened"]
+    assert [e.detail["notify"] for e in opened] == [False]
