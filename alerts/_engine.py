@@ -1202,23 +1202,30 @@ def _timed_rules(
         elif since is None and ep is not None:
             book.clear(ep, until, now)
     if "battery_low" in enabled and facts.low_batteries is not None:
-        ep = book.active.get("battery_low")
+        # one technical item per device, cleared when its battery is back above the limit
         limit = ctx.thresholds.rule("battery_low")["percent"].value
-        low = [(d, lvl) for d, lvl in facts.low_batteries if lvl <= limit]
-        if low and ep is None:
-            worst = min(lvl for _, lvl in low)
-            text = (
-                f"{len(low)} device battery level(s) at or below {limit:.0f} % (lowest "
-                f"{worst:.0f} %); {_source(ctx, 'battery_low', 'percent')}"
-            )
-            book.on_finding(
-                ctx,
-                _timed_finding(ctx, "battery_low", Severity.INFO, until, worst, text),
-                now,
-                None,
-            )
-        elif not low and ep is not None:
-            book.clear(ep, until, now)
+        levels: dict[str, float] = {}
+        for device, lvl in facts.low_batteries:
+            levels[device] = min(lvl, levels.get(device, lvl))
+        for device, lvl in sorted(levels.items()):
+            ep = book.active.get(f"battery_low@{device}")
+            if lvl <= limit and ep is None:
+                text = (
+                    f"Device battery at {lvl:.0f} % (at or below {limit:.0f} %); "
+                    f"{_source(ctx, 'battery_low', 'percent')}"
+                )
+                book.on_finding(
+                    ctx,
+                    _timed_finding(ctx, "battery_low", Severity.INFO, until, lvl, text),
+                    now,
+                    None,
+                    subject=device,
+                )
+            elif lvl > limit and ep is not None:
+                book.clear(ep, until, now)
+        for ep in list(book.active.values()):
+            if ep.family == "battery_low" and (ep.subject is None or ep.subject not in levels):
+                book.clear(ep, until, now)  # no longer reported low (or an item of old)
     if "missing_data" in enabled and facts.last_reading_at is not None:
         ep = book.active.get("missing_data")
         days = ctx.thresholds.rule("missing_data")["days"].value

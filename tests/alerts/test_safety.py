@@ -35,7 +35,7 @@ from alerts import (
     resolve,
     snooze,
 )
-from alerts._engine import PatientContext
+from alerts._engine import Facts, PatientContext, advance
 from alerts._programs import Override, resolve_thresholds
 from alerts._replay import ReplayError
 from tests.alerts.helpers import T0, Sim, bp, glucose, make_patient, reading, store
@@ -481,6 +481,24 @@ def test_device_clock_resets_are_a_technical_item_per_device_cleared_when_fixed(
     ]
     assert lines[1]["outcome"] == "auto_cleared"
     assert lines[1]["at"] == (T0 + 2 * DAY + MIN).isoformat()  # at once, not 7 days later
+
+
+def test_low_batteries_are_one_technical_item_per_device() -> None:
+    sim = Sim("hypertension")
+    both_low = Facts(low_batteries=(("cuff-1", 9.0), ("scale-1", 12.0)))
+    advance(sim.ctx, sim.book, T0, T0, both_low)
+    items = {e.subject: e for e in sim.book.active.values() if e.family == "battery_low"}
+    assert set(items) == {"cuff-1", "scale-1"}
+    assert {e.queue for e in items.values()} == {"technical"}
+    advance(
+        sim.ctx,
+        sim.book,
+        T0 + DAY,
+        T0 + DAY,
+        Facts(low_batteries=(("cuff-1", 9.0), ("scale-1", 96.0))),
+    )
+    assert (items["scale-1"].state, items["scale-1"].outcome) == ("resolved", "auto_cleared")
+    assert items["cuff-1"].state == "open"
 
 
 # -- database: lifecycle, live path --------------------------------------------------------------
