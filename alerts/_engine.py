@@ -1211,7 +1211,7 @@ def _timed_rules(
             ep = book.active.get(f"battery_low@{device}")
             if lvl <= limit and ep is None:
                 text = (
-                    f"Device battery at {lvl:.0f} % (at or below {limit:.0f} %); "
+                    f"1 device battery level(s) at or below {limit:.0f} % (lowest {lvl:.0f} %); "
                     f"{_source(ctx, 'battery_low', 'percent')}"
                 )
                 book.on_finding(
