@@ -9,16 +9,24 @@ Ingest (inside its own transaction, after inserting; never commits)::
 
 Episode transitions for the web app (each atomic, each writes an audited event to
 ``alert_episode_events``, each returns the updated :class:`Episode`; raise
-:class:`EpisodeNotFound` / :class:`InvalidTransition`)::
+:class:`EpisodeNotFound` / :class:`InvalidTransition`, or :class:`InvalidAction` — a subclass
+naming the input at fault in ``.field``, for a 422)::
 
     await assign(conn, episode_id, assignee, *, actor, now=None)          # claim: assignee=actor
     await acknowledge(conn, episode_id, *, actor, note=None, now=None)    # open → acknowledged
-    await resolve(conn, episode_id, *, actor, outcome, note=None, now=None)  # outcome in OUTCOMES
+    await resolve(conn, episode_id, *, actor, outcome, note=None, now=None)
+        # outcome in PERSON_OUTCOMES (never SYSTEM_OUTCOMES); a note is required when critical
     await snooze(conn, episode_id, *, actor, reason, until, now=None)     # hide + hold SLA
+        # at most SNOOZE_MAX[severity]; never critical; ends at once on a new emergency
     await get_episode(conn, episode_id) -> Episode
     await episode_events(conn, episode_id) -> list[Event]                 # the audit trail
-    await list_queue(conn, *, site_id, program_id=None, now=None, limit=200) -> list[Episode]
+    await list_queue(conn, *, site_id, program_id=None, now=None, limit=200,
+                     queue="clinical") -> list[Episode]                   # or "technical"
     await patient_episodes(conn, patient_id, *, limit=50) -> list[Episode]   # newest first
+
+Notifications: an event whose kind is in :data:`NOTIFYING_EVENTS` (``opened``, ``escalated``,
+``renotified``) carries ``detail["notify"]``: whether it put the episode in front of a person
+with a new SLA (a clinical episode, open, not late-only, suppressed or snoozed).
 
 Thresholds (program → site → patient, append-only versions)::
 
@@ -29,24 +37,37 @@ Thresholds (program → site → patient, append-only versions)::
 
 Catalogue: :data:`RULES` (rule id → rule, each with ``kind``, ``family``, ``description``
 naming its source), :data:`TEMPLATES` (program template → rule id → parameter → default),
-:data:`FAMILIES`, :data:`OUTCOMES`, :data:`SLA`. Entry points: ``carebeacon scheduler``
+:data:`FAMILIES`, :data:`OUTCOMES` (= :data:`PERSON_OUTCOMES` | :data:`SYSTEM_OUTCOMES`),
+:data:`SLA` (and :func:`sla_for`, per program), :data:`SNOOZE_MAX`, :data:`RELEVANCE`,
+:data:`QUIET`, :data:`QUEUES`, :data:`TECHNICAL_FAMILIES`. Entry points: ``carebeacon scheduler``
 (:mod:`alerts.scheduler`), ``carebeacon alerts replay|cohort|measure`` (:mod:`alerts.cli`).
 
 Episode states: ``pending`` (a crisis value waiting for its re-measure; not in the queue) →
-``open`` (in the queue of its site + program, SLA running) → ``acknowledged`` → ``resolved``.
+``open`` (in the queue of its site + program, SLA running) → ``acknowledged`` → ``resolved``;
+a new emergency brings an acknowledged episode back to ``open`` (``renotified``).
 """
 
 from alerts._engine import (
     ESCALATION_LEVELS,
     LATE_AFTER,
+    NOTIFYING_EVENTS,
     OUTCOMES,
+    PERSON_OUTCOMES,
+    QUEUES,
+    QUIET,
+    RELEVANCE,
     SLA,
+    SNOOZE_MAX,
     STATES,
+    SYSTEM_OUTCOMES,
+    TECHNICAL_FAMILIES,
     Episode,
     Event,
     priority_for,
+    sla_for,
 )
 from alerts._lifecycle import (
+    InvalidAction,
     ThresholdChange,
     acknowledge,
     assign,
@@ -71,15 +92,24 @@ __all__ = [
     "ESCALATION_LEVELS",
     "FAMILIES",
     "LATE_AFTER",
+    "NOTIFYING_EVENTS",
     "OUTCOMES",
+    "PERSON_OUTCOMES",
+    "QUEUES",
+    "QUIET",
+    "RELEVANCE",
     "RULES",
     "SLA",
+    "SNOOZE_MAX",
     "STATES",
+    "SYSTEM_OUTCOMES",
+    "TECHNICAL_FAMILIES",
     "TEMPLATES",
     "AlertsError",
     "Episode",
     "EpisodeNotFound",
     "Event",
+    "InvalidAction",
     "InvalidThreshold",
     "InvalidTransition",
     "ReplayError",
@@ -102,6 +132,7 @@ __all__ = [
     "replay",
     "resolve",
     "set_threshold",
+    "sla_for",
     "snooze",
     "threshold_history",
 ]

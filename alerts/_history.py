@@ -6,7 +6,7 @@ import bisect
 import uuid
 from datetime import datetime
 
-from alerts._model import Point, Quality, StoredReading, assess
+from alerts._model import REPORT_TYPES, Point, Quality, StoredReading, assess
 
 __all__ = ["History"]
 
@@ -36,8 +36,10 @@ class History:
             return None
         self._seen.add(reading.reading_id)
         q = quality or assess(reading)
-        if "control_solution" not in reading.flags and (
-            self.last_time is None or reading.time > self.last_time
+        if (
+            "control_solution" not in reading.flags
+            and reading.type not in REPORT_TYPES
+            and (self.last_time is None or reading.time > self.last_time)
         ):
             self.last_time = reading.time
         if q.excluded or not q.values:

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from alerts._engine import OUTCOMES, SLA, Book, Episode, Event
+from alerts._engine import OUTCOMES, ActionError, Book, Episode, Event
 from alerts._metrics import count_event
 from alerts._programs import TEMPLATES, Override, ThresholdSet, resolve_thresholds
 from alerts._rules import RULES
@@ -31,6 +31,7 @@ from alerts._store import (
 from alerts.errors import EpisodeNotFound, InvalidThreshold, InvalidTransition
 
 __all__ = [
+    "InvalidAction",
     "ThresholdChange",
     "acknowledge",
     "assign",
@@ -62,24 +63,41 @@ async def get_episode(conn: psycopg.AsyncConnection[Any], episode_id: uuid.UUID)
     return episode_from_row(row)
 
 
+class InvalidAction(InvalidTransition, ValueError):
+    """A person's action was refused for its input (the web answers 422 naming ``field``):
+    a system-only or missing outcome, no note on a critical resolve, a snooze too long or on a
+    critical episode, an empty assignee or reason."""
+
+    def __init__(
+        self, episode_id: uuid.UUID, state: str, action: str, field: str, detail: str
+    ) -> None:
+        super().__init__(episode_id, state, action, f"{field}: {detail}")
+        self.field = field
+
+
 async def _transition(
     conn: psycopg.AsyncConnection[Any],
     episode_id: uuid.UUID,
     action: str,
     allowed: tuple[str, ...],
     change: Callable[[Book, Episode], None],
+    at: datetime,
 ) -> Episode:
     async with conn.transaction():
         first = await get_episode(conn, episode_id)
         await lock_patients(conn, [first.patient_id])
         active = await load_active_episodes(conn, [first.patient_id])
-        book = Book.of(active.get(first.patient_id, ()))
-        ep = book.active.get(first.family)
+        contexts = await load_contexts(conn, [first.patient_id], at)
+        book = Book.of(active.get(first.patient_id, ()), ctx=contexts.get(first.patient_id))
+        ep = book.active.get(first.key)
         if ep is None or ep.id != episode_id:
             ep = await get_episode(conn, episode_id)  # resolved meanwhile
         if ep.state not in allowed:
             raise InvalidTransition(episode_id, ep.state, action)
-        change(book, ep)
+        try:
+            change(book, ep)
+        except ActionError as exc:
+            raise InvalidAction(episode_id, ep.state, action, exc.field, exc.detail) from exc
         events = await save_book(conn, [book])
     for e in events:
         count_event(e.kind, ep.rule_id, ep.severity.label, _RULE_IDS)
@@ -97,15 +115,13 @@ async def assign(
     """Assign an active episode to ``assignee`` (claim: ``assignee == actor``)."""
     at = _now(now)
     if not assignee:
-        raise InvalidTransition(episode_id, "?", "assign", "empty assignee")
+        raise InvalidAction(episode_id, "?", "assign", "assignee", "an assignee is required")
 
     def change(book: Book, ep: Episode) -> None:
-        before = ep.assignee
-        ep.assignee = assignee
-        book._event(ep, at, "assigned", ep.state, {"assignee": assignee, "was": before}, actor)
+        book.claim(ep, at, assignee, actor)
 
     return await _transition(
-        conn, episode_id, "assign", ("pending", "open", "acknowledged"), change
+        conn, episode_id, "assign", ("pending", "open", "acknowledged"), change, at
     )
 
 
@@ -118,22 +134,13 @@ async def acknowledge(
     now: datetime | None = None,
 ) -> Episode:
     """open (or pending) → acknowledged: stops SLA escalation; assigns to ``actor`` if
-    nobody has it yet."""
+    nobody has it yet. A later new emergency re-notifies (``renotified``)."""
     at = _now(now)
 
     def change(book: Book, ep: Episode) -> None:
-        before = ep.state
-        ep.state = "acknowledged"
-        ep.acknowledged_at = at
-        ep.acknowledged_by = actor
-        ep.confirm_by = None
-        if ep.assignee is None:
-            ep.assignee = actor
-        if note:
-            ep.note = note
-        book._event(ep, at, "acknowledged", before, {"note": bool(note)}, actor)
+        book.acknowledge(ep, at, actor, note)
 
-    return await _transition(conn, episode_id, "acknowledge", ("pending", "open"), change)
+    return await _transition(conn, episode_id, "acknowledge", ("pending", "open"), change, at)
 
 
 async def resolve(
@@ -141,24 +148,24 @@ async def resolve(
     episode_id: uuid.UUID,
     *,
     actor: str,
-    outcome: str,
+    outcome: str | None,
     note: str | None = None,
     now: datetime | None = None,
 ) -> Episode:
-    """Any active state → resolved with an outcome code (``alerts.OUTCOMES``) and a note.
-    Resolving a crisis releases the episodes it suppressed."""
+    """Any active state → resolved with an outcome people choose (``alerts.PERSON_OUTCOMES``;
+    ``auto_cleared``/``not_confirmed`` are the system's) and a note, required for a critical
+    episode (:class:`InvalidAction` names the field). Resolving releases the episodes it
+    suppressed, and starts the family's quiet period (``alerts.QUIET``)."""
     at = _now(now)
-    if outcome not in OUTCOMES:
-        raise InvalidTransition(episode_id, "?", "resolve", f"unknown outcome {outcome!r}")
+    if not outcome or outcome not in OUTCOMES:
+        detail = "an outcome is required" if not outcome else f"unknown outcome {outcome!r}"
+        raise InvalidAction(episode_id, "?", "resolve", "outcome", detail)
 
     def change(book: Book, ep: Episode) -> None:
-        if note:
-            ep.note = note
-        book.active.setdefault(ep.family, ep)
-        book.resolve(ep, at, outcome, actor)
+        book.resolve_by(ep, at, actor, outcome, note)
 
     return await _transition(
-        conn, episode_id, "resolve", ("pending", "open", "acknowledged"), change
+        conn, episode_id, "resolve", ("pending", "open", "acknowledged"), change, at
     )
 
 
@@ -171,23 +178,19 @@ async def snooze(
     until: datetime,
     now: datetime | None = None,
 ) -> Episode:
-    """Hide an open/acknowledged episode from the queue and hold its SLA until ``until``."""
+    """Hide an open/acknowledged episode from the queue and hold its SLA until ``until``:
+    at most ``alerts.SNOOZE_MAX`` for its severity; never a critical episode. A new emergency
+    or a rise in severity ends the snooze at once."""
     at = _now(now)
     if not reason:
-        raise InvalidTransition(episode_id, "?", "snooze", "a reason is required")
+        raise InvalidAction(episode_id, "?", "snooze", "reason", "a reason is required")
     if until <= at:
-        raise InvalidTransition(episode_id, "?", "snooze", "until must be in the future")
+        raise InvalidAction(episode_id, "?", "snooze", "until", "until must be in the future")
 
     def change(book: Book, ep: Episode) -> None:
-        ep.snoozed_until = until
-        ep.snooze_reason = reason
-        if ep.state == "open":
-            ep.sla_due_at = until + SLA[ep.priority]
-        book._event(
-            ep, at, "snoozed", ep.state, {"until": until.isoformat(), "reason": reason}, actor
-        )
+        book.snooze(ep, at, actor, reason, until)
 
-    return await _transition(conn, episode_id, "snooze", ("open", "acknowledged"), change)
+    return await _transition(conn, episode_id, "snooze", ("open", "acknowledged"), change, at)
 
 
 async def list_queue(
@@ -197,21 +200,23 @@ async def list_queue(
     program_id: str | None = None,
     now: datetime | None = None,
     limit: int = 200,
+    queue: str = "clinical",
 ) -> list[Episode]:
     """The visible episodes of a care team's queue (site, and program if given): open or
-    acknowledged, not suppressed, not snoozed; most urgent first."""
+    acknowledged, not suppressed, not snoozed; most urgent first. ``queue``: ``clinical``
+    (default) or ``technical`` (device health)."""
     at = _now(now)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             f"""
             SELECT {_COLS} FROM alert_episodes
             WHERE site_id = %(site)s AND (%(program)s::text IS NULL OR program_id = %(program)s)
-              AND state IN ('open', 'acknowledged') AND suppressed_by IS NULL
+              AND queue = %(queue)s AND state IN ('open', 'acknowledged') AND suppressed_by IS NULL
               AND (snoozed_until IS NULL OR snoozed_until <= %(now)s)
             ORDER BY priority, sla_due_at NULLS LAST, opened_at
             LIMIT %(limit)s
             """,
-            {"site": site_id, "program": program_id, "now": at, "limit": limit},
+            {"site": site_id, "program": program_id, "now": at, "limit": limit, "queue": queue},
         )
         return [episode_from_row(r) for r in await cur.fetchall()]
 

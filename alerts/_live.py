@@ -136,7 +136,7 @@ async def evaluate_readings(
     for r in readings:
         by_patient.setdefault(r.patient_id, []).append(r)
     patients = sorted(by_patient)
-    contexts, episodes = await load_state(conn, patients, now)
+    contexts, episodes, resolved = await load_state(conn, patients, now)
     books: dict[uuid.UUID, Book] = {}
     needs: dict[uuid.UUID, dict[str, tuple[datetime, datetime]]] = {}
     for pid in patients:
@@ -146,7 +146,7 @@ async def evaluate_readings(
                 "patient %s unknown to alerts; %d readings skipped", pid, len(by_patient[pid])
             )
             continue
-        books[pid] = Book.of(episodes.get(pid, ()))
+        books[pid] = Book.of(episodes.get(pid, ()), resolved.get(pid, ()), ctx)
         needs[pid] = history_needs(ctx, books[pid], by_patient[pid])
     histories = await load_history(conn, needs, {r.reading_id for r in readings})
     changed: list[Book] = []

@@ -13,6 +13,7 @@ from datetime import datetime
 
 __all__ = [
     "EXCLUDING_FLAGS",
+    "REPORT_TYPES",
     "SUSPECT_FLAGS",
     "UNTRUSTED_TIME_FLAGS",
     "Point",
@@ -98,6 +99,9 @@ BENIGN_FLAGS = frozenset(
         "multiple_bonds",
     }
 )
+# Reading types that are reports by a person (symptoms), not device readings: they never count
+# as the patient taking a reading (missing data).
+REPORT_TYPES = frozenset({"symptom"})
 # The clinical time is the receive time: good enough for one reading, not for windows and trends.
 UNTRUSTED_TIME_FLAGS = frozenset({"device_clock_unset", "device_clock_reset"})
 _VALUE_FLAG_SUFFIXES = ("_nan", "_nres", "_positive_infinity", "_negative_infinity")

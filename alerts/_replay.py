@@ -3,27 +3,51 @@ escalated (severity) and cleared. The same engine as the live path (``evaluate_p
 ``advance``); each reading is evaluated when it arrived (``received_at``), in clinical-time
 order within an arrival, so late data is judged as the live path would judge it.
 
-Cohort file::
+Between arrivals, what time alone decides runs as the scheduler would run it: confirmation
+deadlines, hold times, missing data, the 7-day mean every ``PERIOD``, snooze expiry and SLA
+escalation. Cohort file::
 
-    {"patients": [{"id", "program", "risk_tier", "overrides"}],
-     "readings": [canonical reading (carebeacon.readings/1) + "patient_id"]}
+    {"patients": [{"id", "program", "programs"?, "delivery_date"?, "timezone"?, "risk_tier"?,
+                   "site_id"?, "overrides"?}],
+     "readings": [canonical reading (carebeacon.readings/1) + "patient_id"],
+     "actions"?: [{"at", "patient_id", "action": "acknowledge" | "claim" | "snooze" | "resolve",
+                   "minutes"?, "outcome"?, "note"?}],
+     "symptoms"?: [{"at", "patient_id", "symptoms": [name, ...], "received_at"?}]}
 
-``program`` names a template (or ``{"id", "template"}``); ``overrides`` is
-``{"<rule>.<param>": value}`` or a list of ``{"parameter", "value", "scope"}``.
+``program`` names a template (or ``{"id", "template"}``); ``programs`` lists every running
+enrollment (the first is primary when ``program`` is absent); ``overrides`` is
+``{"<rule>.<param>": value}`` or a list of ``{"parameter", "value", "scope"}``. Patient (and
+reading) ids are any strings. A symptom report is evaluated as a reading of type ``symptom``
+(the rules decide what it means). An action applies to every active episode of the patient at its
+time, as a person would through the web app (``snooze`` needs ``minutes``, capped at the
+severity's ``SNOOZE_MAX`` and skipped for critical episodes; ``resolve`` needs an outcome
+people choose). A bad cohort raises :class:`ReplayError` naming the field at fault.
+
+Output: one JSON object per event, sorted by time: ``event`` (open, escalate = severity rose,
+renotify, sla_escalate, clear, acknowledge, claim, snooze, suppressed), ``kind`` (the engine's
+event kind), ``queue`` (clinical | technical) and ``notify`` (the event put the episode in
+front of a person with a new SLA: ``NOTIFYING_EVENTS``), with the episode's state.
 """
 
 from __future__ import annotations
 
 import uuid
+import zoneinfo
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import polars as pl
 
 from alerts._engine import (
+    ESCALATION_LEVELS,
     PERIOD,
+    PERSON_OUTCOMES,
+    SNOOZE_MAX,
+    ActionError,
     Book,
+    Episode,
     Event,
     Facts,
     PatientContext,
@@ -31,13 +55,26 @@ from alerts._engine import (
     evaluate_patient,
     evaluate_periodic,
     periodic_rules,
+    thresholds_for,
+    timers,
 )
 from alerts._history import History
 from alerts._model import UNTRUSTED_TIME_FLAGS, StoredReading
-from alerts._programs import TEMPLATES, Override, resolve_thresholds
+from alerts._programs import TEMPLATES, Override
 from carebeacon.progress import track
 
-__all__ = ["ReplayError", "parse_overrides", "program_overrides", "replay", "to_reading"]
+__all__ = [
+    "ACTIONS",
+    "Action",
+    "ReplayError",
+    "as_uuid",
+    "parse_actions",
+    "parse_overrides",
+    "parse_symptoms",
+    "program_overrides",
+    "replay",
+    "to_reading",
+]
 
 # Cohort files may carry a device's own unit; the factors are the ARCHITECTURE.md ones.
 _TO_CANONICAL: Mapping[tuple[str, str], float] = {
@@ -52,7 +89,25 @@ _TO_CANONICAL: Mapping[tuple[str, str], float] = {
 
 
 class ReplayError(ValueError):
-    """The cohort file is not usable (names the item, never its values)."""
+    """The cohort file is not usable (names the item and field, never its values)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+_IDS = uuid.UUID("0b7e4f3c-52a1-4c7d-9f0e-2d6a8c1b5e90")
+ACTIONS = ("acknowledge", "claim", "snooze", "resolve")
+_ACTOR = "replay"
+
+
+def as_uuid(value: Any) -> uuid.UUID:
+    """A cohort id as a UUID: itself if it is one, else a stable UUID named by the string."""
+    text = str(value)
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return uuid.uuid5(_IDS, text)
 
 
 def _aware(value: str | None) -> datetime | None:
@@ -62,22 +117,33 @@ def _aware(value: str | None) -> datetime | None:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
-def to_reading(item: Mapping[str, Any]) -> StoredReading:
+def to_reading(item: Mapping[str, Any], where: str = "reading") -> StoredReading:
     """A canonical reading (+ ``patient_id``) as the live path would have stored it. Clinical
     time: ``time`` if given, else the device clock unless flagged unset/reset, else
     ``received_at``. Values in a known non-canonical unit are converted."""
+    field = "id"
     try:
+        if not isinstance(item, Mapping):
+            raise TypeError("not an object")
+        for field in ("id", "patient_id", "type", "received_at"):
+            if item.get(field) in (None, ""):
+                raise KeyError(field)
+        field = "flags"
         flags = tuple(str(f) for f in item.get("flags") or ())
+        field = "received_at"
         received = _aware(item["received_at"])
         assert received is not None
+        field = "time"
         clinical = _aware(item.get("time"))
         if clinical is None:
+            field = "measured_at"
             measured = _aware(item.get("measured_at"))
             clinical = (
                 measured
                 if measured is not None and not UNTRUSTED_TIME_FLAGS.intersection(flags)
                 else received
             )
+        field = "values"
         values: dict[str, float] = {}
         raw_values = item.get("values") or []
         pairs: Iterable[tuple[str, Any, str | None]] = (
@@ -90,11 +156,12 @@ def to_reading(item: Mapping[str, Any]) -> StoredReading:
                 continue
             factor = _TO_CANONICAL.get((code, unit or ""), 1.0)
             values[str(code)] = float(value) * factor
+        field = "device"
         device = item.get("device")
         device_id = device.get("id") if isinstance(device, Mapping) else item.get("device_id")
         return StoredReading(
-            reading_id=uuid.UUID(str(item["id"])),
-            patient_id=uuid.UUID(str(item["patient_id"])),
+            reading_id=as_uuid(item["id"]),
+            patient_id=as_uuid(item["patient_id"]),
             type=str(item["type"]),
             time=clinical,
             received_at=received,
@@ -103,8 +170,12 @@ def to_reading(item: Mapping[str, Any]) -> StoredReading:
             flags=flags,
             values=values,
         )
-    except (KeyError, TypeError, ValueError, AssertionError) as exc:
-        raise ReplayError(f"reading {item.get('id')!r} is not a canonical reading") from exc
+    except (KeyError, TypeError, ValueError, AttributeError, AssertionError) as exc:
+        ident = item.get("id") if isinstance(item, Mapping) else None
+        raise ReplayError(
+            f"{where}.{field} (id {ident!r}) is missing or invalid: not a canonical reading",
+            f"{where}.{field}",
+        ) from exc
 
 
 def parse_overrides(raw: Any, scope: str = "patient") -> list[Override]:
@@ -117,6 +188,8 @@ def parse_overrides(raw: Any, scope: str = "patient") -> list[Override]:
     out = []
     for n, o in enumerate(items, 1):
         value = o.get("value")
+        if value is not None and not isinstance(value, int | float):
+            raise ReplayError(f"override {o.get('parameter')!r}: value is not a number", "value")
         out.append(
             Override(
                 scope=str(o.get("scope", scope)),
@@ -146,54 +219,242 @@ def program_overrides(pairs: Sequence[str]) -> list[Override]:
     return out
 
 
-def _record(kind: str, ep: Any, at: datetime) -> dict[str, Any]:
+_LINE = {
+    "opened": "open",
+    "severity_raised": "escalate",
+    "renotified": "renotify",
+    "escalated": "sla_escalate",
+    "resolved": "clear",
+    "acknowledged": "acknowledge",
+    "assigned": "claim",
+    "snoozed": "snooze",
+    "suppressed": "suppressed",
+}
+
+
+def _record(kind: str, ep: Episode, e: Event, names: Mapping[uuid.UUID, str]) -> dict[str, Any]:
     return {
         "event": kind,
-        "at": at.isoformat(),
+        "kind": e.kind,
+        "at": e.at.isoformat(),
         "id": str(ep.id),
-        "patient_id": str(ep.patient_id),
+        "patient_id": names.get(ep.patient_id, str(ep.patient_id)),
         "rule": ep.rule_id,
         "family": ep.family,
+        "queue": ep.queue,
+        "notify": bool(e.detail.get("notify", False)),
         "severity": ep.severity.label,
         "priority": ep.priority,
+        "state": e.to_state,
         "late": ep.late,
         "opened_at": ep.opened_at.isoformat(),
         "cleared_at": ep.cleared_at.isoformat() if ep.cleared_at else None,
+        "sla_due_at": ep.sla_due_at.isoformat() if ep.sla_due_at else None,
+        "escalation": ESCALATION_LEVELS[min(ep.escalation_level, len(ESCALATION_LEVELS) - 1)],
+        "actor": e.actor,
         "count": ep.count,
         "explanation": ep.explanation,
         "threshold_version": ep.threshold_version,
-        "evidence": [str(r) for r in ep.evidence[:20]],
+        "evidence": [names.get(r, str(r)) for r in ep.evidence[:20]],
     }
 
 
-def _emit(book: Book, opened: set[uuid.UUID]) -> Iterator[dict[str, Any]]:
+def _emit(
+    book: Book, opened: set[uuid.UUID], names: Mapping[uuid.UUID, str]
+) -> Iterator[dict[str, Any]]:
     events: list[Event] = list(book.events)
     eps = book.changed
+    opened.update(e.episode_id for e in events if e.kind == "opened")
     for e in events:
         ep = eps.get(e.episode_id)
-        if ep is None:
+        line = _LINE.get(e.kind)
+        if ep is None or line is None:
             continue
-        if e.kind == "opened":
-            opened.add(ep.id)
-            yield _record("open", ep, e.at)
-        elif e.kind == "severity_raised" and ep.id in opened:
-            yield _record("escalate", ep, e.at)
-        elif e.kind == "resolved" and ep.id in opened:
-            rec = _record("clear", ep, e.at)
+        if ep.id not in opened:
+            continue  # a pending episode: not in front of anyone yet
+        rec = _record(line, ep, e, names)
+        if e.kind == "resolved":
             rec["cleared_at"] = (ep.cleared_at or e.at).isoformat()
-            rec["outcome"] = ep.outcome
-            yield rec
+            rec["outcome"] = e.detail.get("outcome", ep.outcome)
+        elif e.kind in ("severity_raised", "renotified"):
+            rec["reason"] = e.detail.get("reason") or e.detail.get("to")
+        yield rec
     book.events.clear()
     book.changed.clear()
     book.new.clear()
 
 
 def _program(p: Mapping[str, Any]) -> tuple[str, str]:
-    prog = p.get("program", "general")
+    prog = p.get("program")
+    if prog is None:
+        progs = p.get("programs") or ["general"]
+        prog = progs[0]
     if isinstance(prog, Mapping):
         pid = str(prog.get("id") or prog.get("template") or "general")
         return pid, str(prog.get("template") or pid)
     return str(prog), str(prog)
+
+
+def _bad(where: str, detail: str) -> ReplayError:
+    return ReplayError(f"{where}: {detail}", where)
+
+
+def _context(n: int, p: Any, program_overrides: Sequence[Override]) -> tuple[PatientContext, str]:
+    where = f"patients[{n}]"
+    if not isinstance(p, Mapping):
+        raise _bad(where, "not an object")
+    if p.get("id") in (None, ""):
+        raise _bad(f"{where}.id", "missing")
+    name = str(p["id"])
+    pid = as_uuid(name)
+    try:
+        program, template = _program(p)
+    except (TypeError, IndexError, AttributeError) as exc:
+        raise _bad(f"{where}.program", "not a program name") from exc
+    if template not in TEMPLATES:
+        template = "general"
+    programs_raw = p.get("programs") or []
+    if not isinstance(programs_raw, list) or not all(isinstance(x, str) for x in programs_raw):
+        raise _bad(f"{where}.programs", "must be a list of program names")
+    also = tuple(sorted({t for t in programs_raw if t in TEMPLATES} - {template}))
+    tier = p.get("risk_tier", 2)
+    if tier not in (1, 2, 3) or isinstance(tier, bool):
+        raise _bad(f"{where}.risk_tier", "must be 1, 2 or 3")
+    delivery: date | None = None
+    if p.get("delivery_date") is not None:
+        try:
+            delivery = date.fromisoformat(str(p["delivery_date"]))
+        except ValueError as exc:
+            raise _bad(f"{where}.delivery_date", "must be YYYY-MM-DD") from exc
+    tz: tzinfo = UTC
+    if p.get("timezone"):
+        try:
+            tz = zoneinfo.ZoneInfo(str(p["timezone"]))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise _bad(f"{where}.timezone", "not an IANA time zone") from exc
+    overrides = [o for o in program_overrides if o.scope in ("program", "template")]
+    overrides = [
+        Override("program", o.parameter.split(":", 1)[-1], o.value, o.version_id, o.version)
+        for o in overrides
+        if ":" not in o.parameter or o.parameter.split(":", 1)[0] in (program, template)
+    ]
+    try:
+        overrides += parse_overrides(p.get("overrides"))
+    except (ReplayError, KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise _bad(f"{where}.overrides", "not a list/object of parameter values") from exc
+    ctx = PatientContext(
+        patient_id=pid,
+        site_id=p.get("site_id"),
+        program_id=program,
+        risk_tier=int(tier),
+        thresholds=thresholds_for(program, template, overrides, also=also, delivery_date=delivery),
+        tz=tz,
+        templates=tuple(dict.fromkeys((template, *also))),
+        delivery_date=delivery,
+    )
+    return ctx, name
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    at: datetime
+    patient_id: uuid.UUID
+    action: str
+    minutes: float | None = None
+    outcome: str | None = None
+    note: str | None = None
+
+
+def parse_actions(raw: Any) -> list[Action]:
+    """The cohort's ``actions``, validated (errors name ``actions[i].<field>``)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _bad("actions", "must be a list")
+    out: list[Action] = []
+    for n, a in enumerate(raw):
+        where = f"actions[{n}]"
+        if not isinstance(a, Mapping):
+            raise _bad(where, "not an object")
+        try:
+            at = _aware(str(a["at"]))
+        except (KeyError, ValueError) as exc:
+            raise _bad(f"{where}.at", "missing or not an ISO 8601 time") from exc
+        assert at is not None
+        if a.get("patient_id") in (None, ""):
+            raise _bad(f"{where}.patient_id", "missing")
+        action = a.get("action")
+        if action not in ACTIONS:
+            raise _bad(f"{where}.action", f"must be one of {', '.join(ACTIONS)}")
+        minutes = a.get("minutes")
+        if action == "snooze" and (
+            not isinstance(minutes, int | float) or isinstance(minutes, bool) or minutes <= 0
+        ):
+            raise _bad(f"{where}.minutes", "a snooze needs minutes > 0")
+        outcome = a.get("outcome")
+        if action == "resolve" and outcome not in PERSON_OUTCOMES:
+            raise _bad(f"{where}.outcome", "a resolve needs an outcome people choose")
+        note = a.get("note")
+        if note is not None and not isinstance(note, str):
+            raise _bad(f"{where}.note", "must be text")
+        out.append(
+            Action(
+                at,
+                as_uuid(a["patient_id"]),
+                str(action),
+                float(minutes) if isinstance(minutes, int | float) else None,
+                str(outcome) if outcome is not None else None,
+                note,
+            )
+        )
+    return out
+
+
+SYMPTOM_TYPE = "symptom"  # a symptom report is evaluated as a reading of this type
+
+
+def parse_symptoms(raw: Any) -> list[StoredReading]:
+    """The cohort's ``symptoms`` (``[{"at", "patient_id", "symptoms": [...], "received_at"?}]``)
+    as the readings the rules see: type ``symptom``, one value 1.0 per symptom named."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _bad("symptoms", "must be a list")
+    out: list[StoredReading] = []
+    for n, item in enumerate(raw):
+        where = f"symptoms[{n}]"
+        if not isinstance(item, Mapping):
+            raise _bad(where, "not an object")
+        try:
+            at = _aware(str(item["at"]))
+        except (KeyError, ValueError) as exc:
+            raise _bad(f"{where}.at", "missing or not an ISO 8601 time") from exc
+        assert at is not None
+        try:
+            received = _aware(item.get("received_at")) or at
+        except ValueError as exc:
+            raise _bad(f"{where}.received_at", "not an ISO 8601 time") from exc
+        if item.get("patient_id") in (None, ""):
+            raise _bad(f"{where}.patient_id", "missing")
+        names = item.get("symptoms")
+        if not isinstance(names, list) or not names or not all(isinstance(x, str) for x in names):
+            raise _bad(f"{where}.symptoms", "must be a non-empty list of symptom names")
+        patient = as_uuid(item["patient_id"])
+        rid = item.get("id") or f"{patient}/{at.isoformat()}/{','.join(names)}"
+        out.append(
+            StoredReading(
+                reading_id=as_uuid(rid),
+                patient_id=patient,
+                type=SYMPTOM_TYPE,
+                time=at,
+                received_at=received,
+                device_id="symptom_report",
+                gateway_id="api",
+                flags=(),
+                values=dict.fromkeys(names, 1.0),
+            )
+        )
+    return out
 
 
 def replay(
@@ -203,10 +464,20 @@ def replay(
     until: datetime | None = None,
     progress: bool = False,
 ) -> list[dict[str, Any]]:
-    """Every open/escalate/clear the rule set would produce, sorted by time. Duplicate
+    """Every event the rule set and the actions would produce, sorted by time. Duplicate
     deliveries (same reading id) are dropped first, as ingest would. ``progress``: a bar over
     the patients on a terminal (:mod:`carebeacon.progress`)."""
-    readings = [to_reading(r) for r in cohort.get("readings", ())]
+    if not isinstance(cohort, Mapping):
+        raise _bad("cohort", "not an object")
+    raw_readings = cohort.get("readings") or []
+    if not isinstance(raw_readings, list):
+        raise _bad("readings", "must be a list")
+    readings = [to_reading(r, f"readings[{n}]") for n, r in enumerate(raw_readings)]
+    actions = parse_actions(cohort.get("actions"))
+    names: dict[uuid.UUID, str] = {}
+    for item, r in zip(raw_readings, readings, strict=True):
+        names[r.reading_id] = str(item["id"])
+    readings += parse_symptoms(cohort.get("symptoms"))
     frame = pl.DataFrame(
         {
             "i": list(range(len(readings))),
@@ -225,43 +496,58 @@ def replay(
     )
     frame = frame.sort(["received", "i"]).unique(subset="id", keep="first", maintain_order=True)
     frame = frame.sort(["patient", "received", "time", "id"])
-    end = until or (max(r.received_at for r in readings) if readings else datetime.now(UTC))
+    ends = [r.received_at for r in readings] + [a.at for a in actions]
+    end = until or (max(ends) if ends else datetime.now(UTC))
     by_patient: dict[str, list[int]] = {}
     for pid, idx in zip(frame["patient"].to_list(), frame["i"].to_list(), strict=True):
         by_patient.setdefault(pid, []).append(idx)
+    acts: dict[uuid.UUID, list[Action]] = {}
+    for a in sorted(actions, key=lambda a: a.at):
+        acts.setdefault(a.patient_id, []).append(a)
+    patients = cohort.get("patients") or []
+    if not isinstance(patients, list):
+        raise _bad("patients", "must be a list")
     out: list[dict[str, Any]] = []
-    patients = cohort.get("patients", ())
-    for p in track(
-        patients, desc="replay", total=len(patients), unit="patient", quiet=not progress
+    for n, p in enumerate(
+        track(patients, desc="replay", total=len(patients), unit="patient", quiet=not progress)
     ):
-        pid = uuid.UUID(str(p["id"]))
-        program, template = _program(p)
-        if template not in TEMPLATES:
-            template = "general"
-        overrides = [o for o in program_overrides if o.scope in ("program", "template")]
-        overrides = [
-            Override("program", o.parameter.split(":", 1)[-1], o.value, o.version_id, o.version)
-            for o in overrides
-            if ":" not in o.parameter or o.parameter.split(":", 1)[0] in (program, template)
-        ]
-        overrides += parse_overrides(p.get("overrides"))
-        ctx = PatientContext(
-            patient_id=pid,
-            site_id=p.get("site_id"),
-            program_id=program,
-            risk_tier=int(p.get("risk_tier", 2)),
-            thresholds=resolve_thresholds(program, template, overrides),
-        )
-        out.extend(_replay_patient(ctx, [readings[i] for i in by_patient.get(str(pid), [])], end))
+        ctx, name = _context(n, p, program_overrides)
+        names[ctx.patient_id] = name
+        mine = [readings[i] for i in by_patient.get(str(ctx.patient_id), [])]
+        out.extend(_replay_patient(ctx, mine, acts.get(ctx.patient_id, []), end, names))
     out.sort(key=lambda r: (r["at"], r["patient_id"], r["id"]))
     return out
 
 
+def _apply(book: Book, a: Action) -> None:
+    """A person's action on every active episode of the patient (see the module docstring)."""
+    for ep in list(book.active.values()):
+        try:
+            if a.action == "acknowledge" and ep.state in ("pending", "open"):
+                book.acknowledge(ep, a.at, _ACTOR, a.note)
+            elif a.action == "claim":
+                book.claim(ep, a.at, _ACTOR, _ACTOR)
+            elif a.action == "snooze" and ep.state in ("open", "acknowledged"):
+                limit = SNOOZE_MAX[ep.severity]
+                if limit is None:
+                    continue  # a critical episode cannot be snoozed
+                span = min(timedelta(minutes=a.minutes or 0), limit)
+                book.snooze(ep, a.at, _ACTOR, "replay action", a.at + span)
+            elif a.action == "resolve":
+                book.resolve_by(ep, a.at, _ACTOR, a.outcome, a.note, require_note=False)
+        except ActionError:
+            continue
+
+
 def _replay_patient(
-    ctx: PatientContext, readings: Sequence[StoredReading], end: datetime
+    ctx: PatientContext,
+    readings: Sequence[StoredReading],
+    actions: Sequence[Action],
+    end: datetime,
+    names: Mapping[uuid.UUID, str],
 ) -> list[dict[str, Any]]:
     history = History()
-    book = Book()
+    book = Book(ctx=ctx)
     opened: set[uuid.UUID] = set()
     out: list[dict[str, Any]] = []
     missing = "missing_data" in ctx.thresholds.enabled
@@ -270,43 +556,87 @@ def _replay_patient(
         if missing
         else timedelta(0)
     )
+    periodic = bool(periodic_rules(ctx))
+    start = min([r.received_at for r in readings] + [a.at for a in actions], default=end)
+    next_periodic = _next_boundary(start)
+    clock = start
 
-    def missing_until(t: datetime) -> None:
+    def emit() -> None:
+        out.extend(_emit(book, opened, names))
+
+    def missing_deadline() -> datetime | None:
         last = history.last_time
         if missing and last is not None and "missing_data" not in book.active:
-            deadline = last + days
-            if deadline < t:
-                advance(ctx, book, deadline, deadline, Facts(last_reading_at=last))
-                out.extend(_emit(book, opened))
+            return last + days
+        return None
 
-    periodic = bool(periodic_rules(ctx))
-    next_periodic = _next_boundary(readings[0].received_at) if readings else end
+    def run_until(t: datetime, *, inclusive: bool = True) -> None:
+        """Everything time alone decides after ``clock`` and up to ``t``, in order."""
+        nonlocal clock, next_periodic
+        overdue = missing_deadline()
+        if overdue is not None and overdue <= clock:
+            # resolved by a person while still missing: the scheduler's next pass finds it
+            advance(ctx, book, clock, clock, Facts(last_reading_at=history.last_time))
+            emit()
+        while True:
+            due = [x for x in timers(book) if x > clock]
+            deadline = missing_deadline()
+            if deadline is not None and deadline > clock:
+                due.append(deadline)
+            if periodic:
+                due.append(next_periodic)
+            nxt = min(due, default=None)
+            if nxt is None or nxt > t or (nxt == t and not inclusive):
+                break
+            clock = nxt
+            deadline = missing_deadline()
+            if deadline is not None and deadline <= nxt:
+                advance(ctx, book, deadline, nxt, Facts(last_reading_at=history.last_time))
+            advance(ctx, book, nxt, nxt, escalate=True)
+            if periodic and next_periodic <= nxt:
+                evaluate_periodic(ctx, history, book, nxt, nxt)
+                next_periodic += PERIOD
+            emit()
 
-    def periodic_until(t: datetime) -> None:
-        nonlocal next_periodic
-        while periodic and next_periodic <= t:
-            missing_until(next_periodic)
-            advance(ctx, book, next_periodic, next_periodic)
-            evaluate_periodic(ctx, history, book, next_periodic, next_periodic)
-            out.extend(_emit(book, opened))
-            next_periodic += PERIOD
-
-    i = 0
-    while i < len(readings):
-        arrival = readings[i].received_at
+    i = k = 0
+    while i < len(readings) or k < len(actions):
+        arrival = readings[i].received_at if i < len(readings) else None
+        if k < len(actions) and (arrival is None or actions[k].at < arrival):
+            a = actions[k]
+            run_until(a.at)
+            _apply(book, a)
+            clock = max(clock, a.at)
+            emit()
+            k += 1
+            continue
+        assert arrival is not None
         j = i
         while j < len(readings) and readings[j].received_at == arrival:
             j += 1
-        periodic_until(arrival)
-        missing_until(arrival)
+        run_until(arrival, inclusive=False)
         evaluate_patient(ctx, history, book, readings[i:j], arrival)
-        out.extend(_emit(book, opened))
+        advance(ctx, book, arrival, arrival, escalate=True)
+        clock = max(clock, arrival)
+        emit()
         i = j
-    periodic_until(end)
-    missing_until(end)
-    advance(ctx, book, end, end)
-    out.extend(_emit(book, opened))
+    run_until(end)
+    # a value waiting for its re-measure when the file ends: its deadline still comes
+    while pending := [
+        deadline
+        for ep in book.active.values()
+        if ep.confirm_by is not None and (deadline := _confirm_deadline(ep)) > clock
+    ]:
+        clock = min(pending)
+        advance(ctx, book, clock, clock)
+        emit()
     return out
+
+
+def _confirm_deadline(ep: Episode) -> datetime:
+    assert ep.confirm_by is not None
+    if ep.state != "pending":
+        return ep.confirm_by
+    return max(ep.confirm_by, ep.created_at + (ep.confirm_by - ep.opened_at))
 
 
 def _next_boundary(t: datetime) -> datetime:

@@ -15,9 +15,17 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from alerts._engine import Book, Episode, Event, PatientContext
+from alerts._engine import (
+    QUIET,
+    QUIET_BY_PROGRAM,
+    Book,
+    Episode,
+    Event,
+    PatientContext,
+    thresholds_for,
+)
 from alerts._model import Severity
-from alerts._programs import Override, resolve_thresholds
+from alerts._programs import Override
 from alerts._rules import RULES
 
 __all__ = [
@@ -25,6 +33,7 @@ __all__ = [
     "episode_from_row",
     "load_active_episodes",
     "load_contexts",
+    "load_resolved",
     "load_state",
     "lock_patients",
     "save_book",
@@ -71,6 +80,11 @@ EPISODE_COLUMNS = (
     "snoozed_until",
     "snooze_reason",
     "suppressed_by",
+    "queue",
+    "subject",
+    "notified_at",
+    "handled_at",
+    "renotify_count",
 )
 _COLS = ", ".join(EPISODE_COLUMNS)
 _INSERT = (
@@ -149,7 +163,11 @@ _BASE_SQL = """
            (SELECT array_agg(DISTINCT pr2.template) FROM enrollments e2
             JOIN programs pr2 ON pr2.id = e2.program_id
             WHERE e2.patient_id = p.id AND (e2.ended_at IS NULL OR e2.ended_at > %(now)s)
-              AND e2.consent_withdrawn_at IS NULL)
+              AND e2.consent_withdrawn_at IS NULL),
+           -- the postpartum delivery date, where enrollments carry one
+           (SELECT max((to_jsonb(e3) ->> 'delivery_date')::date) FROM enrollments e3
+            WHERE e3.patient_id = p.id AND (e3.ended_at IS NULL OR e3.ended_at > %(now)s)
+              AND e3.consent_withdrawn_at IS NULL)
     FROM patients p
     LEFT JOIN enrollments e ON e.patient_id = p.id
          AND (e.ended_at IS NULL OR e.ended_at > %(now)s)
@@ -195,7 +213,7 @@ def _contexts(
             valid_until=r[11],
         )
     out: dict[uuid.UUID, PatientContext] = {}
-    for pid, tier, site, program, template, tzname, templates in base:
+    for pid, tier, site, program, template, tzname, templates, delivery in base:
         mine = [
             o
             for (scope, o_prog, o_site, o_patient, _), o in latest.items()
@@ -208,14 +226,47 @@ def _contexts(
             site_id=site,
             program_id=program,
             risk_tier=int(tier),
-            thresholds=resolve_thresholds(
+            thresholds=thresholds_for(
                 program or template,
                 template,
                 mine,
                 also=tuple(sorted(set(templates or ()) - {template})),
+                delivery_date=delivery,
             ),
             tz=_tz(tzname),
+            templates=tuple(sorted(set(templates or ()) | {template})),
+            delivery_date=delivery,
         )
+    return out
+
+
+# The latest episode per (patient, family) resolved by a person, within the longest quiet period:
+# a new episode of that family is held quiet (alerts._engine.QUIET).
+_RESOLVED_SQL = f"""
+    SELECT DISTINCT ON (patient_id, family) {_COLS} FROM alert_episodes
+    WHERE patient_id = ANY(%(ids)s) AND state = 'resolved' AND resolved_by <> 'system'
+      AND resolved_at > %(now)s - make_interval(days => %(quiet_days)s)
+    ORDER BY patient_id, family, resolved_at DESC
+"""
+
+
+def _quiet_days() -> int:
+    longest = max([*QUIET.values(), *(d for m in QUIET_BY_PROGRAM.values() for d in m.values())])
+    return longest.days + 1
+
+
+async def load_resolved(
+    conn: psycopg.AsyncConnection[Any], patients: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, list[Episode]]:
+    """Per patient, the latest person-resolved episode of each family (for the quiet period)."""
+    out: dict[uuid.UUID, list[Episode]] = {}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            _RESOLVED_SQL, {"ids": list(patients), "now": now, "quiet_days": _quiet_days()}
+        )
+        for row in await cur.fetchall():
+            ep = episode_from_row(row)
+            out.setdefault(ep.patient_id, []).append(ep)
     return out
 
 
@@ -236,10 +287,14 @@ async def load_contexts(
 
 async def load_state(
     conn: psycopg.AsyncConnection[Any], patients: Sequence[uuid.UUID], now: datetime
-) -> tuple[dict[uuid.UUID, PatientContext], dict[uuid.UUID, list[Episode]]]:
+) -> tuple[
+    dict[uuid.UUID, PatientContext],
+    dict[uuid.UUID, list[Episode]],
+    dict[uuid.UUID, list[Episode]],
+]:
     """In one round trip (pipeline): lock the patients, load their contexts and thresholds,
-    and their active episodes ``FOR UPDATE``."""
-    params = {"ids": list(patients), "now": now}
+    their active episodes ``FOR UPDATE`` and their latest person-resolved ones (quiet)."""
+    params = {"ids": list(patients), "now": now, "quiet_days": _quiet_days()}
     keys = sorted({patient_lock_key(p) for p in patients})
     async with conn.pipeline() as pipe:
         lock = conn.cursor()
@@ -257,6 +312,8 @@ async def load_state(
             " WHERE patient_id = ANY(%(ids)s) AND state <> 'resolved' FOR UPDATE",
             params,
         )
+        res_cur = conn.cursor(row_factory=dict_row)
+        await res_cur.execute(_RESOLVED_SQL, params)
         await pipe.sync()
         base = await base_cur.fetchall()
         rows = await th_cur.fetchall()
@@ -264,7 +321,11 @@ async def load_state(
         for row in await ep_cur.fetchall():
             ep = episode_from_row(row)
             episodes.setdefault(ep.patient_id, []).append(ep)
-    return _contexts(base, rows), episodes
+        resolved: dict[uuid.UUID, list[Episode]] = {}
+        for row in await res_cur.fetchall():
+            ep = episode_from_row(row)
+            resolved.setdefault(ep.patient_id, []).append(ep)
+    return _contexts(base, rows), episodes, resolved
 
 
 async def save_book(conn: psycopg.AsyncConnection[Any], books: Iterable[Book]) -> list[Event]:

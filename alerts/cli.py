@@ -1,5 +1,7 @@
-"""``carebeacon alerts …``: replay a cohort through the rule set, print the rule catalogue.
-No database needed. (Synthetic cohorts and measurement: ``carebeacon cohort``.)
+"""``carebeacon alerts …``: replay a cohort (readings, symptom reports and a care team's
+actions) through the rule set and the episode lifecycle, print the rule catalogue. No database
+needed. (Synthetic cohorts and measurement: ``carebeacon cohort``.) The cohort format and the
+output lines are described in ``alerts/_replay.py`` and ``alerts/README.md``.
 
     carebeacon alerts replay COHORT.json [--set [PROGRAM:]RULE.PARAM=VALUE ...]
     carebeacon alerts rules
@@ -29,7 +31,14 @@ def load_cohort(path: str) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="carebeacon alerts", description="alert tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_replay = sub.add_parser("replay", help="print the episodes a cohort would raise (JSON lines)")
+    p_replay = sub.add_parser(
+        "replay",
+        help="print the episode events a cohort would raise (JSON lines with queue and notify)",
+        description="Replay a cohort file {patients, readings, actions?, symptoms?}: one JSON "
+        "line per episode event (open, escalate, renotify, sla_escalate, clear, acknowledge, "
+        "claim, snooze, suppressed), each with its queue (clinical|technical) and whether it "
+        "notified a person. A bad cohort names the field at fault.",
+    )
     p_replay.add_argument("cohort", help="cohort JSON file")
     p_replay.add_argument(
         "--set",

@@ -32,7 +32,13 @@ from alerts._history import History
 from alerts._live import load_history
 from alerts._metrics import SCHEDULER_LEADER, SCHEDULER_TICK_SECONDS, count_event
 from alerts._rules import RULES
-from alerts._store import load_active_episodes, load_contexts, lock_patients, save_book
+from alerts._store import (
+    load_active_episodes,
+    load_contexts,
+    load_resolved,
+    lock_patients,
+    save_book,
+)
 
 __all__ = [
     "LEADER_LOCK",
@@ -172,6 +178,7 @@ async def tick(
             await lock_patients(conn, part)
             contexts = await load_contexts(conn, part, now)
             episodes = await load_active_episodes(conn, part)
+            resolved = await load_resolved(conn, part, now)
             facts = await _facts(conn, part, now)
             histories: dict[uuid.UUID, History] = {}
             if periodic:
@@ -189,7 +196,7 @@ async def tick(
                 ctx = contexts.get(pid)
                 if ctx is None:
                     continue
-                book = Book.of(episodes.get(pid, ()))
+                book = Book.of(episodes.get(pid, ()), resolved.get(pid, ()), ctx)
                 advance(ctx, book, now, now, facts.get(pid), escalate=True)
                 if pid in histories:
                     evaluate_periodic(ctx, histories[pid], book, now, now)

@@ -117,7 +117,11 @@ class Sim:
         return [(fam[e.episode_id], e.kind) for e in self.all_events]
 
     def active(self, family: str) -> Any:
-        return self.book.active.get(family)
+        """The active episode of ``family`` (a per-device technical item: any device's)."""
+        found = self.book.active.get(family)
+        if found is None:
+            found = next((e for e in self.book.active.values() if e.family == family), None)
+        return found
 
 
 async def make_patient(

@@ -84,7 +84,10 @@ async def test_claim_acknowledge_resolve_with_audit_trail(conn: Conn) -> None:
 
 async def test_invalid_transitions_raise_with_data(conn: Conn) -> None:
     _, eid = await _crisis(conn)
-    await resolve(conn, eid, actor="cm", outcome="false_positive", now=T0 + 10 * MIN)
+    # a critical episode needs a note to resolve (issue 15, item 9)
+    await resolve(
+        conn, eid, actor="cm", outcome="false_positive", note="cuff on sleeve", now=T0 + 10 * MIN
+    )
     with pytest.raises(InvalidTransition) as info:
         await acknowledge(conn, eid, actor="cm", now=T0 + 11 * MIN)
     assert (info.value.state, info.value.action) == ("resolved", "acknowledge")
@@ -95,19 +98,23 @@ async def test_invalid_transitions_raise_with_data(conn: Conn) -> None:
 
 
 async def test_snooze_hides_from_queue_and_holds_sla(conn: Conn) -> None:
-    pid, eid = await _crisis(conn, site="site-snooze")
-    queue = await list_queue(conn, site_id="site-snooze", now=T0 + 6 * MIN)
+    # A critical episode cannot be snoozed (issue 15, item 1): the snooze test uses a level-1
+    # hypoglycaemia (moderate), whose snooze may last up to 72 h.
+    site = "site-snooze"
+    pid = await make_patient(conn, "diabetes", site=site)
+    await store(conn, [glucose(pid, T0, 65.0)], now=T0 + MIN)
+    eid = await _episode_id(conn, pid, "glucose_low")
+    queue = await list_queue(conn, site_id=site, now=T0 + 6 * MIN)
     assert [e.id for e in queue] == [eid]
     until = T0 + 2 * timedelta(hours=1)
     ep = await snooze(
         conn, eid, actor="cm", reason="patient re-measuring", until=until, now=T0 + 6 * MIN
     )
-    assert ep.sla_due_at == until + timedelta(minutes=30)
-    assert await list_queue(conn, site_id="site-snooze", now=T0 + 7 * MIN) == []
-    assert [e.id for e in await list_queue(conn, site_id="site-snooze", now=until)] == [eid]
+    assert ep.sla_due_at == until + timedelta(hours=24)  # priority 3: 24 h to acknowledge
+    assert await list_queue(conn, site_id=site, now=T0 + 7 * MIN) == []
+    assert [e.id for e in await list_queue(conn, site_id=site, now=until)] == [eid]
     with pytest.raises(InvalidTransition):
         await snooze(conn, eid, actor="cm", reason="", until=until, now=T0)
-    assert pid
 
 
 async def test_queue_priority_order_and_suppression(conn: Conn) -> None:
@@ -125,12 +132,20 @@ async def test_queue_priority_order_and_suppression(conn: Conn) -> None:
     queue = await list_queue(conn, site_id=site, now=T0 + 5 * MIN)
     assert [(e.family, e.priority) for e in queue] == [("bp_crisis", 1), ("glucose_low", 4)]
     crisis = queue[0].id
-    await resolve(conn, crisis, actor="np", outcome="medication_changed", now=T0 + 30 * MIN)
+    await resolve(
+        conn,
+        crisis,
+        actor="np",
+        outcome="medication_changed",
+        note="labetalol started",  # a critical episode needs a note (issue 15, item 9)
+        now=T0 + 30 * MIN,
+    )
     queue = await list_queue(conn, site_id=site, now=T0 + 31 * MIN)
     assert [e.family for e in queue] == ["bp_high", "glucose_low"]
     high = await _episode_id(conn, pid, "bp_high")
     kinds = [e.kind for e in await episode_events(conn, high)]
-    assert kinds[-2:] == ["suppressed", "unsuppressed"]
+    # released by the resolve: back in front of a person with a fresh SLA (issue 15, item 1)
+    assert kinds[-3:] == ["suppressed", "unsuppressed", "renotified"]
 
 
 async def test_threshold_versions_are_inherited_and_recorded(conn: Conn) -> None:

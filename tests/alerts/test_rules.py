@@ -398,6 +398,7 @@ def test_crisis_suppresses_lesser_bp_episodes_until_resolved() -> None:
     assert [(e.episode_id, e.kind) for e in sim.book.events] == [
         (crisis.id, "resolved"),
         (lesser.id, "unsuppressed"),
+        (lesser.id, "renotified"),  # released: back in front of a person (issue 15, item 1)
     ]
 
 
@@ -405,8 +406,11 @@ def test_crisis_suppresses_lesser_bp_episodes_until_resolved() -> None:
 
 
 def test_late_readings_are_evaluated_in_time_order_without_paging() -> None:
+    # Past the weight family's relevance window (48 h: daily weights) a late finding is
+    # recorded without paging. (Issue 15, item 3: the newest weight used to be a day old here,
+    # which is still clinically urgent; the week now arrives 3 days after its last weight.)
     sim = Sim("heart_failure", risk_tier=1)
-    now = T0 + 7 * DAY
+    now = T0 + 9 * DAY
     week = [weight(sim.patient, T0 + k * DAY, 80 + 0.5 * k, received_at=now) for k in range(7)]
     sim.feed(list(reversed(week)), now=now)  # arrive together, out of order
     ep = sim.active("weight_gain")
