@@ -684,17 +684,16 @@ class ChangeRule(Rule):
         )
         if hours <= 24 and n_days > 1:
             text += f" (no weigh-in on the {n_days - 1} day(s) between)"
+        # a single outlier jump (coat, shoes) is not yet high: it needs a second weigh-in
+        beyond = [p for p in todays if self._over(kg(p) - kg(ref), limit)]
+        supported = len(beyond) >= 2 and len(beyond) == len(todays)
+        last = usable[-1]
+        if last is not ref and self._over(kg(last) - kg(ref), limit):
+            supported = True  # yesterday (or the last weigh-in) was already up
         severity = self.severity
-        if severity > Severity.MODERATE:
-            # a single outlier jump (coat, shoes) is not yet high: it needs a second weigh-in
-            beyond = [p for p in todays if self._over(kg(p) - kg(ref), limit)]
-            supported = len(beyond) >= 2 and len(beyond) == len(todays)
-            last = usable[-1]
-            if last is not ref and self._over(kg(last) - kg(ref), limit):
-                supported = True  # yesterday (or the last weigh-in) was already up
-            if not supported and now_kg - kg(last) > jump + 1e-9:
-                severity = Severity.MODERATE
-                text += "; one weigh-in so far: re-weigh requested (or tomorrow's weight)"
+        if not supported and now_kg - kg(last) > jump + 1e-9:
+            severity = min(severity, Severity.MODERATE)
+            text += "; one weigh-in so far: re-weigh requested (or tomorrow's weight)"
         return self.finding(
             ev, severity, "body_weight", delta, text, (ref.reading_id, now_pt.reading_id)
         )

@@ -138,9 +138,7 @@ def test_bp_high_needs_three_of_five() -> None:
     ep = sim.active("bp_high")
     assert ep.state == "open"
     assert ep.severity is Severity.MODERATE
-    assert ep.explanation.startswith(
-        "3 of the last 5 blood pressures in 2 days at or above 145/90"
-    )
+    assert ep.explanation.startswith("3 of the last 5 blood pressures in 2 days at or above 145/90")
 
 
 def test_bp_high_cuff_errors_count_half() -> None:
