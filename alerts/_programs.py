@@ -55,12 +55,13 @@ _BP_CRISIS = {
     "clear_diastolic": 110.0,
 }
 # Persistent high home BP, graded on the home scale: home 145/90 corresponds to office 160/100
-# (2017/2025 AHA/ACC corresponding-values table), home 135/85 to office 140/90.
+# (grade 2) and home 135/85 to office 140/90 (AHA/ACC corresponding-values table); office grade 3
+# (180/110) continues that table's slope (half the office step) to home 155/95.
 _BP_HIGH = {
     "level1_systolic": 145.0,
     "level1_diastolic": 90.0,
-    "level2_systolic": 160.0,
-    "level2_diastolic": 100.0,
+    "level2_systolic": 155.0,
+    "level2_diastolic": 95.0,
     "n": 3.0,
     "m": 5.0,
     "window_hours": 168.0,

@@ -1134,9 +1134,9 @@ RULES: Mapping[str, Rule] = {
             "Persistent high home blood pressure, graded on the home scale: N of the last M "
             "readings in the window at or above level 1, home 145/90 (2025 AHA/ACC "
             "corresponding values: home 145/90 ≈ office 160/100; maternal_postpartum ≥140/90 "
-            "twice, ACOG Practice Bulletin 222) → moderate; level 2, home 160/100 (maternal "
-            "≥150/100, ACOG postpartum treatment threshold) → high. Clears below home 135/85 "
-            "(≈ office 140/90).",
+            "twice, ACOG Practice Bulletin 222) → moderate; level 2, home 155/95 (≈ office "
+            "grade 3, 180/110, on the same table's slope; maternal ≥150/100, ACOG postpartum "
+            "treatment threshold) → high. Clears below home 135/85 (≈ office 140/90).",
             "high",
             (Severity.MODERATE, Severity.HIGH),
         ),

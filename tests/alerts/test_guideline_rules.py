@@ -159,6 +159,19 @@ def test_bp_high_uses_home_grades(values: tuple[float, float], opens: bool) -> N
     assert (sim.active("bp_high") is not None) is opens
 
 
+@pytest.mark.parametrize(
+    ("values", "severity"),
+    [((156, 88), Severity.HIGH), ((150, 96), Severity.HIGH), ((154, 94), Severity.MODERATE)],
+)
+def test_bp_high_grade_3_at_home(values: tuple[float, float], severity: Severity) -> None:
+    # office grade 3 (180/110) on the corresponding-values table's slope (office 140→160 is
+    # home 135→145, 90→100 is 85→90): home 155/95
+    sim = Sim("hypertension")
+    for k in range(3):
+        sim.bp(T0 + k * 12 * HOUR, *values)
+    assert sim.active("bp_high").severity is severity
+
+
 # -- item 6: +INF / -INF glucose ----------------------------------------------------------------
 # IEEE 11073-20601 SFLOAT +INFINITY: the value is above the meter's range (what HI says).
 
