@@ -124,7 +124,7 @@ TEMPLATES: Mapping[str, Mapping[str, Mapping[str, float]]] = {
         "weight_gain_1d": {
             "kg": 2 * LB,
             "window_hours": 24.0,
-            "lookback_days": 3.0,
+            "lookback_days": 2.0,  # one missed day; longer gaps: the 3- and 7-day rules
             "clear_margin_kg": 0.4,
         },
         "weight_gain_3d": {"kg": 2.0, "window_hours": 72.0, "clear_margin_kg": 0.5},

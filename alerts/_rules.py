@@ -1165,9 +1165,9 @@ RULES: Mapping[str, Rule] = {
             "weight_gain_1d",
             "weight_gain",
             "Heart-failure fluid gain: today's weight more than 2 lb (0.9 kg) above the last "
-            "daily weight (calendar days in the patient's time zone; a missed day compares with "
-            "the last weigh-in within 3 days) (HFSA/AHA heart-failure self-care: report a gain "
-            "of more than 2-3 lb in a day).",
+            "daily weight (calendar days in the patient's time zone; after one missed day, the "
+            "weigh-in two days ago; longer gaps are the 3- and 7-day rules') (HFSA/AHA "
+            "heart-failure self-care: report a gain of more than 2-3 lb in a day).",
             Severity.MODERATE,
         ),
         ChangeRule(

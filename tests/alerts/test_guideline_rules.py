@@ -523,3 +523,15 @@ def test_a_stored_impossible_value_is_never_applied_and_values_carry_their_windo
 
 def test_unknown_ids_are_any_uuid() -> None:
     assert resolve_thresholds(str(uuid.uuid4()), "nonexistent").template == "general"
+
+
+@pytest.mark.parametrize(("gain_kg", "severity"), [(1.0, None), (2.2, Severity.MODERATE)])
+def test_two_missed_days_are_the_three_day_rule(gain_kg: float, severity: Severity | None) -> None:
+    # ESC: more than 2 kg in 3 days. 1 kg after two missed days is not a day's gain of 2 lb
+    # (0.3 kg a day); 2.2 kg is, from one weigh-in: moderate until a re-weigh confirms it
+    sim = Sim("heart_failure")
+    for k in range(3):
+        sim.feed([weight(sim.patient, T0 + k * DAY, 82.0)])
+    sim.feed([weight(sim.patient, T0 + 5 * DAY, 82.0 + gain_kg)])
+    ep = sim.active("weight_gain")
+    assert (ep.severity if ep else None) is severity
