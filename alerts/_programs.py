@@ -311,8 +311,6 @@ PARAMETER_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
 # The rule's own structure: (lower, higher, what) — lower must be strictly below higher.
 _ORDER: Mapping[str, tuple[tuple[str, str, str], ...]] = {
     "bp_crisis": (
-        ("clear_systolic", "systolic", "a crisis threshold must be above its clear band"),
-        ("clear_diastolic", "diastolic", "a crisis threshold must be above its clear band"),
         ("diastolic", "systolic", "diastolic must be below systolic"),
         ("clear_diastolic", "clear_systolic", "diastolic must be below systolic"),
     ),
@@ -344,6 +342,10 @@ _ORDER: Mapping[str, tuple[tuple[str, str, str], ...]] = {
 }
 # (lower, higher, what) where equality is allowed.
 _ORDER_EQ: Mapping[str, tuple[tuple[str, str, str], ...]] = {
+    "bp_crisis": (
+        ("clear_systolic", "systolic", "a crisis threshold must not be below its clear band"),
+        ("clear_diastolic", "diastolic", "a crisis threshold must not be below its clear band"),
+    ),
     "bp_high": (
         ("level1_systolic", "level2_systolic", "level 2 must not be below level 1"),
         ("level1_diastolic", "level2_diastolic", "level 2 must not be below level 1"),
@@ -518,9 +520,11 @@ def _apply(values: dict[str, RuleParams], enabled: set[str], overrides: Iterable
         if rule_id not in values or o.value is None:
             continue
         value = float(o.value)
-        if not _in_range(rule_id, name, value):
-            continue  # never apply an impossible value (check_threshold refuses it at entry)
         old = values[rule_id]
+        if not _in_range(rule_id, name, value) or _structure_error(
+            rule_id, name, value, {n: v.value for n, v in old.items()}
+        ):
+            continue  # never apply an impossible value (check_threshold refuses it at entry)
         values[rule_id] = RuleParams(rule_id, old.origin, old)
         values[rule_id][name] = ThresholdValue(
             value,
@@ -613,15 +617,38 @@ def _resolve(
     )
 
 
+def _structure_error(
+    rule_id: str, name: str, value: float, effective: Mapping[str, float]
+) -> str | None:
+    """What ``name`` = ``value`` would break in the rule's own structure, given the rule's
+    other effective values; ``None`` when nothing."""
+    values = {**effective, name: value}
+    checks = [(lo, hi, what, False) for lo, hi, what in _ORDER.get(rule_id, ())]
+    checks += [(lo, hi, what, True) for lo, hi, what in _ORDER_EQ.get(rule_id, ())]
+    for lower, higher, what, equal_ok in checks:
+        if name not in (lower, higher) or lower not in values or higher not in values:
+            continue
+        a, b = values[lower], values[higher]
+        if a > b or (a == b and not equal_ok):
+            return f"{what} ({rule_id}.{lower} {a:g} vs {rule_id}.{higher} {b:g})"
+    return None
+
+
 def check_threshold(
-    parameter: str, value: float | None, current: ThresholdSet | None = None
+    parameter: str,
+    value: float | None,
+    current: ThresholdSet | None = None,
+    *,
+    template: str | None = None,
 ) -> None:
     """Refuse an override that no clinician could mean: an unknown rule or parameter, a value
     outside the parameter's physiological range, or one that breaks the rule's own structure
     (a crisis threshold at or below its clear band, a diastolic at or above its systolic, level
-    2 less severe than level 1, ...) given the other effective values in ``current`` (default:
-    the template defaults). ``value=None`` (back to the inherited value) is always allowed.
-    Raises :class:`alerts.InvalidThreshold` naming the parameter."""
+    2 less severe than level 1, ...) given the other effective values: the patient's
+    (``current``, e.g. from ``effective_thresholds``), else ``template``'s defaults (a program
+    override), else the first template's that runs the rule. ``value=None`` (back to the
+    inherited value) is always allowed. Raises :class:`alerts.InvalidThreshold` naming the
+    parameter."""
     rule_id, _, name = parameter.partition(".")
     if rule_id not in _DEFAULTS:
         raise InvalidThreshold(parameter, "unknown rule")
@@ -643,17 +670,11 @@ def check_threshold(
         )
     if name in _INTEGRAL and v != int(v):
         raise InvalidThreshold(parameter, "must be a whole number")
-    effective: dict[str, float] = dict(_DEFAULTS[rule_id])
+    effective: dict[str, float] = dict(
+        TEMPLATES.get(template or "", {}).get(rule_id) or _DEFAULTS[rule_id]
+    )
     if current is not None and rule_id in current.values:
         effective.update({n: tv.value for n, tv in current.values[rule_id].items()})
-    effective[name] = v
-    checks = [(lo, hi, what, False) for lo, hi, what in _ORDER.get(rule_id, ())]
-    checks += [(lo, hi, what, True) for lo, hi, what in _ORDER_EQ.get(rule_id, ())]
-    for lower, higher, what, equal_ok in checks:
-        if name not in (lower, higher) or lower not in effective or higher not in effective:
-            continue
-        a, b = effective[lower], effective[higher]
-        if a > b or (a == b and not equal_ok):
-            raise InvalidThreshold(
-                parameter, f"{what} ({rule_id}.{lower} {a:g} vs {rule_id}.{higher} {b:g})"
-            )
+    error = _structure_error(rule_id, name, v, effective)
+    if error is not None:
+        raise InvalidThreshold(parameter, error)

@@ -476,7 +476,7 @@ def test_heart_failure_needs_weights_even_when_bp_arrives() -> None:
         ("bp_crisis.diastolic", 0.0),
         ("bp_crisis.systolic", 1800.0),
         ("bp_crisis.systolic", math.nan),
-        ("bp_crisis.systolic", 165.0),  # at or below its own clear band (170)
+        ("bp_crisis.systolic", 165.0),  # below its own clear band (170)
         ("bp_crisis.clear_diastolic", 125.0),  # above the crisis diastolic (120)
         ("bp_high.level1_diastolic", 125.0),  # level 1 diastolic above level 2 (100)
         ("glucose_low.level2", 70.0),  # level 2 must be below level 1 (70)
@@ -501,6 +501,23 @@ def test_structure_is_checked_against_the_other_effective_values() -> None:
     check_threshold("bp_crisis.systolic", 165.0, ts)  # above the patient's 150 band: fine
     check_threshold("bp_crisis.systolic", None)  # back to the inherited value
     check_threshold("bp_crisis.systolic", 175.0)
+    check_threshold("bp_crisis.systolic", 170.0)  # at the band: a value of 170 is neither
+
+
+def test_a_program_override_is_checked_against_its_own_template() -> None:
+    # ACOG severe range: maternal crisis 158/108 sits above the postpartum clear band (150/100)
+    check_threshold("bp_crisis.systolic", 158.0, template="maternal_postpartum")
+    with pytest.raises(InvalidThreshold):
+        check_threshold("bp_crisis.systolic", 158.0, template="hypertension")  # band 170
+
+
+def test_a_stored_crisis_below_its_clear_band_is_never_applied() -> None:
+    ts = resolve_thresholds(
+        "hypertension",
+        "hypertension",
+        [Override("program", "bp_crisis.systolic", 165.0, 1, 1, "Dr A", "typo")],
+    )
+    assert ts.rule("bp_crisis")["systolic"].value == 180
 
 
 def test_a_stored_impossible_value_is_never_applied_and_values_carry_their_window() -> None:
