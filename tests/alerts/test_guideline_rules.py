@@ -501,7 +501,7 @@ def test_structure_is_checked_against_the_other_effective_values() -> None:
     check_threshold("bp_crisis.systolic", 165.0, ts)  # above the patient's 150 band: fine
     check_threshold("bp_crisis.systolic", None)  # back to the inherited value
     check_threshold("bp_crisis.systolic", 175.0)
-    check_threshold("bp_crisis.systolic", 170.0)  # at the band: a value of 170 is neither
+    check_threshold("bp_crisis.systolic", 170.0)  # equal to its band: allowed, never below it
 
 
 def test_a_program_override_is_checked_against_its_own_template() -> None:
