@@ -61,12 +61,14 @@ FAMILIES: Mapping[str, Family] = {
         Family("battery_low", "low", timedelta(0), device=True),
         Family("device_clock", "high", timedelta(days=7), device=True),
         Family("symptom", "high", timedelta(0)),
+        # a required reading type missing (HF: weight) while others arrive; no readings at all
+        # is missing_data's, which then holds this one back (one missing-data item, not two)
         Family(
             "missing_required",
             "high",
             timedelta(0),
             device=True,
-            inhibited_by=("gateway_offline",),
+            inhibited_by=("gateway_offline", "missing_data"),
         ),
         Family("program_notice", "high", timedelta(0)),
     )

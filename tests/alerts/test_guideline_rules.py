@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from alerts import InvalidThreshold, Severity
-from alerts._engine import PatientContext
+from alerts._engine import Facts, PatientContext, advance
 from alerts._programs import Override, check_threshold, resolve_thresholds
 from tests.alerts.helpers import T0, Sim, bp, glucose, reading, weight
 
@@ -552,3 +552,15 @@ def test_two_missed_days_are_the_three_day_rule(gain_kg: float, severity: Severi
     sim.feed([weight(sim.patient, T0 + 5 * DAY, 82.0 + gain_kg)])
     ep = sim.active("weight_gain")
     assert (ep.severity if ep else None) is severity
+
+
+def test_no_readings_at_all_is_one_missing_data_item_not_two() -> None:
+    sim = Sim("heart_failure")
+    sim.feed([weight(sim.patient, T0, 80.0)])
+    now = T0 + 2 * DAY + 6 * HOUR
+    advance(sim.ctx, sim.book, now, now, Facts(last_reading_at=T0))
+    sim.periodic(now)
+    assert sim.active("missing_data") is not None
+    weights = sim.active("missing_required")
+    assert weights is not None
+    assert weights.suppressed_by == sim.active("missing_data").id
