@@ -634,7 +634,8 @@ class ChangeRule(Rule):
         return max(1, round(hours / 24))
 
     def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
-        return timedelta(days=self._days(params) + 1)
+        # the window's days, plus the day before it (is the window's first day a low outlier?)
+        return timedelta(days=self._days(params) + 2)
 
     def _over(self, gain: float, limit: float) -> bool:
         return gain > limit + 1e-9 if self.strict else gain + 1e-9 >= limit
@@ -645,7 +646,8 @@ class ChangeRule(Rule):
             return None
         days = self._days(ev.params)
         today = pt.time.astimezone(ev.tz).date()
-        start = datetime.combine(today - timedelta(days=days), time(0), ev.tz)
+        first = today - timedelta(days=days)
+        start = datetime.combine(first - timedelta(days=1), time(0), ev.tz)
         by_day: dict[date, list[Point]] = {}
         for p in _weights(ev, start, pt.time, trusted_only=False):
             if p.reading_id == pt.reading_id or not p.suspect:
@@ -663,7 +665,8 @@ class ChangeRule(Rule):
         usable = [
             d
             for i, d in enumerate(daily)
-            if not (
+            if d.time.astimezone(ev.tz).date() >= first
+            and not (
                 i > 0
                 and kg(d) < kg(daily[i - 1]) - jump
                 and kg(d) < kg(daily[i + 1] if i + 1 < len(daily) else now_pt) - jump

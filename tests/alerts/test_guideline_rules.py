@@ -564,3 +564,11 @@ def test_no_readings_at_all_is_one_missing_data_item_not_two() -> None:
     weights = sim.active("missing_required")
     assert weights is not None
     assert weights.suppressed_by == sim.active("missing_data").id
+
+
+def test_a_low_outlier_on_the_first_day_of_the_week_is_no_reference() -> None:
+    # days 0..7 at 80.3 kg except a -2.3 kg outlier on day 1 (the first day of day 8's week)
+    sim = Sim("heart_failure")
+    for k in range(9):
+        sim.feed([weight(sim.patient, T0 + k * DAY, 78.0 if k == 1 else 80.3)])
+    assert sim.active("weight_gain") is None
