@@ -4,20 +4,24 @@ verdict for its episode family. Pure: no I/O, no clock, no logging."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
 
 import numpy as np
 
 from alerts._history import History
 from alerts._model import Point, Severity, StoredReading
-from alerts._programs import LB, ThresholdSet, ThresholdValue
+from alerts._programs import LB, RuleParams, ThresholdSet, ThresholdValue
 
 __all__ = [
+    "EMERGENCY_SYMPTOMS",
     "FAMILIES",
     "RULES",
+    "SYMPTOMS",
+    "SYMPTOM_TYPE",
     "Eval",
     "Family",
     "Finding",
@@ -56,8 +60,32 @@ FAMILIES: Mapping[str, Family] = {
         Family("gateway_offline", "high", timedelta(0), device=True),
         Family("battery_low", "low", timedelta(0), device=True),
         Family("device_clock", "high", timedelta(days=7), device=True),
+        Family("symptom", "high", timedelta(0)),
+        # a required reading type missing (HF: weight) while others arrive; no readings at all
+        # is missing_data's, which then holds this one back (one missing-data item, not two)
+        Family(
+            "missing_required",
+            "high",
+            timedelta(0),
+            device=True,
+            inhibited_by=("gateway_offline", "missing_data"),
+        ),
+        Family("program_notice", "high", timedelta(0)),
     )
 }
+
+# Symptom reports (API): the postpartum warning signs of ACOG PB 222 / AWHONN POST-BIRTH.
+SYMPTOMS: Mapping[str, str] = {
+    "severe_headache": "severe headache",
+    "vision_change": "vision change",
+    "ruq_pain": "right-upper-quadrant pain",
+    "shortness_of_breath": "shortness of breath",
+    "chest_pain": "chest pain",
+}
+# AWHONN POST-BIRTH: "Call 911 if you have pain in chest, obstructed breathing or shortness of
+# breath" — critical on their own.
+EMERGENCY_SYMPTOMS = frozenset({"shortness_of_breath", "chest_pain"})
+SYMPTOM_TYPE = "symptom"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,18 +113,67 @@ class Verdict:
     disconfirm: bool = False  # a re-measure that does not confirm a pending episode
 
 
-@dataclass(slots=True)
 class Eval:
-    """Everything a rule may look at: one reading (or, for a periodic rule, a moment)."""
+    """Everything a rule may look at: one reading (or, for a periodic rule, a moment).
 
-    reading: StoredReading | None
-    point: Point | None
-    history: History
-    thresholds: ThresholdSet
-    tz: tzinfo
-    at: datetime
-    params: Mapping[str, ThresholdValue] = field(default_factory=dict)
-    active: Collection[str] = ()  # families with an active episode (clearing matters)
+    Assigning ``params`` (the engine assigns ``thresholds.rule(rule_id)``) resolves them at
+    ``at``: after a postpartum window the set of the patient's other programs applies, or the
+    rule is ``expired`` and says nothing."""
+
+    __slots__ = (
+        "_params",
+        "active",
+        "at",
+        "expired",
+        "history",
+        "point",
+        "reading",
+        "thresholds",
+        "tz",
+    )
+
+    def __init__(
+        self,
+        reading: StoredReading | None,
+        point: Point | None,
+        history: History,
+        thresholds: ThresholdSet,
+        tz: tzinfo,
+        at: datetime,
+        params: Mapping[str, ThresholdValue] | None = None,
+        active: Collection[str] = (),
+    ) -> None:
+        self.reading = reading
+        self.point = point
+        self.history = history
+        self.thresholds = thresholds
+        self.tz = tz
+        self.at = at
+        self.active = active
+        self.expired = False
+        self._params: Mapping[str, ThresholdValue] = {}
+        if params is not None:
+            self.params = params
+
+    @property
+    def params(self) -> Mapping[str, ThresholdValue]:
+        return self._params
+
+    @params.setter
+    def params(self, raw: Mapping[str, ThresholdValue]) -> None:
+        self.expired = False
+        if isinstance(raw, RuleParams) and self.thresholds.postpartum_end is not None:
+            now = self.thresholds.rule_at(raw.rule_id, self.at)
+            if now is None:
+                self.expired = True
+                raw = RuleParams(raw.rule_id, raw.origin)
+            else:
+                raw = now
+        self._params = raw
+
+    def version_label(self, rule_id: str) -> str:
+        """The threshold version of the set this rule speaks with now."""
+        return self.thresholds.version_label(rule_id, self.at)
 
     def p(self, name: str) -> float:
         return self.params[name].value
@@ -113,7 +190,9 @@ class Eval:
         if site:
             v = site[-1]
             return f"site threshold (override #{v.version_id} v{v.version})"
-        return f"program {self.thresholds.program} threshold"
+        origin = getattr(self._params, "origin", self.thresholds.template)
+        name = self.thresholds.program if origin == self.thresholds.template else origin
+        return f"program {name} threshold"
 
 
 class Rule:
@@ -128,7 +207,13 @@ class Rule:
         self.types = types
         self.description = description
 
-    def evaluate(self, ev: Eval) -> Verdict | None:  # pragma: no cover - abstract
+    def evaluate(self, ev: Eval) -> Verdict | None:
+        """The rule's verdict on ``ev``; nothing when its program no longer applies."""
+        if ev.expired:
+            return None
+        return self.check(ev)
+
+    def check(self, ev: Eval) -> Verdict | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def wants_history(
@@ -168,7 +253,7 @@ class Rule:
                 explanation=explanation,
                 evidence=evidence,
                 thresholds={k: v.value for k, v in ev.params.items()},
-                threshold_version=ev.thresholds.version_label(self.id),
+                threshold_version=ev.version_label(self.id),
                 confirm_by=confirm_by,
             ),
         )
@@ -204,11 +289,27 @@ def _weight(point: Point, suspect_weight: float) -> float:
     return suspect_weight if point.suspect else 1.0
 
 
+def _severe(values: Mapping[str, float], s_lim: float, d_lim: float, inclusive: bool) -> bool:
+    """Systolic and/or diastolic beyond a pair of limits: ``>`` (2025 AHA/ACC severe
+    hypertension, >180 and/or >120) or, when ``inclusive``, ``≥`` (ACOG severe range, ≥160
+    and/or ≥110)."""
+    s, d = values.get("systolic"), values.get("diastolic")
+    if inclusive:
+        return (s is not None and s >= s_lim) or (d is not None and d >= d_lim)
+    return (s is not None and s > s_lim) or (d is not None and d > d_lim)
+
+
+def _limit(ev: Eval, s_name: str = "systolic", d_name: str = "diastolic") -> str:
+    sign = "≥" if ev.params.get("inclusive") and ev.p("inclusive") else ">"
+    return f"{sign}{_n(ev.p(s_name))}/{_n(ev.p(d_name))}"
+
+
 class ConfirmationRule(Rule):
-    """A value at or above a crisis threshold asks for a re-measure: the episode waits
-    (pending) and opens if the repeat within the window is still high (at or above the
-    clear band, e.g. 179/110 after 194/109 confirms) or if no repeat comes. A repeat below the
-    clear band disconfirms it."""
+    """A value in the severe range asks for a re-measure: the episode waits (pending) and opens
+    if the repeat within the window is itself in the severe range, or if no repeat comes. A
+    repeat that is not severe does not confirm it (the pending episode closes as not
+    confirmed). Readings timed on arrival (device clock unset/reset) never confirm one another:
+    their measurement times are unknown, so two of them may be days apart."""
 
     kind = "confirmation"
 
@@ -229,34 +330,35 @@ class ConfirmationRule(Rule):
     def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
         return timedelta(minutes=params["confirm_minutes"].value)
 
-    def evaluate(self, ev: Eval) -> Verdict | None:
+    def check(self, ev: Eval) -> Verdict | None:
         pt = ev.point
         if pt is None or ("systolic" not in pt.values and "diastolic" not in pt.values):
             return None
         window = timedelta(minutes=ev.p("confirm_minutes"))
         crisis = (ev.p("systolic"), ev.p("diastolic"))
+        inclusive = bool(ev.params.get("inclusive") and ev.p("inclusive"))
         band = (ev.p("clear_systolic"), ev.p("clear_diastolic"))
         sys_value = pt.values.get("systolic", 0.0)
-        above = self._beyond(pt.values, *crisis)
+        severe = _severe(pt.values, *crisis, inclusive)
         still_high = self._beyond(pt.values, *band)
-        if still_high or above:
-            limit = f"{_n(crisis[0])}/{_n(crisis[1])}"
+        if severe:
+            limit = _limit(ev)
             src = ev.source("systolic", "diastolic")
-        if still_high:
-            # untrusted clocks still count here: a crisis is never ignored for its timestamp
-            earlier = [
-                p
-                for p in ev.history.window(
-                    "blood_pressure", pt.time - window, pt.time, trusted_only=False
-                )
-                if p.reading_id != pt.reading_id and self._beyond(p.values, *crisis)
-            ]
+            earlier = (
+                [
+                    p
+                    for p in ev.history.window("blood_pressure", pt.time - window, pt.time)
+                    if p.reading_id != pt.reading_id and _severe(p.values, *crisis, inclusive)
+                ]
+                if pt.time_trusted
+                else []
+            )
             if earlier:
                 first = earlier[0]
                 text = (
                     f"Blood pressure {_bp(first.values)} confirmed by a repeat of "
                     f"{_bp(pt.values)} within {_n(window.total_seconds() / 60)} min; "
-                    f"{src} ≥{limit} mmHg"
+                    f"{src} {limit} mmHg"
                 )
                 return self.finding(
                     ev,
@@ -266,11 +368,14 @@ class ConfirmationRule(Rule):
                     text,
                     (first.reading_id, pt.reading_id),
                 )
-        if above:
+            # a crisis is never ignored for its timestamp: an arrival-timed reading still asks
+            # for its re-measure (and opens when none comes)
             text = (
-                f"Blood pressure {_bp(pt.values)}, at or above {limit} mmHg; re-measure "
+                f"Blood pressure {_bp(pt.values)}, in the severe range ({limit} mmHg); re-measure "
                 f"requested within {_n(window.total_seconds() / 60)} min; {src}"
             )
+            if not pt.time_trusted:
+                text += " (device clock unset or reset: timed on arrival)"
             if pt.suspect:
                 # the cuff doubted it: unconfirmed, it asks for a call, not a page
                 flags = ev.reading.flags if ev.reading is not None else ()
@@ -284,16 +389,18 @@ class ConfirmationRule(Rule):
                 (pt.reading_id,),
                 confirm_by=pt.time + window,
             )
-        return Verdict(self.family, clear=not still_high, disconfirm=not still_high)
+        # not severe: never confirms a pending crisis; back below the band clears an open one
+        return Verdict(self.family, clear=not still_high, disconfirm=True)
 
 
 class CountRule(Rule):
     """N-of-M persistence: of the last M usable readings within the window, at least N (weighted;
     a cuff-error reading counts ``suspect_weight``) are beyond the level-1 threshold; severity
     rises to level 2 when N of them are beyond level 2. Clears when the last two readings are
-    back inside the clear band."""
+    back inside the clear band. High side: systolic and/or diastolic at or above the level."""
 
     kind = "n_of_m"
+    second = "diastolic"  # the second parameter of each level, next to systolic
 
     def __init__(
         self,
@@ -309,9 +416,17 @@ class CountRule(Rule):
 
     def _beyond(self, values: Mapping[str, float], s_lim: float, d_lim: float) -> bool:
         s, d = values.get("systolic"), values.get("diastolic")
-        if self.direction == "high":
-            return (s is not None and s >= s_lim) or (d is not None and d >= d_lim)
-        return (s is not None and s < s_lim) or (d is not None and d < d_lim)
+        return (s is not None and s >= s_lim) or (d is not None and d >= d_lim)
+
+    def _inside(self, values: Mapping[str, float], s_lim: float, d_lim: float) -> bool:
+        s, d = values.get("systolic"), values.get("diastolic")
+        return (s is None or s < s_lim) and (d is None or d < d_lim)
+
+    def _limit_text(self, limit: tuple[float, float]) -> str:
+        return f"at or above {_n(limit[0])}/{_n(limit[1])} mmHg"
+
+    def _level(self, params: Mapping[str, ThresholdValue], level: str) -> tuple[float, float]:
+        return (params[f"{level}_systolic"].value, params[f"{level}_{self.second}"].value)
 
     def wants_history(
         self,
@@ -320,32 +435,25 @@ class CountRule(Rule):
         params: Mapping[str, ThresholdValue],
         active: bool,
     ) -> bool:
-        level1 = (params["level1_systolic"].value, params["level1_diastolic"].value)
-        return active or self._beyond(values, *level1)
+        return active or self._beyond(values, *self._level(params, "level1"))
 
     def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
         return timedelta(hours=params["window_hours"].value)
 
-    def _inside(self, values: Mapping[str, float], s_lim: float, d_lim: float) -> bool:
-        s, d = values.get("systolic"), values.get("diastolic")
-        if self.direction == "high":
-            return (s is None or s < s_lim) and (d is None or d < d_lim)
-        return (s is None or s >= s_lim) and (d is None or d >= d_lim)
-
-    def evaluate(self, ev: Eval) -> Verdict | None:
+    def check(self, ev: Eval) -> Verdict | None:
         pt = ev.point
         if pt is None or not pt.time_trusted:
             return None
         if "systolic" not in pt.values and "diastolic" not in pt.values:
             return None
-        l1 = (ev.p("level1_systolic"), ev.p("level1_diastolic"))
+        l1 = self._level(ev.params, "level1")
         if self.family not in ev.active and not self._beyond(pt.values, *l1):
             return None  # nothing to open and nothing to clear: no history needed
         n, m = ev.p("n"), int(ev.p("m"))
         sw = ev.p("suspect_weight")
         start = pt.time - timedelta(hours=ev.p("window_hours"))
         recent = ev.history.last("blood_pressure", pt.time, m, start)
-        l2 = (ev.p("level2_systolic"), ev.p("level2_diastolic"))
+        l2 = self._level(ev.params, "level2")
         if self._beyond(pt.values, *l1):
             hits1 = [p for p in recent if self._beyond(p.values, *l1)]
             n2 = ev.p("level2_n") if "level2_n" in ev.params else n
@@ -355,29 +463,25 @@ class CountRule(Rule):
             w1 = sum(_weight(p, sw) for p in hits1)
             if level2 or w1 + 1e-9 >= n:
                 limit = l2 if level2 else l1
-                word = "at or above" if self.direction == "high" else "below"
                 hits = hits2 if level2 else hits1
-                src = ev.source(
-                    "level2_systolic" if level2 else "level1_systolic",
-                    "level2_diastolic" if level2 else "level1_diastolic",
-                )
+                lv = "level2" if level2 else "level1"
+                src = ev.source(f"{lv}_systolic", f"{lv}_{self.second}")
                 single = w1 + 1e-9 < n and w2 + 1e-9 < n
                 confirm_by = None
                 if single:
-                    # one reading at level 2 (hypotension <80/50): ask for a re-measure, as
-                    # for a crisis; it opens if the repeat is still low or none comes
+                    # one reading at level 2 (hypotension <80 systolic): ask for a re-measure,
+                    # as for a crisis; it opens if the repeat is still low or none comes
                     window = timedelta(minutes=15)
                     confirm_by = pt.time + window
                     text = (
-                        f"Blood pressure {_bp(pt.values)} {word} {_n(limit[0])}/{_n(limit[1])} "
-                        f"mmHg; re-measure requested within 15 min; {src}"
+                        f"Blood pressure {_bp(pt.values)} {self._limit_text(limit)}; "
+                        f"re-measure requested within 15 min; {src}"
                     )
                 else:
                     span = _span(pt.time - recent[0].time) if len(recent) > 1 else "one reading"
                     text = (
                         f"{len(hits)} of the last {len(recent)} blood pressures in {span} "
-                        f"{word} {_n(limit[0])}/{_n(limit[1])} mmHg (latest {_bp(pt.values)}); "
-                        + src
+                        f"{self._limit_text(limit)} (latest {_bp(pt.values)}); " + src
                     )
                 return self.finding(
                     ev,
@@ -390,9 +494,41 @@ class CountRule(Rule):
                     confirm_by=confirm_by,
                 )
         last_two = recent[-2:]
-        cs, cd = ev.p("clear_systolic"), ev.p("clear_diastolic")
-        clear = len(last_two) == 2 and all(self._inside(p.values, cs, cd) for p in last_two)
+        clear_band = self._level(ev.params, "clear")
+        clear = len(last_two) == 2 and all(self._inside(p.values, *clear_band) for p in last_two)
         return Verdict(self.family, clear=clear, disconfirm=not self._beyond(pt.values, *l1))
+
+
+def _map(values: Mapping[str, float]) -> float | None:
+    """Mean arterial pressure: from the pair (diastolic + a third of the pulse pressure) when
+    both are known, else the device's own."""
+    s, d = values.get("systolic"), values.get("diastolic")
+    if s is not None and d is not None:
+        return (s + 2 * d) / 3
+    return values.get("mean_arterial")
+
+
+class LowBpRule(CountRule):
+    """Hypotension N-of-M from systolic or mean arterial pressure — never from a low diastolic
+    alone (a wide pulse pressure, e.g. 150/55, is not hypotension). A pair in the hypertensive
+    range (systolic ≥140 or diastolic ≥90) is never low, so one reading never opens a crisis and
+    a hypotension episode together."""
+
+    second = "map"
+
+    def _beyond(self, values: Mapping[str, float], s_lim: float, d_lim: float) -> bool:
+        s, d = values.get("systolic"), values.get("diastolic")
+        if (s is not None and s >= 140) or (d is not None and d >= 90):
+            return False
+        mean = _map(values)
+        return (s is not None and s < s_lim) or (mean is not None and mean < d_lim)
+
+    def _inside(self, values: Mapping[str, float], s_lim: float, d_lim: float) -> bool:
+        s, mean = values.get("systolic"), _map(values)
+        return (s is None or s >= s_lim) and (mean is None or mean >= d_lim)
+
+    def _limit_text(self, limit: tuple[float, float]) -> str:
+        return f"below systolic {_n(limit[0])} or mean arterial pressure {_n(limit[1])} mmHg"
 
 
 class RollingMeanRule(Rule):
@@ -407,7 +543,7 @@ class RollingMeanRule(Rule):
     def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
         return timedelta(days=params["window_days"].value)
 
-    def evaluate(self, ev: Eval) -> Verdict | None:
+    def check(self, ev: Eval) -> Verdict | None:
         days = ev.p("window_days")
         pts = ev.history.window("blood_pressure", ev.at - timedelta(days=days), ev.at)
         sw = ev.p("suspect_weight")
@@ -417,6 +553,9 @@ class RollingMeanRule(Rule):
         n_eff = sum(w for _, w in pairs)
         if not pairs or n_eff + 1e-9 < ev.p("min_n"):
             return None  # too few readings to judge either way
+        days_seen = {p.time.astimezone(ev.tz).date() for p, _ in pairs}
+        if len(days_seen) < ev.p("min_days"):
+            return None  # the home-BP protocol asks for readings on several days
         ws = np.array([w for _, w in pairs])
         ms = float(np.average([p.values["systolic"] for p, _ in pairs], weights=ws))
         md = float(np.average([p.values["diastolic"] for p, _ in pairs], weights=ws))
@@ -424,8 +563,8 @@ class RollingMeanRule(Rule):
         if ms >= ls or md >= ld:
             text = (
                 f"{_n(days)}-day home blood pressure mean {ms:.0f}/{md:.0f} mmHg from "
-                f"{len(pairs)} readings, at or above {_n(ls)}/{_n(ld)}; "
-                + ev.source("systolic", "diastolic")
+                f"{len(pairs)} readings on {len(days_seen)} days, at or above "
+                f"{_n(ls)}/{_n(ld)}; " + ev.source("systolic", "diastolic")
             )
             return self.finding(
                 ev,
@@ -439,16 +578,45 @@ class RollingMeanRule(Rule):
         return Verdict(self.family, clear=ms < ls - margin and md < ld - margin)
 
 
+def _day_kg(ev: Eval) -> float:
+    """A day-to-day jump that makes a weigh-in an outlier candidate: the program's 1-day gain
+    (HFSA: more than 2 lb in a day)."""
+    v = ev.thresholds.values.get("weight_gain_1d", {}).get("kg")
+    return v.value if v is not None else 2 * LB
+
+
+def _lowest(points: list[Point]) -> Point:
+    return min(points, key=lambda p: (p.values["body_weight"], p.time))
+
+
 class ChangeRule(Rule):
-    """Weight now against the minimum of the previous window (24 h or 7 days)."""
+    """Weight gain between daily weigh-ins: each calendar day (patient's time zone) counts with
+    its lowest usable weight (the morning weight, not the one in a coat), readings timed on
+    arrival (device clock reset) included by their arrival time.
+
+    ``window_hours`` 24: today against the last earlier weigh-in day within ``lookback_days``
+    (a missed day is covered); longer windows: today against the lowest day in the window. A
+    day lower than both its neighbours by more than a day's gain is a low outlier and never a
+    reference. Above the limit with only one weigh-in showing it after a jump (a single
+    outlier), the gain is moderate with a re-weigh requested; a second weigh-in (a re-weigh or
+    the next day) beyond the limit makes it the rule's severity."""
 
     kind = "change"
 
-    def __init__(self, rule_id: str, family: str, description: str, severity: Severity):
+    def __init__(
+        self,
+        rule_id: str,
+        family: str,
+        description: str,
+        severity: Severity,
+        *,
+        strict: bool = True,
+    ):
         super().__init__(
             rule_id, family, frozenset({"body_weight", "body_composition"}), description
         )
         self.severity = severity
+        self.strict = strict  # "more than" (HFSA) or "at least" (ESC: ≥2 kg in 3 days)
 
     def wants_history(
         self,
@@ -459,44 +627,98 @@ class ChangeRule(Rule):
     ) -> bool:
         return "body_weight" in values
 
-    def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
-        return timedelta(hours=params["window_hours"].value)
+    def _days(self, params: Mapping[str, ThresholdValue]) -> int:
+        hours = params["window_hours"].value
+        if hours <= 24 and "lookback_days" in params:
+            return int(params["lookback_days"].value)
+        return max(1, round(hours / 24))
 
-    def evaluate(self, ev: Eval) -> Verdict | None:
+    def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
+        # the window's days, plus the day before it (is the window's first day a low outlier?)
+        return timedelta(days=self._days(params) + 2)
+
+    def _over(self, gain: float, limit: float) -> bool:
+        return gain > limit + 1e-9 if self.strict else gain + 1e-9 >= limit
+
+    def check(self, ev: Eval) -> Verdict | None:
         pt = ev.point
-        if pt is None or not pt.time_trusted or "body_weight" not in pt.values:
+        if pt is None or "body_weight" not in pt.values:
+            return None
+        days = self._days(ev.params)
+        today = pt.time.astimezone(ev.tz).date()
+        first = today - timedelta(days=days)
+        start = datetime.combine(first - timedelta(days=1), time(0), ev.tz)
+        by_day: dict[date, list[Point]] = {}
+        for p in _weights(ev, start, pt.time, trusted_only=False):
+            if p.reading_id == pt.reading_id or not p.suspect:
+                by_day.setdefault(p.time.astimezone(ev.tz).date(), []).append(p)
+        todays = by_day.pop(today, [])
+        if all(p.reading_id != pt.reading_id for p in todays):
+            todays.append(pt)
+        now_pt = _lowest(todays)
+        daily = [_lowest(v) for _, v in sorted(by_day.items())]
+        jump = _day_kg(ev)
+
+        def kg(p: Point) -> float:
+            return p.values["body_weight"]
+
+        usable = [
+            d
+            for i, d in enumerate(daily)
+            if d.time.astimezone(ev.tz).date() >= first
+            and not (
+                i > 0
+                and kg(d) < kg(daily[i - 1]) - jump
+                and kg(d) < kg(daily[i + 1] if i + 1 < len(daily) else now_pt) - jump
+            )
+        ]
+        if not usable:
             return None
         hours = ev.p("window_hours")
-        prior = [
-            p
-            for p in _weights(ev, pt.time - timedelta(hours=hours), pt.time, include_end=False)
-            if not p.suspect and p.reading_id != pt.reading_id
-        ]
-        if not prior:
-            return None
-        low = min(prior, key=lambda p: (p.values["body_weight"], p.time))
-        now_kg = pt.values["body_weight"]
-        delta = now_kg - low.values["body_weight"]
+        ref = usable[-1] if hours <= 24 else _lowest(usable)
+        now_kg = kg(now_pt)
+        delta = now_kg - kg(ref)
         limit = ev.p("kg")
-        if delta > limit + 1e-9:  # "more than": exactly 2 lb is not a gain of more than 2 lb
-            per = "1 d" if hours <= 24 else f"{_n(hours / 24)} d"
-            text = (
-                f"Weight up {_kg(delta)} in {_span(pt.time - low.time)}, from "
-                f"{low.values['body_weight']:.1f} to {now_kg:.1f} kg; "
-                f"{ev.source('kg')} {limit:.1f} kg/{per}"
-            )
-            return self.finding(
-                ev, self.severity, "body_weight", delta, text, (low.reading_id, pt.reading_id)
-            )
-        return Verdict(self.family, clear=delta < limit - ev.p("clear_margin_kg"))
+        if not self._over(delta, limit):
+            return Verdict(self.family, clear=delta < limit - ev.p("clear_margin_kg"))
+        n_days = (today - ref.time.astimezone(ev.tz).date()).days
+        per = "1 d" if hours <= 24 else f"{_n(hours / 24)} d"
+        text = (
+            f"Weight up {_kg(delta)} in {_span(now_pt.time - ref.time)}, from {kg(ref):.1f} to "
+            f"{now_kg:.1f} kg; {ev.source('kg')} {limit:.1f} kg/{per}"
+        )
+        if hours <= 24 and n_days > 1:
+            text += f" (no weigh-in on the {n_days - 1} day(s) between)"
+        # a single outlier jump (coat, shoes) is not yet high: it needs a second weigh-in
+        beyond = [p for p in todays if self._over(kg(p) - kg(ref), limit)]
+        supported = len(beyond) >= 2 and len(beyond) == len(todays)
+        last = usable[-1]
+        if last is not ref and self._over(kg(last) - kg(ref), limit):
+            supported = True  # yesterday (or the last weigh-in) was already up
+        severity = self.severity
+        if not supported and now_kg - kg(last) > jump + 1e-9:
+            severity = min(severity, Severity.MODERATE)
+            text += "; one weigh-in so far: re-weigh requested (or tomorrow's weight)"
+        return self.finding(
+            ev, severity, "body_weight", delta, text, (ref.reading_id, now_pt.reading_id)
+        )
 
 
-def _weights(ev: Eval, start: datetime, end: datetime, *, include_end: bool = True) -> list[Point]:
+def _weights(
+    ev: Eval,
+    start: datetime,
+    end: datetime,
+    *,
+    include_end: bool = True,
+    trusted_only: bool = True,
+) -> list[Point]:
     """The body weights in ``[start, end]`` from scales and body-composition scales alike."""
     return [
         p
         for t in ("body_weight", "body_composition")
-        for p in ev.history.window(t, start, end, include_end=include_end)
+        for p in ev.history.window(
+            t, start, end, include_end=include_end, trusted_only=trusted_only
+        )
         if "body_weight" in p.values
     ]
 
@@ -519,7 +741,7 @@ class SlopeRule(Rule):
     def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
         return timedelta(days=params["window_days"].value)
 
-    def evaluate(self, ev: Eval) -> Verdict | None:
+    def check(self, ev: Eval) -> Verdict | None:
         pt = ev.point
         if pt is None or not pt.time_trusted or "body_weight" not in pt.values:
             return None
@@ -559,7 +781,7 @@ class ThresholdRule(Rule):
 
     kind = "threshold"
 
-    def evaluate(self, ev: Eval) -> Verdict | None:
+    def check(self, ev: Eval) -> Verdict | None:
         pt = ev.point
         if pt is None or "glucose" not in pt.values:
             return None
@@ -595,7 +817,7 @@ class RepeatRule(Rule):
     def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
         return timedelta(hours=params["window_hours"].value)
 
-    def evaluate(self, ev: Eval) -> Verdict | None:
+    def check(self, ev: Eval) -> Verdict | None:
         pt = ev.point
         if pt is None or "glucose" not in pt.values:
             return None
@@ -638,7 +860,7 @@ class ConsecutiveDaysRule(Rule):
     def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
         return timedelta(days=params["days"].value + 1)
 
-    def evaluate(self, ev: Eval) -> Verdict | None:
+    def check(self, ev: Eval) -> Verdict | None:
         pt = ev.point
         if pt is None or "glucose" not in pt.values:
             return None
@@ -680,9 +902,11 @@ class FlagRule(Rule):
         severity: Severity,
         text: str,
         clears: bool,
+        value_flags: frozenset[str] = frozenset(),
     ):
         super().__init__(rule_id, family, types, description)
         self.flags = flags
+        self.value_flags = value_flags  # e.g. glucose_positive_infinity
         self.severity = severity
         self.text = text
         self.clears = clears
@@ -703,11 +927,24 @@ class FlagRule(Rule):
             else timedelta(0)
         )
 
-    def evaluate(self, ev: Eval) -> Verdict | None:
+    def _flagged(self, r: StoredReading) -> bool:
+        if self.flags.intersection(r.flags):
+            return True
+        # a value flag (IEEE 11073 +INF/-INF) or an infinite number says the same as HI/LO
+        for f in self.value_flags:
+            if f in r.flags:
+                return True
+            code = f.removesuffix("_positive_infinity").removesuffix("_negative_infinity")
+            v = r.values.get(code)
+            if v is not None and math.isinf(v) and (v > 0) == f.endswith("_positive_infinity"):
+                return True
+        return False
+
+    def check(self, ev: Eval) -> Verdict | None:
         r = ev.reading
         if r is None or "control_solution" in r.flags:
             return None
-        if self.flags.intersection(r.flags):
+        if self._flagged(r):
             if "count" in ev.params:  # persistence: N flagged readings within the window
                 start = r.time - timedelta(hours=ev.p("window_hours"))
                 flagged = [
@@ -725,18 +962,160 @@ class FlagRule(Rule):
         return Verdict(self.family, clear=True) if self.clears else None
 
 
+class SymptomRule(Rule):
+    """Symptoms reported by the patient (a ``symptom`` reading whose values name them) with the
+    blood pressure around them: a symptom with a BP at or above the program's level (maternal:
+    ≥140/90) within the window, before or after it, is critical, as are chest pain and
+    shortness of breath on their own; any other symptom alone is high (a call, a BP now)."""
+
+    kind = "symptom"
+
+    def wants_history(
+        self,
+        values: Mapping[str, float],
+        flags: tuple[str, ...],
+        params: Mapping[str, ThresholdValue],
+        active: bool,
+    ) -> bool:
+        if any(k in SYMPTOMS for k in values):
+            return True
+        return _severe(
+            values,
+            params["systolic"].value,
+            params["diastolic"].value,
+            bool(params["inclusive"].value),
+        )
+
+    def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
+        return timedelta(hours=params["window_hours"].value)
+
+    def check(self, ev: Eval) -> Verdict | None:
+        r, pt = ev.reading, ev.point
+        if r is None or pt is None:
+            return None
+        window = timedelta(hours=ev.p("window_hours"))
+        lim = (ev.p("systolic"), ev.p("diastolic"), bool(ev.p("inclusive")))
+        src = f"{ev.source('systolic', 'diastolic')} {_limit(ev)} mmHg"
+        if r.type == SYMPTOM_TYPE:
+            named = [k for k, v in pt.values.items() if k in SYMPTOMS and v]
+            if not named:
+                return None
+            words = ", ".join(SYMPTOMS[k] for k in named)
+            high = [
+                p
+                for p in ev.history.window(
+                    "blood_pressure", pt.time - window, pt.time, trusted_only=False
+                )
+                if _severe(p.values, *lim)
+            ]
+            if high:
+                worst = max(high, key=lambda p: p.values.get("systolic", 0.0))
+                text = (
+                    f"Symptoms reported ({words}) with blood pressure {_bp(worst.values)} in the "
+                    f"last {_span(window)}; {src}"
+                )
+                evidence = (worst.reading_id, pt.reading_id)
+                return self.finding(ev, Severity.CRITICAL, "symptom", len(named), text, evidence)
+            emergency = EMERGENCY_SYMPTOMS.intersection(named)
+            text = f"Symptoms reported ({words})" + (
+                ": emergency warning sign (AWHONN POST-BIRTH: call 911)"
+                if emergency
+                else f"; no blood pressure at or above {_limit(ev)} in the last "
+                f"{_span(window)}: call the patient and ask for a blood pressure now"
+            )
+            severity = Severity.CRITICAL if emergency else Severity.HIGH
+            return self.finding(ev, severity, "symptom", len(named), text, (pt.reading_id,))
+        if not _severe(pt.values, *lim):
+            return None
+        reported = [
+            p
+            for p in ev.history.window(SYMPTOM_TYPE, pt.time - window, pt.time, trusted_only=False)
+            if any(k in SYMPTOMS and v for k, v in p.values.items())
+        ]
+        if not reported and self.family not in ev.active:
+            return None
+        names = sorted({k for p in reported for k, v in p.values.items() if k in SYMPTOMS and v})
+        words = ", ".join(SYMPTOMS[k] for k in names) or "see the open symptom report"
+        text = f"Blood pressure {_bp(pt.values)} after symptoms were reported ({words}); {src}"
+        return self.finding(
+            ev,
+            Severity.CRITICAL,
+            "symptom",
+            float(len(names)),
+            text,
+            (*(p.reading_id for p in reported), pt.reading_id),
+        )
+
+
+class MissingTypeRule(Rule):
+    """Missing data per required reading type: no reading of the type (by arrival time too) for
+    ``days`` while the patient may well send others — a heart-failure patient who stops weighing
+    but keeps sending blood pressures. Periodic (scheduler, replay clock)."""
+
+    kind = "missing_type"
+    periodic = True
+
+    def __init__(
+        self, rule_id: str, family: str, types: frozenset[str], description: str, what: str
+    ):
+        super().__init__(rule_id, family, types, description)
+        self.what = what
+
+    def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
+        return timedelta(days=params["days"].value)
+
+    def check(self, ev: Eval) -> Verdict | None:
+        days = ev.p("days")
+        start = ev.at - timedelta(days=days)
+        seen = [
+            p
+            for t in sorted(self.types)
+            for p in ev.history.window(t, start, ev.at, trusted_only=False)
+        ]
+        if seen:
+            return Verdict(self.family, clear=True)
+        text = (
+            f"No {self.what} for {_n(days)} days (the program needs it daily); "
+            f"{ev.source('days')} {_n(days)} days"
+        )
+        return self.finding(ev, Severity.LOW, self.id, days, text, ())
+
+
+class PostpartumEndRule(Rule):
+    """The end of the postpartum monitoring window (delivery date + ``weeks``): a notice to the
+    care team, once, on the first periodic pass after it (ACOG Committee Opinion 736: the
+    postpartum period extends to 12 weeks; a comprehensive visit and hand-over by then)."""
+
+    kind = "notice"
+    periodic = True
+    once = timedelta(hours=6)  # one periodic slot
+
+    def check(self, ev: Eval) -> Verdict | None:
+        end, delivered = ev.thresholds.postpartum_end, ev.thresholds.delivery_date
+        if end is None or delivered is None or not end <= ev.at < end + self.once:
+            return None
+        weeks = (end.date() - delivered).days / 7
+        text = (
+            f"Postpartum monitoring window ended ({_n(weeks)} weeks after delivery on "
+            f"{delivered.isoformat()}): the postpartum thresholds no longer apply; review the "
+            "care plan and hand over to ongoing care"
+        )
+        return self.finding(ev, Severity.INFO, "postpartum_end", weeks, text, ())
+
+
 class TimedRule(Rule):
     """A rule evaluated by time rather than by a reading (the scheduler and the replay clock):
     missing data, gateway offline, battery low."""
 
     kind = "timed"
 
-    def evaluate(self, ev: Eval) -> Verdict | None:
+    def check(self, ev: Eval) -> Verdict | None:
         return None
 
 
 _BP = frozenset({"blood_pressure"})
 _GLU = frozenset({"glucose"})
+_WEIGHT = frozenset({"body_weight", "body_composition"})
 _ANY = frozenset({"blood_pressure", "glucose", "body_weight", "body_composition"})
 
 RULES: Mapping[str, Rule] = {
@@ -746,18 +1125,23 @@ RULES: Mapping[str, Rule] = {
             "bp_crisis",
             "bp_crisis",
             _BP,
-            "Hypertensive crisis: systolic ≥180 and/or diastolic ≥120 mmHg (AHA/ACC 2017 "
-            "guideline, hypertensive crisis), confirmed by a re-measure within 15 min or opened "
-            "when no re-measure comes; maternal_postpartum uses ≥160/110 (ACOG Practice "
-            "Bulletin 222, severe-range hypertension, confirm within 15 min).",
+            "Severe hypertension: systolic >180 and/or diastolic >120 mmHg (2025 AHA/ACC High "
+            "Blood Pressure Guideline: severe hypertension, >180 and/or >120, confirmed by a "
+            "repeat), confirmed by a re-measure within 15 min that is itself severe, or opened "
+            "when no re-measure comes; maternal_postpartum: systolic ≥160 and/or diastolic ≥110 "
+            "(ACOG Committee Opinion 767 and Practice Bulletin 222: severe-range blood pressure, "
+            "confirmed within 15 min, treated within 30-60 min). Readings timed on arrival never "
+            "confirm one another.",
         ),
         CountRule(
             "bp_high",
             "bp_high",
-            "Persistent high blood pressure: N of the last M home readings in the window at or "
-            "above level 1 (160/100, ESC/ESH 2018 grade 2; maternal_postpartum ≥140/90 twice, "
-            "ACOG Practice Bulletin 222 / Task Force on Hypertension in Pregnancy) → moderate; "
-            "level 2 (170/105; maternal ≥150/100, ACOG postpartum treatment threshold) → high.",
+            "Persistent high home blood pressure, graded on the home scale: N of the last M "
+            "readings in the window at or above level 1, home 145/90 (2025 AHA/ACC "
+            "corresponding values: home 145/90 ≈ office 160/100; maternal_postpartum ≥140/90 "
+            "twice, ACOG Practice Bulletin 222) → moderate; level 2, home 155/95 (≈ office "
+            "grade 3, 180/110, on the same table's slope; maternal ≥150/100, ACOG postpartum "
+            "treatment threshold) → high. Clears below home 135/85 (≈ office 140/90).",
             "high",
             (Severity.MODERATE, Severity.HIGH),
         ),
@@ -765,37 +1149,53 @@ RULES: Mapping[str, Rule] = {
             "bp_mean_7d",
             "bp_mean",
             _BP,
-            "Uncontrolled hypertension: 7-day home BP mean ≥135/85 mmHg (AHA/ACC 2017 home "
-            "BP equivalent of office 140/90; diabetes program ≥130/80, ADA Standards of Care "
-            "target <130/80) with at least 12 readings (AHA 2019 home BP monitoring statement).",
+            "Uncontrolled hypertension: 7-day home BP mean ≥135/85 mmHg (2025 AHA/ACC: home "
+            "135/85 corresponds to office 140/90; diabetes program ≥130/80, ADA Standards of "
+            "Care 2026 target <130/80) from at least 12 readings on at least 3 days (AHA/ACC "
+            "home BP monitoring protocol: readings on several days, ideally 7).",
         ),
-        CountRule(
+        LowBpRule(
             "bp_low",
             "bp_low",
-            "Hypotension: 2 of the last 3 readings in 48 h below 90/60 mmHg (AHA definition of "
-            "low blood pressure) → moderate, as is a single reading below 80/50 confirmed by a "
-            "re-measure within 15 min (or none coming); 2 of 3 below 80/50 → high.",
+            "Hypotension from systolic or mean arterial pressure, never from a low diastolic "
+            "alone: 2 of the last 3 readings in 48 h with systolic <90 mmHg or MAP <65 mmHg "
+            "(AHA: low blood pressure below 90 systolic; MAP 65 mmHg, Surviving Sepsis "
+            "Campaign perfusion target) → moderate, as is a single systolic <80 (or MAP <55) "
+            "confirmed by a re-measure within 15 min (or none coming); 2 of 3 at that level → "
+            "high.",
             "low",
             (Severity.MODERATE, Severity.HIGH),
         ),
         ChangeRule(
             "weight_gain_1d",
             "weight_gain",
-            "Heart-failure fluid gain: weight more than 2 lb (0.9 kg) above the minimum of the "
-            "last 24 h (HFSA/AHA patient guidance: report a gain of more than 2-3 lb in a day).",
+            "Heart-failure fluid gain: today's weight more than 2 lb (0.9 kg) above the last "
+            "daily weight (calendar days in the patient's time zone; after one missed day, the "
+            "weigh-in two days ago; longer gaps are the 3- and 7-day rules') (HFSA/AHA "
+            "heart-failure self-care: report a gain of more than 2-3 lb in a day).",
             Severity.MODERATE,
+        ),
+        ChangeRule(
+            "weight_gain_3d",
+            "weight_gain",
+            "Heart-failure fluid gain: today's weight at least 2 kg above the lowest daily "
+            "weight of the last 3 days (ESC heart-failure self-care: an unexpected gain of more "
+            "than 2 kg in 3 days) → high after a second weigh-in confirms a single jump.",
+            Severity.HIGH,
+            strict=False,
         ),
         ChangeRule(
             "weight_gain_7d",
             "weight_gain",
-            "Heart-failure fluid gain: weight more than 5 lb (2.3 kg) above the minimum of the "
-            "last 7 days (HFSA/AHA patient guidance: more than 5 lb in a week).",
+            "Heart-failure fluid gain: today's weight more than 5 lb (2.3 kg) above the lowest "
+            "daily weight of the last 7 days (HFSA/AHA heart-failure self-care: more than 5 lb "
+            "in a week) → high after a second weigh-in confirms a single jump.",
             Severity.HIGH,
         ),
         SlopeRule(
             "weight_trend",
             "weight_gain",
-            frozenset({"body_weight", "body_composition"}),
+            _WEIGHT,
             "Gradual weight gain: least-squares slope ≥0.25 kg/day over 7 days from ≥5 "
             "readings spanning ≥4 days (trend before HF hospitalisation: Chaudhry et al., "
             "Circulation 2007;116:1549).",
@@ -804,44 +1204,76 @@ RULES: Mapping[str, Rule] = {
             "glucose_low",
             "glucose_low",
             _GLU,
-            "Hypoglycemia: glucose <70 mg/dL (ADA level 1) → moderate; <54 mg/dL (ADA level 2, "
-            "clinically significant) → high (ADA Standards of Care, Glycemic Targets).",
+            "Hypoglycemia: glucose <70 mg/dL (ADA Standards of Care 2026, section 6: level 1) "
+            "→ moderate; <54 mg/dL (level 2, clinically significant) → high.",
         ),
         FlagRule(
             "glucose_meter_lo",
             "glucose_low",
             _GLU,
-            "Meter reports LO (below its measuring range, typically <20 mg/dL): treated as "
-            "severe hypoglycemia (ADA level 2) without a number.",
+            "Meter reports LO (below its measuring range, typically <20 mg/dL) or a -INF value: "
+            "treated as level 2 hypoglycemia without a number (ADA Standards of Care 2026, "
+            "section 6).",
             frozenset({"result_too_low"}),
             Severity.HIGH,
             "Meter reported LO (below its measuring range): possible severe hypoglycemia",
             clears=False,
+            value_flags=frozenset({"glucose_negative_infinity"}),
         ),
         FlagRule(
             "glucose_meter_hi",
             "glucose_high",
             _GLU,
-            "Meter reports HI (above its measuring range, typically >600 mg/dL): possible "
-            "hyperglycemic crisis (ADA sick-day guidance).",
+            "Meter reports HI (above its measuring range, typically >600 mg/dL) or a +INF value "
+            "without the HI bit: possible hyperglycemic crisis (ADA Standards of Care 2026, "
+            "sick-day guidance).",
             frozenset({"result_too_high"}),
             Severity.HIGH,
             "Meter reported HI (above its measuring range): possible severe hyperglycemia",
             clears=False,
+            value_flags=frozenset({"glucose_positive_infinity"}),
         ),
         RepeatRule(
             "glucose_high_24h",
             "glucose_high",
             _GLU,
-            "Hyperglycemia: glucose >250 mg/dL twice within 24 h (ADA sick-day rules: call the "
-            "care team).",
+            "Hyperglycemia: glucose >250 mg/dL twice within 24 h (ADA Standards of Care 2026, "
+            "sick-day rules: call the care team).",
         ),
         ConsecutiveDaysRule(
             "glucose_high_2d",
             "glucose_high",
             _GLU,
-            "Hyperglycemia: glucose >300 mg/dL on 2 consecutive days (ADA: persistent "
-            "hyperglycemia above 300 mg/dL needs a call).",
+            "Hyperglycemia: glucose >300 mg/dL on 2 consecutive days (ADA Standards of Care "
+            "2026: persistent hyperglycemia above 300 mg/dL needs a call).",
+        ),
+        SymptomRule(
+            "symptoms",
+            "symptom",
+            frozenset({SYMPTOM_TYPE, "blood_pressure"}),
+            "Reported symptoms (severe headache, vision change, right-upper-quadrant pain, "
+            "shortness of breath, chest pain): with a blood pressure ≥140/90 within 24 h in "
+            "maternal_postpartum (ACOG Practice Bulletin 222: preeclampsia with severe features) "
+            "or a severe-range one elsewhere (2025 AHA/ACC: hypertensive emergency), critical; "
+            "chest pain or shortness of breath alone, critical (AWHONN POST-BIRTH warning signs: "
+            "call 911); any other symptom alone, high.",
+        ),
+        MissingTypeRule(
+            "missing_weight",
+            "missing_required",
+            _WEIGHT,
+            "Missing weights: no body weight for 2 days in heart failure, whatever else arrives "
+            "(HFSA/AHA heart-failure self-care: weigh every morning).",
+            "body weight",
+        ),
+        PostpartumEndRule(
+            "postpartum_end",
+            "program_notice",
+            _BP,
+            "End of the postpartum monitoring window: delivery date + 6 weeks by default, "
+            "configurable up to 12 (ACOG Committee Opinion 736: the postpartum period extends "
+            "to 12 weeks); a notice to the care team, after which the postpartum thresholds "
+            "give way to the patient's other programs.",
         ),
         FlagRule(
             "device_clock_reset",
@@ -860,9 +1292,9 @@ RULES: Mapping[str, Rule] = {
             "missing_data",
             _ANY,
             "Missing data: no reading for N days: hypertension 3, heart_failure 2 (daily "
-            "weights, HFSA), diabetes 3, maternal_postpartum 2 (twice-daily postpartum BP "
-            "checks, ACOG Committee Opinion 736), general 7; also guards the CMS RPM 16-day "
-            "data requirement.",
+            "weights, HFSA), diabetes 3, maternal_postpartum 2 (postpartum BP checks, ACOG "
+            "Committee Opinion 736 and Practice Bulletin 222), general 7; also guards the CMS "
+            "RPM 16-day data requirement.",
         ),
         TimedRule(
             "gateway_offline",

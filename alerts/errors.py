@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-__all__ = ["AlertsError", "EpisodeNotFound", "InvalidThreshold", "InvalidTransition"]
+__all__ = [
+    "AlertsError",
+    "EpisodeNotFound",
+    "InvalidSymptoms",
+    "InvalidThreshold",
+    "InvalidTransition",
+]
 
 
 class AlertsError(Exception):
@@ -33,4 +39,13 @@ class InvalidThreshold(AlertsError, ValueError):
     def __init__(self, parameter: str, detail: str) -> None:
         super().__init__(f"threshold {parameter!r}: {detail}")
         self.parameter = parameter
+        self.detail = detail
+
+
+class InvalidSymptoms(AlertsError, ValueError):
+    """A symptom report that cannot be recorded; ``field`` names the input at fault."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"symptom report {field!r}: {detail}")
+        self.field = field
         self.detail = detail

@@ -34,6 +34,7 @@ from web import (
     _patient,
     _programs,
     _queue,
+    _symptoms,
     _thresholds,
 )
 from web._db import make_pool
@@ -175,6 +176,7 @@ def create_app(
     app.include_router(_billing_routes.router)
     app.include_router(_thresholds.router)
     app.include_router(_programs.router)
+    app.include_router(_symptoms.router)
     return app
 
 

@@ -210,7 +210,7 @@ async def test_threshold_versions_are_inherited_and_recorded(conn: Conn) -> None
         conn, [weight(pid, T0 - timedelta(days=5), 80.0), weight(pid, T0, 81.9)], now=T0 + MIN
     )
     ep = await get_episode(conn, await _episode_id(conn, pid, "weight_gain"))
-    assert ep.threshold_version == f"heart_failure@2026.11+#{v2}"
+    assert ep.threshold_version == f"heart_failure@2026.12+#{v2}"
     assert "patient threshold (override" in ep.explanation
     assert ep.thresholds["kg"] == 1.8
 

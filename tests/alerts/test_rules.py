@@ -32,7 +32,15 @@ def test_every_rule_names_its_source_and_every_template_rule_exists() -> None:
 
 @pytest.mark.parametrize(
     ("sys_", "dia", "pending"),
-    [(180, 100, True), (179, 119, False), (150, 120, True), (179.9, 119.9, False)],
+    # 2025 AHA/ACC: severe hypertension is systolic >180 and/or diastolic >120 (strictly)
+    [
+        (181, 100, True),
+        (180, 100, False),
+        (150, 121, True),
+        (150, 120, False),
+        (180, 120, False),
+        (179.9, 119.9, False),
+    ],
 )
 def test_crisis_boundaries(sys_: float, dia: float, pending: bool) -> None:
     sim = Sim("hypertension")
@@ -122,16 +130,15 @@ def test_clock_reset_crisis_reading_still_counts() -> None:
 
 def test_bp_high_needs_three_of_five() -> None:
     sim = Sim("hypertension")
-    for k, (s, d) in enumerate([(162, 90), (130, 80), (161, 92), (128, 78)]):
+    # home grades: home 145/90 corresponds to office 160/100 (AHA/ACC corresponding values)
+    for k, (s, d) in enumerate([(147, 84), (130, 80), (146, 88), (128, 78)]):
         sim.bp(T0 + k * 12 * HOUR, s, d)
     assert sim.active("bp_high") is None
-    sim.bp(T0 + 4 * 12 * HOUR, 158, 100)  # diastolic 100 is the third at level 1
+    sim.bp(T0 + 4 * 12 * HOUR, 138, 90)  # diastolic 90 is the third at level 1
     ep = sim.active("bp_high")
     assert ep.state == "open"
     assert ep.severity is Severity.MODERATE
-    assert ep.explanation.startswith(
-        "3 of the last 5 blood pressures in 2 days at or above 160/100"
-    )
+    assert ep.explanation.startswith("3 of the last 5 blood pressures in 2 days at or above 145/90")
 
 
 def test_bp_high_cuff_errors_count_half() -> None:
@@ -147,24 +154,24 @@ def test_bp_high_cuff_errors_count_half() -> None:
 def test_bp_high_severity_escalates_within_the_episode_and_clears_with_hysteresis() -> None:
     sim = Sim("hypertension")
     t = T0
-    for s in (162, 163, 164):
-        sim.bp(t, s, 90)
+    for s in (147, 148, 149):  # home level 1 (145/90), below level 2 (160/100)
+        sim.bp(t, s, 86)
         t += 12 * HOUR
     ep = sim.active("bp_high")
     assert ep.severity is Severity.MODERATE
-    for s in (172, 174, 176):
+    for s in (162, 164, 166):
         sim.bp(t, s, 90)
         t += 12 * HOUR
     assert ep.severity.label == "high"
     assert ep.count == 4
     assert ("bp_high", "severity_raised") in sim.kinds()
-    sim.bp(t, 152, 90)  # below level 1 but not past the band (150/95)
-    sim.bp(t + 12 * HOUR, 151, 90)
+    sim.bp(t, 142, 86)  # below level 1 but not past the band (home 135/85)
+    sim.bp(t + 12 * HOUR, 141, 86)
     assert ep.clear_candidate_at is None
-    sim.bp(t + 24 * HOUR, 140, 88)
-    sim.bp(t + 36 * HOUR, 138, 86)
+    sim.bp(t + 24 * HOUR, 132, 82)
+    sim.bp(t + 36 * HOUR, 130, 80)
     assert ep.clear_candidate_at == t + 36 * HOUR
-    sim.bp(t + 84 * HOUR, 136, 84)
+    sim.bp(t + 84 * HOUR, 128, 80)
     # high severity: cleared, but a person closes it
     assert ep.cleared_at == t + 60 * HOUR
     assert ep.state == "open"
@@ -180,7 +187,7 @@ def test_hypotension_two_of_three_strictly_below() -> None:
     sim.bp(T0 + 36 * HOUR, 84, 62)
     ep = sim.active("bp_low")
     assert ep.severity is Severity.MODERATE
-    assert "below 90/60" in ep.explanation
+    assert "below systolic 90 or mean arterial pressure 65 mmHg" in ep.explanation
 
 
 # -- rolling mean ------------------------------------------------------------------------------
@@ -243,7 +250,7 @@ def test_weight_gain_week_sentence() -> None:
         "Weight up 2.4 kg (5.3 lb) in 6 days, from 81.2 to 83.6 kg; "
         "program heart_failure threshold 2.3 kg/7 d"
     )
-    assert ep.threshold_version == "heart_failure@2026.11"
+    assert ep.threshold_version == "heart_failure@2026.12"
 
 
 @pytest.mark.parametrize(("lb_gain", "fires"), [(2.0, False), (2.05, True)])
@@ -456,7 +463,7 @@ def test_patient_override_wins_and_is_named() -> None:
     sim.bp(T0 + 5 * MIN, 172, 92)
     ep = sim.active("bp_crisis")
     assert "patient threshold (override #7 v3, ordered by Dr Who)" in ep.explanation
-    assert ep.threshold_version == "hypertension@2026.11+#7"
+    assert ep.threshold_version == "hypertension@2026.12+#7"
     assert ep.thresholds["systolic"] == 170
 
 
@@ -467,11 +474,14 @@ def test_pulse_and_body_composition_do_not_trip_bp_rules() -> None:
     assert not sim.book.active
 
 
-def test_crisis_repeat_still_in_the_band_confirms() -> None:
+def test_crisis_repeat_below_the_severe_range_does_not_confirm() -> None:
+    # issue 15: "a repeat of 171 'confirms' a 181" was wrong; the repeat must itself be severe
     sim = Sim("hypertension")
     sim.bp(T0, 194, 109)
-    sim.bp(T0 + 5 * MIN, 179, 104)  # below 180/120 but not below the 170/110 band
-    assert sim.active("bp_crisis").state == "open"
+    sim.bp(T0 + 5 * MIN, 179, 104)  # not >180/120
+    assert sim.active("bp_crisis") is None
+    (ep,) = [e for e in sim.episodes.values() if e.family == "bp_crisis"]
+    assert ep.outcome == "not_confirmed"
 
 
 def test_single_reading_below_80_50_asks_for_a_remeasure() -> None:

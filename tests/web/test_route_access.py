@@ -309,6 +309,7 @@ def _value(name: str, side: Side, mine: Side, route: RouteInfo, *, strict: bool 
         "name": lambda: "route test",
         "type": lambda: "weight_scale",
         "template": lambda: "hypertension",
+        "symptoms": lambda: ["severe_headache"],
     }
     if name not in values:
         if not strict:
