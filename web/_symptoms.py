@@ -7,7 +7,6 @@ breath alone."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -17,8 +16,10 @@ from pydantic import BaseModel, Field
 # alerts/__init__.py does not re-export these yet (another helper owns it): see the report
 from alerts._symptoms import patient_symptoms, record_symptoms
 from alerts.errors import InvalidSymptoms
-from web._auth import Principal, Role, check_patient_access, require
+from web._access import PatientRef, patient_access
+from web._auth import require
 from web._db import alerts_conn
+from web._principal import Principal, Role
 from web._state import app_state
 
 __all__ = ["router"]
@@ -40,6 +41,16 @@ class SymptomsIn(BaseModel):
     note: Annotated[str | None, Field(max_length=2000)] = None
 
 
+async def _report_detail(body: SymptomsIn) -> dict[str, object]:
+    """The report is checked before the patient is loaded; the audit row counts its symptoms."""
+    if body.at is not None and body.at.tzinfo is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            {"field": "at", "detail": "timestamps need an offset"},
+        )
+    return {"count": len(body.symptoms)}
+
+
 @router.post(
     "/patients/{patient_id}/symptoms",
     status_code=201,
@@ -47,18 +58,13 @@ class SymptomsIn(BaseModel):
 )
 async def report_symptoms(
     request: Request,
-    patient_id: uuid.UUID,
     body: SymptomsIn,
     principal: Annotated[Principal, Depends(CARE)],
+    patient: Annotated[
+        PatientRef, Depends(patient_access("report symptoms", CARE, detail=_report_detail))
+    ],
 ) -> dict[str, Any]:
-    if body.at is not None and body.at.tzinfo is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            {"field": "at", "detail": "timestamps need an offset"},
-        )
-    await check_patient_access(
-        request, principal, patient_id, "report symptoms", detail={"count": len(body.symptoms)}
-    )
+    patient_id = patient.id
     async with app_state(request).pool.connection() as conn, alerts_conn(conn) as aconn:
         try:
             report_id = await record_symptoms(
@@ -99,9 +105,10 @@ async def report_symptoms(
 
 @router.get("/patients/{patient_id}/symptoms", summary="A patient's symptom reports, newest first")
 async def list_symptoms(
-    request: Request, patient_id: uuid.UUID, principal: Annotated[Principal, Depends(ANY)]
+    request: Request,
+    patient: Annotated[PatientRef, Depends(patient_access("api read symptoms", ANY))],
 ) -> list[dict[str, Any]]:
-    await check_patient_access(request, principal, patient_id, "api read symptoms")
+    patient_id = patient.id
     async with app_state(request).pool.connection() as conn, alerts_conn(conn) as aconn:
         reports = await patient_symptoms(aconn, patient_id)
     return [
