@@ -4,6 +4,7 @@ at least 3 days; home grades for home readings; current citations; +INF glucose;
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -144,3 +145,27 @@ def test_threshold_version_follows_the_rule_that_takes_over() -> None:
     assert others, r.show(p)
     for versions in weekly.values():
         assert not versions & others, (by_rule, r.show(p))
+
+
+@guideline(AHA_2025_SEVERE.quote, AHA_2025_SEVERE.source)
+def test_two_clock_reset_readings_days_apart_do_not_confirm_each_other() -> None:
+    """A cuff with a reset clock stores 192/112 on Monday and 188/110 on Thursday; the gateway
+    relays both on Thursday, each timed on arrival. They are two severe readings days apart, not
+    a reading and its re-measure: the crisis is raised (a person must look) but never as
+    confirmed."""
+    c = Cohort()
+    p = c.patient("hypertension")
+    arrival = T0 + 3 * DAY
+    flags = ["device_clock_reset"]
+    c.bp(p, T0, 192, 112, flags=flags, received=arrival)
+    c.bp(p, arrival - MIN, 188, 110, flags=flags, received=arrival)
+    c.bp(p, arrival + 3 * HOUR, 138, 86)
+    r = c.replay()
+    crisis = r.of(p, "bp_crisis")
+    assert crisis, r.show(p)
+    claims = [
+        x
+        for x in crisis
+        if re.search(r"(?<!not )(?<!un)confirm", str(x["explanation"]), re.IGNORECASE)
+    ]
+    assert not claims, r.show(p)
