@@ -185,15 +185,22 @@ class _Patient:
     def has(self, program: str) -> bool:
         return program in self.programs
 
-    def day(self, lo: int, hi: int, span: int = 1, avoid: frozenset[int] = frozenset()) -> int:
+    def free(
+        self, lo: int, hi: int, span: int = 1, avoid: frozenset[int] = frozenset()
+    ) -> int | None:
         """A day in [lo, hi) for a scripted event of ``span`` days, clear of the data gap (and
-        of ``avoid``) by a day on each side, so the label and the data agree."""
+        of ``avoid``) by a day on each side, so the label and the data agree; None if none."""
         blocked = self.gap | avoid
         for _ in range(100):
             d = self.rng.randrange(lo, max(lo + 1, hi))
             if not blocked.intersection(range(d - 1, d + span + 1)):
                 return d
-        return self.rng.randrange(lo, max(lo + 1, hi))
+        return None
+
+    def day(self, lo: int, hi: int, span: int = 1) -> int:
+        """:meth:`free`, or any day in range when the cohort is too short to keep clear."""
+        d = self.free(lo, hi, span)
+        return d if d is not None else self.rng.randrange(lo, max(lo + 1, hi))
 
     def reading(
         self,
@@ -452,10 +459,11 @@ def _weights(p: _Patient) -> None:
         p.gain = (label_day, d0 + len(steps) + 2, d0)
     if rng.random() < 0.08:  # stops weighing for 4-6 days, keeps measuring BP
         taken = frozenset(range(p.gain[0] - 8, p.gain[1] + 1)) if p.gain else frozenset()
-        s0 = p.day(8, p.days - 10, 6, taken)
-        stop = set(range(s0, s0 + rng.randint(4, 6)))
-        p.no_weight |= stop
-        p.weight_gap = (min(stop), max(stop) + 1)
+        s0 = p.free(8, p.days - 10, 7, taken)
+        if s0 is not None:
+            stop = set(range(s0, s0 + rng.randint(4, 6)))
+            p.no_weight |= stop
+            p.weight_gap = (min(stop), max(stop) + 1)
     if rng.random() < 0.1:  # a scale whose clock was reset: every weight timed on arrival
         p.clock_reset["body_weight"] = (0, p.days)
     gain = p.gain
