@@ -10,7 +10,12 @@ import pytest
 
 import alerts
 from tests.alerts.scenarios.build import DAY, HOUR, MIN, T0, Cohort, guideline
-from tests.alerts.scenarios.guidelines import ACOG_767_SEVERE, DEVICE_CLOCK, ISSUE_REPLAY
+from tests.alerts.scenarios.guidelines import (
+    ACOG_767_SEVERE,
+    AHA_HOME_PROTOCOL,
+    DEVICE_CLOCK,
+    ISSUE_REPLAY,
+)
 
 
 @guideline(DEVICE_CLOCK.quote, DEVICE_CLOCK.source)
@@ -102,3 +107,26 @@ def test_an_unknown_action_is_refused_by_name() -> None:
     cohort["actions"][0]["action"] = "silence_forever"
     with pytest.raises(alerts.ReplayError, match="action"):
         alerts.replay(cohort)
+
+
+@guideline(AHA_HOME_PROTOCOL.quote, AHA_HOME_PROTOCOL.source)
+def test_missing_data_found_after_the_fact_is_not_called_late_data() -> None:
+    """Four days without a reading, then readings again: the missing-data episode says the
+    data were missing; it is not "Late data (measured N days before it arrived)". A patient who
+    measures every day has none."""
+    c = Cohort()
+    p = c.patient("hypertension")
+    q = c.patient("hypertension")
+    for d in (0, 1, 6, 7):
+        c.bp(p, T0 + d * DAY, 124, 78)
+        c.bp(p, T0 + d * DAY + 12 * HOUR, 122, 76)
+    for d in range(8):
+        c.bp(q, T0 + d * DAY, 124, 78)
+        c.bp(q, T0 + d * DAY + 12 * HOUR, 122, 76)
+    r = c.replay(until=T0 + 8 * DAY)
+    missing = r.opened(p, "missing_data")
+    assert missing, r.show(p)
+    for x in missing:
+        assert "late data" not in str(x["explanation"]).lower(), r.show(p)
+        assert "before it arrived" not in str(x["explanation"]), r.show(p)
+    assert not r.of(q, "missing_data"), r.show(q)
