@@ -12,7 +12,8 @@ Nothing here is imported from ``alerts``: every limit is written below from its 
 just above the limit and pairs exactly at it; crises arriving hours late, with the re-measure in
 a later batch; a second emergency days after the first was acknowledged; level-1
 hypoglycaemia snoozed, then a meter LO; postpartum patients (with a delivery date) also enrolled
-in hypertension; heart-failure gains across a missed weigh-in, weigh-ins at drifting times,
+in hypertension; postpartum symptom reports (``symptoms``) with a BP of 141-152 / 90-99;
+heart-failure gains across a missed weigh-in, weigh-ins at drifting times,
 scales whose clock was reset, single outliers up and down, patients who stop weighing but keep
 measuring BP; isolated low diastolic pressures; gateway outages; duplicate deliveries; cuff
 errors; control-solution tests; device clocks reset for weeks.
@@ -95,10 +96,11 @@ class Kind:
     that is still right for it, and the time from its first reading's arrival within which a
     person must be notified (from the guideline)."""
 
-    families: frozenset[str]
+    families: frozenset[str]  # empty: any family
     max_priority: int
     deadline: timedelta
     source: str
+    clinical_only: bool = True  # a technical-queue item does not catch it
 
 
 KINDS: Mapping[str, Kind] = {
@@ -107,6 +109,12 @@ KINDS: Mapping[str, Kind] = {
     ),
     "severe_hypertension": Kind(
         frozenset({"bp_crisis"}), 2, HOUR, "2025 AHA/ACC: severe hypertension, prompt review"
+    ),
+    "maternal_symptom": Kind(
+        frozenset(),  # any family: a critical notification, whichever episode carries it
+        1,
+        45 * MIN,
+        "ACOG PB 222: severe headache, visual change, RUQ pain with BP ≥140/90",
     ),
     "postpartum_hypertension": Kind(
         frozenset({"bp_high", "bp_crisis"}), 3, 12 * HOUR, "ACOG PB 222: ≥140/90 twice ≥4 h"
@@ -124,7 +132,9 @@ KINDS: Mapping[str, Kind] = {
     "hf_weight_gain": Kind(
         frozenset({"weight_gain"}), 3, 30 * HOUR, "HFSA: >2-3 lb/day or 5 lb/week; ESC 2 kg/3 d"
     ),
-    "data_gap": Kind(frozenset({"missing_data"}), 5, 4 * DAY, "daily self-monitoring lapsed"),
+    "data_gap": Kind(
+        frozenset({"missing_data"}), 5, 4 * DAY, "daily self-monitoring lapsed", False
+    ),
 }
 EVENT_FAMILIES: Mapping[str, frozenset[str]] = {k: v.families for k, v in KINDS.items()}
 # near-miss kind -> the families whose notification would be over-triage, and how urgent
@@ -171,6 +181,7 @@ class _Patient:
         self.events: list[dict[str, Any]] = []
         self.near: list[dict[str, Any]] = []
         self.actions: list[dict[str, Any]] = []
+        self.symptoms: list[dict[str, Any]] = []
         self.busy: set[int] = set()  # days taken by a scripted event (no routine BP then)
         self.gap: set[int] = set()  # days without any reading
         self.no_weight: set[int] = set()  # days without a weigh-in (BP continues)
@@ -395,6 +406,28 @@ def _acknowledged_then_new(p: _Patient, day: int, maternal: bool) -> None:
     _severe_pair(p, day + rng.randint(2, 4), maternal)
 
 
+_SYMPTOMS = ("severe_headache", "vision_change", "ruq_pain", "shortness_of_breath", "chest_pain")
+
+
+def _symptom_with_bp(p: _Patient, day: int) -> None:
+    """A postpartum symptom report (PB 222 severe features) with a BP of 141-152 / 90-99:
+    below the severe range, but with the symptom it is critical."""
+    rng = p.rng
+    at = START + timedelta(days=day, hours=rng.uniform(8, 21))
+    first = p.bp(at, rng.uniform(141, 152), rng.uniform(90, 99))
+    p.bp(at + timedelta(minutes=rng.uniform(3, 8)), rng.uniform(141, 152), rng.uniform(90, 99))
+    said = at + timedelta(minutes=rng.uniform(8, 15))
+    p.symptoms.append(
+        {
+            "at": said.isoformat(),
+            "patient_id": str(p.id),
+            "symptoms": sorted(rng.sample(_SYMPTOMS, rng.randint(1, 2))),
+        }
+    )
+    p.event("maternal_symptom", first, said + HOUR)
+    p.busy.add(day)
+
+
 def _postpartum_hypertension(p: _Patient, base: tuple[float, float]) -> None:
     """Several days at 145-158 / 92-104: hypertension by ACOG's definition, below severe."""
     rng = p.rng
@@ -597,6 +630,8 @@ def _gen_patient(rng: random.Random, programs: tuple[str, ...], days: int) -> _P
             _acknowledged_then_new(p, p.day(2, window - 5, 5), True)
         elif r < 0.2:
             _severe_near_miss(p, p.day(2, window), True)
+        elif r < 0.25:
+            _symptom_with_bp(p, p.day(2, window))
         _routine_bp(p, base, 2)
     elif p.has("hypertension") or p.has("general"):
         uncontrolled = p.has("hypertension") and rng.random() < 0.2
@@ -706,6 +741,7 @@ def generate(n_patients: int = 500, days: int = 90, seed: int = 20261123) -> dic
         "patients": out_patients,
         "readings": [r for p in patients for r in p.readings],
         "actions": actions,
+        "symptoms": sorted((x for p in patients for x in p.symptoms), key=lambda x: x["at"]),
         "events": [e for p in patients for e in p.events],
         "near_misses": [n for p in patients for n in p.near],
         "days": days,
@@ -754,7 +790,8 @@ def _score_events(
         hits = [
             n
             for n in notes.get(e["patient_id"], ())
-            if n.family in kind.families
+            if (not kind.families or n.family in kind.families)
+            and (n.clinical or not kind.clinical_only)
             and onset - MIN <= n.at <= max(end, arrival + kind.deadline)
         ]
         tally = per_kind.setdefault(

@@ -97,6 +97,9 @@ def test_hard_cases_are_in_the_cohort(cohort: dict[str, Any]) -> None:
     assert any(e.get("after_missed_day") for e in events if e["kind"] == "hf_weight_gain")
     assert any(e.get("reading_type") == "body_weight" for e in events if e["kind"] == "data_gap")
     assert any(e.get("during_snooze") for e in events if e["kind"] == "meter_lo")
+    assert any(e["kind"] == "maternal_symptom" for e in events)
+    assert cohort["symptoms"]
+    assert all(x["symptoms"] for x in cohort["symptoms"])
     near = {n["kind"] for n in cohort["near_misses"]}
     assert {"weight_outlier", "isolated_low_diastolic", "bp_at_severe_limit"} <= near
     scale_reset = [
