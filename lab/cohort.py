@@ -16,7 +16,9 @@ in hypertension; postpartum symptom reports (``symptoms``) with a BP of 141-152 
 heart-failure gains across a missed weigh-in, weigh-ins at drifting times,
 scales whose clock was reset, single outliers up and down, patients who stop weighing but keep
 measuring BP; isolated low diastolic pressures; gateway outages; duplicate deliveries; cuff
-errors; control-solution tests; device clocks reset for weeks.
+errors; control-solution tests; device clocks reset for weeks. ``actions``: an acknowledgement
+20 min after a severe BP, snoozes, a resolve with an outcome the day after most events, and a
+weekly review call that resolves whatever is still open (every resolve carries a note).
 
 ``measure(cohort, records)`` scores the replay output honestly: an event counts as caught only
 through a *notification* (``notify``) of a matching family at or after the event's first reading
@@ -690,6 +692,9 @@ def _gen_patient(rng: random.Random, programs: tuple[str, ...], days: int) -> _P
         )
         if len(hits) >= 2:
             p.event(kind, hits[0], hi, onset=lo)
+    for week in range(1, days // 7 + 1):  # the weekly review call closes what is still open
+        at = START + timedelta(days=7 * week - rng.uniform(0, 2), hours=rng.uniform(9, 16))
+        p.action(at, "resolve", outcome="contacted_no_change", note="weekly review call")
     for e in p.events:  # the nurse follows up: resolved with an outcome the day after
         if e["kind"] in ("data_gap", "uncontrolled_hypertension") or rng.random() < 0.4:
             continue
