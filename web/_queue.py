@@ -20,7 +20,8 @@ from types import TracebackType
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from markupsafe import Markup
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
@@ -32,12 +33,13 @@ from web._audit import audit
 from web._auth import require
 from web._care_time import insert_time_entry
 from web._db import Conn, alerts_conn
+from web._field_errors import field_error, field_error_text
 from web._paging import MAX_OFFSET
 from web._principal import Principal, Role
 from web._schemas import EpisodeDetail, EpisodeOut, EpisodeSummary, PageOf
 from web._state import app_state
 
-__all__ = ["QueueNotifier", "queue_rows", "router"]
+__all__ = ["PERSON_OUTCOMES", "SYSTEM_OUTCOMES", "QueueNotifier", "queue_rows", "router"]
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -47,6 +49,10 @@ QUEUE_LIMIT = 5000
 POLL_SECONDS = 1.0
 OVERLAP = timedelta(seconds=30)  # a transaction may commit a little after its updated_at
 KEEPALIVE_SECONDS = 15.0
+# Outcomes alerts/ records when it closes an episode itself (the value cleared, the crisis was
+# not confirmed): a person never chooses them, so they are neither offered nor accepted here.
+SYSTEM_OUTCOMES = frozenset({"auto_cleared", "not_confirmed"})
+PERSON_OUTCOMES: tuple[str, ...] = tuple(sorted(alerts.OUTCOMES - SYSTEM_OUTCOMES))
 
 
 # --- live updates ------------------------------------------------------------------------------
@@ -286,7 +292,8 @@ async def _transition(
     reason: str | None = None,
     until: datetime | None = None,
 ) -> alerts.Episode:
-    await _load_episode(request, principal, episode_id, f"episode {action}")
+    ep = await _load_episode(request, principal, episode_id, f"episode {action}")
+    _check_arguments(ep, action, note=note, outcome=outcome, reason=reason, until=until)
     actor = principal.username
     async with app_state(request).pool.connection() as pooled, alerts_conn(pooled) as conn:
         try:
@@ -298,15 +305,49 @@ async def _transition(
                 return await alerts.resolve(
                     conn, episode_id, actor=actor, outcome=outcome or "", note=note or None
                 )
-            if until is None:
-                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "snooze needs until")
+            assert until is not None  # _check_arguments
             return await alerts.snooze(
                 conn, episode_id, actor=actor, reason=reason or "", until=until
             )
         except alerts.EpisodeNotFound:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such episode") from None
         except alerts.InvalidTransition as exc:
+            # alerts/ names the argument at fault when the arguments (not the state) are wrong
+            field = getattr(exc, "field", None)
+            if field:
+                raise field_error(str(field), exc.detail or str(exc)) from None
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+
+
+def _check_arguments(
+    ep: alerts.Episode,
+    action: Action,
+    *,
+    note: str | None,
+    outcome: str | None,
+    reason: str | None,
+    until: datetime | None,
+) -> None:
+    """What a person may ask, before alerts/ judges the state: an outcome chosen by a person
+    (never preselected, never a system one), a note to close a critical episode, no snooze on
+    a critical one. Raises a 422 naming the field (``field_error``)."""
+    critical = ep.severity.label == "critical"
+    if action == "resolve":
+        if not outcome:
+            raise field_error("outcome", "choose the outcome of the episode")
+        if outcome not in PERSON_OUTCOMES:
+            raise field_error("outcome", "not an outcome a person can record")
+        if critical and not (note and note.strip()):
+            raise field_error("note", "a note is required to resolve a critical episode")
+    elif action == "snooze":
+        if critical:
+            raise field_error("action", "a critical episode cannot be snoozed", where="path")
+        if not (reason and reason.strip()):
+            raise field_error("reason", "a reason is required to snooze")
+        if until is None:
+            raise field_error("until", "snooze needs until")
+        if until <= datetime.now(UTC):
+            raise field_error("until", "until must be in the future")
 
 
 # --- HTML --------------------------------------------------------------------------------------
@@ -332,12 +373,13 @@ def render_rows(rows: list[QueueRow], can_act: bool) -> Markup:
             buttons = "" if assignee else '<button class="claim">Claim</button>'
             if state == "open":
                 buttons += '<button class="ack">Ack</button>'
+            snooze = "" if severity == "critical" else '<button class="snooze">Snooze…</button>'
             actions = (
                 f'<td class="actions">{buttons}<button class="resolve">Resolve…</button>'
-                '<button class="snooze">Snooze…</button><button class="time">Time…</button></td>'
+                f'{snooze}<button class="time">Time…</button></td>'
             )
         out.append(
-            f'<tr id="ep-{eid}" data-patient="{pid}">'
+            f'<tr id="ep-{eid}" data-patient="{pid}" data-severity="{_esc(severity)}">'
             f'<td><span class="badge sev-{severity}">P{priority} {severity}</span>{escalated}</td>'
             f'<td><a href="/patients/{pid}">{_esc(name)}</a>'
             f' <span class="muted">{_esc(mrn or "")} T{tier}</span></td>'
@@ -358,7 +400,7 @@ def _queue_context(principal: Principal, rows: list[QueueRow]) -> dict[str, Any]
         "principal": principal,
         "rows_html": render_rows(rows, can_act),
         "count": len(rows),
-        "outcomes": sorted(alerts.OUTCOMES),
+        "outcomes": PERSON_OUTCOMES,
         "can_act": can_act,
     }
 
@@ -466,16 +508,19 @@ async def queue_action(
     snooze_hours: Annotated[float | None, Form(gt=0, le=24 * 14)] = None,
 ) -> Response:
     until = datetime.now(UTC) + timedelta(hours=snooze_hours) if snooze_hours else None
-    ep = await _transition(
-        request,
-        principal,
-        episode_id,
-        action,
-        note=note,
-        outcome=outcome,
-        reason=reason,
-        until=until,
-    )
+    try:
+        ep = await _transition(
+            request,
+            principal,
+            episode_id,
+            action,
+            note=note,
+            outcome=outcome,
+            reason=reason,
+            until=until,
+        )
+    except RequestValidationError as exc:  # the dialog shows the text as it is
+        return PlainTextResponse(field_error_text(exc), status_code=422)
     if ep.state in ("open", "acknowledged") and not ep.snoozed_until:
         state = app_state(request)
         async with state.pool.connection() as conn:
@@ -540,7 +585,11 @@ async def queue_log_time(
 
 class TransitionIn(BaseModel):
     note: Annotated[str | None, Field(max_length=2000)] = None
-    outcome: str | None = Field(default=None, description="resolve: one of alerts.OUTCOMES")
+    outcome: str | None = Field(
+        default=None,
+        description="resolve: the outcome a person records (alerts.OUTCOMES except the "
+        "system-only auto_cleared and not_confirmed); a note is required for a critical episode",
+    )
     reason: Annotated[str | None, Field(max_length=500)] = None
     until: datetime | None = Field(default=None, description="snooze: until when (with offset)")
 
@@ -628,7 +677,7 @@ async def api_transition(
 ) -> dict[str, Any]:
     body = body or TransitionIn()
     if body.until is not None and body.until.tzinfo is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "until needs a UTC offset")
+        raise field_error("until", "until needs a UTC offset")
     ep = await _transition(
         request,
         principal,

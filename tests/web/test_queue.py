@@ -71,7 +71,8 @@ def test_claim_acknowledge_resolve_through_alerts(
     assert acked.json()["state"] == "acknowledged"
     assert cm.post(f"/api/episodes/{eid}/acknowledge", json={}).status_code == 409
     bad = cm.post(f"/api/episodes/{eid}/resolve", json={"outcome": "nonsense"})
-    assert bad.status_code == 409
+    assert bad.status_code == 422  # issue 15: a wrong argument names its field (was 409)
+    assert bad.json()["errors"][0]["loc"] == ["body", "outcome"]
     done = cm.post(
         f"/api/episodes/{eid}/resolve",
         json={"outcome": "medication_changed", "note": "amlodipine up"},
