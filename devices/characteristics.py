@@ -20,7 +20,6 @@ from devices.blood_pressure import (
 from devices.body_composition import BodyCompositionFeature, BodyCompositionMeasurement
 from devices.date_time import CurrentTime, parse_date_time
 from devices.device_information import (
-    DIS_STRINGS,
     BatteryLevel,
     DeviceInformationString,
     SystemId,
@@ -29,6 +28,12 @@ from devices.errors import UnsupportedCharacteristic
 from devices.glucose import GlucoseFeature, GlucoseMeasurement, GlucoseMeasurementContext
 from devices.mi_scale import MiBodyCompositionScaleMeasurement, MiScaleMeasurement
 from devices.racp import RecordAccessControlPoint
+from devices.uuids import (
+    BASE_UUID_SUFFIX,
+    DEVICE_INFORMATION_STRINGS,
+    GattCharacteristic,
+    GattService,
+)
 from devices.weight_scale import WeightScaleFeature, WeightScaleMeasurement
 
 __all__ = ["CHARACTERISTICS", "Characteristic", "decode", "normalize_uuid"]
@@ -41,42 +46,75 @@ class Characteristic:
     parse: Callable[[bytes], object]
 
 
-def _entry(uuid: str, name: str, parse: Callable[[bytes], object]) -> tuple[str, Characteristic]:
-    return uuid, Characteristic(uuid, name, parse)
+def _entry(
+    uuid: GattCharacteristic | GattService, name: str, parse: Callable[[bytes], object]
+) -> tuple[str, Characteristic]:
+    return uuid.short, Characteristic(uuid.short, name, parse)
+
+
+_C = GattCharacteristic
 
 
 CHARACTERISTICS: dict[str, Characteristic] = dict(
     [
-        _entry("2a35", "blood_pressure_measurement", BloodPressureMeasurement.from_bytes),
-        _entry("2a36", "intermediate_cuff_pressure", IntermediateCuffPressure.from_bytes),
-        _entry("2a49", "blood_pressure_feature", BloodPressureFeature.from_bytes),
-        _entry("2a18", "glucose_measurement", GlucoseMeasurement.from_bytes),
-        _entry("2a34", "glucose_measurement_context", GlucoseMeasurementContext.from_bytes),
-        _entry("2a51", "glucose_feature", GlucoseFeature.from_bytes),
-        _entry("2a52", "record_access_control_point", RecordAccessControlPoint.from_bytes),
-        _entry("2a9d", "weight_scale_measurement", WeightScaleMeasurement.from_bytes),
-        _entry("2a9e", "weight_scale_feature", WeightScaleFeature.from_bytes),
-        _entry("2a9c", "body_composition_measurement", BodyCompositionMeasurement.from_bytes),
-        _entry("2a9b", "body_composition_feature", BodyCompositionFeature.from_bytes),
-        _entry("2a19", "battery_level", BatteryLevel.from_bytes),
-        _entry("2a23", "system_id", SystemId.from_bytes),
-        _entry("2a08", "date_time", parse_date_time),
-        _entry("2a2b", "current_time", CurrentTime.from_bytes),
-        _entry("181d", "mi_scale_service_data", MiScaleMeasurement.from_bytes),
         _entry(
-            "181b",
+            _C.BLOOD_PRESSURE_MEASUREMENT,
+            "blood_pressure_measurement",
+            BloodPressureMeasurement.from_bytes,
+        ),
+        _entry(
+            _C.INTERMEDIATE_CUFF_PRESSURE,
+            "intermediate_cuff_pressure",
+            IntermediateCuffPressure.from_bytes,
+        ),
+        _entry(
+            _C.BLOOD_PRESSURE_FEATURE, "blood_pressure_feature", BloodPressureFeature.from_bytes
+        ),
+        _entry(_C.GLUCOSE_MEASUREMENT, "glucose_measurement", GlucoseMeasurement.from_bytes),
+        _entry(
+            _C.GLUCOSE_MEASUREMENT_CONTEXT,
+            "glucose_measurement_context",
+            GlucoseMeasurementContext.from_bytes,
+        ),
+        _entry(_C.GLUCOSE_FEATURE, "glucose_feature", GlucoseFeature.from_bytes),
+        _entry(
+            _C.RECORD_ACCESS_CONTROL_POINT,
+            "record_access_control_point",
+            RecordAccessControlPoint.from_bytes,
+        ),
+        _entry(
+            _C.WEIGHT_MEASUREMENT, "weight_scale_measurement", WeightScaleMeasurement.from_bytes
+        ),
+        _entry(_C.WEIGHT_SCALE_FEATURE, "weight_scale_feature", WeightScaleFeature.from_bytes),
+        _entry(
+            _C.BODY_COMPOSITION_MEASUREMENT,
+            "body_composition_measurement",
+            BodyCompositionMeasurement.from_bytes,
+        ),
+        _entry(
+            _C.BODY_COMPOSITION_FEATURE,
+            "body_composition_feature",
+            BodyCompositionFeature.from_bytes,
+        ),
+        _entry(_C.BATTERY_LEVEL, "battery_level", BatteryLevel.from_bytes),
+        _entry(_C.SYSTEM_ID, "system_id", SystemId.from_bytes),
+        _entry(_C.DATE_TIME, "date_time", parse_date_time),
+        _entry(_C.CURRENT_TIME, "current_time", CurrentTime.from_bytes),
+        _entry(GattService.WEIGHT_SCALE, "mi_scale_service_data", MiScaleMeasurement.from_bytes),
+        _entry(
+            GattService.BODY_COMPOSITION,
             "mi_body_composition_scale_service_data",
             MiBodyCompositionScaleMeasurement.from_bytes,
         ),
         *(
-            _entry(uuid, name, partial(DeviceInformationString.from_bytes, uuid))
-            for uuid, name in DIS_STRINGS.items()
+            _entry(uuid, uuid.name.lower(), partial(DeviceInformationString.from_bytes, uuid.short))
+            for uuid in DEVICE_INFORMATION_STRINGS
         ),
     ]
 )
 
 _UUID16 = re.compile(r"^(?:0x)?([0-9a-f]{4})$")
-_UUID128 = re.compile(r"^0000([0-9a-f]{4})-0000-1000-8000-00805f9b34fb$")
+_UUID128 = re.compile("^0000([0-9a-f]{4})" + re.escape(BASE_UUID_SUFFIX) + "$")
 
 
 def normalize_uuid(text: str) -> str:
