@@ -109,8 +109,6 @@ from devices.uuids import (
     GattCharacteristic,
     GattDescriptor,
     GattService,
-    short_uuid,
-    uuid128,
 )
 from devices.weight_scale import (
     HeightResolution,
@@ -222,6 +220,4 @@ __all__ = [
     "parse_system_id",
     "parse_weight_scale_feature",
     "parse_weight_scale_measurement",
-    "short_uuid",
-    "uuid128",
 ]

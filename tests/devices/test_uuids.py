@@ -10,10 +10,9 @@ from devices import (
     GattCharacteristic,
     GattDescriptor,
     GattService,
-    short_uuid,
-    uuid128,
 )
 from devices.device_information import DIS_STRINGS
+from devices.uuids import short_uuid, uuid128
 
 # Bluetooth SIG Assigned Numbers, 3.4 GATT Services (uuids/service_uuids.yaml)
 SERVICES = {
