@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
-from typing import Self
+from typing import Self, TypedDict
 
 from devices._codec import UINT8, UINT16, check_length, check_uint
 from devices._enum import OpenIntEnum
@@ -113,12 +113,15 @@ class MeasurementStatus:
         return bits | (check_uint(int(self.pulse_rate_range), 2, "pulse rate range") << 3)
 
 
-@dataclass(frozen=True, slots=True)
-class _Fields:
+#: the three SFLOAT pressure fields, in wire order
+_Pressures = tuple[Number, Number, Number]
+
+
+class _Common(TypedDict):
+    """The fields both characteristics share besides the pressures, under the attribute names
+    of both dataclasses."""
+
     unit: PressureUnit
-    first: Number
-    second: Number
-    third: Number
     timestamp: DateTime | None
     pulse_rate: Number | None
     user_id: int | None
@@ -127,7 +130,7 @@ class _Fields:
     extra: bytes
 
 
-def _parse(data: bytes, what: str) -> _Fields:
+def _parse(data: bytes, what: str) -> tuple[_Pressures, _Common]:
     check_length(data, 1, what)
     flags = data[0]
     required = 1 + _PRESSURES.size
@@ -156,21 +159,19 @@ def _parse(data: bytes, what: str) -> _Fields:
         status = MeasurementStatus.from_int(_STATUS.unpack_from(data, offset)[0])
         offset += _STATUS.size
     unit = PressureUnit.KPA if flags & BloodPressureFlags.UNITS_KPA else PressureUnit.MMHG
-    return _Fields(
-        unit,
-        first,
-        second,
-        third,
-        timestamp,
-        pulse_rate,
-        user_id,
-        status,
-        flags & ~_KNOWN_FLAGS,
-        bytes(data[offset:]),
+    common = _Common(
+        unit=unit,
+        timestamp=timestamp,
+        pulse_rate=pulse_rate,
+        user_id=user_id,
+        status=status,
+        reserved_flags=flags & ~_KNOWN_FLAGS,
+        extra=bytes(data[offset:]),
     )
+    return (first, second, third), common
 
 
-def _encode(f: _Fields) -> bytes:
+def _encode(pressures: _Pressures, f: BloodPressureMeasurement | IntermediateCuffPressure) -> bytes:
     if f.reserved_flags & _KNOWN_FLAGS or not 0 <= f.reserved_flags <= 0xFF:
         raise EncodeError("reserved_flags must only hold the reserved bits 5-7")
     flags = f.reserved_flags | (BloodPressureFlags.UNITS_KPA if f.unit == PressureUnit.KPA else 0)
@@ -187,10 +188,8 @@ def _encode(f: _Fields) -> bytes:
     if f.status is not None:
         flags |= BloodPressureFlags.MEASUREMENT_STATUS_PRESENT
         tail += _STATUS.pack(int(f.status))
-    pressures = _PRESSURES.pack(
-        sfloat_to_raw(f.first), sfloat_to_raw(f.second), sfloat_to_raw(f.third)
-    )
-    return _FLAGS.pack(flags) + pressures + tail + f.extra
+    wire = _PRESSURES.pack(*(sfloat_to_raw(pressure) for pressure in pressures))
+    return _FLAGS.pack(flags) + wire + tail + f.extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,35 +209,11 @@ class BloodPressureMeasurement:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
-        f = _parse(data, "blood pressure measurement (0x2A35)")
-        return cls(
-            f.first,
-            f.second,
-            f.third,
-            f.unit,
-            f.timestamp,
-            f.pulse_rate,
-            f.user_id,
-            f.status,
-            f.reserved_flags,
-            f.extra,
-        )
+        (systolic, diastolic, mean), common = _parse(data, "blood pressure measurement (0x2A35)")
+        return cls(systolic, diastolic, mean, **common)
 
     def __bytes__(self) -> bytes:
-        return _encode(
-            _Fields(
-                self.unit,
-                self.systolic,
-                self.diastolic,
-                self.mean_arterial_pressure,
-                self.timestamp,
-                self.pulse_rate,
-                self.user_id,
-                self.status,
-                self.reserved_flags,
-                self.extra,
-            )
-        )
+        return _encode((self.systolic, self.diastolic, self.mean_arterial_pressure), self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,35 +234,11 @@ class IntermediateCuffPressure:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
-        f = _parse(data, "intermediate cuff pressure (0x2A36)")
-        return cls(
-            f.first,
-            f.unit,
-            f.timestamp,
-            f.pulse_rate,
-            f.user_id,
-            f.status,
-            f.second,
-            f.third,
-            f.reserved_flags,
-            f.extra,
-        )
+        (cuff, diastolic, mean), common = _parse(data, "intermediate cuff pressure (0x2A36)")
+        return cls(cuff, diastolic=diastolic, mean_arterial_pressure=mean, **common)
 
     def __bytes__(self) -> bytes:
-        return _encode(
-            _Fields(
-                self.unit,
-                self.cuff_pressure,
-                self.diastolic,
-                self.mean_arterial_pressure,
-                self.timestamp,
-                self.pulse_rate,
-                self.user_id,
-                self.status,
-                self.reserved_flags,
-                self.extra,
-            )
-        )
+        return _encode((self.cuff_pressure, self.diastolic, self.mean_arterial_pressure), self)
 
 
 class BloodPressureFeatureBits(IntFlag):

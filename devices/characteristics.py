@@ -46,72 +46,43 @@ class Characteristic:
     parse: Callable[[bytes], object]
 
 
-def _entry(
-    uuid: GattCharacteristic | GattService, name: str, parse: Callable[[bytes], object]
-) -> tuple[str, Characteristic]:
-    return uuid.short, Characteristic(uuid.short, name, parse)
-
-
 _C = GattCharacteristic
 
+#: every UUID with a codec → its decoder
+_PARSERS: dict[GattCharacteristic | GattService, Callable[[bytes], object]] = {
+    _C.BLOOD_PRESSURE_MEASUREMENT: BloodPressureMeasurement.from_bytes,
+    _C.INTERMEDIATE_CUFF_PRESSURE: IntermediateCuffPressure.from_bytes,
+    _C.BLOOD_PRESSURE_FEATURE: BloodPressureFeature.from_bytes,
+    _C.GLUCOSE_MEASUREMENT: GlucoseMeasurement.from_bytes,
+    _C.GLUCOSE_MEASUREMENT_CONTEXT: GlucoseMeasurementContext.from_bytes,
+    _C.GLUCOSE_FEATURE: GlucoseFeature.from_bytes,
+    _C.RECORD_ACCESS_CONTROL_POINT: RecordAccessControlPoint.from_bytes,
+    _C.WEIGHT_MEASUREMENT: WeightScaleMeasurement.from_bytes,
+    _C.WEIGHT_SCALE_FEATURE: WeightScaleFeature.from_bytes,
+    _C.BODY_COMPOSITION_MEASUREMENT: BodyCompositionMeasurement.from_bytes,
+    _C.BODY_COMPOSITION_FEATURE: BodyCompositionFeature.from_bytes,
+    _C.BATTERY_LEVEL: BatteryLevel.from_bytes,
+    _C.SYSTEM_ID: SystemId.from_bytes,
+    _C.DATE_TIME: parse_date_time,
+    _C.CURRENT_TIME: CurrentTime.from_bytes,
+    GattService.WEIGHT_SCALE: MiScaleMeasurement.from_bytes,
+    GattService.BODY_COMPOSITION: MiBodyCompositionScaleMeasurement.from_bytes,
+    **{
+        uuid: partial(DeviceInformationString.from_bytes, uuid.short)
+        for uuid in DEVICE_INFORMATION_STRINGS
+    },
+}
+#: names that are not the UUID's own (the table's names are the SIG names)
+_NAMES: dict[GattCharacteristic | GattService, str] = {
+    _C.WEIGHT_MEASUREMENT: "weight_scale_measurement",
+    GattService.WEIGHT_SCALE: "mi_scale_service_data",
+    GattService.BODY_COMPOSITION: "mi_body_composition_scale_service_data",
+}
 
-CHARACTERISTICS: dict[str, Characteristic] = dict(
-    [
-        _entry(
-            _C.BLOOD_PRESSURE_MEASUREMENT,
-            "blood_pressure_measurement",
-            BloodPressureMeasurement.from_bytes,
-        ),
-        _entry(
-            _C.INTERMEDIATE_CUFF_PRESSURE,
-            "intermediate_cuff_pressure",
-            IntermediateCuffPressure.from_bytes,
-        ),
-        _entry(
-            _C.BLOOD_PRESSURE_FEATURE, "blood_pressure_feature", BloodPressureFeature.from_bytes
-        ),
-        _entry(_C.GLUCOSE_MEASUREMENT, "glucose_measurement", GlucoseMeasurement.from_bytes),
-        _entry(
-            _C.GLUCOSE_MEASUREMENT_CONTEXT,
-            "glucose_measurement_context",
-            GlucoseMeasurementContext.from_bytes,
-        ),
-        _entry(_C.GLUCOSE_FEATURE, "glucose_feature", GlucoseFeature.from_bytes),
-        _entry(
-            _C.RECORD_ACCESS_CONTROL_POINT,
-            "record_access_control_point",
-            RecordAccessControlPoint.from_bytes,
-        ),
-        _entry(
-            _C.WEIGHT_MEASUREMENT, "weight_scale_measurement", WeightScaleMeasurement.from_bytes
-        ),
-        _entry(_C.WEIGHT_SCALE_FEATURE, "weight_scale_feature", WeightScaleFeature.from_bytes),
-        _entry(
-            _C.BODY_COMPOSITION_MEASUREMENT,
-            "body_composition_measurement",
-            BodyCompositionMeasurement.from_bytes,
-        ),
-        _entry(
-            _C.BODY_COMPOSITION_FEATURE,
-            "body_composition_feature",
-            BodyCompositionFeature.from_bytes,
-        ),
-        _entry(_C.BATTERY_LEVEL, "battery_level", BatteryLevel.from_bytes),
-        _entry(_C.SYSTEM_ID, "system_id", SystemId.from_bytes),
-        _entry(_C.DATE_TIME, "date_time", parse_date_time),
-        _entry(_C.CURRENT_TIME, "current_time", CurrentTime.from_bytes),
-        _entry(GattService.WEIGHT_SCALE, "mi_scale_service_data", MiScaleMeasurement.from_bytes),
-        _entry(
-            GattService.BODY_COMPOSITION,
-            "mi_body_composition_scale_service_data",
-            MiBodyCompositionScaleMeasurement.from_bytes,
-        ),
-        *(
-            _entry(uuid, uuid.name.lower(), partial(DeviceInformationString.from_bytes, uuid.short))
-            for uuid in DEVICE_INFORMATION_STRINGS
-        ),
-    ]
-)
+CHARACTERISTICS: dict[str, Characteristic] = {
+    uuid.short: Characteristic(uuid.short, _NAMES.get(uuid, uuid.name.lower()), parse)
+    for uuid, parse in _PARSERS.items()
+}
 
 _UUID16 = re.compile(r"^(?:0x)?([0-9a-f]{4})$")
 _UUID128 = re.compile("^0000([0-9a-f]{4})" + re.escape(BASE_UUID_SUFFIX) + "$")
