@@ -38,7 +38,7 @@ from devices.racp import (
     RecordAccessControlPoint,
 )
 from devices.uuids import GattCharacteristic
-from gateway._errors import GatewayError, OutboxFull
+from gateway.errors import GatewayError, OutboxFull
 from gateway.outbox import Outbox, ReadingLike
 
 __all__ = ["GlucoseTransfer", "TransferMode", "TransferResult"]
@@ -77,13 +77,6 @@ class _LinkLost(GatewayError):
 
 class _Stopped(GatewayError):
     pass
-
-
-class RacpRejected(GatewayError):
-    def __init__(self, request: RacpOpCode, code: RacpResponseCode | int) -> None:
-        super().__init__(f"RACP request {int(request)} answered with response code {int(code)}")
-        self.request = request
-        self.code = code
 
 
 class GlucoseTransfer:

@@ -35,10 +35,10 @@ from devices.date_time import CurrentTime, DateTime, DayOfWeek
 from devices.device_information import parse_battery_level, parse_system_id
 from devices.errors import ParseError
 from devices.uuids import GattCharacteristic, GattService, short_uuid
-from gateway._errors import OutboxFull
 from gateway.allowlist import Allowlist, address_identity
 from gateway.backoff import Backoff
 from gateway.config import DeviceEntry, GatewayConfig, normalise_address
+from gateway.errors import OutboxFull
 from gateway.glucose import GlucoseTransfer, TransferResult
 from gateway.outbox import Outbox
 from gateway.status import StatusBoard
