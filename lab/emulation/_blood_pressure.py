@@ -20,6 +20,7 @@ from lab.emulation._encoding import (
     encode_intermediate_cuff_pressure,
 )
 from lab.emulation._peripheral import (
+    Cccd,
     Faults,
     PeripheralIdentity,
     characteristic,
@@ -136,7 +137,7 @@ class BloodPressureCuff(StoredReadingsDevice[BloodPressureReading]):
         connection = self._connection
         if connection is None or not self.intermediate_cuff_pressure:
             return
-        if self.cccd(connection, self._icp) & 0x0001 == 0:
+        if Cccd.NOTIFICATION not in self.cccd(connection, self._icp):
             return
         kpa = self.faults.kpa_units
         for pressure in _ICP_STEPS:

@@ -34,6 +34,7 @@ from lab.emulation._encoding import (
 )
 from lab.emulation._peripheral import (
     DEVICE_CLOCK_RESET,
+    Cccd,
     EmulatedPeripheral,
     Faults,
     PeripheralIdentity,
@@ -46,8 +47,6 @@ __all__ = ["GlucoseMeter", "GlucoseReading", "GlucoseRecord"]
 
 logger = logging.getLogger(__name__)
 
-_CCCD_NOTIFY = 0x0001
-_CCCD_INDICATE = 0x0002
 # Common Profile and Service Error Codes (Core Specification Supplement, Part B)
 _ATT_PROCEDURE_ALREADY_IN_PROGRESS = 0xFE
 _ATT_CCCD_IMPROPERLY_CONFIGURED = 0xFD
@@ -199,7 +198,7 @@ class GlucoseMeter(EmulatedPeripheral):
         record = self._record(reading)
         self._records.append(record)
         connection = self._connection
-        if connection is not None and self.cccd(connection, self._measurement) & _CCCD_NOTIFY:
+        if connection is not None and Cccd.NOTIFICATION in self.cccd(connection, self._measurement):
             await self._send_record(connection, record)
         if self.faults.connect_window is not None:
             await self.open_connect_window()
@@ -241,7 +240,7 @@ class GlucoseMeter(EmulatedPeripheral):
     def _on_racp_write(self, connection: Connection, value: bytes) -> None:
         request = bytes(value)
         self.racp_requests.append(request)
-        if self.cccd(connection, self._racp) & _CCCD_INDICATE == 0:
+        if Cccd.INDICATION not in self.cccd(connection, self._racp):
             raise ATT_Error(_ATT_CCCD_IMPROPERLY_CONFIGURED)
         op_code = request[0] if request else 0
         if op_code == RacpOpCode.ABORT_OPERATION:
@@ -251,9 +250,8 @@ class GlucoseMeter(EmulatedPeripheral):
             return
         if self.procedure_in_progress:
             raise ATT_Error(_ATT_PROCEDURE_ALREADY_IN_PROGRESS)
-        if (
-            op_code == RacpOpCode.REPORT_STORED_RECORDS
-            and self.cccd(connection, self._measurement) & _CCCD_NOTIFY == 0
+        if op_code == RacpOpCode.REPORT_STORED_RECORDS and Cccd.NOTIFICATION not in self.cccd(
+            connection, self._measurement
         ):
             raise ATT_Error(_ATT_CCCD_IMPROPERLY_CONFIGURED)
         task = asyncio.get_running_loop().create_task(self._run(connection, request))

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import IntFlag
 from typing import Any
 
 from bumble import gatt
@@ -25,7 +26,7 @@ from devices.device_information import BatteryLevel, DeviceInformationString
 from devices.uuids import GattCharacteristic, GattService
 from lab.emulation._encoding import decode_current_time, encode_current_time
 
-__all__ = ["DeviceClock", "EmulatedPeripheral", "Faults", "PeripheralIdentity"]
+__all__ = ["Cccd", "DeviceClock", "EmulatedPeripheral", "Faults", "PeripheralIdentity"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,15 @@ _ATT_WRITE_NOT_PERMITTED = 0x03
 _ATT_INVALID_ATTRIBUTE_LENGTH = 0x0D
 _ATT_VALUE_NOT_ALLOWED = 0x13
 _C = GattCharacteristic
+
+
+class Cccd(IntFlag):
+    """Client Characteristic Configuration (descriptor 0x2902) bits (Core Specification,
+    Vol 3, Part G, 3.3.3.3)."""
+
+    NONE = 0
+    NOTIFICATION = 1 << 0
+    INDICATION = 1 << 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,10 +427,10 @@ class EmulatedPeripheral(abc.ABC):
             and self._records_sent_this_connection >= limit
         )
 
-    def cccd(self, connection: Connection, characteristic: Characteristic[Any]) -> int:
+    def cccd(self, connection: Connection, characteristic: Characteristic[Any]) -> Cccd:
         """The client's CCCD value for ``characteristic`` on ``connection``."""
         value = self.device.gatt_server.read_cccd(connection, characteristic)
-        return int.from_bytes(value[:2], "little") if value else 0
+        return Cccd(int.from_bytes(value[:2], "little") if value else 0)
 
     async def notify(
         self, connection: Connection, characteristic: Characteristic[Any], value: bytes
