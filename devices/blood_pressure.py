@@ -25,7 +25,16 @@ from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 from typing import Self, TypedDict
 
-from devices._codec import UINT8, UINT16, check_length, check_uint
+from devices._codec import (
+    UINT8,
+    UINT16,
+    BitField,
+    check_length,
+    check_uint,
+    join_fields,
+    read_uint,
+    split_fields,
+)
 from devices._enum import OpenIntEnum
 from devices.date_time import DateTime
 from devices.errors import EncodeError
@@ -88,8 +97,7 @@ class PulseRateRange(OpenIntEnum):
     RESERVED = 3
 
 
-_PULSE_RANGE_SHIFT = 3
-_PULSE_RANGE_MASK = 0x3 << _PULSE_RANGE_SHIFT
+_PULSE_RANGE = BitField("pulse rate range", 3, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,16 +109,12 @@ class MeasurementStatus:
 
     @classmethod
     def from_int(cls, value: int) -> Self:
-        return cls(
-            MeasurementStatusBits(value & ~_PULSE_RANGE_MASK & 0xFFFF),
-            PulseRateRange((value & _PULSE_RANGE_MASK) >> _PULSE_RANGE_SHIFT),
-        )
+        bits, (pulse_rate_range,) = split_fields(value, (_PULSE_RANGE,))
+        return cls(MeasurementStatusBits(bits), PulseRateRange(pulse_rate_range))
 
     def __int__(self) -> int:
-        bits = check_uint(int(self.bits), 16, "measurement status")
-        if bits & _PULSE_RANGE_MASK:
-            raise EncodeError("measurement status bits overlap the pulse rate range field")
-        return bits | (check_uint(int(self.pulse_rate_range), 2, "pulse rate range") << 3)
+        fields = ((_PULSE_RANGE, int(self.pulse_rate_range)),)
+        return join_fields(int(self.bits), 16, fields, "measurement status")
 
 
 #: the three SFLOAT pressure fields, in wire order
@@ -263,8 +267,8 @@ class BloodPressureFeature:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
-        check_length(data, _FEATURE.size, "blood pressure feature (0x2A49)")
-        return cls(BloodPressureFeatureBits(_FEATURE.unpack_from(data)[0]), bytes(data[2:]))
+        value, extra = read_uint(_FEATURE, data, "blood pressure feature (0x2A49)")
+        return cls(BloodPressureFeatureBits(value), extra)
 
     def __bytes__(self) -> bytes:
         return _FEATURE.pack(check_uint(int(self.features), 16, "features")) + self.extra
