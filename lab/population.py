@@ -37,7 +37,6 @@ import psycopg
 from psycopg import sql
 
 from alerts import TEMPLATES
-from devices.uuids import GattCharacteristic
 from lab.seed import seed_demo
 
 __all__ = [
@@ -88,18 +87,17 @@ _OUTCOMES = (
     "auto_cleared",
 )
 
-_C = GattCharacteristic
 # reading type -> (its value codes, their units, device type, characteristic, raw hex length)
 _KINDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], str, str, int]] = {
     "blood_pressure": (
         ("systolic", "diastolic", "mean_arterial", "pulse"),
         ("mm[Hg]", "mm[Hg]", "mm[Hg]", "/min"),
         "blood_pressure_monitor",
-        _C.BLOOD_PRESSURE_MEASUREMENT.short,
+        "2a35",
         19,
     ),
-    "body_weight": (("body_weight",), ("kg",), "weight_scale", _C.WEIGHT_MEASUREMENT.short, 10),
-    "glucose": (("glucose",), ("mg/dL",), "glucose_meter", _C.GLUCOSE_MEASUREMENT.short, 17),
+    "body_weight": (("body_weight",), ("kg",), "weight_scale", "2a9d", 10),
+    "glucose": (("glucose",), ("mg/dL",), "glucose_meter", "2a18", 17),
 }
 _KIND_NAMES = tuple(_KINDS)
 _DEVICE_NAMES = {"blood_pressure": "cuff", "body_weight": "scale", "glucose": "meter"}
