@@ -3,7 +3,8 @@
 Pure code: no I/O, no clock, no logging. Every characteristic has a frozen dataclass with
 ``from_bytes`` (and a ``parse_…`` function) and ``__bytes__`` (the encoder); one exception
 tree (:class:`DevicesError` → :class:`ParseError` / :class:`EncodeError`); unit conversions in
-:mod:`devices.units`; canonical readings in :mod:`devices.canonical`.
+:mod:`devices.units`; canonical readings in :mod:`devices.canonical`; the one table of the
+Bluetooth SIG UUIDs the project uses in :mod:`devices.uuids`.
 """
 
 from devices.blood_pressure import (
@@ -103,6 +104,12 @@ from devices.racp import (
     RecordAccessControlPoint,
     parse_record_access_control_point,
 )
+from devices.uuids import (
+    DEVICE_INFORMATION_STRINGS,
+    GattCharacteristic,
+    GattDescriptor,
+    GattService,
+)
 from devices.weight_scale import (
     HeightResolution,
     MassUnit,
@@ -117,6 +124,7 @@ from devices.weight_scale import (
 
 __all__ = [
     "CHARACTERISTICS",
+    "DEVICE_INFORMATION_STRINGS",
     "DEVICE_TYPES",
     "FLAGS",
     "FLAG_DESCRIPTIONS",
@@ -143,6 +151,9 @@ __all__ = [
     "DevicesError",
     "EncodeError",
     "FilterType",
+    "GattCharacteristic",
+    "GattDescriptor",
+    "GattService",
     "GlucoseFeature",
     "GlucoseFeatureBits",
     "GlucoseMeasurement",

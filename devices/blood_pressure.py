@@ -23,9 +23,18 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
-from typing import Self
+from typing import Self, TypedDict
 
-from devices._codec import UINT8, UINT16, check_length, check_uint
+from devices._codec import (
+    UINT8,
+    UINT16,
+    BitField,
+    check_length,
+    check_uint,
+    join_fields,
+    read_uint,
+    split_fields,
+)
 from devices._enum import OpenIntEnum
 from devices.date_time import DateTime
 from devices.errors import EncodeError
@@ -88,8 +97,7 @@ class PulseRateRange(OpenIntEnum):
     RESERVED = 3
 
 
-_PULSE_RANGE_SHIFT = 3
-_PULSE_RANGE_MASK = 0x3 << _PULSE_RANGE_SHIFT
+_PULSE_RANGE = BitField("pulse rate range", 3, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,24 +109,23 @@ class MeasurementStatus:
 
     @classmethod
     def from_int(cls, value: int) -> Self:
-        return cls(
-            MeasurementStatusBits(value & ~_PULSE_RANGE_MASK & 0xFFFF),
-            PulseRateRange((value & _PULSE_RANGE_MASK) >> _PULSE_RANGE_SHIFT),
-        )
+        bits, (pulse_rate_range,) = split_fields(value, (_PULSE_RANGE,))
+        return cls(MeasurementStatusBits(bits), PulseRateRange(pulse_rate_range))
 
     def __int__(self) -> int:
-        bits = check_uint(int(self.bits), 16, "measurement status")
-        if bits & _PULSE_RANGE_MASK:
-            raise EncodeError("measurement status bits overlap the pulse rate range field")
-        return bits | (check_uint(int(self.pulse_rate_range), 2, "pulse rate range") << 3)
+        fields = ((_PULSE_RANGE, int(self.pulse_rate_range)),)
+        return join_fields(int(self.bits), 16, fields, "measurement status")
 
 
-@dataclass(frozen=True, slots=True)
-class _Fields:
+#: the three SFLOAT pressure fields, in wire order
+_Pressures = tuple[Number, Number, Number]
+
+
+class _Common(TypedDict):
+    """The fields both characteristics share besides the pressures, under the attribute names
+    of both dataclasses."""
+
     unit: PressureUnit
-    first: Number
-    second: Number
-    third: Number
     timestamp: DateTime | None
     pulse_rate: Number | None
     user_id: int | None
@@ -127,7 +134,7 @@ class _Fields:
     extra: bytes
 
 
-def _parse(data: bytes, what: str) -> _Fields:
+def _parse(data: bytes, what: str) -> tuple[_Pressures, _Common]:
     check_length(data, 1, what)
     flags = data[0]
     required = 1 + _PRESSURES.size
@@ -156,21 +163,19 @@ def _parse(data: bytes, what: str) -> _Fields:
         status = MeasurementStatus.from_int(_STATUS.unpack_from(data, offset)[0])
         offset += _STATUS.size
     unit = PressureUnit.KPA if flags & BloodPressureFlags.UNITS_KPA else PressureUnit.MMHG
-    return _Fields(
-        unit,
-        first,
-        second,
-        third,
-        timestamp,
-        pulse_rate,
-        user_id,
-        status,
-        flags & ~_KNOWN_FLAGS,
-        bytes(data[offset:]),
+    common = _Common(
+        unit=unit,
+        timestamp=timestamp,
+        pulse_rate=pulse_rate,
+        user_id=user_id,
+        status=status,
+        reserved_flags=flags & ~_KNOWN_FLAGS,
+        extra=bytes(data[offset:]),
     )
+    return (first, second, third), common
 
 
-def _encode(f: _Fields) -> bytes:
+def _encode(pressures: _Pressures, f: BloodPressureMeasurement | IntermediateCuffPressure) -> bytes:
     if f.reserved_flags & _KNOWN_FLAGS or not 0 <= f.reserved_flags <= 0xFF:
         raise EncodeError("reserved_flags must only hold the reserved bits 5-7")
     flags = f.reserved_flags | (BloodPressureFlags.UNITS_KPA if f.unit == PressureUnit.KPA else 0)
@@ -187,10 +192,8 @@ def _encode(f: _Fields) -> bytes:
     if f.status is not None:
         flags |= BloodPressureFlags.MEASUREMENT_STATUS_PRESENT
         tail += _STATUS.pack(int(f.status))
-    pressures = _PRESSURES.pack(
-        sfloat_to_raw(f.first), sfloat_to_raw(f.second), sfloat_to_raw(f.third)
-    )
-    return _FLAGS.pack(flags) + pressures + tail + f.extra
+    wire = _PRESSURES.pack(*(sfloat_to_raw(pressure) for pressure in pressures))
+    return _FLAGS.pack(flags) + wire + tail + f.extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,35 +213,11 @@ class BloodPressureMeasurement:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
-        f = _parse(data, "blood pressure measurement (0x2A35)")
-        return cls(
-            f.first,
-            f.second,
-            f.third,
-            f.unit,
-            f.timestamp,
-            f.pulse_rate,
-            f.user_id,
-            f.status,
-            f.reserved_flags,
-            f.extra,
-        )
+        (systolic, diastolic, mean), common = _parse(data, "blood pressure measurement (0x2A35)")
+        return cls(systolic, diastolic, mean, **common)
 
     def __bytes__(self) -> bytes:
-        return _encode(
-            _Fields(
-                self.unit,
-                self.systolic,
-                self.diastolic,
-                self.mean_arterial_pressure,
-                self.timestamp,
-                self.pulse_rate,
-                self.user_id,
-                self.status,
-                self.reserved_flags,
-                self.extra,
-            )
-        )
+        return _encode((self.systolic, self.diastolic, self.mean_arterial_pressure), self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,35 +238,11 @@ class IntermediateCuffPressure:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
-        f = _parse(data, "intermediate cuff pressure (0x2A36)")
-        return cls(
-            f.first,
-            f.unit,
-            f.timestamp,
-            f.pulse_rate,
-            f.user_id,
-            f.status,
-            f.second,
-            f.third,
-            f.reserved_flags,
-            f.extra,
-        )
+        (cuff, diastolic, mean), common = _parse(data, "intermediate cuff pressure (0x2A36)")
+        return cls(cuff, diastolic=diastolic, mean_arterial_pressure=mean, **common)
 
     def __bytes__(self) -> bytes:
-        return _encode(
-            _Fields(
-                self.unit,
-                self.cuff_pressure,
-                self.diastolic,
-                self.mean_arterial_pressure,
-                self.timestamp,
-                self.pulse_rate,
-                self.user_id,
-                self.status,
-                self.reserved_flags,
-                self.extra,
-            )
-        )
+        return _encode((self.cuff_pressure, self.diastolic, self.mean_arterial_pressure), self)
 
 
 class BloodPressureFeatureBits(IntFlag):
@@ -312,8 +267,8 @@ class BloodPressureFeature:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
-        check_length(data, _FEATURE.size, "blood pressure feature (0x2A49)")
-        return cls(BloodPressureFeatureBits(_FEATURE.unpack_from(data)[0]), bytes(data[2:]))
+        value, extra = read_uint(_FEATURE, data, "blood pressure feature (0x2A49)")
+        return cls(BloodPressureFeatureBits(value), extra)
 
     def __bytes__(self) -> bytes:
         return _FEATURE.pack(check_uint(int(self.features), 16, "features")) + self.extra

@@ -28,7 +28,17 @@ from decimal import Decimal
 from enum import IntFlag
 from typing import Self
 
-from devices._codec import UINT8, UINT16, UINT32, check_length, check_uint
+from devices._codec import (
+    UINT8,
+    UINT16,
+    UINT32,
+    BitField,
+    check_length,
+    check_uint,
+    join_fields,
+    read_uint,
+    split_fields,
+)
 from devices.date_time import DateTime
 from devices.errors import EncodeError
 from devices.weight_scale import (
@@ -201,8 +211,7 @@ class BodyCompositionFeatureBits(IntFlag):
     HEIGHT = 1 << 10
 
 
-_MASS_RES_SHIFT, _MASS_RES_MASK = 11, 0xF << 11
-_HEIGHT_RES_SHIFT, _HEIGHT_RES_MASK = 15, 0x7 << 15
+_RESOLUTIONS = (BitField("mass resolution", 11, 4), BitField("height resolution", 15, 3))
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,25 +226,19 @@ class BodyCompositionFeature:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
-        check_length(data, UINT32.size, "body composition feature (0x2A9B)")
-        value = UINT32.unpack_from(data)[0]
+        value, extra = read_uint(UINT32, data, "body composition feature (0x2A9B)")
+        bits, (mass, height) = split_fields(value, _RESOLUTIONS)
         return cls(
-            BodyCompositionFeatureBits(value & ~(_MASS_RES_MASK | _HEIGHT_RES_MASK) & 0xFFFFFFFF),
-            WeightResolution((value & _MASS_RES_MASK) >> _MASS_RES_SHIFT),
-            HeightResolution((value & _HEIGHT_RES_MASK) >> _HEIGHT_RES_SHIFT),
-            bytes(data[4:]),
+            BodyCompositionFeatureBits(bits),
+            WeightResolution(mass),
+            HeightResolution(height),
+            extra,
         )
 
     def __bytes__(self) -> bytes:
-        bits = check_uint(int(self.features), 32, "features")
-        if bits & (_MASS_RES_MASK | _HEIGHT_RES_MASK):
-            raise EncodeError("feature bits overlap the resolution fields")
-        value = (
-            bits
-            | (check_uint(int(self.mass_resolution), 4, "mass resolution") << _MASS_RES_SHIFT)
-            | (check_uint(int(self.height_resolution), 3, "height resolution") << _HEIGHT_RES_SHIFT)
-        )
-        return UINT32.pack(value) + self.extra
+        resolutions = (int(self.mass_resolution), int(self.height_resolution))
+        fields = tuple(zip(_RESOLUTIONS, resolutions, strict=True))
+        return UINT32.pack(join_fields(int(self.features), 32, fields, "features")) + self.extra
 
 
 def parse_body_composition_measurement(data: bytes) -> BodyCompositionMeasurement:

@@ -86,6 +86,7 @@ from devices.units import (
     lb_to_kg,
     mol_per_l_to_mg_dl,
 )
+from devices.uuids import GattCharacteristic, GattService
 from devices.weight_scale import MassUnit, WeightScaleMeasurement
 
 __all__ = [
@@ -204,16 +205,6 @@ FLAG_DESCRIPTIONS: dict[str, str] = {
 
 #: every flag a canonical reading may carry (sorted, closed)
 FLAGS: tuple[str, ...] = tuple(sorted(FLAG_DESCRIPTIONS))
-
-#: characteristic / service-data UUID → the device type that sends it (used by the CLI)
-DEVICE_TYPE_BY_CHARACTERISTIC: dict[str, str] = {
-    "2a35": "blood_pressure_monitor",
-    "2a18": "glucose_meter",
-    "2a9d": "weight_scale",
-    "2a9c": "body_composition_scale",
-    "181d": "weight_scale",
-    "181b": "body_composition_scale",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,17 +421,25 @@ def _mi_body_composition_scale(data: bytes) -> _Draft:
     return d
 
 
-_CONVERTERS: dict[str, Callable[[bytes], _Draft]] = {
-    "2a35": _blood_pressure,
-    "2a18": _glucose,
-    "2a9d": _weight,
-    "2a9c": _body_composition,
-    "181d": _mi_scale,
-    "181b": _mi_body_composition_scale,
+_C = GattCharacteristic
+
+#: measurement characteristic / service-data UUID → the device type that sends it, converter
+_MEASUREMENTS: dict[str, tuple[str, Callable[[bytes], _Draft]]] = {
+    _C.BLOOD_PRESSURE_MEASUREMENT.short: ("blood_pressure_monitor", _blood_pressure),
+    _C.GLUCOSE_MEASUREMENT.short: ("glucose_meter", _glucose),
+    _C.WEIGHT_MEASUREMENT.short: ("weight_scale", _weight),
+    _C.BODY_COMPOSITION_MEASUREMENT.short: ("body_composition_scale", _body_composition),
+    GattService.WEIGHT_SCALE.short: ("weight_scale", _mi_scale),
+    GattService.BODY_COMPOSITION.short: ("body_composition_scale", _mi_body_composition_scale),
 }
 
 #: the characteristics and service-data UUIDs that make canonical readings
-MEASUREMENT_CHARACTERISTICS: tuple[str, ...] = tuple(_CONVERTERS)
+MEASUREMENT_CHARACTERISTICS: tuple[str, ...] = tuple(_MEASUREMENTS)
+
+#: characteristic / service-data UUID → the device type that sends it (used by the CLI)
+DEVICE_TYPE_BY_CHARACTERISTIC: dict[str, str] = {
+    uuid: device_type for uuid, (device_type, _) in _MEASUREMENTS.items()
+}
 
 
 def _clock_flags(d: _Draft) -> set[str]:
@@ -475,10 +474,10 @@ def canonical_reading(
     if received_at.tzinfo is None or received_at.utcoffset() is None:
         raise ValueError("received_at must be timezone-aware (the gateway's UTC clock)")
     uuid16 = normalize_uuid(characteristic)
-    converter = _CONVERTERS.get(uuid16)
-    if converter is None:
+    measurement = _MEASUREMENTS.get(uuid16)
+    if measurement is None:
         raise UnsupportedCharacteristic(uuid16, len(data))
-    d = converter(bytes(data))
+    d = measurement[1](bytes(data))
     received = received_at.astimezone(UTC)
     flags = d.flags | _clock_flags(d)
     raw = {"characteristic": uuid16, "hex": bytes(data).hex()}

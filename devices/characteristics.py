@@ -20,7 +20,6 @@ from devices.blood_pressure import (
 from devices.body_composition import BodyCompositionFeature, BodyCompositionMeasurement
 from devices.date_time import CurrentTime, parse_date_time
 from devices.device_information import (
-    DIS_STRINGS,
     BatteryLevel,
     DeviceInformationString,
     SystemId,
@@ -29,6 +28,12 @@ from devices.errors import UnsupportedCharacteristic
 from devices.glucose import GlucoseFeature, GlucoseMeasurement, GlucoseMeasurementContext
 from devices.mi_scale import MiBodyCompositionScaleMeasurement, MiScaleMeasurement
 from devices.racp import RecordAccessControlPoint
+from devices.uuids import (
+    BASE_UUID_SUFFIX,
+    DEVICE_INFORMATION_STRINGS,
+    GattCharacteristic,
+    GattService,
+)
 from devices.weight_scale import WeightScaleFeature, WeightScaleMeasurement
 
 __all__ = ["CHARACTERISTICS", "Characteristic", "decode", "normalize_uuid"]
@@ -41,42 +46,46 @@ class Characteristic:
     parse: Callable[[bytes], object]
 
 
-def _entry(uuid: str, name: str, parse: Callable[[bytes], object]) -> tuple[str, Characteristic]:
-    return uuid, Characteristic(uuid, name, parse)
+_C = GattCharacteristic
 
+#: every UUID with a codec → its decoder
+_PARSERS: dict[GattCharacteristic | GattService, Callable[[bytes], object]] = {
+    _C.BLOOD_PRESSURE_MEASUREMENT: BloodPressureMeasurement.from_bytes,
+    _C.INTERMEDIATE_CUFF_PRESSURE: IntermediateCuffPressure.from_bytes,
+    _C.BLOOD_PRESSURE_FEATURE: BloodPressureFeature.from_bytes,
+    _C.GLUCOSE_MEASUREMENT: GlucoseMeasurement.from_bytes,
+    _C.GLUCOSE_MEASUREMENT_CONTEXT: GlucoseMeasurementContext.from_bytes,
+    _C.GLUCOSE_FEATURE: GlucoseFeature.from_bytes,
+    _C.RECORD_ACCESS_CONTROL_POINT: RecordAccessControlPoint.from_bytes,
+    _C.WEIGHT_MEASUREMENT: WeightScaleMeasurement.from_bytes,
+    _C.WEIGHT_SCALE_FEATURE: WeightScaleFeature.from_bytes,
+    _C.BODY_COMPOSITION_MEASUREMENT: BodyCompositionMeasurement.from_bytes,
+    _C.BODY_COMPOSITION_FEATURE: BodyCompositionFeature.from_bytes,
+    _C.BATTERY_LEVEL: BatteryLevel.from_bytes,
+    _C.SYSTEM_ID: SystemId.from_bytes,
+    _C.DATE_TIME: parse_date_time,
+    _C.CURRENT_TIME: CurrentTime.from_bytes,
+    GattService.WEIGHT_SCALE: MiScaleMeasurement.from_bytes,
+    GattService.BODY_COMPOSITION: MiBodyCompositionScaleMeasurement.from_bytes,
+    **{
+        uuid: partial(DeviceInformationString.from_bytes, uuid.short)
+        for uuid in DEVICE_INFORMATION_STRINGS
+    },
+}
+#: names that are not the UUID's own (the table's names are the SIG names)
+_NAMES: dict[GattCharacteristic | GattService, str] = {
+    _C.WEIGHT_MEASUREMENT: "weight_scale_measurement",
+    GattService.WEIGHT_SCALE: "mi_scale_service_data",
+    GattService.BODY_COMPOSITION: "mi_body_composition_scale_service_data",
+}
 
-CHARACTERISTICS: dict[str, Characteristic] = dict(
-    [
-        _entry("2a35", "blood_pressure_measurement", BloodPressureMeasurement.from_bytes),
-        _entry("2a36", "intermediate_cuff_pressure", IntermediateCuffPressure.from_bytes),
-        _entry("2a49", "blood_pressure_feature", BloodPressureFeature.from_bytes),
-        _entry("2a18", "glucose_measurement", GlucoseMeasurement.from_bytes),
-        _entry("2a34", "glucose_measurement_context", GlucoseMeasurementContext.from_bytes),
-        _entry("2a51", "glucose_feature", GlucoseFeature.from_bytes),
-        _entry("2a52", "record_access_control_point", RecordAccessControlPoint.from_bytes),
-        _entry("2a9d", "weight_scale_measurement", WeightScaleMeasurement.from_bytes),
-        _entry("2a9e", "weight_scale_feature", WeightScaleFeature.from_bytes),
-        _entry("2a9c", "body_composition_measurement", BodyCompositionMeasurement.from_bytes),
-        _entry("2a9b", "body_composition_feature", BodyCompositionFeature.from_bytes),
-        _entry("2a19", "battery_level", BatteryLevel.from_bytes),
-        _entry("2a23", "system_id", SystemId.from_bytes),
-        _entry("2a08", "date_time", parse_date_time),
-        _entry("2a2b", "current_time", CurrentTime.from_bytes),
-        _entry("181d", "mi_scale_service_data", MiScaleMeasurement.from_bytes),
-        _entry(
-            "181b",
-            "mi_body_composition_scale_service_data",
-            MiBodyCompositionScaleMeasurement.from_bytes,
-        ),
-        *(
-            _entry(uuid, name, partial(DeviceInformationString.from_bytes, uuid))
-            for uuid, name in DIS_STRINGS.items()
-        ),
-    ]
-)
+CHARACTERISTICS: dict[str, Characteristic] = {
+    uuid.short: Characteristic(uuid.short, _NAMES.get(uuid, uuid.name.lower()), parse)
+    for uuid, parse in _PARSERS.items()
+}
 
 _UUID16 = re.compile(r"^(?:0x)?([0-9a-f]{4})$")
-_UUID128 = re.compile(r"^0000([0-9a-f]{4})-0000-1000-8000-00805f9b34fb$")
+_UUID128 = re.compile("^0000([0-9a-f]{4})" + re.escape(BASE_UUID_SUFFIX) + "$")
 
 
 def normalize_uuid(text: str) -> str:

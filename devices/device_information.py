@@ -12,6 +12,7 @@ from typing import Self
 
 from devices._codec import UINT8, check_length, check_uint
 from devices.errors import EncodeError, ParseError
+from devices.uuids import DEVICE_INFORMATION_STRINGS
 
 __all__ = [
     "DIS_STRINGS",
@@ -24,14 +25,7 @@ __all__ = [
 ]
 
 #: 16-bit UUID → name of the Device Information string characteristics
-DIS_STRINGS: dict[str, str] = {
-    "2a29": "manufacturer_name",
-    "2a24": "model_number",
-    "2a25": "serial_number",
-    "2a27": "hardware_revision",
-    "2a26": "firmware_revision",
-    "2a28": "software_revision",
-}
+DIS_STRINGS: dict[str, str] = {c.short: c.name.lower() for c in DEVICE_INFORMATION_STRINGS}
 
 
 @dataclass(frozen=True, slots=True)

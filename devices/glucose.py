@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from enum import IntEnum, IntFlag
 from typing import Self
 
-from devices._codec import SINT16, UINT8, UINT16, check_length, check_sint, check_uint
+from devices._codec import SINT16, UINT8, UINT16, check_length, check_sint, check_uint, read_uint
 from devices._enum import OpenIntEnum
 from devices.date_time import DateTime
 from devices.errors import EncodeError
@@ -442,8 +442,8 @@ class GlucoseFeature:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
-        check_length(data, UINT16.size, "glucose feature (0x2A51)")
-        return cls(GlucoseFeatureBits(UINT16.unpack_from(data)[0]), bytes(data[2:]))
+        value, extra = read_uint(UINT16, data, "glucose feature (0x2A51)")
+        return cls(GlucoseFeatureBits(value), extra)
 
     def __bytes__(self) -> bytes:
         return UINT16.pack(check_uint(int(self.features), 16, "features")) + self.extra

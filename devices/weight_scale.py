@@ -22,7 +22,18 @@ from decimal import Decimal
 from enum import IntEnum, IntFlag
 from typing import Self
 
-from devices._codec import EXACT, UINT8, UINT16, UINT32, check_length, check_uint
+from devices._codec import (
+    EXACT,
+    UINT8,
+    UINT16,
+    UINT32,
+    BitField,
+    check_length,
+    check_uint,
+    join_fields,
+    read_uint,
+    split_fields,
+)
 from devices._enum import OpenIntEnum
 from devices.date_time import DateTime
 from devices.errors import EncodeError
@@ -186,8 +197,7 @@ class WeightScaleFeatureBits(IntFlag):
     BMI = 1 << 2
 
 
-_WEIGHT_RES_SHIFT, _WEIGHT_RES_MASK = 3, 0xF << 3
-_HEIGHT_RES_SHIFT, _HEIGHT_RES_MASK = 7, 0x7 << 7
+_RESOLUTIONS = (BitField("weight resolution", 3, 4), BitField("height resolution", 7, 3))
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,25 +211,16 @@ class WeightScaleFeature:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
-        check_length(data, UINT32.size, "weight scale feature (0x2A9E)")
-        value = UINT32.unpack_from(data)[0]
+        value, extra = read_uint(UINT32, data, "weight scale feature (0x2A9E)")
+        bits, (weight, height) = split_fields(value, _RESOLUTIONS)
         return cls(
-            WeightScaleFeatureBits(value & ~(_WEIGHT_RES_MASK | _HEIGHT_RES_MASK) & 0xFFFFFFFF),
-            WeightResolution((value & _WEIGHT_RES_MASK) >> _WEIGHT_RES_SHIFT),
-            HeightResolution((value & _HEIGHT_RES_MASK) >> _HEIGHT_RES_SHIFT),
-            bytes(data[4:]),
+            WeightScaleFeatureBits(bits), WeightResolution(weight), HeightResolution(height), extra
         )
 
     def __bytes__(self) -> bytes:
-        bits = check_uint(int(self.features), 32, "features")
-        if bits & (_WEIGHT_RES_MASK | _HEIGHT_RES_MASK):
-            raise EncodeError("feature bits overlap the resolution fields")
-        value = (
-            bits
-            | (check_uint(int(self.weight_resolution), 4, "weight resolution") << 3)
-            | (check_uint(int(self.height_resolution), 3, "height resolution") << 7)
-        )
-        return UINT32.pack(value) + self.extra
+        resolutions = (int(self.weight_resolution), int(self.height_resolution))
+        fields = tuple(zip(_RESOLUTIONS, resolutions, strict=True))
+        return UINT32.pack(join_fields(int(self.features), 32, fields, "features")) + self.extra
 
 
 def parse_weight_scale_measurement(data: bytes) -> WeightScaleMeasurement:

@@ -3,10 +3,10 @@
 Run it with ``carebeacon gateway --config gateway.toml`` (:func:`gateway.service.main`).
 """
 
-from gateway._errors import ConfigError, GatewayError, OutboxFull, PublishDenied
 from gateway.allowlist import Allowlist, address_identity
 from gateway.backoff import Backoff
 from gateway.config import DeviceEntry, GatewayConfig, load_config, parse_config
+from gateway.errors import ConfigError, GatewayError, OutboxFull, PublishDenied
 from gateway.outbox import DeviceState, Outbox
 from gateway.status import StatusBoard, build_status
 

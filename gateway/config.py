@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway._errors import ConfigError
+from gateway.errors import ConfigError
 
 __all__ = [
     "DEVICE_TYPES",

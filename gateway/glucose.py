@@ -37,16 +37,17 @@ from devices.racp import (
     RacpResponseCode,
     RecordAccessControlPoint,
 )
-from gateway._errors import GatewayError, OutboxFull
-from gateway._uuids import GLUCOSE_MEASUREMENT, RACP
+from devices.uuids import GattCharacteristic
+from gateway.errors import GatewayError, OutboxFull
 from gateway.outbox import Outbox, ReadingLike
 
 __all__ = ["GlucoseTransfer", "TransferMode", "TransferResult"]
 
 logger = logging.getLogger(__name__)
 
-#: ATT error "procedure already in progress" (Glucose Profile)
-_ATT_PROCEDURE_IN_PROGRESS = 0xFE
+_MEASUREMENT = GattCharacteristic.GLUCOSE_MEASUREMENT
+_RACP = GattCharacteristic.RECORD_ACCESS_CONTROL_POINT
+
 _MAX_SEQUENCE = 0xFFFF
 
 MakeReading = Callable[[str, bytes, datetime], ReadingLike]
@@ -76,13 +77,6 @@ class _LinkLost(GatewayError):
 
 class _Stopped(GatewayError):
     pass
-
-
-class RacpRejected(GatewayError):
-    def __init__(self, request: RacpOpCode, code: RacpResponseCode | int) -> None:
-        super().__init__(f"RACP request {int(request)} answered with response code {int(code)}")
-        self.request = request
-        self.code = code
 
 
 class GlucoseTransfer:
@@ -134,7 +128,7 @@ class GlucoseTransfer:
         payload = bytes(data)
         try:
             sequence = GlucoseMeasurement.from_bytes(payload).sequence_number
-            reading = self.make_reading("2a18", payload, datetime.now(UTC))
+            reading = self.make_reading(_MEASUREMENT.short, payload, datetime.now(UTC))
         except ParseError as exc:
             self.parse_errors += 1
             logger.warning(
@@ -225,7 +219,7 @@ class GlucoseTransfer:
         if self.disconnected.is_set():
             raise _LinkLost
         try:
-            await self.client.write_gatt_char(RACP, bytes(request), response=True)
+            await self.client.write_gatt_char(_RACP.uuid128, bytes(request), response=True)
         except BleakError as exc:
             if self.disconnected.is_set() or not self.client.is_connected:
                 raise _LinkLost from exc
@@ -315,8 +309,8 @@ class GlucoseTransfer:
     # -- the session -------------------------------------------------------------------
 
     async def run(self) -> TransferResult:
-        await self.client.start_notify(GLUCOSE_MEASUREMENT, self._on_measurement)
-        await self.client.start_notify(RACP, self._on_racp)
+        await self.client.start_notify(_MEASUREMENT.uuid128, self._on_measurement)
+        await self.client.start_notify(_RACP.uuid128, self._on_racp)
         state = self.outbox.device(self.device_id)
         last = state.last_sequence if state else None
         previous_total = state.record_count if state else None

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway._errors import OutboxFull
+from gateway.errors import OutboxFull
 
 __all__ = ["DeviceState", "Outbox", "PendingReading", "ReadingLike"]
 

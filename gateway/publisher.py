@@ -20,10 +20,10 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as paho
 
-from gateway._errors import ConfigError, PublishDenied
 from gateway.allowlist import Allowlist
 from gateway.backoff import Backoff
 from gateway.config import GatewayConfig, parse_server_config
+from gateway.errors import ConfigError, PublishDenied
 from gateway.outbox import Outbox, PendingReading
 from gateway.status import StatusBoard, build_status, iso_utc, offline_status
 

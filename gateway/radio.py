@@ -34,24 +34,11 @@ from devices.canonical import DeviceIdentity, canonical_reading
 from devices.date_time import CurrentTime, DateTime, DayOfWeek
 from devices.device_information import parse_battery_level, parse_system_id
 from devices.errors import ParseError
-from gateway._errors import OutboxFull
-from gateway._uuids import (
-    BATTERY_LEVEL,
-    BODY_COMPOSITION_SERVICE,
-    CURRENT_TIME,
-    GLUCOSE_SERVICE,
-    MANUFACTURER_NAME,
-    MODEL_NUMBER,
-    PUSHED_MEASUREMENTS,
-    SERIAL_NUMBER,
-    SERVICE_TYPES,
-    SYSTEM_ID,
-    WEIGHT_SCALE_SERVICE,
-    short_uuid,
-)
+from devices.uuids import GattCharacteristic, GattService, short_uuid
 from gateway.allowlist import Allowlist, address_identity
 from gateway.backoff import Backoff
 from gateway.config import DeviceEntry, GatewayConfig, normalise_address
+from gateway.errors import OutboxFull
 from gateway.glucose import GlucoseTransfer, TransferResult
 from gateway.outbox import Outbox
 from gateway.status import StatusBoard
@@ -60,8 +47,30 @@ __all__ = ["Radio", "SessionOutcome"]
 
 logger = logging.getLogger(__name__)
 
-_MI_SCALE_DATA = {WEIGHT_SCALE_SERVICE: ("181d", 10), BODY_COMPOSITION_SERVICE: ("181b", 13)}
-_MI_MODELS = {"181d": "Mi Smart Scale", "181b": "Mi Body Composition Scale 2"}
+#: advertised service → device type
+_SERVICE_TYPES: dict[str, str] = {
+    GattService.BLOOD_PRESSURE.uuid128: "blood_pressure_monitor",
+    GattService.GLUCOSE.uuid128: "glucose_meter",
+    GattService.WEIGHT_SCALE.uuid128: "weight_scale",
+    GattService.BODY_COMPOSITION.uuid128: "body_composition_scale",
+}
+#: measurements a device pushes by indication once subscribed (stored ones first). A scale
+#: starts sending when its weight measurement is subscribed, so body composition goes first.
+_PUSHED_MEASUREMENTS = (
+    GattCharacteristic.BODY_COMPOSITION_MEASUREMENT.uuid128,
+    GattCharacteristic.BLOOD_PRESSURE_MEASUREMENT.uuid128,
+    GattCharacteristic.WEIGHT_MEASUREMENT.uuid128,
+)
+_MI_SCALE = GattService.WEIGHT_SCALE.short  # Mi Smart Scale service data
+_MI_BODY_COMPOSITION_SCALE = GattService.BODY_COMPOSITION.short  # Mi Body Composition Scale 2
+_MI_SCALE_DATA = {
+    GattService.WEIGHT_SCALE.uuid128: (_MI_SCALE, 10),
+    GattService.BODY_COMPOSITION.uuid128: (_MI_BODY_COMPOSITION_SCALE, 13),
+}
+_MI_MODELS = {
+    _MI_SCALE: "Mi Smart Scale",
+    _MI_BODY_COMPOSITION_SCALE: "Mi Body Composition Scale 2",
+}
 #: how long a push-profile session waits for another measurement before disconnecting
 PUSH_IDLE_SECONDS = 2.0
 _RECENT_ADVERT_IDS = 256
@@ -179,7 +188,7 @@ class Radio:
             None,
         )
         device_types = [
-            SERVICE_TYPES[u.lower()] for u in advert.service_uuids if u.lower() in SERVICE_TYPES
+            _SERVICE_TYPES[u.lower()] for u in advert.service_uuids if u.lower() in _SERVICE_TYPES
         ]
         device_type = device_types[0] if device_types else None
         if mi_scale is None and device_type is None:
@@ -249,7 +258,7 @@ class Radio:
         if "not_stabilized" in flags:
             return
         if (
-            uuid16 == "181b"
+            uuid16 == _MI_BODY_COMPOSITION_SCALE
             and "weight_removed" not in flags
             and not any(v.code == "impedance" for v in reading.values)
         ):
@@ -354,7 +363,9 @@ class Radio:
         await self._clock(client, identity)
         if self.stopping.is_set():
             return False
-        if identity.type == "glucose_meter" and client.services.get_service(GLUCOSE_SERVICE):
+        if identity.type == "glucose_meter" and client.services.get_service(
+            GattService.GLUCOSE.uuid128
+        ):
             transfer = GlucoseTransfer(
                 client,
                 identity.id,
@@ -401,15 +412,18 @@ class Radio:
         if known is not None and known.dis_read and (entry is None or entry.id in (None, known.id)):
             device_type = entry.type if entry is not None else known.type
             return DeviceIdentity(known.id, device_type, known.manufacturer, known.model)
-        serial = await self._read_text(client, SERIAL_NUMBER)
+        serial = await self._read_text(client, GattCharacteristic.SERIAL_NUMBER.uuid128)
         system_id: str | None = None
-        if serial is None and client.services.get_characteristic(SYSTEM_ID) is not None:
+        if (
+            serial is None
+            and client.services.get_characteristic(GattCharacteristic.SYSTEM_ID.uuid128) is not None
+        ):
             with contextlib.suppress(BleakError, ParseError):
-                raw = bytes(await client.read_gatt_char(SYSTEM_ID))
+                raw = bytes(await client.read_gatt_char(GattCharacteristic.SYSTEM_ID.uuid128))
                 parse_system_id(raw)
                 system_id = "sysid-" + raw[:8].hex()
-        manufacturer = await self._read_text(client, MANUFACTURER_NAME)
-        model = await self._read_text(client, MODEL_NUMBER)
+        manufacturer = await self._read_text(client, GattCharacteristic.MANUFACTURER_NAME.uuid128)
+        model = await self._read_text(client, GattCharacteristic.MODEL_NUMBER.uuid128)
         derived = serial or system_id or address_identity(address)
         if entry is None:
             entry = self.allowlist.by_id(derived)
@@ -437,9 +451,11 @@ class Radio:
     async def _battery(self, client: BleakClient, identity: DeviceIdentity) -> None:
         now = datetime.now(UTC)
         values: dict[str, Any] = {"last_seen_at": now}
-        if client.services.get_characteristic(BATTERY_LEVEL) is not None:
+        if client.services.get_characteristic(GattCharacteristic.BATTERY_LEVEL.uuid128) is not None:
             with contextlib.suppress(BleakError, ParseError):
-                level = parse_battery_level(bytes(await client.read_gatt_char(BATTERY_LEVEL)))
+                level = parse_battery_level(
+                    bytes(await client.read_gatt_char(GattCharacteristic.BATTERY_LEVEL.uuid128))
+                )
                 if 0 <= level.level <= 100:
                     values["battery_percent"] = level.level
         self.outbox.update_device(identity.id, **values)
@@ -447,7 +463,7 @@ class Radio:
     async def _clock(self, client: BleakClient, identity: DeviceIdentity) -> None:
         """Read the device clock, record its drift from the gateway's (in the configured zone),
         and set it where the Current Time characteristic is writable."""
-        characteristic = client.services.get_characteristic(CURRENT_TIME)
+        characteristic = client.services.get_characteristic(GattCharacteristic.CURRENT_TIME.uuid128)
         if characteristic is None:
             return
         drift: float | None = None
@@ -514,7 +530,7 @@ class Radio:
                 )
 
         subscribed = 0
-        for uuid in PUSHED_MEASUREMENTS:
+        for uuid in _PUSHED_MEASUREMENTS:
             characteristic = client.services.get_characteristic(uuid)
             if characteristic is None or not {"indicate", "notify"} & set(
                 characteristic.properties

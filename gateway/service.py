@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from carebeacon.logs import configure_logging
-from gateway._errors import ConfigError
 from gateway.allowlist import Allowlist
 from gateway.config import GatewayConfig, load_config
+from gateway.errors import ConfigError
 from gateway.outbox import Outbox
 from gateway.publisher import Publisher
 from gateway.radio import Radio

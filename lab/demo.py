@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from devices.uuids import GattCharacteristic
 from lab.demo_home import SCRIPTED_HOMES, device_serials
 
 __all__ = ["main"]
@@ -177,9 +178,11 @@ def _reading(
         "values": [{"code": c, "value": round(v, 1), "unit": units[c]} for c, v in values.items()],
         "flags": flags,
         "raw": {
-            "characteristic": {"blood_pressure": "2a35", "body_weight": "2a9d", "glucose": "2a18"}[
-                reading_type
-            ]
+            "characteristic": {
+                "blood_pressure": GattCharacteristic.BLOOD_PRESSURE_MEASUREMENT,
+                "body_weight": GattCharacteristic.WEIGHT_MEASUREMENT,
+                "glucose": GattCharacteristic.GLUCOSE_MEASUREMENT,
+            }[reading_type].short
         },
     }
 

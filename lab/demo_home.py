@@ -28,10 +28,10 @@ from lab.emulation import (
     Faults,
     GlucoseMeter,
     GlucoseReading,
+    PeripheralIdentity,
     WeightReading,
     WeightScale,
 )
-from lab.emulation import DeviceIdentity as EmulatedIdentity
 
 __all__ = ["SCRIPTED_HOMES", "device_serials"]
 
@@ -71,7 +71,7 @@ async def _home(
     async with EmulatedAir() as air:
         cuff = await air.add(
             BloodPressureCuff(
-                EmulatedIdentity(
+                PeripheralIdentity(
                     serial=serials["blood_pressure"], model="Cuff BP-7", local_name="BP-7"
                 ),
                 readings=bp,
@@ -86,7 +86,7 @@ async def _home(
             ]
             await air.add(
                 WeightScale(
-                    EmulatedIdentity(serial=serials["body_weight"], model="Scale W-2"),
+                    PeripheralIdentity(serial=serials["body_weight"], model="Scale W-2"),
                     readings=weights,
                     clock=now,
                 )
@@ -99,7 +99,7 @@ async def _home(
             records.append(GlucoseReading(52, time=now - timedelta(minutes=5)))
             await air.add(
                 GlucoseMeter(
-                    EmulatedIdentity(serial=serials["glucose"], model="Meter G-3"),
+                    PeripheralIdentity(serial=serials["glucose"], model="Meter G-3"),
                     records=records,
                     clock=now,
                 )

@@ -7,7 +7,7 @@ controller each). Gateway code receives only bleak backend classes and uses blea
     async with EmulatedAir() as air:
         cuff = await air.add(
             BloodPressureCuff(
-                DeviceIdentity(serial="BP-0001", model="UA-1"),
+                PeripheralIdentity(serial="BP-0001", model="UA-1"),
                 readings=[BloodPressureReading(138, 88, pulse=61)],
                 faults=Faults(kpa_units=True, drop_after_records=1),
             )
@@ -27,30 +27,20 @@ applied) or ready-made payloads (``bytes`` or a codec object), sent as they are.
 from lab.emulation._air import Advert, EmulatedAir, current_air
 from lab.emulation._blood_pressure import BloodPressureCuff, BloodPressureReading
 from lab.emulation._client import BumbleClient
-from lab.emulation._glucose import (
-    SAMPLE_TYPE_CONTROL_SOLUTION,
-    GlucoseMeter,
-    GlucoseReading,
-    GlucoseRecord,
-    RacpOpCode,
-    RacpOperator,
-    RacpResponseCode,
-)
+from lab.emulation._glucose import GlucoseMeter, GlucoseReading, GlucoseRecord
 from lab.emulation._household import Household, furnish_household
 from lab.emulation._mi_scale import MiScale, MiScaleModel, MiScaleReading
-from lab.emulation._peripheral import DeviceClock, DeviceIdentity, EmulatedPeripheral, Faults
+from lab.emulation._peripheral import DeviceClock, EmulatedPeripheral, Faults, PeripheralIdentity
 from lab.emulation._scanner import BumbleScanner
 from lab.emulation._weight_scale import WeightReading, WeightScale
 
 __all__ = [
-    "SAMPLE_TYPE_CONTROL_SOLUTION",
     "Advert",
     "BloodPressureCuff",
     "BloodPressureReading",
     "BumbleClient",
     "BumbleScanner",
     "DeviceClock",
-    "DeviceIdentity",
     "EmulatedAir",
     "EmulatedPeripheral",
     "Faults",
@@ -61,9 +51,7 @@ __all__ = [
     "MiScale",
     "MiScaleModel",
     "MiScaleReading",
-    "RacpOpCode",
-    "RacpOperator",
-    "RacpResponseCode",
+    "PeripheralIdentity",
     "WeightReading",
     "WeightScale",
     "current_air",

@@ -20,6 +20,7 @@ from bumble.host import Host
 from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
+from devices.uuids import BASE_UUID_SUFFIX, uuid128
 from lab.emulation._peripheral import EmulatedPeripheral
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ logger = logging.getLogger(__name__)
 _P = TypeVar("_P", bound=EmulatedPeripheral)
 
 CENTRAL_ADDRESS = "C0:CB:00:00:00:01"
-_BLUETOOTH_BASE_UUID_SUFFIX = "-0000-1000-8000-00805f9b34fb"
 
 _current: contextvars.ContextVar[EmulatedAir | None] = contextvars.ContextVar(
     "carebeacon_emulated_air", default=None
@@ -49,10 +49,6 @@ def current_air() -> EmulatedAir:
     if _active:
         return _active[-1]
     raise BleakError("no emulated Bluetooth: enter `async with EmulatedAir()` first")
-
-
-def uuid16_to_str(uuid16: int) -> str:
-    return f"0000{uuid16:04x}{_BLUETOOTH_BASE_UUID_SUFFIX}"
 
 
 def _uuid128_to_str(data: bytes) -> str:
@@ -89,12 +85,9 @@ class Advert:
             value = data[offset + 2 : offset + 1 + length]
             offset += 1 + length
             if ad_type in (0x02, 0x03):
-                uuids += [uuid16_to_str(u) for (u,) in struct.iter_unpack("<H", value)]
+                uuids += [uuid128(u) for (u,) in struct.iter_unpack("<H", value)]
             elif ad_type in (0x04, 0x05):
-                uuids += [
-                    f"{u:08x}{_BLUETOOTH_BASE_UUID_SUFFIX}"
-                    for (u,) in struct.iter_unpack("<I", value)
-                ]
+                uuids += [f"{u:08x}{BASE_UUID_SUFFIX}" for (u,) in struct.iter_unpack("<I", value)]
             elif ad_type in (0x06, 0x07):
                 uuids += [_uuid128_to_str(value[i : i + 16]) for i in range(0, len(value), 16)]
             elif ad_type in (0x08, 0x09):
@@ -103,9 +96,9 @@ class Advert:
             elif ad_type == 0x0A and len(value) == 1:
                 tx_power = struct.unpack("<b", value)[0]
             elif ad_type == 0x16 and len(value) >= 2:
-                service_data[uuid16_to_str(struct.unpack_from("<H", value)[0])] = value[2:]
+                service_data[uuid128(struct.unpack_from("<H", value)[0])] = value[2:]
             elif ad_type == 0x20 and len(value) >= 4:
-                key = f"{struct.unpack_from('<I', value)[0]:08x}{_BLUETOOTH_BASE_UUID_SUFFIX}"
+                key = f"{struct.unpack_from('<I', value)[0]:08x}{BASE_UUID_SUFFIX}"
                 service_data[key] = value[4:]
             elif ad_type == 0x21 and len(value) >= 16:
                 service_data[_uuid128_to_str(value[:16])] = value[16:]

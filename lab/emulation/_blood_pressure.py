@@ -13,12 +13,20 @@ from typing import Any, SupportsBytes
 from bumble import gatt
 from bumble.gatt import Characteristic
 
+from devices.uuids import GattCharacteristic, GattService
 from lab.emulation._encoding import (
     BloodPressureFields,
     encode_blood_pressure_measurement,
     encode_intermediate_cuff_pressure,
 )
-from lab.emulation._peripheral import DeviceIdentity, Faults, characteristic, readable
+from lab.emulation._peripheral import (
+    Cccd,
+    Faults,
+    PeripheralIdentity,
+    characteristic,
+    readable,
+    service,
+)
 from lab.emulation._stored import StoredReadingsDevice
 
 __all__ = ["BloodPressureCuff", "BloodPressureReading"]
@@ -53,7 +61,7 @@ class BloodPressureCuff(StoredReadingsDevice[BloodPressureReading]):
 
     def __init__(
         self,
-        identity: DeviceIdentity,
+        identity: PeripheralIdentity,
         *,
         readings: Sequence[BloodPressureReading | SupportsBytes] = (),
         faults: Faults | None = None,
@@ -63,15 +71,19 @@ class BloodPressureCuff(StoredReadingsDevice[BloodPressureReading]):
     ) -> None:
         self.feature = feature
         self.intermediate_cuff_pressure = intermediate_cuff_pressure
-        self._measurement = characteristic("2A35", Characteristic.Properties.INDICATE)
-        self._icp = characteristic("2A36", Characteristic.Properties.NOTIFY)
+        self._measurement = characteristic(
+            GattCharacteristic.BLOOD_PRESSURE_MEASUREMENT, Characteristic.Properties.INDICATE
+        )
+        self._icp = characteristic(
+            GattCharacteristic.INTERMEDIATE_CUFF_PRESSURE, Characteristic.Properties.NOTIFY
+        )
         super().__init__(
             identity, reading_type=BloodPressureReading, readings=readings, faults=faults, **kwargs
         )
 
     @property
     def advertised_service_uuids(self) -> Sequence[int]:
-        return (0x1810,)
+        return (GattService.BLOOD_PRESSURE,)
 
     @property
     def measurement_characteristic(self) -> Characteristic[Any]:
@@ -81,8 +93,10 @@ class BloodPressureCuff(StoredReadingsDevice[BloodPressureReading]):
         characteristics: list[Characteristic[Any]] = [self._measurement]
         if self.intermediate_cuff_pressure:
             characteristics.append(self._icp)
-        characteristics.append(readable("2A49", struct.pack("<H", self.feature)))
-        return [gatt.Service("1810", characteristics)]
+        characteristics.append(
+            readable(GattCharacteristic.BLOOD_PRESSURE_FEATURE, struct.pack("<H", self.feature))
+        )
+        return [service(GattService.BLOOD_PRESSURE, characteristics)]
 
     def encode_reading(self, reading: BloodPressureReading, index: int) -> bytes:
         return encode_blood_pressure_measurement(self.fields(reading, index))
@@ -123,7 +137,7 @@ class BloodPressureCuff(StoredReadingsDevice[BloodPressureReading]):
         connection = self._connection
         if connection is None or not self.intermediate_cuff_pressure:
             return
-        if self.cccd(connection, self._icp) & 0x0001 == 0:
+        if Cccd.NOTIFICATION not in self.cccd(connection, self._icp):
             return
         kpa = self.faults.kpa_units
         for pressure in _ICP_STEPS:

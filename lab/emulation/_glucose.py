@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import struct
 from collections.abc import Callable, Sequence
@@ -17,6 +16,17 @@ from bumble.att import ATT_Error
 from bumble.device import Connection
 from bumble.gatt import Characteristic
 
+from devices.date_time import DateTime
+from devices.errors import ParseError
+from devices.glucose import GlucoseType, SampleLocation
+from devices.racp import (
+    FilterType,
+    RacpOpCode,
+    RacpOperator,
+    RacpResponseCode,
+    RecordAccessControlPoint,
+)
+from devices.uuids import GattCharacteristic, GattService
 from lab.emulation._encoding import (
     GlucoseFields,
     encode_glucose_context,
@@ -24,72 +34,24 @@ from lab.emulation._encoding import (
 )
 from lab.emulation._peripheral import (
     DEVICE_CLOCK_RESET,
-    DeviceIdentity,
+    Cccd,
     EmulatedPeripheral,
     Faults,
+    PeripheralIdentity,
     characteristic,
     readable,
+    service,
 )
 
-__all__ = [
-    "GlucoseMeter",
-    "GlucoseReading",
-    "GlucoseRecord",
-    "RacpOpCode",
-    "RacpOperator",
-    "RacpResponseCode",
-]
+__all__ = ["GlucoseMeter", "GlucoseReading", "GlucoseRecord"]
 
 logger = logging.getLogger(__name__)
 
-_CCCD_NOTIFY = 0x0001
-_CCCD_INDICATE = 0x0002
-ATT_PROCEDURE_ALREADY_IN_PROGRESS = 0xFE
-ATT_CCCD_IMPROPERLY_CONFIGURED = 0xFD
+# Common Profile and Service Error Codes (Core Specification Supplement, Part B)
+_ATT_PROCEDURE_ALREADY_IN_PROGRESS = 0xFE
+_ATT_CCCD_IMPROPERLY_CONFIGURED = 0xFD
 
 _U16 = struct.Struct("<H")
-_DATE_TIME = struct.Struct("<HBBBBB")
-
-
-class RacpOpCode(enum.IntEnum):
-    REPORT_STORED_RECORDS = 0x01
-    DELETE_STORED_RECORDS = 0x02
-    ABORT_OPERATION = 0x03
-    REPORT_NUMBER_OF_STORED_RECORDS = 0x04
-    NUMBER_OF_STORED_RECORDS_RESPONSE = 0x05
-    RESPONSE_CODE = 0x06
-
-
-class RacpOperator(enum.IntEnum):
-    NULL = 0x00
-    ALL_RECORDS = 0x01
-    LESS_THAN_OR_EQUAL_TO = 0x02
-    GREATER_THAN_OR_EQUAL_TO = 0x03
-    WITHIN_RANGE_OF = 0x04
-    FIRST_RECORD = 0x05
-    LAST_RECORD = 0x06
-
-
-class RacpResponseCode(enum.IntEnum):
-    SUCCESS = 0x01
-    OP_CODE_NOT_SUPPORTED = 0x02
-    INVALID_OPERATOR = 0x03
-    OPERATOR_NOT_SUPPORTED = 0x04
-    INVALID_OPERAND = 0x05
-    NO_RECORDS_FOUND = 0x06
-    ABORT_UNSUCCESSFUL = 0x07
-    PROCEDURE_NOT_COMPLETED = 0x08
-    OPERAND_NOT_SUPPORTED = 0x09
-
-
-class _FilterType(enum.IntEnum):
-    SEQUENCE_NUMBER = 0x01
-    USER_FACING_TIME = 0x02
-
-
-SAMPLE_TYPE_CAPILLARY_WHOLE_BLOOD = 0x01
-SAMPLE_TYPE_CONTROL_SOLUTION = 0x0A
-SAMPLE_LOCATION_FINGER = 0x01
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +61,8 @@ class GlucoseReading:
     mg_dl: Decimal | int | None
     time: datetime | None = None
     time_offset_minutes: int | None = None
-    sample_type: int = SAMPLE_TYPE_CAPILLARY_WHOLE_BLOOD
-    sample_location: int = SAMPLE_LOCATION_FINGER
+    sample_type: GlucoseType = GlucoseType.CAPILLARY_WHOLE_BLOOD
+    sample_location: SampleLocation = SampleLocation.FINGER
     status: int | None = None
     meal: int | None = None
     sequence: int | None = None
@@ -120,7 +82,21 @@ class GlucoseRecord:
 
 
 def racp_response(request: int, code: RacpResponseCode) -> bytes:
-    return bytes([RacpOpCode.RESPONSE_CODE, RacpOperator.NULL, request, code])
+    """The RACP response-code indication for the request with op code ``request``."""
+    return bytes(
+        RecordAccessControlPoint(
+            RacpOpCode.RESPONSE_CODE, request_op_code=RacpOpCode(request), response_code=code
+        )
+    )
+
+
+def _parse_request(request: bytes) -> RecordAccessControlPoint | None:
+    """The request decoded with the codec of :mod:`devices`; ``None`` when it does not decode
+    (too short, or a filter operand of the wrong length)."""
+    try:
+        return RecordAccessControlPoint.from_bytes(request)
+    except ParseError:
+        return None
 
 
 class _RacpRejected(Exception):
@@ -140,7 +116,7 @@ class GlucoseMeter(EmulatedPeripheral):
 
     def __init__(
         self,
-        identity: DeviceIdentity,
+        identity: PeripheralIdentity,
         *,
         records: Sequence[GlucoseReading | GlucoseRecord] = (),
         faults: Faults | None = None,
@@ -158,10 +134,14 @@ class GlucoseMeter(EmulatedPeripheral):
         self._records: list[GlucoseRecord] = []
         self._procedure: asyncio.Task[None] | None = None
         self.racp_requests: list[bytes] = []
-        self._measurement = characteristic("2A18", Characteristic.Properties.NOTIFY)
-        self._context = characteristic("2A34", Characteristic.Properties.NOTIFY)
+        self._measurement = characteristic(
+            GattCharacteristic.GLUCOSE_MEASUREMENT, Characteristic.Properties.NOTIFY
+        )
+        self._context = characteristic(
+            GattCharacteristic.GLUCOSE_MEASUREMENT_CONTEXT, Characteristic.Properties.NOTIFY
+        )
         self._racp = characteristic(
-            "2A52",
+            GattCharacteristic.RECORD_ACCESS_CONTROL_POINT,
             Characteristic.Properties.WRITE | Characteristic.Properties.INDICATE,
             write=self._on_racp_write,
         )
@@ -218,7 +198,7 @@ class GlucoseMeter(EmulatedPeripheral):
         record = self._record(reading)
         self._records.append(record)
         connection = self._connection
-        if connection is not None and self.cccd(connection, self._measurement) & _CCCD_NOTIFY:
+        if connection is not None and Cccd.NOTIFICATION in self.cccd(connection, self._measurement):
             await self._send_record(connection, record)
         if self.faults.connect_window is not None:
             await self.open_connect_window()
@@ -231,16 +211,16 @@ class GlucoseMeter(EmulatedPeripheral):
 
     @property
     def advertised_service_uuids(self) -> Sequence[int]:
-        return (0x1808,)
+        return (GattService.GLUCOSE,)
 
     def profile_services(self) -> list[gatt.Service]:
         return [
-            gatt.Service(
-                "1808",
+            service(
+                GattService.GLUCOSE,
                 [
                     self._measurement,
                     self._context,
-                    readable("2A51", _U16.pack(self.feature)),
+                    readable(GattCharacteristic.GLUCOSE_FEATURE, _U16.pack(self.feature)),
                     self._racp,
                 ],
             )
@@ -260,8 +240,8 @@ class GlucoseMeter(EmulatedPeripheral):
     def _on_racp_write(self, connection: Connection, value: bytes) -> None:
         request = bytes(value)
         self.racp_requests.append(request)
-        if self.cccd(connection, self._racp) & _CCCD_INDICATE == 0:
-            raise ATT_Error(ATT_CCCD_IMPROPERLY_CONFIGURED)
+        if Cccd.INDICATION not in self.cccd(connection, self._racp):
+            raise ATT_Error(_ATT_CCCD_IMPROPERLY_CONFIGURED)
         op_code = request[0] if request else 0
         if op_code == RacpOpCode.ABORT_OPERATION:
             running = self._procedure if self.procedure_in_progress else None
@@ -269,12 +249,11 @@ class GlucoseMeter(EmulatedPeripheral):
             self.spawn(self._abort(connection, request, running))
             return
         if self.procedure_in_progress:
-            raise ATT_Error(ATT_PROCEDURE_ALREADY_IN_PROGRESS)
-        if (
-            op_code == RacpOpCode.REPORT_STORED_RECORDS
-            and self.cccd(connection, self._measurement) & _CCCD_NOTIFY == 0
+            raise ATT_Error(_ATT_PROCEDURE_ALREADY_IN_PROGRESS)
+        if op_code == RacpOpCode.REPORT_STORED_RECORDS and Cccd.NOTIFICATION not in self.cccd(
+            connection, self._measurement
         ):
-            raise ATT_Error(ATT_CCCD_IMPROPERLY_CONFIGURED)
+            raise ATT_Error(_ATT_CCCD_IMPROPERLY_CONFIGURED)
         task = asyncio.get_running_loop().create_task(self._run(connection, request))
         task.add_done_callback(self._task_done)
         self._procedure = task
@@ -283,7 +262,8 @@ class GlucoseMeter(EmulatedPeripheral):
         self, connection: Connection, request: bytes, running: asyncio.Task[None] | None
     ) -> None:
         await asyncio.sleep(0)
-        if len(request) != 2 or request[1] != RacpOperator.NULL:
+        abort = _parse_request(request)
+        if abort is None or abort.operator != RacpOperator.NULL or abort.operand:
             code = RacpResponseCode.INVALID_OPERATOR
         else:
             code = RacpResponseCode.SUCCESS
@@ -303,8 +283,10 @@ class GlucoseMeter(EmulatedPeripheral):
             elif op_code == RacpOpCode.REPORT_NUMBER_OF_STORED_RECORDS:
                 count = len(self._select(request))
                 response = bytes(
-                    [RacpOpCode.NUMBER_OF_STORED_RECORDS_RESPONSE, RacpOperator.NULL]
-                ) + _U16.pack(count)
+                    RecordAccessControlPoint(
+                        RacpOpCode.NUMBER_OF_STORED_RECORDS_RESPONSE, number_of_records=count
+                    )
+                )
             else:
                 response = racp_response(op_code, RacpResponseCode.OP_CODE_NOT_SUPPORTED)
         except _RacpRejected as rejected:
@@ -350,7 +332,10 @@ class GlucoseMeter(EmulatedPeripheral):
         """The records an RACP request selects; raises ``_RacpRejected`` for bad requests."""
         if len(request) < 2:
             raise _RacpRejected(RacpResponseCode.INVALID_OPERATOR)
-        operator, operand = request[1], request[2:]
+        command = _parse_request(request)
+        if command is None:  # a filter operand missing or of the wrong length
+            raise _RacpRejected(RacpResponseCode.INVALID_OPERAND)
+        operator = command.operator
         records = sorted(self._records, key=lambda record: record.sequence)
         if operator == RacpOperator.NULL:
             raise _RacpRejected(RacpResponseCode.INVALID_OPERATOR)
@@ -361,46 +346,47 @@ class GlucoseMeter(EmulatedPeripheral):
             RacpOperator.FIRST_RECORD,
             RacpOperator.LAST_RECORD,
         ):
-            if operand:
+            if command.operand:
                 raise _RacpRejected(RacpResponseCode.INVALID_OPERAND)
             if operator == RacpOperator.ALL_RECORDS:
                 return list(self._records)
             if not records:
                 return []
             return [records[0] if operator == RacpOperator.FIRST_RECORD else records[-1]]
-        if not operand:
-            raise _RacpRejected(RacpResponseCode.INVALID_OPERAND)
-        key, values = self._filter(operand, 2 if operator == RacpOperator.WITHIN_RANGE_OF else 1)
-        if operator == RacpOperator.WITHIN_RANGE_OF:
-            low, high = values
-            if low > high:
+        key = self._filter_key(command.filter_type)
+        low, high = _bound(command.minimum), _bound(command.maximum)
+        if operator == RacpOperator.WITHIN_RANGE:
+            if low is None or high is None or low > high:
                 raise _RacpRejected(RacpResponseCode.INVALID_OPERAND)
             return [r for r in self._records if (k := key(r)) is not None and low <= k <= high]
-        (bound,) = values
-        if operator == RacpOperator.LESS_THAN_OR_EQUAL_TO:
-            return [r for r in self._records if (k := key(r)) is not None and k <= bound]
-        return [r for r in self._records if (k := key(r)) is not None and k >= bound]
+        if operator == RacpOperator.LESS_THAN_OR_EQUAL:
+            if high is None:
+                raise _RacpRejected(RacpResponseCode.INVALID_OPERAND)
+            return [r for r in self._records if (k := key(r)) is not None and k <= high]
+        if low is None:
+            raise _RacpRejected(RacpResponseCode.INVALID_OPERAND)
+        return [r for r in self._records if (k := key(r)) is not None and k >= low]
 
     @staticmethod
-    def _filter(operand: bytes, count: int) -> tuple[Callable[[GlucoseRecord], Any], list[Any]]:
-        filter_type, body = operand[0], operand[1:]
-        if filter_type == _FilterType.SEQUENCE_NUMBER:
-            if len(body) != _U16.size * count:
-                raise _RacpRejected(RacpResponseCode.INVALID_OPERAND)
-            values = [v for (v,) in _U16.iter_unpack(body)]
-            return (lambda record: record.sequence), values
-        if filter_type == _FilterType.USER_FACING_TIME:
-            if len(body) != _DATE_TIME.size * count:
-                raise _RacpRejected(RacpResponseCode.INVALID_OPERAND)
-            try:
-                times = [
-                    datetime(*fields)  # noqa: DTZ001 - device time is naive
-                    for fields in _DATE_TIME.iter_unpack(body)
-                ]
-            except ValueError as error:
-                raise _RacpRejected(RacpResponseCode.INVALID_OPERAND) from error
-            return (lambda record: record.time), times
+    def _filter_key(filter_type: FilterType | None) -> Callable[[GlucoseRecord], Any]:
+        """What a filter compares: the sequence number or the user-facing time."""
+        if filter_type == FilterType.SEQUENCE_NUMBER:
+            return lambda record: record.sequence
+        if filter_type == FilterType.USER_FACING_TIME:
+            return lambda record: record.time
         raise _RacpRejected(RacpResponseCode.OPERAND_NOT_SUPPORTED)
+
+
+def _bound(value: int | DateTime | None) -> Any:
+    """A filter bound as the records' keys hold it (a sequence number or a naive time, like
+    :meth:`GlucoseMeter._filter_key`); a user-facing time that is no valid date is an invalid
+    operand."""
+    if not isinstance(value, DateTime):
+        return value
+    moment = value.to_datetime()
+    if moment is None:
+        raise _RacpRejected(RacpResponseCode.INVALID_OPERAND)
+    return moment
 
 
 class _Dropped(Exception):

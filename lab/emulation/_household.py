@@ -10,7 +10,7 @@ from lab.emulation._air import EmulatedAir
 from lab.emulation._blood_pressure import BloodPressureCuff, BloodPressureReading
 from lab.emulation._glucose import GlucoseMeter, GlucoseReading
 from lab.emulation._mi_scale import MiScale, MiScaleReading
-from lab.emulation._peripheral import DeviceIdentity, EmulatedPeripheral
+from lab.emulation._peripheral import EmulatedPeripheral, PeripheralIdentity
 from lab.emulation._weight_scale import WeightReading, WeightScale
 
 __all__ = ["Household", "furnish_household"]
@@ -46,7 +46,7 @@ async def furnish_household(
         (now - timedelta(days=days - i)).replace(hour=7, minute=30, second=0) for i in range(days)
     ]
     cuff = BloodPressureCuff(
-        DeviceIdentity(
+        PeripheralIdentity(
             serial=f"{serial_prefix}-BP-0001",
             manufacturer="CareBeacon Emulated",
             model="Cuff BP-7",
@@ -59,7 +59,7 @@ async def furnish_household(
         clock=now,
     )
     meter = GlucoseMeter(
-        DeviceIdentity(
+        PeripheralIdentity(
             serial=f"{serial_prefix}-GL-0001",
             manufacturer="CareBeacon Emulated",
             model="Meter GM-3",
@@ -79,7 +79,7 @@ async def furnish_household(
         clock=now,
     )
     scale = WeightScale(
-        DeviceIdentity(
+        PeripheralIdentity(
             serial=f"{serial_prefix}-WS-0001",
             manufacturer="CareBeacon Emulated",
             model="Scale WS-2",
@@ -94,7 +94,7 @@ async def furnish_household(
         clock=now,
     )
     mi_scale = MiScale(
-        DeviceIdentity(serial=f"{serial_prefix}-MI-0001", local_name="MI SCALE2"),
+        PeripheralIdentity(serial=f"{serial_prefix}-MI-0001", local_name="MI SCALE2"),
         reading=MiScaleReading(Decimal("82.35"), time=mornings[-1] if mornings else now),
         clock=now,
     )

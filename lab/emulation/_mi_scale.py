@@ -11,15 +11,18 @@ from typing import Any, SupportsBytes
 
 from bumble import gatt
 
+from devices.uuids import GattService
 from lab.emulation._encoding import encode_mi_scale_v1, encode_mi_scale_v2
-from lab.emulation._peripheral import DeviceIdentity, EmulatedPeripheral, Faults
+from lab.emulation._peripheral import EmulatedPeripheral, Faults, PeripheralIdentity
 
 __all__ = ["MiScale", "MiScaleModel", "MiScaleReading"]
 
 
 class MiScaleModel(enum.Enum):
-    MI_SCALE = 0x181D  # Mi Smart Scale (2): 10 bytes of service data on 0x181D
-    BODY_COMPOSITION_SCALE_2 = 0x181B  # Mi Body Composition Scale 2: 13 bytes on 0x181B
+    """A model, by the service-data UUID it advertises on."""
+
+    MI_SCALE = GattService.WEIGHT_SCALE  # Mi Smart Scale (2): 10 bytes of service data
+    BODY_COMPOSITION_SCALE_2 = GattService.BODY_COMPOSITION  # Mi Body Composition Scale 2: 13
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,7 @@ class MiScale(EmulatedPeripheral):
 
     def __init__(
         self,
-        identity: DeviceIdentity,
+        identity: PeripheralIdentity,
         *,
         model: MiScaleModel = MiScaleModel.MI_SCALE,
         reading: MiScaleReading | SupportsBytes | None = None,

@@ -12,16 +12,21 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import IntFlag
 from typing import Any
 
 from bumble import gatt
 from bumble.att import ATT_Error
+from bumble.core import UUID
 from bumble.device import AdvertisingType, Connection, Device
 from bumble.gatt import Characteristic, CharacteristicValue
 
+from devices.date_time import CurrentTime
+from devices.device_information import BatteryLevel, DeviceInformationString
+from devices.uuids import GattCharacteristic, GattService
 from lab.emulation._encoding import decode_current_time, encode_current_time
 
-__all__ = ["DeviceClock", "DeviceIdentity", "EmulatedPeripheral", "Faults"]
+__all__ = ["Cccd", "DeviceClock", "EmulatedPeripheral", "Faults", "PeripheralIdentity"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +43,28 @@ _ATT_READ_NOT_PERMITTED = 0x02
 _ATT_WRITE_NOT_PERMITTED = 0x03
 _ATT_INVALID_ATTRIBUTE_LENGTH = 0x0D
 _ATT_VALUE_NOT_ALLOWED = 0x13
-_CURRENT_TIME_SIZE = 10
+_C = GattCharacteristic
+
+
+class Cccd(IntFlag):
+    """Client Characteristic Configuration (descriptor 0x2902) bits (Core Specification,
+    Vol 3, Part G, 3.3.3.3)."""
+
+    NONE = 0
+    NOTIFICATION = 1 << 0
+    INDICATION = 1 << 1
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceIdentity:
-    """Who a device says it is (Device Information) and how it shows up on the air.
+class PeripheralIdentity:
+    """What an emulated peripheral says about itself: the content of its Device Information
+    service (manufacturer, model, serial, firmware, hardware, system id) and how it shows up on
+    the air (local name, address, RSSI, manufacturer data).
 
-    ``serial`` is the stable device identity. ``address`` is a random static address
-    (``"C0:…"``); when omitted, the air assigns one derived from the serial, so it is also stable.
+    Not the gateway's :class:`devices.DeviceIdentity` (the identity a canonical reading carries,
+    which the gateway derives from what it reads here). ``serial`` is the stable device
+    identity. ``address`` is a random static address (``"C0:…"``); when omitted, the air assigns
+    one derived from the serial, so it is also stable.
     """
 
     serial: str
@@ -158,7 +176,7 @@ class EmulatedPeripheral(abc.ABC):
 
     def __init__(
         self,
-        identity: DeviceIdentity,
+        identity: PeripheralIdentity,
         *,
         faults: Faults | None = None,
         battery_level: int = 87,
@@ -409,10 +427,10 @@ class EmulatedPeripheral(abc.ABC):
             and self._records_sent_this_connection >= limit
         )
 
-    def cccd(self, connection: Connection, characteristic: Characteristic[Any]) -> int:
+    def cccd(self, connection: Connection, characteristic: Characteristic[Any]) -> Cccd:
         """The client's CCCD value for ``characteristic`` on ``connection``."""
         value = self.device.gatt_server.read_cccd(connection, characteristic)
-        return int.from_bytes(value[:2], "little") if value else 0
+        return Cccd(int.from_bytes(value[:2], "little") if value else 0)
 
     async def notify(
         self, connection: Connection, characteristic: Characteristic[Any], value: bytes
@@ -458,40 +476,41 @@ class EmulatedPeripheral(abc.ABC):
     def _device_information_service(self) -> gatt.Service:
         identity = self.identity
         strings = {
-            "2A29": identity.manufacturer,
-            "2A24": identity.model,
-            "2A25": identity.serial,
-            "2A26": identity.firmware,
-            "2A27": identity.hardware,
+            _C.MANUFACTURER_NAME: identity.manufacturer,
+            _C.MODEL_NUMBER: identity.model,
+            _C.SERIAL_NUMBER: identity.serial,
+            _C.FIRMWARE_REVISION: identity.firmware,
+            _C.HARDWARE_REVISION: identity.hardware,
         }
         characteristics: list[Characteristic[Any]] = [
-            readable(uuid, text.encode()) for uuid, text in strings.items()
+            readable(uuid, bytes(DeviceInformationString(uuid.short, text)))
+            for uuid, text in strings.items()
         ]
-        characteristics.append(readable("2A23", identity.effective_system_id()))
-        return gatt.Service("180A", characteristics)
+        characteristics.append(readable(_C.SYSTEM_ID, identity.effective_system_id()))
+        return service(GattService.DEVICE_INFORMATION, characteristics)
 
     def _battery_service(self) -> gatt.Service:
         self._battery_characteristic = characteristic(
-            "2A19",
+            _C.BATTERY_LEVEL,
             Characteristic.Properties.READ | Characteristic.Properties.NOTIFY,
-            read=lambda: bytes([self.battery_level]),
+            read=lambda: bytes(BatteryLevel(self.battery_level)),
         )
-        return gatt.Service("180F", [self._battery_characteristic])
+        return service(GattService.BATTERY, [self._battery_characteristic])
 
     def _current_time_service(self) -> gatt.Service:
         properties = Characteristic.Properties.READ | Characteristic.Properties.NOTIFY
         if self.current_time_writable:
             properties |= Characteristic.Properties.WRITE
         current_time = characteristic(
-            "2A2B",
+            _C.CURRENT_TIME,
             properties,
             read=lambda: encode_current_time(self.clock.now()),
             write=self._write_current_time if self.current_time_writable else None,
         )
-        return gatt.Service("1805", [current_time])
+        return service(GattService.CURRENT_TIME, [current_time])
 
     def _write_current_time(self, _connection: Connection, value: bytes) -> None:
-        if len(value) != _CURRENT_TIME_SIZE:
+        if len(value) != CurrentTime.SIZE:
             raise ATT_Error(_ATT_INVALID_ATTRIBUTE_LENGTH)
         try:
             new_time = decode_current_time(bytes(value))
@@ -501,8 +520,13 @@ class EmulatedPeripheral(abc.ABC):
         self.clock_writes.append(new_time)
 
 
+def service(uuid: GattService, characteristics: Sequence[Characteristic[Any]]) -> gatt.Service:
+    """A primary service with the SIG UUID ``uuid``."""
+    return gatt.Service(UUID.from_16_bits(uuid), characteristics)
+
+
 def characteristic(
-    uuid: str,
+    uuid: GattCharacteristic,
     properties: Characteristic.Properties,
     *,
     read: Callable[[], bytes] | None = None,
@@ -527,10 +551,13 @@ def characteristic(
         write(connection, value)
 
     return Characteristic(
-        uuid, properties, permissions, CharacteristicValue(read=read_value, write=write_value)
+        UUID.from_16_bits(uuid),
+        properties,
+        permissions,
+        CharacteristicValue(read=read_value, write=write_value),
     )
 
 
-def readable(uuid: str, value: bytes) -> Characteristic[bytes]:
+def readable(uuid: GattCharacteristic, value: bytes) -> Characteristic[bytes]:
     """A read-only characteristic with a fixed value."""
     return characteristic(uuid, Characteristic.Properties.READ, read=lambda: value)

@@ -13,15 +13,13 @@ from typing import Any, Generic, SupportsBytes, TypeVar, cast
 from bumble.device import Connection
 from bumble.gatt import Characteristic
 
-from lab.emulation._peripheral import DEVICE_CLOCK_RESET, EmulatedPeripheral
+from lab.emulation._peripheral import DEVICE_CLOCK_RESET, Cccd, EmulatedPeripheral
 
 __all__ = ["StoredReadingsDevice"]
 
 logger = logging.getLogger(__name__)
 
 _R = TypeVar("_R")
-
-_CCCD_INDICATE = 0x0002
 
 
 class StoredReadingsDevice(EmulatedPeripheral, Generic[_R]):
@@ -129,7 +127,7 @@ class StoredReadingsDevice(EmulatedPeripheral, Generic[_R]):
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                if self.cccd(connection, self.measurement_characteristic) & _CCCD_INDICATE == 0:
+                if Cccd.INDICATION not in self.cccd(connection, self.measurement_characteristic):
                     return
                 packet = self._store[0]
                 copies = 2 if self.faults.duplicate_records else 1
@@ -137,7 +135,7 @@ class StoredReadingsDevice(EmulatedPeripheral, Generic[_R]):
                     if not await self.indicate(connection, self.measurement_characteristic, packet):
                         return
                     for characteristic, extra in self.companion_packets(packet):
-                        if self.cccd(connection, characteristic) & _CCCD_INDICATE and not (
+                        if Cccd.INDICATION in self.cccd(connection, characteristic) and not (
                             await self.indicate(connection, characteristic, extra)
                         ):
                             return

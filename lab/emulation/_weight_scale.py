@@ -12,12 +12,19 @@ from typing import Any, SupportsBytes
 from bumble import gatt
 from bumble.gatt import Characteristic
 
+from devices.uuids import GattCharacteristic, GattService
 from lab.emulation._encoding import (
     WeightFields,
     encode_body_composition_measurement,
     encode_weight_measurement,
 )
-from lab.emulation._peripheral import DeviceIdentity, Faults, characteristic, readable
+from lab.emulation._peripheral import (
+    Faults,
+    PeripheralIdentity,
+    characteristic,
+    readable,
+    service,
+)
 from lab.emulation._stored import StoredReadingsDevice
 
 __all__ = ["WeightReading", "WeightScale"]
@@ -49,7 +56,7 @@ class WeightScale(StoredReadingsDevice[WeightReading]):
 
     def __init__(
         self,
-        identity: DeviceIdentity,
+        identity: PeripheralIdentity,
         *,
         readings: Sequence[WeightReading | SupportsBytes] = (),
         faults: Faults | None = None,
@@ -61,8 +68,12 @@ class WeightScale(StoredReadingsDevice[WeightReading]):
         self.imperial = imperial
         self.feature = feature
         self.body_composition = body_composition
-        self._measurement = characteristic("2A9D", Characteristic.Properties.INDICATE)
-        self._body_composition = characteristic("2A9C", Characteristic.Properties.INDICATE)
+        self._measurement = characteristic(
+            GattCharacteristic.WEIGHT_MEASUREMENT, Characteristic.Properties.INDICATE
+        )
+        self._body_composition = characteristic(
+            GattCharacteristic.BODY_COMPOSITION_MEASUREMENT, Characteristic.Properties.INDICATE
+        )
         self._body_packets: dict[bytes, bytes] = {}
         super().__init__(
             identity, reading_type=WeightReading, readings=readings, faults=faults, **kwargs
@@ -70,7 +81,9 @@ class WeightScale(StoredReadingsDevice[WeightReading]):
 
     @property
     def advertised_service_uuids(self) -> Sequence[int]:
-        return (0x181D, 0x181B) if self.body_composition else (0x181D,)
+        if self.body_composition:
+            return (GattService.WEIGHT_SCALE, GattService.BODY_COMPOSITION)
+        return (GattService.WEIGHT_SCALE,)
 
     @property
     def measurement_characteristic(self) -> Characteristic[Any]:
@@ -78,17 +91,26 @@ class WeightScale(StoredReadingsDevice[WeightReading]):
 
     def profile_services(self) -> list[gatt.Service]:
         services = [
-            gatt.Service(
-                "181D", [self._measurement, readable("2A9E", struct.pack("<I", self.feature))]
+            service(
+                GattService.WEIGHT_SCALE,
+                [
+                    self._measurement,
+                    readable(
+                        GattCharacteristic.WEIGHT_SCALE_FEATURE, struct.pack("<I", self.feature)
+                    ),
+                ],
             )
         ]
         if self.body_composition:
             services.append(
-                gatt.Service(
-                    "181B",
+                service(
+                    GattService.BODY_COMPOSITION,
                     [
                         self._body_composition,
-                        readable("2A9B", struct.pack("<I", DEFAULT_BODY_COMPOSITION_FEATURE)),
+                        readable(
+                            GattCharacteristic.BODY_COMPOSITION_FEATURE,
+                            struct.pack("<I", DEFAULT_BODY_COMPOSITION_FEATURE),
+                        ),
                     ],
                 )
             )

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TypeVar
+from typing import SupportsBytes, TypeVar
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +26,7 @@ from devices import (
     DateTime,
     DayOfWeek,
     DeviceInformationString,
+    EncodeError,
     FilterType,
     GlucoseFeature,
     GlucoseFeatureBits,
@@ -334,3 +336,34 @@ def test_every_characteristic_has_a_round_trip() -> None:
 
     dis = {"2a24", "2a25", "2a26", "2a27", "2a28"}  # same codec as 2a29
     assert set(CHARACTERISTICS) - dis == set(CASES)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # Weight Scale Feature: bits 3-6 are the weight resolution, 7-9 the height resolution
+        WeightScaleFeature(WeightScaleFeatureBits(1 << 3)),
+        WeightScaleFeature(WeightScaleFeatureBits(1 << 9)),
+        WeightScaleFeature(weight_resolution=WeightResolution(16)),  # 4 bits
+        # Body Composition Feature: bits 11-14 mass resolution, 15-17 height resolution
+        BodyCompositionFeature(BodyCompositionFeatureBits(1 << 14)),
+        BodyCompositionFeature(height_resolution=HeightResolution(8)),  # 3 bits
+        WeightScaleFeature(WeightScaleFeatureBits(1 << 32)),  # a uint32
+    ],
+)
+def test_feature_bits_never_overwrite_a_resolution_field(value: SupportsBytes) -> None:
+    with pytest.raises(EncodeError):
+        bytes(value)
+
+
+def test_measurement_status_bits_3_and_4_are_the_pulse_rate_range_only() -> None:
+    with pytest.raises(EncodeError):
+        int(MeasurementStatus(MeasurementStatusBits(1 << 3)))
+    with pytest.raises(EncodeError):
+        int(MeasurementStatus(pulse_rate_range=PulseRateRange(4)))  # a 2-bit field
+    # Blood Pressure Service 1.0, 3.1.1.5: bit 0 body movement, bits 3-4 = 2 (below lower limit)
+    status = MeasurementStatus.from_int(0b10001)
+    assert status == MeasurementStatus(
+        MeasurementStatusBits.BODY_MOVEMENT, PulseRateRange.BELOW_LOWER_LIMIT
+    )
+    assert int(status) == 0b10001

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gateway import Outbox, load_config
 from gateway.service import run
-from lab.emulation import DeviceIdentity, EmulatedAir, GlucoseMeter, GlucoseReading
+from lab.emulation import EmulatedAir, GlucoseMeter, GlucoseReading, PeripheralIdentity
 
 
 async def main(config_path: Path, records: int, idle_seconds: float) -> None:
@@ -34,7 +34,7 @@ async def main(config_path: Path, records: int, idle_seconds: float) -> None:
         print("idle", flush=True)
         await asyncio.sleep(idle_seconds)
         meter = GlucoseMeter(
-            DeviceIdentity(serial="GM-RES"),
+            PeripheralIdentity(serial="GM-RES"),
             records=[
                 GlucoseReading(80 + i % 150, time=now - timedelta(minutes=records - i))
                 for i in range(records)

@@ -19,7 +19,6 @@ from gateway import address_identity
 from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
-    DeviceIdentity,
     EmulatedAir,
     Faults,
     GlucoseMeter,
@@ -27,6 +26,7 @@ from lab.emulation import (
     MiScale,
     MiScaleModel,
     MiScaleReading,
+    PeripheralIdentity,
     WeightReading,
     WeightScale,
 )
@@ -64,7 +64,7 @@ async def test_blood_pressure_cuff_found_by_its_dis_serial(
 ) -> None:
     cuff = await air.add(
         BloodPressureCuff(
-            DeviceIdentity(serial="BP-0001", manufacturer="Acme", model="UA-1"),
+            PeripheralIdentity(serial="BP-0001", manufacturer="Acme", model="UA-1"),
             readings=[
                 BloodPressureReading(138, 88, pulse=61, time=NOW - timedelta(hours=2)),
                 BloodPressureReading(121, 79, pulse=58, time=NOW - timedelta(hours=1)),
@@ -114,12 +114,12 @@ async def test_weight_and_body_composition_scales(
 ) -> None:
     scale = await air.add(
         WeightScale(
-            DeviceIdentity(serial="WS-1"), readings=[WeightReading(Decimal("81.35"), time=NOW)]
+            PeripheralIdentity(serial="WS-1"), readings=[WeightReading(Decimal("81.35"), time=NOW)]
         )
     )
     composition = await air.add(
         WeightScale(
-            DeviceIdentity(serial="BCS-1"),
+            PeripheralIdentity(serial="BCS-1"),
             body_composition=True,
             readings=[WeightReading(Decimal("70.2"), time=NOW, body_fat_percent=Decimal("21.5"))],
         )
@@ -158,13 +158,13 @@ async def test_mi_scales_from_adverts_only_stable_weighings(
 ) -> None:
     v1 = await air.add(
         MiScale(
-            DeviceIdentity(serial="MI-1"),
+            PeripheralIdentity(serial="MI-1"),
             reading=MiScaleReading(Decimal("72.5"), stabilized=False, time=NOW),
         )
     )
     v2 = await air.add(
         MiScale(
-            DeviceIdentity(serial="MI-2"),
+            PeripheralIdentity(serial="MI-2"),
             model=MiScaleModel.BODY_COMPOSITION_SCALE_2,
             reading=MiScaleReading(Decimal("64.2"), time=NOW),
         )
@@ -210,7 +210,7 @@ def report_from(sequence: int) -> bytes:
 async def test_glucose_incremental_across_three_sessions(
     tmp_path: Path, settings: Settings, login: Login, air: EmulatedAir
 ) -> None:
-    meter = await air.add(GlucoseMeter(DeviceIdentity(serial="GM-1"), records=glucose(0, 5)))
+    meter = await air.add(GlucoseMeter(PeripheralIdentity(serial="GM-1"), records=glucose(0, 5)))
     config = make_config(
         tmp_path, login, settings, devices=[{"address": meter.address, "type": "glucose_meter"}]
     )
@@ -242,7 +242,7 @@ async def test_glucose_incremental_across_three_sessions(
 async def test_glucose_meter_whose_sequence_restarts(
     tmp_path: Path, settings: Settings, login: Login, air: EmulatedAir
 ) -> None:
-    meter = await air.add(GlucoseMeter(DeviceIdentity(serial="GM-2"), records=glucose(0, 6)))
+    meter = await air.add(GlucoseMeter(PeripheralIdentity(serial="GM-2"), records=glucose(0, 6)))
     config = make_config(
         tmp_path, login, settings, devices=[{"address": meter.address, "type": "glucose_meter"}]
     )
@@ -263,7 +263,7 @@ async def test_glucose_meter_whose_sequence_restarts(
 async def test_glucose_connection_dropped_mid_transfer_resumes(
     tmp_path: Path, settings: Settings, login: Login, air: EmulatedAir
 ) -> None:
-    meter = await air.add(GlucoseMeter(DeviceIdentity(serial="GM-3"), records=glucose(0, 3)))
+    meter = await air.add(GlucoseMeter(PeripheralIdentity(serial="GM-3"), records=glucose(0, 3)))
     config = make_config(
         tmp_path, login, settings, devices=[{"address": meter.address, "type": "glucose_meter"}]
     )
@@ -287,14 +287,16 @@ async def test_unknown_devices_are_counted_never_read(
 ) -> None:
     stranger = await air.add(
         BloodPressureCuff(
-            DeviceIdentity(serial="NEIGHBOUR-1"), readings=[BloodPressureReading(150, 95)]
+            PeripheralIdentity(serial="NEIGHBOUR-1"), readings=[BloodPressureReading(150, 95)]
         )
     )
     stranger_meter = await air.add(
-        GlucoseMeter(DeviceIdentity(serial="NEIGHBOUR-2"), records=glucose(0, 2))
+        GlucoseMeter(PeripheralIdentity(serial="NEIGHBOUR-2"), records=glucose(0, 2))
     )
     ours = await air.add(
-        BloodPressureCuff(DeviceIdentity(serial="OURS-1"), readings=[BloodPressureReading(120, 80)])
+        BloodPressureCuff(
+            PeripheralIdentity(serial="OURS-1"), readings=[BloodPressureReading(120, 80)]
+        )
     )
     config = make_config(
         tmp_path,
@@ -322,7 +324,7 @@ async def test_clock_reset_cuff_is_flagged_and_its_clock_set(
 ) -> None:
     cuff = await air.add(
         BloodPressureCuff(
-            DeviceIdentity(serial="BP-RESET"),
+            PeripheralIdentity(serial="BP-RESET"),
             readings=[BloodPressureReading(142, 91), BloodPressureReading(139, 90)],
             faults=Faults(clock_reset=True),
         )
@@ -351,7 +353,7 @@ async def test_cuff_that_accepts_connections_only_briefly_after_measuring(
 ) -> None:
     cuff = await air.add(
         BloodPressureCuff(
-            DeviceIdentity(serial="BP-WINDOW"),
+            PeripheralIdentity(serial="BP-WINDOW"),
             faults=Faults(connect_window=1.5, duplicate_records=True),
             current_time_writable=False,
             clock=datetime.now(ZONE).replace(tzinfo=None) + timedelta(seconds=40),
@@ -386,7 +388,7 @@ async def test_allowlist_pushed_by_the_server_is_followed(
 
     cuff = await air.add(
         BloodPressureCuff(
-            DeviceIdentity(serial="BP-PUSHED"), readings=[BloodPressureReading(126, 81)]
+            PeripheralIdentity(serial="BP-PUSHED"), readings=[BloodPressureReading(126, 81)]
         )
     )
     config = make_config(tmp_path, login, settings, devices=[])

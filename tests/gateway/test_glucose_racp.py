@@ -22,10 +22,12 @@ from devices.canonical import DeviceIdentity, canonical_reading
 from devices.date_time import DateTime
 from devices.glucose import GlucoseMeasurement
 from devices.racp import RacpResponseCode
+from devices.uuids import uuid128
 from gateway import Outbox
-from gateway._uuids import GLUCOSE_MEASUREMENT, RACP
 from gateway.glucose import GlucoseTransfer, TransferMode, TransferResult
 
+GLUCOSE_MEASUREMENT = uuid128(0x2A18)
+RACP = uuid128(0x2A52)
 DEVICE = DeviceIdentity("GM-S", "glucose_meter", "Acme", "G1")
 
 ALL = bytes([0x01, 0x01])

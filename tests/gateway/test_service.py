@@ -17,10 +17,10 @@ from gateway.service import main
 from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
-    DeviceIdentity,
     EmulatedAir,
     GlucoseMeter,
     GlucoseReading,
+    PeripheralIdentity,
 )
 from tests.gateway.conftest import (
     Login,
@@ -56,9 +56,11 @@ def depth(config: GatewayConfig) -> int:
 async def test_broker_down_for_the_whole_session_then_back(
     tmp_path: Path, settings: Settings, login: Login, air: EmulatedAir
 ) -> None:
-    meter = await air.add(GlucoseMeter(DeviceIdentity(serial="GM-OUT"), records=glucose(0, 20)))
+    meter = await air.add(GlucoseMeter(PeripheralIdentity(serial="GM-OUT"), records=glucose(0, 20)))
     cuff = await air.add(
-        BloodPressureCuff(DeviceIdentity(serial="BP-OUT"), readings=[BloodPressureReading(130, 85)])
+        BloodPressureCuff(
+            PeripheralIdentity(serial="BP-OUT"), readings=[BloodPressureReading(130, 85)]
+        )
     )
     devices = [
         {"address": meter.address, "type": "glucose_meter"},
@@ -87,10 +89,12 @@ async def test_broker_down_for_the_whole_session_then_back(
 async def test_full_outbox_leaves_records_on_the_devices(
     tmp_path: Path, settings: Settings, login: Login, air: EmulatedAir
 ) -> None:
-    meter = await air.add(GlucoseMeter(DeviceIdentity(serial="GM-FULL"), records=glucose(0, 10)))
+    meter = await air.add(
+        GlucoseMeter(PeripheralIdentity(serial="GM-FULL"), records=glucose(0, 10))
+    )
     cuff = await air.add(
         BloodPressureCuff(
-            DeviceIdentity(serial="BP-FULL"), readings=[BloodPressureReading(128, 82)]
+            PeripheralIdentity(serial="BP-FULL"), readings=[BloodPressureReading(128, 82)]
         )
     )
     devices = [
@@ -145,7 +149,7 @@ async def test_logs_carry_no_addresses_or_payloads(
 ) -> None:
     cuff = await air.add(
         BloodPressureCuff(
-            DeviceIdentity(
+            PeripheralIdentity(
                 serial="BP-LOG", manufacturer="Acme", model="M1", local_name="Jane Doe BP"
             ),
             readings=[BloodPressureReading(177, 99, pulse=88)],

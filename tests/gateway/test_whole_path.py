@@ -21,8 +21,8 @@ from ingest.service import run as run_ingest
 from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
-    DeviceIdentity,
     EmulatedAir,
+    PeripheralIdentity,
     WeightReading,
     WeightScale,
 )
@@ -76,13 +76,13 @@ async def test_emulated_devices_to_timescaledb(
     taken = datetime.now(ZONE).replace(tzinfo=None, microsecond=0) - timedelta(hours=1)
     await air.add(
         BloodPressureCuff(
-            DeviceIdentity(serial=home.cuff_id),
+            PeripheralIdentity(serial=home.cuff_id),
             readings=[BloodPressureReading(141, 92, pulse=70, time=taken)],
         )
     )
     await air.add(
         WeightScale(
-            DeviceIdentity(serial=home.scale_id),
+            PeripheralIdentity(serial=home.scale_id),
             readings=[WeightReading(Decimal("88.4"), time=taken + timedelta(minutes=5))],
         )
     )

@@ -42,8 +42,8 @@ from lab.emulation import (
     EmulatedAir,
     GlucoseMeter,
     GlucoseReading,
+    PeripheralIdentity,
 )
-from lab.emulation import DeviceIdentity as EmulatedIdentity
 from tests.gateway.conftest import gateway_running
 from tests.ingest.conftest import count
 from tests.reliability._broker import PROJECT_ACL, PrivateBroker, free_port
@@ -444,13 +444,13 @@ class Fleet:
                 air = await stack.enter_async_context(EmulatedAir())
                 cuff = await air.add(
                     BloodPressureCuff(
-                        EmulatedIdentity(serial=ids.cuff_id, model="Cuff BP-7"),
+                        PeripheralIdentity(serial=ids.cuff_id, model="Cuff BP-7"),
                         readings=plan.bp[: plan.bp_backlog],
                     )
                 )
                 meter = await air.add(
                     GlucoseMeter(
-                        EmulatedIdentity(serial=ids.meter_id, model="Meter G-3"),
+                        PeripheralIdentity(serial=ids.meter_id, model="Meter G-3"),
                         records=plan.glucose[: plan.glucose_backlog],
                     )
                 )

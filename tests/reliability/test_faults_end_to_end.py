@@ -40,8 +40,8 @@ from lab.emulation import (
     BloodPressureReading,
     GlucoseMeter,
     GlucoseReading,
+    PeripheralIdentity,
 )
-from lab.emulation import DeviceIdentity as EmulatedIdentity
 from tests.reliability._broker import PrivateBroker, free_port
 from tests.reliability._e2e import (
     CRISIS,
@@ -344,7 +344,7 @@ def week_of_readings(
     opens, marked late); home 1: two low glucose results in the last hours (fresh)."""
     start = now - timedelta(days=WEEK_DAYS)
     cutoff = now - ON_DEVICE
-    cuff = BloodPressureCuff(EmulatedIdentity(serial=home.cuff_id))
+    cuff = BloodPressureCuff(PeripheralIdentity(serial=home.cuff_id))
     bp_id = DeviceIdentity(home.cuff_id, "blood_pressure_monitor", "CareBeacon Emulated")
     gm_id = DeviceIdentity(home.meter_id, "glucose_meter", "CareBeacon Emulated")
     crisis_at = now - timedelta(days=3)
@@ -375,7 +375,9 @@ def week_of_readings(
             value = (52, 61)[len(on_device_glucose)] if low else 95 + (i * 7) % 45
             on_device_glucose.append(GlucoseReading(value, time=at, sequence=sequence))
         at, i = at + GLUCOSE_EVERY, i + 1
-    for rec in GlucoseMeter(EmulatedIdentity(serial=home.meter_id), records=seeded_glucose).records:
+    for rec in GlucoseMeter(
+        PeripheralIdentity(serial=home.meter_id), records=seeded_glucose
+    ).records:
         assert rec.time is not None
         received = (rec.time + timedelta(minutes=2)).replace(tzinfo=UTC)
         seeded.append(canonical_reading("2a18", rec.measurement, gm_id, received))

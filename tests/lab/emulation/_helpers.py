@@ -9,11 +9,8 @@ from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 
+from devices.uuids import uuid128
 from lab.emulation import BumbleScanner, EmulatedPeripheral
-
-
-def uuid16(value: int) -> str:
-    return f"0000{value:04x}-0000-1000-8000-00805f9b34fb"
 
 
 class Inbox:
@@ -48,7 +45,7 @@ async def find(peripheral: EmulatedPeripheral, within: float = 5.0) -> BLEDevice
 
 
 async def subscribe(client: BleakClient, uuid: int, inbox: Inbox) -> None:
-    await client.start_notify(uuid16(uuid), inbox)
+    await client.start_notify(uuid128(uuid), inbox)
 
 
 def device_time(

@@ -8,25 +8,26 @@ from decimal import Decimal
 import pytest
 from bleak import BleakClient
 
+from devices.uuids import uuid128
 from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
     BumbleClient,
-    DeviceIdentity,
     EmulatedAir,
     Faults,
+    PeripheralIdentity,
 )
-from tests.lab.emulation._helpers import Inbox, device_time, find, subscribe, uuid16
+from tests.lab.emulation._helpers import Inbox, device_time, find, subscribe
 
 pytestmark = pytest.mark.ble
 
-IDENTITY = DeviceIdentity(serial="BPC-0042", model="BP-7", local_name="BP-7")
+IDENTITY = PeripheralIdentity(serial="BPC-0042", model="BP-7", local_name="BP-7")
 
 # Hand-built per BLS 1.0 §3.1: flags 0x16 (time stamp, pulse, status; mmHg), 120/80 mmHg,
 # MAP 93, 2026-11-23 08:30:00, pulse 72, status 0x0000.
 RAW_MEASUREMENT = bytes.fromhex("16 7800 5000 5d00 ea070b17081e00 4800 0000")
-BP_MEASUREMENT = uuid16(0x2A35)
-ICP = uuid16(0x2A36)
+BP_MEASUREMENT = uuid128(0x2A35)
+ICP = uuid128(0x2A36)
 
 
 async def test_stored_readings_are_indicated_exactly_in_order(air: EmulatedAir) -> None:

@@ -14,6 +14,7 @@ from devices import (
     CurrentTime,
     DateTime,
     DayOfWeek,
+    DeviceIdentity,
     GlucoseMeasurement,
     GlucoseMeasurementContext,
     GlucoseType,
@@ -37,12 +38,11 @@ from devices import (
     parse_record_access_control_point,
     parse_weight_scale_measurement,
 )
-from devices import DeviceIdentity as CanonicalDevice
+from devices.uuids import uuid128
 from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
     BumbleClient,
-    DeviceIdentity,
     EmulatedAir,
     Faults,
     GlucoseMeter,
@@ -50,20 +50,21 @@ from lab.emulation import (
     MiScale,
     MiScaleModel,
     MiScaleReading,
+    PeripheralIdentity,
     WeightReading,
     WeightScale,
 )
-from tests.lab.emulation._helpers import Inbox, device_time, find, subscribe, uuid16
+from tests.lab.emulation._helpers import Inbox, device_time, find, subscribe
 
 pytestmark = pytest.mark.ble
 
-RACP = uuid16(0x2A52)
+RACP = uuid128(0x2A52)
 
 
 async def test_bp_reading_decodes_to_the_configured_values(air: EmulatedAir) -> None:
     cuff = await air.add(
         BloodPressureCuff(
-            DeviceIdentity(serial="BP-C1"),
+            PeripheralIdentity(serial="BP-C1"),
             readings=[
                 BloodPressureReading(
                     142, 91, 108, pulse=77, time=device_time(2026, 11, 23, 6, 40), user_id=3
@@ -99,7 +100,9 @@ async def test_codec_objects_are_sent_as_their_bytes(air: EmulatedAir) -> None:
         unit=PressureUnit.KPA,
         timestamp=DateTime(0, 0, 0),
     )
-    cuff = await air.add(BloodPressureCuff(DeviceIdentity(serial="BP-C2"), readings=[measurement]))
+    cuff = await air.add(
+        BloodPressureCuff(PeripheralIdentity(serial="BP-C2"), readings=[measurement])
+    )
     inbox = Inbox()
     async with BleakClient(await find(cuff), backend=BumbleClient) as client:
         await subscribe(client, 0x2A35, inbox)
@@ -111,7 +114,7 @@ async def test_codec_objects_are_sent_as_their_bytes(air: EmulatedAir) -> None:
 async def test_clock_reset_cuff_is_flagged_by_the_canonical_reading(air: EmulatedAir) -> None:
     cuff = await air.add(
         BloodPressureCuff(
-            DeviceIdentity(serial="BP-C3"),
+            PeripheralIdentity(serial="BP-C3"),
             readings=[BloodPressureReading(130, 85, pulse=70)],
             faults=Faults(clock_reset=True, kpa_units=True),
         )
@@ -120,12 +123,12 @@ async def test_clock_reset_cuff_is_flagged_by_the_canonical_reading(air: Emulate
     async with BleakClient(await find(cuff), backend=BumbleClient) as client:
         await subscribe(client, 0x2A35, inbox)
         _, data = await inbox.take()
-        current_time = parse_current_time(bytes(await client.read_gatt_char(uuid16(0x2A2B))))
+        current_time = parse_current_time(bytes(await client.read_gatt_char(uuid128(0x2A2B))))
     assert current_time.date_time.year == 2000
     reading = canonical_reading(
         "2a35",
         data,
-        CanonicalDevice(id="BP-C3", type="blood_pressure_monitor"),
+        DeviceIdentity(id="BP-C3", type="blood_pressure_monitor"),
         datetime.now(UTC),
     )
     assert reading.measured_at == device_time(2000, 1, 1)
@@ -136,7 +139,7 @@ async def test_clock_reset_cuff_is_flagged_by_the_canonical_reading(air: Emulate
 async def test_glucose_records_and_racp_responses_decode(air: EmulatedAir) -> None:
     meter = await air.add(
         GlucoseMeter(
-            DeviceIdentity(serial="GL-C1"),
+            PeripheralIdentity(serial="GL-C1"),
             records=[
                 GlucoseReading(
                     Decimal("104"),
@@ -183,7 +186,7 @@ async def test_glucose_records_and_racp_responses_decode(air: EmulatedAir) -> No
 async def test_weight_and_mi_scale_decode(air: EmulatedAir) -> None:
     scale = await air.add(
         WeightScale(
-            DeviceIdentity(serial="WS-C1"),
+            PeripheralIdentity(serial="WS-C1"),
             readings=[WeightReading(Decimal("88.8"), time=device_time(2026, 11, 23), user_id=4)],
         )
     )
@@ -195,7 +198,7 @@ async def test_weight_and_mi_scale_decode(air: EmulatedAir) -> None:
         weight=Decimal("88.800"), timestamp=DateTime(2026, 11, 23), user_id=4
     )
 
-    mi = MiScale(DeviceIdentity(serial="MI-C1"), model=MiScaleModel.BODY_COMPOSITION_SCALE_2)
+    mi = MiScale(PeripheralIdentity(serial="MI-C1"), model=MiScaleModel.BODY_COMPOSITION_SCALE_2)
     await air.add(mi)
     service_data = await mi.step_on(
         MiScaleReading(Decimal("70.1"), impedance=480, time=device_time(2026, 11, 23, 7))
@@ -211,13 +214,13 @@ async def test_weight_and_mi_scale_decode(air: EmulatedAir) -> None:
 
 async def test_current_time_is_a_valid_characteristic(air: EmulatedAir) -> None:
     cuff = await air.add(
-        BloodPressureCuff(DeviceIdentity(serial="BP-C4"), clock=device_time(2026, 11, 23, 9))
+        BloodPressureCuff(PeripheralIdentity(serial="BP-C4"), clock=device_time(2026, 11, 23, 9))
     )
     async with BleakClient(await find(cuff), backend=BumbleClient) as client:
-        before = parse_current_time(bytes(await client.read_gatt_char(uuid16(0x2A2B))))
+        before = parse_current_time(bytes(await client.read_gatt_char(uuid128(0x2A2B))))
         new = CurrentTime(DateTime(2026, 11, 23, 10, 30, 0), DayOfWeek.MONDAY)
-        await client.write_gatt_char(uuid16(0x2A2B), bytes(new), response=True)
-        after = parse_current_time(bytes(await client.read_gatt_char(uuid16(0x2A2B))))
+        await client.write_gatt_char(uuid128(0x2A2B), bytes(new), response=True)
+        after = parse_current_time(bytes(await client.read_gatt_char(uuid128(0x2A2B))))
     assert before.date_time.hours == 9
     assert before.day_of_week == DayOfWeek.MONDAY
     assert after.date_time == DateTime(2026, 11, 23, 10, 30, 0)
@@ -229,7 +232,7 @@ async def test_no_addresses_or_payloads_logged_at_info(
     caplog.set_level(logging.INFO)
     cuff = await air.add(
         BloodPressureCuff(
-            DeviceIdentity(serial="BP-LOG"),
+            PeripheralIdentity(serial="BP-LOG"),
             readings=[BloodPressureReading(150, 95)],
             faults=Faults(drop_after_records=1),
         )

@@ -12,24 +12,25 @@ import pytest
 from bleak import BleakClient
 from bleak.exc import BleakError, BleakGATTProtocolError
 
+from devices.glucose import GlucoseType
+from devices.uuids import uuid128
 from lab.emulation import (
-    SAMPLE_TYPE_CONTROL_SOLUTION,
     BumbleClient,
-    DeviceIdentity,
     EmulatedAir,
     Faults,
     GlucoseMeter,
     GlucoseReading,
     GlucoseRecord,
+    PeripheralIdentity,
 )
-from tests.lab.emulation._helpers import Inbox, device_time, find, subscribe, uuid16
+from tests.lab.emulation._helpers import Inbox, device_time, find, subscribe
 
 pytestmark = pytest.mark.ble
 
-IDENTITY = DeviceIdentity(serial="GLU-0007", model="GM-3", local_name="GM-3")
-MEASUREMENT = uuid16(0x2A18)
-CONTEXT = uuid16(0x2A34)
-RACP = uuid16(0x2A52)
+IDENTITY = PeripheralIdentity(serial="GLU-0007", model="GM-3", local_name="GM-3")
+MEASUREMENT = uuid128(0x2A18)
+CONTEXT = uuid128(0x2A34)
+RACP = uuid128(0x2A52)
 
 
 def readings(count: int) -> list[GlucoseReading]:
@@ -248,7 +249,7 @@ async def test_live_result_is_notified_and_raw_records_pass_through(air: Emulate
         assert await inbox.take() == (MEASUREMENT, raw.measurement)
         record = await meter.measure(
             GlucoseReading(
-                88, time=device_time(2026, 11, 23, 7), sample_type=SAMPLE_TYPE_CONTROL_SOLUTION
+                88, time=device_time(2026, 11, 23, 7), sample_type=GlucoseType.CONTROL_SOLUTION
             )
         )
         assert await inbox.take() == (MEASUREMENT, record.measurement)

@@ -7,21 +7,22 @@ from decimal import Decimal
 import pytest
 from bleak import BleakClient
 
+from devices.uuids import uuid128
 from lab.emulation import (
     BumbleClient,
-    DeviceIdentity,
     EmulatedAir,
     Faults,
+    PeripheralIdentity,
     WeightReading,
     WeightScale,
 )
-from tests.lab.emulation._helpers import Inbox, device_time, find, subscribe, uuid16
+from tests.lab.emulation._helpers import Inbox, device_time, find, subscribe
 
 pytestmark = pytest.mark.ble
 
-IDENTITY = DeviceIdentity(serial="WS-0003", model="WS-2", local_name="WS-2")
-WEIGHT = uuid16(0x2A9D)
-BODY = uuid16(0x2A9C)
+IDENTITY = PeripheralIdentity(serial="WS-0003", model="WS-2", local_name="WS-2")
+WEIGHT = uuid128(0x2A9D)
+BODY = uuid128(0x2A9C)
 
 
 async def test_weight_indications_with_user_index_and_bmi(air: EmulatedAir) -> None:
@@ -42,7 +43,7 @@ async def test_weight_indications_with_user_index_and_bmi(air: EmulatedAir) -> N
     )
     inbox = Inbox()
     async with BleakClient(await find(scale), backend=BumbleClient) as client:
-        feature = await client.read_gatt_char(uuid16(0x2A9E))
+        feature = await client.read_gatt_char(uuid128(0x2A9E))
         assert int.from_bytes(feature, "little") == 0x01BF
         await subscribe(client, 0x2A9D, inbox)
         received = await inbox.take_many(2)
@@ -73,7 +74,7 @@ async def test_imperial_nres_and_body_composition(air: EmulatedAir) -> None:
     )
     inbox = Inbox()
     async with BleakClient(await find(scale), backend=BumbleClient) as client:
-        assert client.services.get_service(uuid16(0x181B)) is not None
+        assert client.services.get_service(uuid128(0x181B)) is not None
         await subscribe(client, 0x2A9C, inbox)
         await subscribe(client, 0x2A9D, inbox)
         received = await inbox.take_many(2)
@@ -86,7 +87,7 @@ async def test_imperial_nres_and_body_composition(air: EmulatedAir) -> None:
 
     nres = await air.add(
         WeightScale(
-            DeviceIdentity(serial="WS-NRES"),
+            PeripheralIdentity(serial="WS-NRES"),
             readings=[WeightReading(70, time=device_time(2026, 11, 23))],
             faults=Faults(nres_values=True),
         )
