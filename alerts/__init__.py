@@ -67,7 +67,6 @@ from alerts._engine import (
     sla_for,
 )
 from alerts._lifecycle import (
-    InvalidAction,
     ThresholdChange,
     acknowledge,
     assign,
@@ -83,10 +82,18 @@ from alerts._lifecycle import (
 )
 from alerts._live import evaluate_readings
 from alerts._model import Severity, StoredReading
-from alerts._programs import TEMPLATES, ThresholdSet, ThresholdValue
+from alerts._programs import TEMPLATES, ThresholdSet, ThresholdValue, check_threshold
 from alerts._replay import ReplayError, program_overrides, replay
 from alerts._rules import FAMILIES, RULES, Rule
-from alerts.errors import AlertsError, EpisodeNotFound, InvalidThreshold, InvalidTransition
+from alerts._symptoms import SYMPTOMS, SymptomReport, patient_symptoms, record_symptoms
+from alerts.errors import (
+    AlertsError,
+    EpisodeNotFound,
+    InvalidAction,
+    InvalidSymptoms,
+    InvalidThreshold,
+    InvalidTransition,
+)
 
 __all__ = [
     "ESCALATION_LEVELS",
@@ -102,6 +109,7 @@ __all__ = [
     "SLA",
     "SNOOZE_MAX",
     "STATES",
+    "SYMPTOMS",
     "SYSTEM_OUTCOMES",
     "TECHNICAL_FAMILIES",
     "TEMPLATES",
@@ -110,25 +118,30 @@ __all__ = [
     "EpisodeNotFound",
     "Event",
     "InvalidAction",
+    "InvalidSymptoms",
     "InvalidThreshold",
     "InvalidTransition",
     "ReplayError",
     "Rule",
     "Severity",
     "StoredReading",
+    "SymptomReport",
     "ThresholdChange",
     "ThresholdSet",
     "ThresholdValue",
     "acknowledge",
     "assign",
+    "check_threshold",
     "effective_thresholds",
     "episode_events",
     "evaluate_readings",
     "get_episode",
     "list_queue",
     "patient_episodes",
+    "patient_symptoms",
     "priority_for",
     "program_overrides",
+    "record_symptoms",
     "replay",
     "resolve",
     "set_threshold",

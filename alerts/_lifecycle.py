@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 
 from alerts._engine import OUTCOMES, ActionError, Book, Episode, Event
 from alerts._metrics import count_event
-from alerts._programs import TEMPLATES, Override, ThresholdSet, resolve_thresholds
+from alerts._programs import TEMPLATES, Override, ThresholdSet, check_threshold, resolve_thresholds
 from alerts._rules import RULES
 from alerts._store import (
     EPISODE_COLUMNS,
@@ -28,10 +28,9 @@ from alerts._store import (
     lock_patients,
     save_book,
 )
-from alerts.errors import EpisodeNotFound, InvalidThreshold, InvalidTransition
+from alerts.errors import EpisodeNotFound, InvalidAction, InvalidThreshold, InvalidTransition
 
 __all__ = [
-    "InvalidAction",
     "ThresholdChange",
     "acknowledge",
     "assign",
@@ -61,18 +60,6 @@ async def get_episode(conn: psycopg.AsyncConnection[Any], episode_id: uuid.UUID)
     if row is None:
         raise EpisodeNotFound(episode_id)
     return episode_from_row(row)
-
-
-class InvalidAction(InvalidTransition, ValueError):
-    """A person's action was refused for its input (the web answers 422 naming ``field``):
-    a system-only or missing outcome, no note on a critical resolve, a snooze too long or on a
-    critical episode, an empty assignee or reason."""
-
-    def __init__(
-        self, episode_id: uuid.UUID, state: str, action: str, field: str, detail: str
-    ) -> None:
-        super().__init__(episode_id, state, action, f"{field}: {detail}")
-        self.field = field
 
 
 async def _transition(
@@ -318,7 +305,10 @@ async def set_threshold(
     ``scope`` is ``program`` (give ``program_id``), ``site`` (``site_id``, optionally
     ``program_id``) or ``patient`` (``patient_id``). ``parameter`` is ``"<rule id>.<name>"``
     (see ``alerts.TEMPLATES``) or ``"<rule id>.enabled"`` (0/1); ``value=None`` reverts to
-    the inherited value. Who ordered it, why, and the validity window are required data.
+    the inherited value. Who ordered it, why, and the validity window are required data. A
+    value outside the parameter's physiological range, or one that breaks the rule's structure
+    (a crisis at or below its clear band, diastolic above systolic, …) raises
+    :class:`InvalidThreshold` naming the parameter.
     """
     if scope not in ("program", "site", "patient"):
         raise InvalidThreshold(parameter, f"unknown scope {scope!r}")
@@ -334,6 +324,12 @@ async def set_threshold(
         raise InvalidThreshold(parameter, "site scope needs site_id (and optionally program_id)")
     if scope == "patient" and (patient_id is None or site_id or program_id):
         raise InvalidThreshold(parameter, "patient scope needs patient_id only")
+    # physiological range and the rule's own structure, against the values it would join
+    if patient_id is not None:
+        current = await effective_thresholds(conn, patient_id, at=valid_from)
+        check_threshold(parameter, value, current)
+    else:
+        check_threshold(parameter, value, template=program_id)
     async with conn.transaction(), conn.cursor() as cur:
         await cur.execute(
             "SELECT pg_advisory_xact_lock(hashtext('alert_thresholds'))",

@@ -61,6 +61,7 @@ from alerts._engine import (
 from alerts._history import History
 from alerts._model import UNTRUSTED_TIME_FLAGS, StoredReading
 from alerts._programs import TEMPLATES, Override
+from alerts._rules import SYMPTOMS
 from carebeacon.progress import track
 
 __all__ = [
@@ -439,6 +440,11 @@ def parse_symptoms(raw: Any) -> list[StoredReading]:
         names = item.get("symptoms")
         if not isinstance(names, list) or not names or not all(isinstance(x, str) for x in names):
             raise _bad(f"{where}.symptoms", "must be a non-empty list of symptom names")
+        unknown = sorted(set(names) - set(SYMPTOMS))
+        if unknown:
+            raise _bad(
+                f"{where}.symptoms", f"unknown {unknown}; known: {', '.join(sorted(SYMPTOMS))}"
+            )
         patient = as_uuid(item["patient_id"])
         rid = item.get("id") or f"{patient}/{at.isoformat()}/{','.join(names)}"
         out.append(

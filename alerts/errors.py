@@ -7,6 +7,7 @@ import uuid
 __all__ = [
     "AlertsError",
     "EpisodeNotFound",
+    "InvalidAction",
     "InvalidSymptoms",
     "InvalidThreshold",
     "InvalidTransition",
@@ -33,6 +34,18 @@ class InvalidTransition(AlertsError):
         self.state = state
         self.action = action
         self.detail = detail
+
+
+class InvalidAction(InvalidTransition, ValueError):
+    """A person's action was refused for its input (the web answers 422 naming ``field``):
+    a system-only or missing outcome, no note on a critical resolve, a snooze too long or on a
+    critical episode, an empty assignee or reason."""
+
+    def __init__(
+        self, episode_id: uuid.UUID, state: str, action: str, field: str, detail: str
+    ) -> None:
+        super().__init__(episode_id, state, action, f"{field}: {detail}")
+        self.field = field
 
 
 class InvalidThreshold(AlertsError, ValueError):

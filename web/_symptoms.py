@@ -10,15 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-# alerts/__init__.py does not re-export these yet (another helper owns it): see the report
-from alerts._symptoms import patient_symptoms, record_symptoms
-from alerts.errors import InvalidSymptoms
+import alerts
 from web._access import PatientRef, patient_access
 from web._auth import require
 from web._db import alerts_conn
+from web._field_errors import field_error
 from web._principal import Principal, Role
 from web._state import app_state
 
@@ -44,10 +43,7 @@ class SymptomsIn(BaseModel):
 async def _report_detail(body: SymptomsIn) -> dict[str, object]:
     """The report is checked before the patient is loaded; the audit row counts its symptoms."""
     if body.at is not None and body.at.tzinfo is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            {"field": "at", "detail": "timestamps need an offset"},
-        )
+        raise field_error("at", "timestamps need an offset")
     return {"count": len(body.symptoms)}
 
 
@@ -67,7 +63,7 @@ async def report_symptoms(
     patient_id = patient.id
     async with app_state(request).pool.connection() as conn, alerts_conn(conn) as aconn:
         try:
-            report_id = await record_symptoms(
+            report_id = await alerts.record_symptoms(
                 aconn,
                 patient_id,
                 body.symptoms,
@@ -75,10 +71,8 @@ async def report_symptoms(
                 at=body.at,
                 note=body.note,
             )
-        except InvalidSymptoms as exc:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, {"field": exc.field, "detail": exc.detail}
-            ) from None
+        except alerts.InvalidSymptoms as exc:
+            raise field_error(exc.field, exc.detail) from None
         cur = await aconn.execute(
             "SELECT id, family, state, severity, priority FROM alert_episodes"
             " WHERE patient_id = %s AND family = 'symptom' AND state <> 'resolved'",
@@ -110,7 +104,7 @@ async def list_symptoms(
 ) -> list[dict[str, Any]]:
     patient_id = patient.id
     async with app_state(request).pool.connection() as conn, alerts_conn(conn) as aconn:
-        reports = await patient_symptoms(aconn, patient_id)
+        reports = await alerts.patient_symptoms(aconn, patient_id)
     return [
         {
             "id": str(r.id),
