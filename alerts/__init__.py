@@ -29,8 +29,10 @@ Thresholds (program → site → patient, append-only versions)::
 
 Catalogue: :data:`RULES` (rule id → rule, each with ``kind``, ``family``, ``description``
 naming its source), :data:`TEMPLATES` (program template → rule id → parameter → default),
-:data:`FAMILIES`, :data:`OUTCOMES`, :data:`SLA`. Entry points: ``carebeacon scheduler``
-(:mod:`alerts.scheduler`), ``carebeacon alerts replay|cohort|measure`` (:mod:`alerts.cli`).
+:data:`FAMILIES`, :data:`OUTCOMES`, :data:`SLA`; :data:`EPISODE_COLUMNS`, the columns of
+``alert_episodes`` as alerts/ writes them (for bulk loads of generated episodes). Entry points:
+``carebeacon scheduler`` (:mod:`alerts.scheduler`), ``carebeacon alerts replay|cohort|measure``
+(:mod:`alerts.cli`).
 
 Episode states: ``pending`` (a crisis value waiting for its re-measure; not in the queue) →
 ``open`` (in the queue of its site + program, SLA running) → ``acknowledged`` → ``resolved``.
@@ -65,9 +67,11 @@ from alerts._model import Severity, StoredReading
 from alerts._programs import TEMPLATES, ThresholdSet, ThresholdValue
 from alerts._replay import ReplayError, program_overrides, replay
 from alerts._rules import FAMILIES, RULES, Rule
+from alerts._store import EPISODE_COLUMNS
 from alerts.errors import AlertsError, EpisodeNotFound, InvalidThreshold, InvalidTransition
 
 __all__ = [
+    "EPISODE_COLUMNS",
     "ESCALATION_LEVELS",
     "FAMILIES",
     "LATE_AFTER",

@@ -1,6 +1,7 @@
-"""One emulated home for the demo: a real gateway (``gateway.service.run``, unmodified) whose
-BLE devices are bumble-emulated peripherals encoding with ``devices/``, publishing over TLS to
-the project's Mosquitto. Run by ``carebeacon demo`` as ``python -m lab.demo_home``.
+"""One emulated home for the demo: a real gateway (``gateway.service.run``, unmodified, through
+:func:`lab.homes.gateway_running`) whose BLE devices are bumble-emulated peripherals encoding
+with ``devices/``, publishing over TLS to the project's Mosquitto. Run by ``carebeacon demo``
+as ``python -m lab.demo_home``.
 
 Scripts (by home number, as in :mod:`lab.demo`): 0 hypertensive crisis with a re-measure,
 1 heart-failure weight gain over a week, 2 hypoglycaemia, 4 gateway that goes offline (the
@@ -20,7 +21,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from gateway.config import DeviceEntry, GatewayConfig, MqttConfig
-from gateway.service import run
 from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
@@ -32,6 +32,7 @@ from lab.emulation import (
     WeightScale,
 )
 from lab.emulation import DeviceIdentity as EmulatedIdentity
+from lab.homes import gateway_running
 
 __all__ = ["SCRIPTED_HOMES", "device_serials"]
 
@@ -119,29 +120,22 @@ async def _home(
             devices=tuple(DeviceEntry(type=_TYPES[t], id=s) for t, s in serials.items()),
             status_interval=30.0,
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            run(
-                config,
-                scanner_backend=air.scanner_backend,
-                client_backend=air.client_backend,
-                stop=stop,
-            )
-        )
-        if home == OFFLINE:
-            await asyncio.sleep(20)  # deliver, then the power goes: no goodbye, the Last Will fires
-            os._exit(0)
-        if home == CRISIS:
-            await asyncio.sleep(25)  # the re-measure a few minutes later, still high
-            await cuff.measure(
-                BloodPressureReading(
-                    182,
-                    119,
-                    pulse=84,
-                    time=datetime.now(ZoneInfo(ZONE)).replace(tzinfo=None, microsecond=0),
+        async with gateway_running(config, air) as task:
+            if home == OFFLINE:
+                # deliver, then the power goes: no goodbye, the Last Will fires
+                await asyncio.sleep(20)
+                os._exit(0)
+            if home == CRISIS:
+                await asyncio.sleep(25)  # the re-measure a few minutes later, still high
+                await cuff.measure(
+                    BloodPressureReading(
+                        182,
+                        119,
+                        pulse=84,
+                        time=datetime.now(ZoneInfo(ZONE)).replace(tzinfo=None, microsecond=0),
+                    )
                 )
-            )
-        await task
+            await task
 
 
 _TYPES = {
