@@ -92,8 +92,9 @@ class Device:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HomeSpec:
     """What to provision. The devices are assigned to the patient from ``enrolled_at`` until
-    ``ended_at``; consent is given at enrollment unless ``consent`` is false. A gateway is
-    ``online`` with ``status_at`` when that is given (else offline, never heard from)."""
+    ``ended_at``; consent is given at enrollment unless ``consent`` is false. A gateway starts
+    offline and never heard from unless ``gateway_online`` / ``gateway_status`` /
+    ``status_at`` say otherwise."""
 
     site: Site
     program: Program
@@ -108,6 +109,7 @@ class HomeSpec:
     billing_practitioner: str | None = None
     gateway_id: str | None = None
     gateway_label: str | None = None
+    gateway_online: bool = False
     gateway_status: Mapping[str, Any] | None = None
     status_at: datetime | None = None
     devices: tuple[Device, ...] = ()
@@ -192,7 +194,7 @@ def _rows(spec: HomeSpec) -> list[tuple[str, Row]]:
                     spec.gateway_id,
                     spec.gateway_label,
                     status,
-                    spec.status_at is not None,
+                    spec.gateway_online,
                     spec.status_at,
                 ),
             )

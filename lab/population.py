@@ -592,6 +592,7 @@ def generate(
                     risk_tier=p.tier,
                     billing_practitioner=billing[p.index],
                     gateway_id=gw,
+                    gateway_online=True,
                     gateway_status=status,
                     status_at=until,
                     devices=tuple(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,6 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from carebeacon.broker import provision_gateway_credentials
 from carebeacon.settings import Settings
 from ingest.service import IngestConfig
 from ingest.service import run as run_ingest
@@ -27,8 +25,11 @@ from lab.emulation import (
     WeightReading,
     WeightScale,
 )
-from tests.gateway.conftest import Login, eventually, gateway_running, make_config, wait_login
-from tests.ingest.conftest import register_home
+from lab.homes import gateway_running
+from tests.support.broker import Login, wait_login
+from tests.support.gateway import make_config
+from tests.support.homes import register_home
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.ble]
 
@@ -69,10 +70,10 @@ def rows(conninfo: str, gateway_id: str) -> list[tuple[str, float, str, datetime
 async def test_emulated_devices_to_timescaledb(
     tmp_path: Path, settings: Settings, ingest: str, air: EmulatedAir, retained_topics: set[str]
 ) -> None:
-    home = register_home(ingest)
+    home = register_home(ingest, broker_login=True)
     retained_topics.add(home.gateway_id)
-    login = Login(home.gateway_id, secrets.token_urlsafe(18))
-    provision_gateway_credentials(login.gateway_id, login.password)
+    assert home.password is not None
+    login = Login(home.gateway_id, home.password)
     await wait_login(settings, login)
     taken = datetime.now(ZONE).replace(tzinfo=None, microsecond=0) - timedelta(hours=1)
     await air.add(

@@ -45,14 +45,8 @@ from schemathesis.specs.openapi.checks import (
 from carebeacon.settings import Settings
 from db.migrations import apply_migrations
 from lab.seed import seed_demo
-from tests.web.conftest import (
-    PASSWORD,
-    Client,
-    _free_port,
-    enrolled_patient,
-    insert_episode,
-    user,
-)
+from tests.support.network import free_port
+from tests.support.web import PASSWORD, Client, enrolled_patient, insert_episode, user
 from web.app import create_app
 
 Operation: TypeAlias = APIOperation[Any, Any, Any, Any]
@@ -130,7 +124,7 @@ def _serve(settings: Settings, conninfo: str) -> Iterator[FuzzTarget]:
     assert assignment is not None
     assert enrollment is not None
     app = create_app(settings, conninfo=conninfo, provision_gateway=lambda gw, pw: None)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
-from tests.web.conftest import SITE_A, Client, Server, World, insert_reading, user
+from tests.support.web import SITE_A, Client, Server, World, insert_reading, user
 from web._billing import EnrollmentFacts, LedgerLine, TimeEntry, ledger_for_month
 
 P = uuid.uuid4()

@@ -36,7 +36,7 @@ from starlette.routing import BaseRoute
 
 from carebeacon.settings import Settings
 from lab.seed import seed_demo
-from tests.web.conftest import (
+from tests.support.web import (
     PASSWORD,
     Client,
     Server,

@@ -25,7 +25,7 @@ from lab.emulation import (
     WeightScale,
     furnish_household,
 )
-from tests.lab.emulation._helpers import Inbox, device_time, find, uuid16
+from tests.support.emulation import Inbox, device_time, find, uuid16
 
 pytestmark = pytest.mark.ble
 

@@ -53,7 +53,7 @@ from lab.emulation import (
     WeightReading,
     WeightScale,
 )
-from tests.lab.emulation._helpers import Inbox, device_time, find, subscribe, uuid16
+from tests.support.emulation import Inbox, device_time, find, subscribe, uuid16
 
 pytestmark = pytest.mark.ble
 

@@ -1,4 +1,5 @@
-"""Small helpers shared by the emulation tests."""
+"""The emulated-BLE tests' helpers: finding a peripheral, collecting notifications, SIG UUIDs,
+naive device times."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 
 from lab.emulation import BumbleScanner, EmulatedPeripheral
+
+__all__ = ["Inbox", "device_time", "find", "subscribe", "uuid16"]
 
 
 def uuid16(value: int) -> str:
