@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import uvicorn
 
-from lab.homes import HomeSpec, Program, Site, provision_home
+from lab.homes import Device, HomeSpec, Program, Site, provision_home
 from tests.support.network import free_port
 
 __all__ = [
@@ -165,8 +165,18 @@ def insert_episode(
     return eid
 
 
-def enrolled_patient(conninfo: str, site: str, name: str, *, history_days: int = 10) -> uuid.UUID:
-    """A consenting patient of the wt-htn (hypertension) program with some plain history."""
+def enrolled_patient(
+    conninfo: str,
+    site: str,
+    name: str,
+    *,
+    history_days: int = 10,
+    mrn: str | None = None,
+    gateway_id: str | None = None,
+    devices: tuple[Device, ...] = (),
+) -> uuid.UUID:
+    """A consenting patient of the wt-htn (hypertension) program since 60 days with some plain
+    history; with ``gateway_id`` and ``devices``, at home with them."""
     now = datetime.now(UTC)
     with psycopg.connect(conninfo) as conn:
         home = provision_home(
@@ -176,7 +186,10 @@ def enrolled_patient(conninfo: str, site: str, name: str, *, history_days: int =
                 program=PROGRAM,
                 enrolled_at=now - timedelta(days=60),
                 display_name=name,
+                mrn=mrn,
                 billing_practitioner="dr-x",
+                gateway_id=gateway_id,
+                devices=devices,
             ),
         )
         pid = home.patient_id
