@@ -81,13 +81,10 @@ async def ingest_running(ingest_config: IngestConfig) -> AsyncIterator[IngestCon
 
 @pytest.fixture
 async def publisher(settings: Settings) -> AsyncIterator[aiomqtt.Client]:
-    async with aiomqtt.Client(
-        settings.mqtt_host,
-        settings.mqtt_port,
-        username=settings.mqtt_admin_user,
-        password=settings.mqtt_admin_password,
-        protocol=aiomqtt.ProtocolVersion.V5,
-    ) as client:
+    """The admin login on the project's Mosquitto (publishes as any gateway)."""
+    from tests.support.broker import admin_client
+
+    async with admin_client(settings) as client:
         yield client
 
 

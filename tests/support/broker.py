@@ -38,6 +38,7 @@ __all__ = [
     "Login",
     "PrivateBroker",
     "Watcher",
+    "admin_client",
     "clear_retained",
     "new_login",
     "publish_as_admin",
@@ -116,6 +117,18 @@ class PrivateBroker:
 # --- the project's Mosquitto ---------------------------------------------------------------
 
 
+def admin_client(settings: Settings) -> aiomqtt.Client:
+    """The server side's view of the project's Mosquitto: the admin login (reads and writes every
+    gateway topic), MQTT 5, on the internal listener. Use it as ``async with``."""
+    return aiomqtt.Client(
+        settings.mqtt_host,
+        settings.mqtt_port,
+        username=settings.mqtt_admin_user,
+        password=settings.mqtt_admin_password,
+        protocol=aiomqtt.ProtocolVersion.V5,
+    )
+
+
 @dataclass(frozen=True)
 class Login:
     gateway_id: str
@@ -160,13 +173,7 @@ async def clear_retained(settings: Settings, gateway_ids: Iterable[str]) -> None
     ids = sorted(set(gateway_ids))
     if not ids:
         return
-    async with aiomqtt.Client(
-        settings.mqtt_host,
-        settings.mqtt_port,
-        username=settings.mqtt_admin_user,
-        password=settings.mqtt_admin_password,
-        protocol=aiomqtt.ProtocolVersion.V5,
-    ) as client:
+    async with admin_client(settings) as client:
         for gateway_id in ids:
             for kind in ("status", "config"):
                 await client.publish(
@@ -201,13 +208,7 @@ class Watcher:
 @contextlib.asynccontextmanager
 async def watching(settings: Settings, gateway_id: str) -> AsyncIterator[Watcher]:
     watcher = Watcher(gateway_id)
-    async with aiomqtt.Client(
-        settings.mqtt_host,
-        settings.mqtt_port,
-        username=settings.mqtt_admin_user,
-        password=settings.mqtt_admin_password,
-        protocol=aiomqtt.ProtocolVersion.V5,
-    ) as client:
+    async with admin_client(settings) as client:
         await client.subscribe(f"carebeacon/v1/gateways/{gateway_id}/#", qos=1)
 
         async def collect() -> None:
@@ -232,11 +233,5 @@ async def watching(settings: Settings, gateway_id: str) -> AsyncIterator[Watcher
 async def publish_as_admin(
     settings: Settings, topic: str, payload: bytes, *, retain: bool = True
 ) -> None:
-    async with aiomqtt.Client(
-        settings.mqtt_host,
-        settings.mqtt_port,
-        username=settings.mqtt_admin_user,
-        password=settings.mqtt_admin_password,
-        protocol=aiomqtt.ProtocolVersion.V5,
-    ) as client:
+    async with admin_client(settings) as client:
         await client.publish(topic, payload, qos=1, retain=retain)
