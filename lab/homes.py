@@ -149,12 +149,12 @@ _ASSIGNMENT = (
     " VALUES (%s, %s, %s, %s)"
 )
 
-Row = tuple[Any, ...]
+_Row = tuple[Any, ...]
 
 
-def _rows(spec: HomeSpec) -> list[tuple[str, Row]]:
+def _rows(spec: HomeSpec) -> list[tuple[str, _Row]]:
     """The statements that provision ``spec``, in order (each table after the ones it names)."""
-    out: list[tuple[str, Row]] = [
+    out: list[tuple[str, _Row]] = [
         (_SITE, (spec.site.id, spec.site.name, spec.site.timezone)),
         (_PROGRAM, (spec.program.id, spec.program.name, spec.program.template)),
         (
@@ -218,13 +218,13 @@ def provision_home(
     """Provision one home in the caller's transaction. With ``broker_login``, the gateway also
     gets a login on the project's Mosquitto (:func:`carebeacon.broker.provision_gateway_credentials`,
     a fresh password, returned): the broker takes it once it has reloaded its password file."""
+    if broker_login and spec.gateway_id is None:
+        raise ValueError("a broker login needs a gateway")
     with conn.cursor() as cur:
         for statement, params in _rows(spec):
             cur.execute(statement, params)
     password = None
-    if broker_login:
-        if spec.gateway_id is None:
-            raise ValueError("a broker login needs a gateway")
+    if broker_login and spec.gateway_id is not None:
         from carebeacon.broker import provision_gateway_credentials
 
         password = secrets.token_urlsafe(18)
@@ -242,7 +242,7 @@ async def provision_home_async(
     return _provisioned(spec)
 
 
-def _copy(conn: psycopg.Connection[Any], table: str, columns: str, rows: Iterable[Row]) -> int:
+def _copy(conn: psycopg.Connection[Any], table: str, columns: str, rows: Iterable[_Row]) -> int:
     written = 0
     with conn.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for row in rows:
@@ -264,7 +264,7 @@ def provision_homes_bulk(
             cur.execute(_PROGRAM, (program.id, program.name, program.template))
     homes = [_rows(spec) for spec in specs]
 
-    def rows_of(statement: str) -> list[Row]:
+    def rows_of(statement: str) -> list[_Row]:
         return [params for home in homes for sql, params in home if sql == statement]
 
     return {
