@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lab.demo_home import SCRIPTED_HOMES, device_serials
+from lab.demo_home import DEVICE_TYPES, SCRIPTED_HOMES, device_serials
 
 __all__ = ["main"]
 
@@ -83,13 +83,6 @@ def _homes() -> list[_Home]:
     return homes
 
 
-_DEVICE_TYPES = {
-    "blood_pressure": "blood_pressure_monitor",
-    "body_weight": "weight_scale",
-    "glucose": "glucose_meter",
-}
-
-
 def _seed(conninfo: str, homes: list[_Home]) -> dict[int, str]:
     """The demo organisation's homes; the scripted homes' gateways get a broker login (home
     number -> its password), the others are simulated with the admin login."""
@@ -117,7 +110,7 @@ def _seed(conninfo: str, homes: list[_Home]) -> dict[int, str]:
                     gateway_id=home.gateway_id,
                     gateway_label=f"home of patient {home.number}",
                     devices=tuple(
-                        Device(device_id, _DEVICE_TYPES[reading_type], "CareBeacon", "Emulated")
+                        Device(device_id, DEVICE_TYPES[reading_type], "CareBeacon", "Emulated")
                         for reading_type, device_id in home.devices.items()
                     ),
                 ),
@@ -154,7 +147,7 @@ def _reading(
         ),
         "device": {
             "id": home.devices[reading_type],
-            "type": _DEVICE_TYPES[reading_type],
+            "type": DEVICE_TYPES[reading_type],
             "manufacturer": "CareBeacon",
             "model": "Emulated",
         },

@@ -34,10 +34,16 @@ from lab.emulation import (
 from lab.emulation import DeviceIdentity as EmulatedIdentity
 from lab.homes import gateway_running
 
-__all__ = ["SCRIPTED_HOMES", "device_serials"]
+__all__ = ["DEVICE_TYPES", "SCRIPTED_HOMES", "device_serials"]
 
 CRISIS, WEIGHT_GAIN, HYPO, OFFLINE, CLOCK_RESET = 0, 1, 2, 4, 5
 SCRIPTED_HOMES = (CRISIS, WEIGHT_GAIN, HYPO, OFFLINE, CLOCK_RESET)
+#: reading type -> the device type the gateway reports
+DEVICE_TYPES = {
+    "blood_pressure": "blood_pressure_monitor",
+    "body_weight": "weight_scale",
+    "glucose": "glucose_meter",
+}
 ZONE = "America/New_York"
 
 
@@ -117,7 +123,7 @@ async def _home(
                 username=gateway_id,
                 password=password,
             ),
-            devices=tuple(DeviceEntry(type=_TYPES[t], id=s) for t, s in serials.items()),
+            devices=tuple(DeviceEntry(type=DEVICE_TYPES[t], id=s) for t, s in serials.items()),
             status_interval=30.0,
         )
         async with gateway_running(config, air) as task:
@@ -136,13 +142,6 @@ async def _home(
                     )
                 )
             await task
-
-
-_TYPES = {
-    "blood_pressure": "blood_pressure_monitor",
-    "body_weight": "weight_scale",
-    "glucose": "glucose_meter",
-}
 
 
 def main() -> int:
