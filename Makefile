@@ -38,6 +38,7 @@ demo: services
 	$(BIN)/carebeacon demo
 
 bench: services
+	$(BIN)/carebeacon bench alerts
 	$(BIN)/carebeacon bench ingest
 	$(BIN)/carebeacon bench pages
 	$(BIN)/carebeacon bench queries

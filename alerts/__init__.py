@@ -40,7 +40,9 @@ naming its source), :data:`TEMPLATES` (program template → rule id → paramete
 :data:`FAMILIES`, :data:`OUTCOMES` (= :data:`PERSON_OUTCOMES` | :data:`SYSTEM_OUTCOMES`),
 :data:`SLA` (and :func:`sla_for`, per program), :data:`SNOOZE_MAX`, :data:`RELEVANCE`,
 :data:`QUIET`, :data:`QUEUES`, :data:`TECHNICAL_FAMILIES`. Entry points: ``carebeacon scheduler``
-(:mod:`alerts.scheduler`), ``carebeacon alerts replay|cohort|measure`` (:mod:`alerts.cli`).
+(:mod:`alerts.scheduler`), ``carebeacon alerts replay|rules`` (:mod:`alerts.cli`).
+:data:`EPISODE_COLUMNS`: the columns of ``alert_episodes`` as alerts/ writes them (for bulk loads
+of generated episodes).
 
 Episode states: ``pending`` (a crisis value waiting for its re-measure; not in the queue) →
 ``open`` (in the queue of its site + program, SLA running) → ``acknowledged`` → ``resolved``;
@@ -85,6 +87,7 @@ from alerts._model import Severity, StoredReading
 from alerts._programs import TEMPLATES, ThresholdSet, ThresholdValue, check_threshold
 from alerts._replay import ReplayError, program_overrides, replay
 from alerts._rules import FAMILIES, RULES, Rule
+from alerts._store import EPISODE_COLUMNS
 from alerts._symptoms import SYMPTOMS, SymptomReport, patient_symptoms, record_symptoms
 from alerts.errors import (
     AlertsError,
@@ -96,6 +99,7 @@ from alerts.errors import (
 )
 
 __all__ = [
+    "EPISODE_COLUMNS",
     "ESCALATION_LEVELS",
     "FAMILIES",
     "LATE_AFTER",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from devices.uuids import GattCharacteristic
-from lab.demo_home import SCRIPTED_HOMES, device_serials
+from lab.demo_home import DEVICE_TYPES, SCRIPTED_HOMES, device_serials
 
 __all__ = ["main"]
 
@@ -84,55 +84,42 @@ def _homes() -> list[_Home]:
     return homes
 
 
-def _seed(conninfo: str, homes: list[_Home]) -> None:
+def _seed(conninfo: str, homes: list[_Home]) -> dict[int, str]:
+    """The demo organisation's homes; the scripted homes' gateways get a broker login (home
+    number -> its password), the others are simulated with the admin login."""
     import psycopg
 
+    from lab.homes import Device, HomeSpec, Program, Site, provision_home
+
     since = datetime.now(UTC) - timedelta(days=60)
-    device_types = {
-        "blood_pressure": "blood_pressure_monitor",
-        "body_weight": "weight_scale",
-        "glucose": "glucose_meter",
-    }
-    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO sites (id, name, timezone) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            SITES,
-        )
-        cur.executemany(
-            "INSERT INTO programs (id, name, template) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            PROGRAMS,
-        )
+    sites = [Site(*site) for site in SITES]
+    programs = {program[0]: Program(*program) for program in PROGRAMS}
+    passwords: dict[int, str] = {}
+    with psycopg.connect(conninfo) as conn:
         for home in homes:
-            site = SITES[home.number % 2][0]
-            name = f"{FIRST[home.number % 10]} {LAST[home.number // 10]}"
-            cur.execute(
-                "INSERT INTO patients (id, mrn, display_name, site_id, risk_tier) VALUES (%s, %s, %s, %s, %s)"
-                " ON CONFLICT (id) DO NOTHING RETURNING id",
-                (home.patient_id, f"DEMO{home.number:04d}", name, site, 1 + home.number % 3),
+            provisioned = provision_home(
+                conn,
+                HomeSpec(
+                    site=sites[home.number % 2],
+                    program=programs[home.program],
+                    enrolled_at=since,
+                    patient_id=home.patient_id,
+                    display_name=f"{FIRST[home.number % 10]} {LAST[home.number // 10]}",
+                    mrn=f"DEMO{home.number:04d}",
+                    risk_tier=1 + home.number % 3,
+                    billing_practitioner="Dr. Demo",
+                    gateway_id=home.gateway_id,
+                    gateway_label=f"home of patient {home.number}",
+                    devices=tuple(
+                        Device(device_id, DEVICE_TYPES[reading_type], "CareBeacon", "Emulated")
+                        for reading_type, device_id in home.devices.items()
+                    ),
+                ),
+                broker_login=home.number in SCRIPTED_HOMES,
             )
-            if cur.fetchone() is None:
-                continue  # seeded by an earlier run
-            cur.execute(
-                "INSERT INTO enrollments (patient_id, program_id, site_id, enrolled_at, consent_given_at,"
-                " billing_practitioner) VALUES (%s, %s, %s, %s, %s, 'Dr. Demo')",
-                (home.patient_id, home.program, site, since, since),
-            )
-            cur.execute(
-                "INSERT INTO gateways (id, label) VALUES (%s, %s)",
-                (home.gateway_id, f"home of patient {home.number}"),
-            )
-            cur.execute(
-                "INSERT INTO gateway_patients VALUES (%s, %s)", (home.gateway_id, home.patient_id)
-            )
-            for reading_type, device_id in home.devices.items():
-                cur.execute(
-                    "INSERT INTO devices (id, type, manufacturer, model) VALUES (%s, %s, 'CareBeacon', 'Emulated')",
-                    (device_id, device_types[reading_type]),
-                )
-                cur.execute(
-                    "INSERT INTO device_assignments (device_id, patient_id, valid_from) VALUES (%s, %s, %s)",
-                    (device_id, home.patient_id, since),
-                )
+            if provisioned.gateway_password is not None:
+                passwords[home.number] = provisioned.gateway_password
+    return passwords
 
 
 def _reading(
@@ -151,11 +138,6 @@ def _reading(
         "glucose": "mg/dL",
         "body_weight": "kg",
     }
-    device_type = {
-        "blood_pressure": "blood_pressure_monitor",
-        "body_weight": "weight_scale",
-        "glucose": "glucose_meter",
-    }
     measured = measured_at if measured_at is not None else at.replace(tzinfo=None, microsecond=0)
     return {
         "id": str(
@@ -166,7 +148,7 @@ def _reading(
         ),
         "device": {
             "id": home.devices[reading_type],
-            "type": device_type[reading_type],
+            "type": DEVICE_TYPES[reading_type],
             "manufacturer": "CareBeacon",
             "model": "Emulated",
         },
@@ -368,20 +350,15 @@ async def _forget_ingest_session(settings: Any, client_id: str) -> None:
 
 
 def _start_emulated_homes(
-    settings: Any, homes: list[_Home], env: dict[str, str]
+    settings: Any, homes: list[_Home], passwords: dict[int, str], env: dict[str, str]
 ) -> list[subprocess.Popen[bytes]]:
-    import secrets
     import tempfile
-
-    from carebeacon.broker import provision_gateway_credentials
 
     state = Path(tempfile.mkdtemp(prefix="carebeacon-demo-gateways-"))
     children = []
     for home in homes:
-        if home.number not in SCRIPTED_HOMES:
+        if home.number not in passwords:
             continue
-        password = secrets.token_urlsafe(16)
-        provision_gateway_credentials(home.gateway_id, password)
         children.append(
             subprocess.Popen(
                 [
@@ -398,7 +375,7 @@ def _start_emulated_homes(
                     "--port",
                     str(settings.mqtt_tls_port),
                 ],
-                env=dict(env, CAREBEACON_GATEWAY_PASSWORD=password),
+                env=dict(env, CAREBEACON_GATEWAY_PASSWORD=passwords[home.number]),
             )
         )
     time.sleep(1.0)  # the broker reloads its password file
@@ -442,7 +419,7 @@ def main(argv: list[str]) -> int:
     apply_migrations(conninfo)
     setup.done()
     homes = _homes()
-    _seed(conninfo, homes)
+    passwords = _seed(conninfo, homes)
     env = dict(
         os.environ,
         CAREBEACON_PG_DATABASE=DEMO_DATABASE,
@@ -458,7 +435,7 @@ def main(argv: list[str]) -> int:
         subprocess.Popen([*cli, "web", "--port", str(args.web_port)], env=env),
     ]
     setup.done()
-    children += _start_emulated_homes(settings, homes, env)
+    children += _start_emulated_homes(settings, homes, passwords, env)
     setup.done()
     stop = [False]
     homes_thread = threading.Thread(

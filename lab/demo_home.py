@@ -1,6 +1,7 @@
-"""One emulated home for the demo: a real gateway (``gateway.service.run``, unmodified) whose
-BLE devices are bumble-emulated peripherals encoding with ``devices/``, publishing over TLS to
-the project's Mosquitto. Run by ``carebeacon demo`` as ``python -m lab.demo_home``.
+"""One emulated home for the demo: a real gateway (``gateway.service.run``, unmodified, through
+:func:`lab.homes.gateway_running`) whose BLE devices are bumble-emulated peripherals encoding
+with ``devices/``, publishing over TLS to the project's Mosquitto. Run by ``carebeacon demo``
+as ``python -m lab.demo_home``.
 
 Scripts (by home number, as in :mod:`lab.demo`): 0 hypertensive crisis with a re-measure,
 1 heart-failure weight gain over a week, 2 hypoglycaemia, 4 gateway that goes offline (the
@@ -20,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 from carebeacon.logs import configure_logging
 from gateway.config import DeviceEntry, GatewayConfig, MqttConfig
-from gateway.service import run
 from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
@@ -32,11 +32,18 @@ from lab.emulation import (
     WeightReading,
     WeightScale,
 )
+from lab.homes import gateway_running
 
-__all__ = ["SCRIPTED_HOMES", "device_serials"]
+__all__ = ["DEVICE_TYPES", "SCRIPTED_HOMES", "device_serials"]
 
 CRISIS, WEIGHT_GAIN, HYPO, OFFLINE, CLOCK_RESET = 0, 1, 2, 4, 5
 SCRIPTED_HOMES = (CRISIS, WEIGHT_GAIN, HYPO, OFFLINE, CLOCK_RESET)
+#: reading type -> the device type the gateway reports
+DEVICE_TYPES = {
+    "blood_pressure": "blood_pressure_monitor",
+    "body_weight": "weight_scale",
+    "glucose": "glucose_meter",
+}
 ZONE = "America/New_York"
 
 
@@ -116,39 +123,25 @@ async def _home(
                 username=gateway_id,
                 password=password,
             ),
-            devices=tuple(DeviceEntry(type=_TYPES[t], id=s) for t, s in serials.items()),
+            devices=tuple(DeviceEntry(type=DEVICE_TYPES[t], id=s) for t, s in serials.items()),
             status_interval=30.0,
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            run(
-                config,
-                scanner_backend=air.scanner_backend,
-                client_backend=air.client_backend,
-                stop=stop,
-            )
-        )
-        if home == OFFLINE:
-            await asyncio.sleep(20)  # deliver, then the power goes: no goodbye, the Last Will fires
-            os._exit(0)
-        if home == CRISIS:
-            await asyncio.sleep(25)  # the re-measure a few minutes later, still high
-            await cuff.measure(
-                BloodPressureReading(
-                    182,
-                    119,
-                    pulse=84,
-                    time=datetime.now(ZoneInfo(ZONE)).replace(tzinfo=None, microsecond=0),
+        async with gateway_running(config, air) as task:
+            if home == OFFLINE:
+                # deliver, then the power goes: no goodbye, the Last Will fires
+                await asyncio.sleep(20)
+                os._exit(0)
+            if home == CRISIS:
+                await asyncio.sleep(25)  # the re-measure a few minutes later, still high
+                await cuff.measure(
+                    BloodPressureReading(
+                        182,
+                        119,
+                        pulse=84,
+                        time=datetime.now(ZoneInfo(ZONE)).replace(tzinfo=None, microsecond=0),
+                    )
                 )
-            )
-        await task
-
-
-_TYPES = {
-    "blood_pressure": "blood_pressure_monitor",
-    "body_weight": "weight_scale",
-    "glucose": "glucose_meter",
-}
+            await task
 
 
 def main() -> int:

@@ -36,8 +36,9 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from alerts import TEMPLATES
+from alerts import EPISODE_COLUMNS, TEMPLATES
 from carebeacon.progress import Steps
+from lab.homes import Device, HomeSpec, Program, Site, provision_homes_bulk
 from lab.seed import seed_demo
 
 __all__ = [
@@ -450,39 +451,17 @@ _EPISODE_TIMES = (
     "resolved_at",
     "snoozed_until",
 )
-_EPISODE_COLUMNS = (
-    "id",
-    "patient_id",
-    "family",
-    "rule_id",
-    "state",
-    "severity",
-    "priority",
-    "site_id",
-    "program_id",
-    "opened_at",
-    "last_at",
-    "created_at",
-    "updated_at",
-    "count",
-    "value_code",
-    "first_value",
-    "last_value",
-    "worst_value",
-    "explanation",
-    "evidence",
-    "threshold_version",
-    "thresholds",
-    "sla_due_at",
-    "assignee",
-    "acknowledged_at",
-    "acknowledged_by",
-    "resolved_at",
-    "resolved_by",
-    "outcome",
-    "snoozed_until",
-    "snooze_reason",
+# the columns of alerts/' episodes that generated episodes fill; the others keep their defaults
+_EPISODE_DEFAULTED = (
+    "late",
+    "confirm_by",
+    "clear_candidate_at",
+    "cleared_at",
+    "escalation_level",
+    "note",
+    "suppressed_by",
 )
+_EPISODE_COLUMNS = tuple(c for c in EPISODE_COLUMNS if c not in _EPISODE_DEFAULTED)
 COPY_EPISODES = f"COPY alert_episodes ({', '.join(_EPISODE_COLUMNS)}) FROM STDIN"
 
 
@@ -546,12 +525,6 @@ def generate(
     counts: dict[str, int] = {}
     with psycopg.connect(conninfo) as conn:
         conn.execute("SET synchronous_commit = off")
-        for pid, (name, template, _) in PROGRAMS.items():
-            conn.execute(
-                "INSERT INTO programs (id, name, template) VALUES (%s, %s, %s)"
-                " ON CONFLICT DO NOTHING",
-                (pid, name, template),
-            )
         row = conn.execute(
             "SELECT id FROM web_users WHERE username = %s", (f"cm.{SITE}",)
         ).fetchone()
@@ -592,59 +565,19 @@ def generate(
                 )
             )
         practitioners = ("dr-adams", "dr-baker", "dr-chen", "dr-diaz")
-        counts["patients"] = copy_frame(
-            conn,
-            "COPY patients (id, display_name, mrn, birth_date, site_id, risk_tier) FROM STDIN",
-            pl.DataFrame(
-                {
-                    "id": [str(p.id) for p in patients],
-                    "display_name": [f"Bench Patient {p.index}" for p in patients],
-                    "mrn": [f"BQ{p.index:06d}" for p in patients],
-                    "birth_date": [
-                        date(1940, 1, 1) + timedelta(days=int(d))
-                        for d in rng.integers(0, 365 * 40, spec.patients)
-                    ],
-                    "site_id": [SITE] * spec.patients,
-                    "risk_tier": [p.tier for p in patients],
-                }
-            ),
-        )
-        counts["enrollments"] = copy_frame(
-            conn,
-            "COPY enrollments (patient_id, program_id, site_id, enrolled_at, ended_at,"
-            " consent_given_at, billing_practitioner) FROM STDIN",
-            pl.DataFrame(
-                {
-                    "patient_id": [str(p.id) for p in patients],
-                    "program_id": [p.program for p in patients],
-                    "site_id": [SITE] * spec.patients,
-                    "enrolled_at": [p.enrolled_at for p in patients],
-                    "ended_at": [p.ended_at for p in patients],
-                    "consent_given_at": [p.enrolled_at for p in patients],
-                    "billing_practitioner": [
-                        None if rng.random() < 0.02 else practitioners[p.index % 4]
-                        for p in patients
-                    ],
-                },
-                schema_overrides={
-                    "enrolled_at": pl.Datetime("us", "UTC"),
-                    "ended_at": pl.Datetime("us", "UTC"),
-                    "consent_given_at": pl.Datetime("us", "UTC"),
-                },
-            ),
-        )
-        devices: list[tuple[str, str, str, str]] = []
-        assignments: list[tuple[str, str, datetime, datetime | None]] = []
-        gateways: list[tuple[str, str, str]] = []
+        birth_days = rng.integers(0, 365 * 40, spec.patients)
+        billing = [None if rng.random() < 0.02 else practitioners[p.index % 4] for p in patients]
+        site = Site(SITE, "Bench", TIMEZONE)
+        programs = {
+            pid: Program(pid, name, template) for pid, (name, template, _) in PROGRAMS.items()
+        }
+        homes: list[HomeSpec] = []
         for p in patients:
             template = PROGRAMS[p.program][1]
             schedule = _schedule(template)
             kinds = sorted({m.kind for m in schedule})
             mine = {k: f"bq-{_DEVICE_NAMES[k]}-{p.index:05d}" for k in kinds}
             gw = f"bq-gw-{p.index:05d}"
-            for k, dev in mine.items():
-                devices.append((dev, _KINDS[k][2], *_MODELS[k]))
-                assignments.append((dev, str(p.id), p.enrolled_at, p.ended_at))
             status = {
                 "schema": "carebeacon.status/1",
                 "gateway_id": gw,
@@ -654,7 +587,27 @@ def generate(
                     {"id": dev, "battery": int(rng.integers(20, 100))} for dev in mine.values()
                 ],
             }
-            gateways.append((gw, json.dumps(status, separators=(",", ":")), str(p.id)))
+            homes.append(
+                HomeSpec(
+                    site=site,
+                    program=programs[p.program],
+                    enrolled_at=p.enrolled_at,
+                    ended_at=p.ended_at,
+                    patient_id=p.id,
+                    display_name=f"Bench Patient {p.index}",
+                    mrn=f"BQ{p.index:06d}",
+                    birth_date=date(1940, 1, 1) + timedelta(days=int(birth_days[p.index])),
+                    risk_tier=p.tier,
+                    billing_practitioner=billing[p.index],
+                    gateway_id=gw,
+                    gateway_online=True,
+                    gateway_status=status,
+                    status_at=until,
+                    devices=tuple(
+                        Device(dev, _KINDS[k][2], *_MODELS[k]) for k, dev in mine.items()
+                    ),
+                )
+            )
             n_gaps = int(rng.poisson(spec.days / 120))
             adherence = (
                 float(rng.uniform(0.3, 0.65)) if rng.random() < 0.1 else float(rng.beta(12, 1.3))
@@ -674,43 +627,9 @@ def generate(
                 irregular_pulse=0.4 if rng.random() < 0.05 else 0.02,
             )
             p.families = _TEMPLATE_FAMILIES[template]
-        counts["devices"] = copy_frame(
-            conn,
-            "COPY devices (id, type, manufacturer, model) FROM STDIN",
-            pl.DataFrame(devices, schema=["id", "type", "manufacturer", "model"], orient="row"),
-        )
-        counts["device_assignments"] = copy_frame(
-            conn,
-            "COPY device_assignments (device_id, patient_id, valid_from, valid_to) FROM STDIN",
-            pl.DataFrame(
-                assignments,
-                schema={
-                    "device_id": pl.Utf8,
-                    "patient_id": pl.Utf8,
-                    "valid_from": pl.Datetime("us", "UTC"),
-                    "valid_to": pl.Datetime("us", "UTC"),
-                },
-                orient="row",
-            ),
-        )
-        counts["gateways"] = copy_frame(
-            conn,
-            "COPY gateways (id, status, online, status_at) FROM STDIN",
-            pl.DataFrame(
-                {
-                    "id": [g for g, _, _ in gateways],
-                    "status": [s for _, s, _ in gateways],
-                    "online": ["t"] * len(gateways),
-                    "status_at": [until] * len(gateways),
-                },
-                schema_overrides={"status_at": pl.Datetime("us", "UTC")},
-            ),
-        )
-        copy_frame(
-            conn,
-            "COPY gateway_patients (gateway_id, patient_id) FROM STDIN",
-            pl.DataFrame({"g": [g for g, _, _ in gateways], "p": [p for _, _, p in gateways]}),
-        )
+        written = provision_homes_bulk(conn, homes)
+        for table in ("patients", "enrollments", "devices", "device_assignments", "gateways"):
+            counts[table] = written[table]
         conn.commit()
         step(f"patients, enrollments, devices, gateways ({spec.patients:,})")
 

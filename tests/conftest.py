@@ -1,15 +1,25 @@
-"""Shared fixtures: the project's real TimescaleDB and Mosquitto (``carebeacon services up``)."""
+"""Shared fixtures: the project's real TimescaleDB and Mosquitto (``carebeacon services up``),
+ingest running against them, a registered home, an emulated radio, the web app served."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
+import aiomqtt
 import psycopg
 import pytest
 
 from carebeacon.settings import Settings
 from db.migrations import apply_migrations
+
+if TYPE_CHECKING:
+    from ingest.service import IngestConfig
+    from lab.emulation import EmulatedAir
+    from tests.support.homes import Home
+    from tests.support.web import Server
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +40,91 @@ def database(settings: Settings) -> Iterator[str]:
     finally:
         with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def share_group() -> str:
+    """Each test session consumes in its own share group (other sessions may run beside it)."""
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def ingest_config(settings: Settings, database: str, share_group: str) -> IngestConfig:
+    from ingest.service import IngestConfig
+
+    dbname = database.rsplit("/", 1)[1]
+    return IngestConfig(
+        settings=settings.model_copy(update={"pg_database": dbname}),
+        client_id=f"ingest-{share_group}",
+        share_group=share_group,
+        session_expiry_seconds=600,
+    )
+
+
+@pytest.fixture
+async def ingest_running(ingest_config: IngestConfig) -> AsyncIterator[IngestConfig]:
+    from alerts import evaluate_readings
+    from ingest.service import run
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        run(ingest_config, evaluate=evaluate_readings, stop=stop, ready=ready)
+    )
+    await asyncio.wait_for(ready.wait(), 10)
+    try:
+        yield ingest_config
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def publisher(settings: Settings) -> AsyncIterator[aiomqtt.Client]:
+    """The admin login on the project's Mosquitto (publishes as any gateway)."""
+    from tests.support.broker import admin_client
+
+    async with admin_client(settings) as client:
+        yield client
+
+
+@pytest.fixture
+def home(database: str) -> Home:
+    from tests.support.homes import register_home
+
+    return register_home(database)
+
+
+@pytest.fixture
+async def air() -> AsyncIterator[EmulatedAir]:
+    """An emulated radio (bumble): add devices, hand its backends to bleak or the gateway."""
+    from lab.emulation import EmulatedAir
+
+    async with EmulatedAir() as emulated_air:
+        yield emulated_air
+
+
+@pytest.fixture(scope="session")
+def server(settings: Settings, database: str) -> Iterator[Server]:
+    """The web app served over HTTP on the session's database, with two sites (A and B) and
+    one user per role on each (``seed_demo``, password :data:`PASSWORD`)."""
+    from lab.seed import seed_demo
+    from tests.support.web import PASSWORD, SITE_A, SITE_B, Server, serving
+    from web.app import create_app
+
+    seed_demo(database, site_id=SITE_A, site_name="Site A", program_id="wt-htn", password=PASSWORD)
+    seed_demo(
+        database,
+        site_id=SITE_B,
+        site_name="Site B",
+        timezone="UTC",
+        program_id="wt-htn",
+        password=PASSWORD,
+    )
+    provisioned: list[tuple[str, str]] = []
+    app = create_app(
+        settings,
+        conninfo=database,
+        provision_gateway=lambda gw, pw: provisioned.append((gw, pw)),
+    )
+    with serving(app) as url:
+        yield Server(url, database, provisioned)

@@ -1,5 +1,6 @@
-"""Benchmarks that print numbers (``carebeacon bench ingest|pages|queries``).
+"""Benchmarks that print numbers (``carebeacon bench alerts|ingest|pages|queries``).
 
+* ``alerts`` (:mod:`lab.bench.alerts`): readings/s of the live rules in ingest's transaction;
 * ``ingest`` (:mod:`lab.bench.ingest`): readings/s and latency of ``carebeacon ingest`` against
   the subscriber-only and bare-COPY ceilings;
 * ``pages`` (:mod:`lab.bench.pages`): the queue and patient pages' server time;
@@ -16,6 +17,7 @@ import sys
 __all__ = ["BENCHMARKS", "main"]
 
 BENCHMARKS: dict[str, tuple[str, str]] = {
+    "alerts": ("lab.bench.alerts:main", "the live rules' readings/s in ingest's transaction"),
     "ingest": ("lab.bench.ingest:main", "ingest readings/s and latency vs its ceilings"),
     "pages": ("lab.bench.pages:main", "queue and patient pages' server time"),
     "queries": ("lab.bench.queries:main", "the app's read functions on a generated population"),

@@ -197,6 +197,7 @@ def setup_database(gateways: int) -> BenchEnv:
 
     from carebeacon.settings import Settings
     from db.migrations import apply_migrations
+    from lab.homes import Device, HomeSpec, Program, Site, provision_homes_bulk
 
     settings = Settings.from_env()
     name = f"cbbench_{uuid.uuid4().hex[:8]}"
@@ -205,37 +206,23 @@ def setup_database(gateways: int) -> BenchEnv:
     conninfo = settings.pg_conninfo(name)
     apply_migrations(conninfo)
     since = datetime.now(UTC) - timedelta(days=365)
+    site = Site("bench", "Bench site")
+    program = Program("htn", "Hypertension", "hypertension")
     with psycopg.connect(conninfo) as conn:
-        conn.execute("INSERT INTO sites (id, name) VALUES ('bench', 'Bench site')")
-        conn.execute(
-            "INSERT INTO programs (id, name, template) VALUES ('htn', 'Hypertension', 'hypertension')"
+        provision_homes_bulk(
+            conn,
+            [
+                HomeSpec(
+                    site=site,
+                    program=program,
+                    enrolled_at=since,
+                    display_name=f"Bench {i}",
+                    gateway_id=_gateway(i),
+                    devices=(Device(_cuff(i), "blood_pressure_monitor"),),
+                )
+                for i in range(gateways)
+            ],
         )
-        patients = [uuid.uuid4() for _ in range(gateways)]
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO patients (id, display_name, site_id) VALUES (%s, %s, 'bench')",
-                [(p, f"Bench {i}") for i, p in enumerate(patients)],
-            )
-            cur.executemany(
-                "INSERT INTO enrollments (patient_id, program_id, site_id, enrolled_at, consent_given_at)"
-                " VALUES (%s, 'htn', 'bench', %s, %s)",
-                [(p, since, since) for p in patients],
-            )
-            cur.executemany(
-                "INSERT INTO gateways (id) VALUES (%s)", [(_gateway(i),) for i in range(gateways)]
-            )
-            cur.executemany(
-                "INSERT INTO gateway_patients VALUES (%s, %s)",
-                [(_gateway(i), p) for i, p in enumerate(patients)],
-            )
-            cur.executemany(
-                "INSERT INTO devices (id, type) VALUES (%s, 'blood_pressure_monitor')",
-                [(_cuff(i),) for i in range(gateways)],
-            )
-            cur.executemany(
-                "INSERT INTO device_assignments (device_id, patient_id, valid_from) VALUES (%s, %s, %s)",
-                [(_cuff(i), p, since) for i, p in enumerate(patients)],
-            )
     return BenchEnv(
         conninfo,
         name,

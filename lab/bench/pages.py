@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -32,6 +31,7 @@ import uvicorn
 from carebeacon.progress import Bar, bar
 from carebeacon.settings import Settings
 from db.migrations import apply_migrations
+from lab.homes import Device, HomeSpec, Program, Site, provision_homes_bulk
 from lab.population import (
     COPY_EPISODES,
     FAMILIES,
@@ -55,14 +55,6 @@ HEAVY_SCHEDULE = (
 )
 
 
-def _copy(
-    conn: psycopg.Connection[tuple[object, ...]], sql: str, rows: Sequence[Sequence[object]]
-) -> None:
-    with conn.cursor() as cur, cur.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
 def build(conninfo: str, n_episodes: int, days: int, password: str) -> uuid.UUID:
     """The queue of one care manager with ``n_episodes`` open episodes (seven families per
     patient) and one patient with ``days`` of readings from chatty devices; the readings and
@@ -72,32 +64,26 @@ def build(conninfo: str, n_episodes: int, days: int, password: str) -> uuid.UUID
     now = datetime.now(UTC)
     families = list(FAMILIES)
     n_patients = (n_episodes + len(families) - 1) // len(families) * 2
-    patients = [uuid.uuid4() for _ in range(n_patients)]
+    enrolled = now - timedelta(days=days + 5)
+    site = Site(SITE, "Bench")
+    program = Program("htn", "Hypertension", "hypertension")
+    heavy_index = n_patients - 1  # one chatty device for every reading type
+    specs = [
+        HomeSpec(
+            site=site,
+            program=program,
+            enrolled_at=enrolled,
+            display_name=f"Bench Patient {i}",
+            mrn=f"B{i:06d}",
+            risk_tier=1 + i % 3,
+            billing_practitioner="dr",
+            devices=(Device("bench-dev", "blood_pressure_monitor"),) if i == heavy_index else (),
+        )
+        for i in range(n_patients)
+    ]
+    patients = [spec.patient_id for spec in specs]
     with psycopg.connect(conninfo) as conn:
-        _copy(
-            conn,
-            "COPY patients (id, display_name, mrn, site_id, risk_tier) FROM STDIN",
-            [
-                (p, f"Bench Patient {i}", f"B{i:06d}", SITE, 1 + i % 3)
-                for i, p in enumerate(patients)
-            ],
-        )
-        _copy(
-            conn,
-            "COPY enrollments (patient_id, program_id, site_id, enrolled_at, consent_given_at,"
-            " billing_practitioner) FROM STDIN",
-            [
-                (
-                    p,
-                    "htn",
-                    SITE,
-                    now - timedelta(days=days + 5),
-                    now - timedelta(days=days + 5),
-                    "dr",
-                )
-                for p in patients
-            ],
-        )
+        provision_homes_bulk(conn, specs)
         episodes = [
             {
                 "patient_id": patients[i // len(families)],
@@ -110,16 +96,8 @@ def build(conninfo: str, n_episodes: int, days: int, password: str) -> uuid.UUID
             for i in range(n_episodes)
         ]
         copy_frame(conn, COPY_EPISODES, episode_frame(episodes))
-        conn.execute(
-            "INSERT INTO devices (id, type) VALUES ('bench-dev', 'blood_pressure_monitor')"
-        )
-        heavy = patients[-1]
-        start = now - timedelta(days=days)
-        conn.execute(
-            "INSERT INTO device_assignments (device_id, patient_id, valid_from) VALUES"
-            " ('bench-dev', %s, %s)",
-            (heavy, start),
-        )
+    heavy = patients[-1]
+    start = now - timedelta(days=days)
     home = Home(
         patient_id=heavy,
         devices=dict.fromkeys(("blood_pressure", "glucose", "body_weight"), "bench-dev"),

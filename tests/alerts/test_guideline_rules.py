@@ -16,7 +16,7 @@ import pytest
 from alerts import InvalidThreshold, Severity
 from alerts._engine import Facts, PatientContext, advance
 from alerts._programs import Override, check_threshold, resolve_thresholds
-from tests.alerts.helpers import T0, Sim, bp, glucose, reading, weight
+from tests.support.alerts import T0, Sim, bp, glucose, reading, weight
 
 MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)

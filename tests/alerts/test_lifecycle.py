@@ -25,7 +25,7 @@ from alerts import (
     snooze,
     threshold_history,
 )
-from tests.alerts.helpers import T0, bp, glucose, make_patient, store, weight
+from tests.support.alerts import T0, bp, glucose, make_patient, store, weight
 
 pytestmark = pytest.mark.db
 

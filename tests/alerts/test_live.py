@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from alerts import evaluate_readings, list_queue
-from tests.alerts.helpers import T0, bp, make_patient, store, weight
+from tests.support.alerts import T0, bp, make_patient, store, weight
 
 pytestmark = pytest.mark.db
 

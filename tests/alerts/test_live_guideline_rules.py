@@ -18,7 +18,7 @@ import pytest
 
 from alerts._symptoms import patient_symptoms, record_symptoms
 from alerts.errors import InvalidSymptoms
-from tests.alerts.helpers import T0, bp, make_patient, store
+from tests.support.alerts import T0, bp, make_patient, store
 
 pytestmark = pytest.mark.db
 

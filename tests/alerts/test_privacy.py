@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 
 from alerts.scheduler import tick
-from tests.alerts.helpers import T0, bp, make_patient, store
+from tests.support.alerts import T0, bp, make_patient, store
 
 pytestmark = pytest.mark.db
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerts import TEMPLATES, StoredReading
-from tests.alerts.helpers import T0, Sim
+from tests.support.alerts import T0, Sim
 
 _FLAGS = st.sampled_from(
     [

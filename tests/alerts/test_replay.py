@@ -13,7 +13,7 @@ import pytest
 from alerts import cli
 from alerts._replay import ReplayError, replay, to_reading
 from lab.cohort import generate, measure
-from tests.alerts.helpers import T0
+from tests.support.alerts import T0
 
 MIN = timedelta(minutes=1)
 DAY = timedelta(days=1)

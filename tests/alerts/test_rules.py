@@ -9,7 +9,7 @@ import pytest
 from alerts import FAMILIES, RULES, TEMPLATES, Severity
 from alerts._engine import Facts, advance, priority_for
 from alerts._programs import LB, Override
-from tests.alerts.helpers import T0, Sim, bp, glucose, reading, weight
+from tests.support.alerts import T0, Sim, bp, glucose, reading, weight
 
 MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)

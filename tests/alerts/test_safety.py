@@ -38,7 +38,7 @@ from alerts import (
 from alerts._engine import Facts, PatientContext, advance
 from alerts._programs import Override, resolve_thresholds
 from alerts._replay import ReplayError
-from tests.alerts.helpers import T0, Sim, bp, glucose, make_patient, reading, store
+from tests.support.alerts import T0, Sim, bp, glucose, make_patient, reading, store
 
 MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)

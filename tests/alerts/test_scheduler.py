@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from alerts import acknowledge, episode_events
 from alerts.scheduler import LEADER_LOCK, ManualClock, run, tick
 from carebeacon.settings import Settings
-from tests.alerts.helpers import T0, bp, make_patient, store
+from tests.support.alerts import T0, bp, make_patient, store
 
 pytestmark = pytest.mark.db
 
@@ -153,7 +153,7 @@ async def test_exactly_once_across_ingest_restarts(database: str) -> None:
     async with await psycopg.AsyncConnection.connect(database) as setup:
         pid = await make_patient(setup, "diabetes", site=f"s-{uuid.uuid4().hex[:6]}")
         await setup.commit()
-    from tests.alerts.helpers import glucose
+    from tests.support.alerts import glucose
 
     low = glucose(pid, T0, 48.0)
 

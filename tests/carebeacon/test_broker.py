@@ -11,6 +11,7 @@ import pytest
 
 from carebeacon.broker import provision_gateway_credentials
 from carebeacon.settings import Settings
+from tests.support.broker import admin_client
 
 pytestmark = pytest.mark.broker
 
@@ -50,13 +51,7 @@ async def test_gateway_publishes_under_its_own_prefix_only(
 ) -> None:
     gateway_id, password = gateway_login
     own = f"carebeacon/v1/gateways/{gateway_id}/readings"
-    async with aiomqtt.Client(
-        settings.mqtt_host,
-        settings.mqtt_port,
-        username=settings.mqtt_admin_user,
-        password=settings.mqtt_admin_password.get_secret_value(),
-        protocol=aiomqtt.ProtocolVersion.V5,
-    ) as watcher:
+    async with admin_client(settings) as watcher:
         await watcher.subscribe("carebeacon/v1/gateways/+/readings", qos=1)
         async with _gateway(settings, gateway_id, password) as gateway:
             await gateway.publish(own, b"first", qos=1)

@@ -30,15 +30,10 @@ from lab.emulation import (
     WeightReading,
     WeightScale,
 )
-from tests.gateway.conftest import (
-    Login,
-    Watcher,
-    eventually,
-    gateway_running,
-    make_config,
-    read_state,
-    watching,
-)
+from lab.homes import gateway_running
+from tests.support.broker import Login, Watcher, watching
+from tests.support.gateway import make_config, read_state
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.ble, pytest.mark.broker]
 
@@ -384,7 +379,7 @@ async def test_cuff_that_accepts_connections_only_briefly_after_measuring(
 async def test_allowlist_pushed_by_the_server_is_followed(
     tmp_path: Path, settings: Settings, login: Login, air: EmulatedAir
 ) -> None:
-    from tests.gateway.conftest import publish_as_admin
+    from tests.support.broker import publish_as_admin
 
     cuff = await air.add(
         BloodPressureCuff(

@@ -9,90 +9,25 @@ messages, the gateway never sees a PUBACK. The gateway runs as ``carebeacon gate
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from carebeacon.settings import Settings
 from gateway import Outbox
-from tests.gateway.conftest import Login, eventually, watching, write_config
-from tests.gateway.fakes import fake_readings
+from tests.support.broker import Login, watching
+from tests.support.gateway import write_config
+from tests.support.network import GatedProxy
+from tests.support.readings import fake_readings
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.broker
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class GatedProxy:
-    """Forwards TCP both ways; after ``upstream_limit`` bytes from the client, stops forwarding
-    what the broker sends (PUBACKs included)."""
-
-    def __init__(self, target_port: int, upstream_limit: int) -> None:
-        self.target_port = target_port
-        self.upstream_limit = upstream_limit
-        self.upstream_bytes = 0
-        self.held_bytes = 0
-        self.connections = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: list[asyncio.StreamWriter] = []
-
-    def drop_all(self) -> None:
-        """Cut every connection (as a Wi-Fi drop would, seen from the broker's side)."""
-        for writer in self._writers:
-            writer.transport.abort()
-        self._writers.clear()
-
-    @contextlib.asynccontextmanager
-    async def serving(self) -> AsyncIterator[int]:
-        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        port = int(server.sockets[0].getsockname()[1])
-        try:
-            yield port
-        finally:
-            server.close()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self.connections += 1
-        self._writers += [writer, up_writer]
-
-        async def upstream() -> None:
-            while data := await reader.read(65536):
-                self.upstream_bytes += len(data)
-                up_writer.write(data)
-                await up_writer.drain()
-
-        async def downstream() -> None:
-            while data := await up_reader.read(65536):
-                if self.upstream_bytes > self.upstream_limit:
-                    self.held_bytes += len(data)
-                    continue
-                writer.write(data)
-                await writer.drain()
-
-        try:
-            _, pending = await asyncio.wait(
-                [asyncio.create_task(upstream()), asyncio.create_task(downstream())],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            for other in pending:
-                other.cancel()
-        finally:
-            for w in (writer, up_writer):
-                w.close()
-            self._tasks.discard(task)
 
 
 def start_gateway(config_path: Path, log: Path) -> subprocess.Popen[bytes]:

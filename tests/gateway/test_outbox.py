@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway import Outbox, OutboxFull
-from tests.gateway.fakes import fake_readings
+from tests.support.readings import fake_readings
 
 
 def test_add_is_idempotent_and_survives_reopen(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ _WRITER = """
 import sys
 from pathlib import Path
 from gateway import Outbox
-from tests.gateway.fakes import fake_readings
+from tests.support.readings import fake_readings
 outbox = Outbox(Path(sys.argv[1]), max_readings=10_000_000)
 n = 1
 while True:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,25 +14,20 @@ import pytest
 from carebeacon.settings import Settings
 from gateway import Allowlist, DeviceEntry, GatewayConfig, Outbox, PublishDenied, StatusBoard
 from gateway.publisher import Publisher, _ConfirmingClient, topics
-from tests.gateway.conftest import (
+from tests.support.broker import (
     Login,
     clear_retained,
-    eventually,
-    make_config,
     new_login,
     publish_as_admin,
     wait_login,
     watching,
 )
-from tests.gateway.fakes import fake_readings
+from tests.support.gateway import make_config
+from tests.support.network import free_port
+from tests.support.readings import fake_readings
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.broker
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager
@@ -82,7 +76,7 @@ async def test_batches_of_fifty_each_reading_once(
 async def test_broker_down_then_back_nothing_lost_nothing_doubled(
     tmp_path: Path, settings: Settings, login: Login
 ) -> None:
-    down = make_config(tmp_path, login, settings, port=closed_port())
+    down = make_config(tmp_path, login, settings, port=free_port())
     async with watching(settings, login.gateway_id) as watcher:
         async with publishing(down) as publisher:
             publisher.outbox.add(fake_readings("meter-2", 75))
@@ -152,7 +146,7 @@ async def test_allowlist_follows_the_retained_config_topic(
 async def test_connection_cut_mid_stream_reconnects_and_resends(
     tmp_path: Path, settings: Settings, login: Login
 ) -> None:
-    from tests.gateway.test_crash import GatedProxy
+    from tests.support.network import GatedProxy
 
     proxy = GatedProxy(settings.mqtt_tls_port, upstream_limit=10**12)
     async with watching(settings, login.gateway_id) as watcher, proxy.serving() as port:

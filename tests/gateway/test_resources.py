@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from carebeacon.settings import Settings
-from tests.gateway.conftest import Login, write_config
+from tests.support.broker import Login
+from tests.support.gateway import write_config
 
 pytestmark = [pytest.mark.ble, pytest.mark.broker]
 

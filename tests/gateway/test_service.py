@@ -22,15 +22,11 @@ from lab.emulation import (
     GlucoseReading,
     PeripheralIdentity,
 )
-from tests.gateway.conftest import (
-    Login,
-    eventually,
-    gateway_running,
-    make_config,
-    read_state,
-    watching,
-)
-from tests.gateway.test_publisher import closed_port
+from lab.homes import gateway_running
+from tests.support.broker import Login, watching
+from tests.support.gateway import make_config, read_state
+from tests.support.network import free_port
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.ble, pytest.mark.broker]
 
@@ -66,7 +62,7 @@ async def test_broker_down_for_the_whole_session_then_back(
         {"address": meter.address, "type": "glucose_meter"},
         {"address": cuff.address, "type": "blood_pressure_monitor"},
     ]
-    down = make_config(tmp_path, login, settings, port=closed_port(), devices=devices)
+    down = make_config(tmp_path, login, settings, port=free_port(), devices=devices)
     async with watching(settings, login.gateway_id) as watcher:
         async with gateway_running(down, air):
             await eventually(lambda: depth(down) == 21, within=20)
@@ -103,7 +99,7 @@ async def test_full_outbox_leaves_records_on_the_devices(
     ]
     small = "[outbox]\nmax_readings = 4"
     down = make_config(
-        tmp_path, login, settings, port=closed_port(), devices=devices[:1], extra=small
+        tmp_path, login, settings, port=free_port(), devices=devices[:1], extra=small
     )
     async with watching(settings, login.gateway_id) as watcher:
         async with gateway_running(down, air):
@@ -117,7 +113,7 @@ async def test_full_outbox_leaves_records_on_the_devices(
         assert device.last_sequence is None  # the meter's progress did not run ahead
         # the cuff joins while the outbox is full: not connected, its reading stays on it
         full = make_config(
-            tmp_path, login, settings, port=closed_port(), devices=devices, extra=small
+            tmp_path, login, settings, port=free_port(), devices=devices, extra=small
         )
         async with gateway_running(full, air):
             await asyncio.sleep(1.5)

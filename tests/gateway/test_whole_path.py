@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -14,10 +10,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from carebeacon.broker import provision_gateway_credentials
 from carebeacon.settings import Settings
-from ingest.service import IngestConfig
-from ingest.service import run as run_ingest
 from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
@@ -26,31 +19,15 @@ from lab.emulation import (
     WeightReading,
     WeightScale,
 )
-from tests.gateway.conftest import Login, eventually, gateway_running, make_config, wait_login
-from tests.ingest.conftest import register_home
+from lab.homes import gateway_running
+from tests.support.broker import Login, wait_login
+from tests.support.gateway import make_config
+from tests.support.homes import register_home
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.ble]
 
 ZONE = ZoneInfo("Europe/Berlin")
-
-
-@pytest.fixture
-async def ingest(settings: Settings, database: str) -> AsyncIterator[str]:
-    group = f"gwtest-{uuid.uuid4().hex[:8]}"
-    config = IngestConfig(
-        settings=settings.model_copy(update={"pg_database": database.rsplit("/", 1)[1]}),
-        client_id=f"ingest-{group}",
-        share_group=group,
-        session_expiry_seconds=600,
-    )
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run_ingest(config, stop=stop, ready=ready))
-    await asyncio.wait_for(ready.wait(), 10)
-    try:
-        yield database
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
 
 
 def rows(conninfo: str, gateway_id: str) -> list[tuple[str, float, str, datetime, list[str]]]:
@@ -65,13 +42,18 @@ def rows(conninfo: str, gateway_id: str) -> list[tuple[str, float, str, datetime
         ]
 
 
+@pytest.mark.usefixtures("ingest_running")
 async def test_emulated_devices_to_timescaledb(
-    tmp_path: Path, settings: Settings, ingest: str, air: EmulatedAir, retained_topics: set[str]
+    tmp_path: Path,
+    settings: Settings,
+    database: str,
+    air: EmulatedAir,
+    retained_topics: set[str],
 ) -> None:
-    home = register_home(ingest)
+    home = register_home(database, broker_login=True)
     retained_topics.add(home.gateway_id)
-    login = Login(home.gateway_id, secrets.token_urlsafe(18))
-    provision_gateway_credentials(login.gateway_id, login.password)
+    assert home.password is not None
+    login = Login(home.gateway_id, home.password)
     await wait_login(settings, login)
     taken = datetime.now(ZONE).replace(tzinfo=None, microsecond=0) - timedelta(hours=1)
     await air.add(
@@ -96,8 +78,8 @@ async def test_emulated_devices_to_timescaledb(
         ],
     )
     async with gateway_running(config, air):
-        await eventually(lambda: len(rows(ingest, home.gateway_id)) >= 5, within=30)
-    stored = rows(ingest, home.gateway_id)
+        await eventually(lambda: len(rows(database, home.gateway_id)) >= 5, within=30)
+    stored = rows(database, home.gateway_id)
     assert [(code, value, device) for code, value, device, _, _ in stored] == [
         ("diastolic", 92.0, home.cuff_id),
         ("mean_arterial", 108.0, home.cuff_id),
@@ -107,7 +89,7 @@ async def test_emulated_devices_to_timescaledb(
     ]
     # the naive device time was read in the gateway's zone
     assert stored[0][3] == taken.replace(tzinfo=ZONE).astimezone(UTC)
-    with psycopg.connect(ingest) as conn:
+    with psycopg.connect(database) as conn:
         quarantined = conn.execute(
             "SELECT count(*) FROM quarantine WHERE gateway_id = %s", (home.gateway_id,)
         ).fetchone()

@@ -13,7 +13,10 @@ import aiomqtt
 import pytest
 
 from ingest.service import IngestConfig
-from tests.ingest.conftest import Home, batch, bp_reading, count, topic, wait_for
+from tests.support.db import count
+from tests.support.homes import Home
+from tests.support.readings import batch, bp_reading, topic
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 
@@ -78,7 +81,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
                 topic(home.gateway_id), batch(home.gateway_id, [reading]), qos=1
             )
             if i == total // 3:
-                await wait_for(lambda: stored() > 0)
+                await eventually(lambda: stored() > 0)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
                 _close(proc)
@@ -87,7 +90,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
                 await asyncio.sleep(0.01)
         assert 0 < killed_at < total
         proc = _start_ingest(ingest_config)
-        await wait_for(lambda: stored() == total, within=60)
+        await eventually(lambda: stored() == total, within=60)
         await asyncio.sleep(1.0)  # anything redelivered late must still not double
         assert stored() == total
         assert (

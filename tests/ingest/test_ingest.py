@@ -11,7 +11,10 @@ import aiomqtt
 import psycopg
 import pytest
 
-from tests.ingest.conftest import Home, batch, bp_reading, count, register_home, topic, wait_for
+from tests.support.db import count
+from tests.support.homes import Home, register_home
+from tests.support.readings import batch, bp_reading, topic
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 
@@ -23,7 +26,7 @@ async def test_batch_is_stored_with_both_clocks(
 ) -> None:
     readings = [bp_reading(home.cuff_id) for _ in range(3)]
     await publisher.publish(topic(home.gateway_id), batch(home.gateway_id, readings), qos=1)
-    await wait_for(
+    await eventually(
         lambda: (
             count(
                 database,
@@ -56,7 +59,7 @@ async def test_same_batch_three_times_is_stored_once(
     await publisher.publish(topic(home.gateway_id), batch(home.gateway_id, readings), qos=1)
     marker = bp_reading(home.cuff_id)
     await publisher.publish(topic(home.gateway_id), batch(home.gateway_id, [marker]), qos=1)
-    await wait_for(
+    await eventually(
         lambda: (
             count(
                 database,
@@ -147,7 +150,7 @@ async def test_every_quarantine_reason_beside_good_readings(
                 )
             }
 
-    await wait_for(lambda: reasons() >= expected)
+    await eventually(lambda: reasons() >= expected)
     assert reasons() == expected
     stored = count(database, "SELECT count(*) FROM reading_receipts WHERE gateway_id = %s", gw)
     assert stored == 3
@@ -174,7 +177,7 @@ async def test_clock_reset_reading_is_stored_at_receive_time(
         flags=["device_clock_reset"],
     )
     await publisher.publish(topic(home.gateway_id), batch(home.gateway_id, [reading]), qos=1)
-    await wait_for(
+    await eventually(
         lambda: (
             count(
                 database,
@@ -211,7 +214,7 @@ async def test_gateway_status_and_last_will(
     await publisher.publish(
         topic(home.gateway_id, "status"), json.dumps(status).encode(), qos=1, retain=True
     )
-    await wait_for(
+    await eventually(
         lambda: (
             count(
                 database, "SELECT count(*) FROM gateways WHERE id = %s AND online", home.gateway_id
@@ -223,7 +226,7 @@ async def test_gateway_status_and_last_will(
     await publisher.publish(
         topic(home.gateway_id, "status"), json.dumps(will).encode(), qos=1, retain=True
     )
-    await wait_for(
+    await eventually(
         lambda: (
             count(
                 database,
@@ -259,7 +262,7 @@ async def test_metrics_and_logs_carry_no_patient_data(
         batch(home.gateway_id, [good, bp_reading(home.cuff_id, systolic=999)]),
         qos=1,
     )
-    await wait_for(
+    await eventually(
         lambda: (
             count(
                 database,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lab.seed import main, seed_demo
-from tests.web.conftest import Client, Server
+from tests.support.web import Client, Server
 
 pytestmark = pytest.mark.db
 

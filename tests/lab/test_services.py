@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from carebeacon.broker import set_password, write_owned
 from carebeacon.settings import Settings
 from lab.services import DEPLOY_DIR, render_mosquitto
-from tests.reliability._broker import free_port
+from tests.support.network import free_port
 
 pytestmark = pytest.mark.broker
 

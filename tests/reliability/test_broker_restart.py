@@ -19,8 +19,11 @@ from pydantic import SecretStr
 
 from alerts import evaluate_readings
 from ingest.service import IngestConfig, run
-from tests.ingest.conftest import Home, batch, bp_reading, count, topic, wait_for
-from tests.reliability._broker import PrivateBroker
+from tests.support.broker import PrivateBroker
+from tests.support.db import count
+from tests.support.homes import Home
+from tests.support.readings import batch, bp_reading, topic
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 
@@ -74,7 +77,7 @@ async def test_broker_restart_mid_stream(
         await asyncio.sleep(1.0)
         broker.start()
         await send(100)
-        await wait_for(lambda: stored() == 500, within=30)
+        await eventually(lambda: stored() == 500, within=30)
         await asyncio.sleep(1.0)
         assert stored() == 500
         assert (

@@ -13,8 +13,11 @@ import pytest
 from alerts import evaluate_readings
 from ingest import service
 from ingest.service import IngestConfig, run
-from tests.ingest.conftest import Home, batch, bp_reading, count, topic, wait_for
-from tests.reliability._proxy import Proxy
+from tests.support.db import count
+from tests.support.homes import Home
+from tests.support.network import Proxy
+from tests.support.readings import batch, bp_reading, topic
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 
@@ -49,7 +52,7 @@ async def test_database_outage_loses_nothing(
 
     try:
         await send(100)
-        await wait_for(lambda: stored() == 100)
+        await eventually(lambda: stored() == 100)
         errors_before = service.DB_ERRORS._value.get()
         await proxy.cut()
         await send(300)  # the database is unreachable meanwhile
@@ -58,7 +61,7 @@ async def test_database_outage_loses_nothing(
         retries = service.DB_ERRORS._value.get() - errors_before
         assert 1 <= retries <= 20  # capped exponential backoff, not a spin
         await proxy.start()  # back on the same port
-        await wait_for(lambda: stored() == 400, within=60)
+        await eventually(lambda: stored() == 400, within=60)
         assert (
             count(database, "SELECT count(*) FROM readings WHERE reading_id = ANY(%s)", ids)
             == 3 * 400

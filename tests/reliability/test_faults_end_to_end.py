@@ -1,5 +1,5 @@
 """Faults end to end, checked by counting: emulated devices → real gateways → Mosquitto →
-``carebeacon ingest`` → TimescaleDB → alerts (rig and counting: ``_e2e.py``).
+``carebeacon ingest`` → TimescaleDB → alerts (rig and counting: ``tests/support/end_to_end.py``).
 
 Each run streams a known set of readings from several homes (a BP cuff and a glucose meter
 each; home 0 has a hypertensive crisis confirmed by its re-measure, home 1 two low glucose
@@ -42,8 +42,8 @@ from lab.emulation import (
     GlucoseReading,
     PeripheralIdentity,
 )
-from tests.reliability._broker import PrivateBroker, free_port
-from tests.reliability._e2e import (
+from tests.support.broker import PrivateBroker
+from tests.support.end_to_end import (
     CRISIS,
     FaultRecord,
     Fleet,
@@ -62,8 +62,8 @@ from tests.reliability._e2e import (
     tally,
     wait_until,
 )
-from tests.reliability._proxy import Proxy
-from tests.reliability._timescale import PrivateTimescale, private_timescale
+from tests.support.network import Proxy, free_port
+from tests.support.timescale import PrivateTimescale, private_timescale
 
 pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.ble, pytest.mark.timeout(240)]
 

@@ -2,7 +2,7 @@
 ``devices.ParseError`` ever escapes any parser in ``devices.__all__``.
 
 atheris' ``Fuzz()`` ends its process, so each run is a subprocess
-(``python -m tests.reliability._fuzz_codecs``) judged by its exit status and output. The quick
+(``python -m tests.support.fuzz_codecs``) judged by its exit status and output. The quick
 run takes ~20 s; ``-m slow`` runs ten minutes. A canary run with a planted bug proves a crash is
 noticed (and that coverage guidance finds a two-byte magic that blind random input does not).
 """
@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import devices
 from devices import DateTime, ParseError, decode_float, decode_sfloat
-from tests.reliability._fuzz_codecs import (
+from tests.support.fuzz_codecs import (
     CHARACTERISTIC_CHOICES,
     DEVICE,
     RECEIVED,
@@ -47,7 +47,7 @@ def _fuzz(
         [
             sys.executable,
             "-m",
-            "tests.reliability._fuzz_codecs",
+            "tests.support.fuzz_codecs",
             "--corpus",
             str(tmp_path / "corpus"),
             "--artifacts",

@@ -11,7 +11,10 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from tests.ingest.conftest import Home, batch, bp_reading, count, topic, wait_for
+from tests.support.db import count
+from tests.support.homes import Home
+from tests.support.readings import batch, bp_reading, topic
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 
@@ -89,7 +92,7 @@ async def test_thousands_of_bad_payloads_are_quarantined_and_good_ones_stored(
             mixed = json.loads(batch(home.gateway_id, [reading, {"id": "broken"}]))
             await publisher.publish(topic(home.gateway_id), json.dumps(mixed).encode(), qos=1)
     # replays of good readings are duplicates, not new rows
-    await wait_for(
+    await eventually(
         lambda: (
             count(database, "SELECT count(*) FROM reading_receipts WHERE id = ANY(%s)", good_ids)
             == len(good_ids)
@@ -97,7 +100,7 @@ async def test_thousands_of_bad_payloads_are_quarantined_and_good_ones_stored(
         within=60,
     )
     expected_bad = len(bad) + len(good_ids)  # every bad message or reading is quarantined once
-    await wait_for(
+    await eventually(
         lambda: (
             count(
                 database,

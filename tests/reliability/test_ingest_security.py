@@ -19,7 +19,10 @@ import aiomqtt
 import psycopg
 import pytest
 
-from tests.ingest.conftest import Home, batch, bp_reading, count, register_home, topic, wait_for
+from tests.support.db import count
+from tests.support.homes import Home, register_home
+from tests.support.readings import batch, bp_reading, topic
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 
@@ -62,7 +65,7 @@ async def test_consent_withdrawn_quarantines_new_readings_and_alerts_nothing(
     await publisher.publish(
         topic(withdrawn.gateway_id), batch(withdrawn.gateway_id, [before]), qos=1
     )
-    await wait_for(lambda: _stored(database, _ids([before])) == 1)  # consent on file: stored
+    await eventually(lambda: _stored(database, _ids([before])) == 1)  # consent on file: stored
     with psycopg.connect(database) as conn:
         conn.execute(
             "UPDATE enrollments SET consent_withdrawn_at = now() - interval '1 second'"
@@ -74,9 +77,9 @@ async def test_consent_withdrawn_quarantines_new_readings_and_alerts_nothing(
         topic(withdrawn.gateway_id), batch(withdrawn.gateway_id, refused), qos=1
     )
     await publisher.publish(topic(control.gateway_id), batch(control.gateway_id, allowed), qos=1)
-    await wait_for(lambda: len(_quarantined(database, _ids(refused))) == 3)
-    await wait_for(lambda: _stored(database, _ids(allowed)) == 3)
-    await wait_for(lambda: _episodes(database, control.patient_id) >= 1)
+    await eventually(lambda: len(_quarantined(database, _ids(refused))) == 3)
+    await eventually(lambda: _stored(database, _ids(allowed)) == 3)
+    await eventually(lambda: _episodes(database, control.patient_id) >= 1)
 
     assert set(_quarantined(database, _ids(refused)).values()) == {"no_consent"}
     assert _stored(database, _ids(refused)) == 0
@@ -102,8 +105,8 @@ async def test_gateway_cannot_pass_off_another_homes_device(
     forged = _crisis(victim.cuff_id)  # B's cuff, in A's topic, A's gateway id in the batch
     own = bp_reading(home.cuff_id)
     await publisher.publish(topic(home.gateway_id), batch(home.gateway_id, [*forged, own]), qos=1)
-    await wait_for(lambda: _stored(database, _ids([own])) == 1)
-    await wait_for(lambda: len(_quarantined(database, _ids(forged))) == 3)
+    await eventually(lambda: _stored(database, _ids([own])) == 1)
+    await eventually(lambda: len(_quarantined(database, _ids(forged))) == 3)
 
     assert set(_quarantined(database, _ids(forged)).values()) == {"device_not_on_gateway"}
     assert _stored(database, _ids(forged)) == 0

@@ -24,7 +24,10 @@ import pytest
 from alerts import evaluate_readings
 from ingest.service import IngestConfig, run
 from ingest.store import Message, store_messages
-from tests.ingest.conftest import Home, batch, bp_reading, count, topic, wait_for
+from tests.support.db import count
+from tests.support.homes import Home
+from tests.support.readings import batch, bp_reading, topic
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 
@@ -52,7 +55,7 @@ async def _bad_then_good(publisher: aiomqtt.Client, database: str, home: Home) -
     bad = bp_reading(home.cuff_id)
     bad["raw"] = {"note": "\u0000"}
     await publisher.publish(topic(home.gateway_id), batch(home.gateway_id, [bad]), qos=1)
-    await wait_for(
+    await eventually(
         lambda: (
             count(
                 database, "SELECT count(*) FROM quarantine WHERE topic = %s", topic(home.gateway_id)
@@ -65,7 +68,7 @@ async def _bad_then_good(publisher: aiomqtt.Client, database: str, home: Home) -
         reading = bp_reading(home.cuff_id)
         good.append(uuid.UUID(reading["id"]))
         await publisher.publish(topic(home.gateway_id), batch(home.gateway_id, [reading]), qos=1)
-    await wait_for(
+    await eventually(
         lambda: (
             count(
                 database, "SELECT count(*) FROM quarantine WHERE topic = %s", topic(home.gateway_id)

@@ -34,8 +34,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lab.bench import ingest as bench
-from tests.reliability._broker import PrivateBroker
-from tests.reliability._e2e import ARTIFACTS, IngestProcess, PgTarget, metric_sums
+from tests.support.broker import PrivateBroker
+from tests.support.end_to_end import ARTIFACTS, IngestProcess, PgTarget, metric_sums
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 

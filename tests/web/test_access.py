@@ -9,7 +9,7 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from tests.web.conftest import (
+from tests.support.web import (
     PASSWORD,
     SITE_A,
     SITE_B,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.web.conftest import SITE_A, SITE_B, Client, Server, World, user
+from tests.support.web import SITE_A, SITE_B, Client, Server, World, user
 
 pytestmark = pytest.mark.db
 

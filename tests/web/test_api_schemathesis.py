@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
 import httpx
@@ -28,7 +25,6 @@ import hypothesis
 import psycopg
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from schemathesis import APIOperation, Case, GenerationMode, Response
@@ -44,15 +40,9 @@ from schemathesis.specs.openapi.checks import (
 
 from carebeacon.settings import Settings
 from db.migrations import apply_migrations
+from lab.homes import Device
 from lab.seed import seed_demo
-from tests.web.conftest import (
-    PASSWORD,
-    Client,
-    _free_port,
-    enrolled_patient,
-    insert_episode,
-    user,
-)
+from tests.support.web import PASSWORD, Client, enrolled_patient, insert_episode, serving, user
 from web.app import create_app
 
 Operation: TypeAlias = APIOperation[Any, Any, Any, Any]
@@ -112,44 +102,27 @@ def target(settings: Settings) -> Iterator[FuzzTarget]:
 def _serve(settings: Settings, conninfo: str) -> Iterator[FuzzTarget]:
     for site in (SITE_A, SITE_B):
         seed_demo(conninfo, site_id=site, site_name=site, program_id="wt-htn", password=PASSWORD)
-    patient_a = enrolled_patient(conninfo, SITE_A, "Fuzz Patient A", history_days=3)
+    patient_a = enrolled_patient(
+        conninfo,
+        SITE_A,
+        "Fuzz Patient A",
+        history_days=3,
+        gateway_id="fz-gw-a",
+        devices=(Device("fz-dev-a", "blood_pressure_monitor"),),
+    )
     patient_b = enrolled_patient(conninfo, SITE_B, "Fuzz Patient B", history_days=1)
-    now = datetime.now(UTC)
     with psycopg.connect(conninfo) as conn:
         episode = insert_episode(conn, patient_a, SITE_A)
-        conn.execute("INSERT INTO devices (id, type) VALUES ('fz-dev-a', 'blood_pressure_monitor')")
         assignment = conn.execute(
-            "INSERT INTO device_assignments (device_id, patient_id, valid_from)"
-            " VALUES ('fz-dev-a', %s, %s) RETURNING id",
-            (patient_a, now - timedelta(days=30)),
+            "SELECT id FROM device_assignments WHERE device_id = 'fz-dev-a'"
         ).fetchone()
-        conn.execute("INSERT INTO gateways (id, label) VALUES ('fz-gw-a', 'home')")
         enrollment = conn.execute(
             "SELECT id FROM enrollments WHERE patient_id = %s", (patient_a,)
         ).fetchone()
     assert assignment is not None
     assert enrollment is not None
     app = create_app(settings, conninfo=conninfo, provision_gateway=lambda gw, pw: None)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="critical",
-            access_log=False,
-            timeout_graceful_shutdown=2,
-        )
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-fuzz", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with serving(app, log_level="critical") as url:
         admin = Client(url, user("admin", SITE_A))
         tokens = {}
         for role in ("admin", "care_manager"):
@@ -189,9 +162,6 @@ def _serve(settings: Settings, conninfo: str) -> Iterator[FuzzTarget]:
                 "other_patient": str(patient_b),
             },
         )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _operations(target: FuzzTarget) -> list[Operation]:

@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
-from tests.web.conftest import SITE_A, Client, Server, World, insert_reading, user
+from lab.homes import HomeSpec, Site, provision_home
+from tests.support.web import PROGRAM, SITE_A, Client, Server, World, insert_reading, user
 from web._billing import EnrollmentFacts, LedgerLine, TimeEntry, ledger_for_month
 
 P = uuid.uuid4()
@@ -182,19 +183,17 @@ def test_ledger_csv_has_the_evidence(
 ) -> None:
     sup = clients[user("supervisor", SITE_A)]
     with psycopg.connect(server.conninfo) as conn:
-        row = conn.execute(
-            "INSERT INTO patients (display_name, mrn, site_id) VALUES ('Billing Case', 'WT-MRN-BILL',"
-            " %s) RETURNING id",
-            (SITE_A,),
-        ).fetchone()
-        assert row is not None
-        pid = row[0]
-        conn.execute(
-            "INSERT INTO enrollments (patient_id, program_id, site_id, enrolled_at,"
-            " consent_given_at, billing_practitioner) VALUES (%s, 'wt-htn', %s,"
-            " '2025-12-15T12:00:00Z', '2025-12-15T12:00:00Z', 'dr-q')",
-            (pid, SITE_A),
-        )
+        pid = provision_home(
+            conn,
+            HomeSpec(
+                site=Site(SITE_A, "Site A"),
+                program=PROGRAM,
+                enrolled_at=datetime(2025, 12, 15, 12, 0, tzinfo=UTC),
+                display_name="Billing Case",
+                mrn="WT-MRN-BILL",
+                billing_practitioner="dr-q",
+            ),
+        ).patient_id
         for d in range(17):  # Jan 2..18, noon in New York
             insert_reading(
                 conn,

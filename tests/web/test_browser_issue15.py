@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.web.conftest import (
+from tests.support.web import (
     PASSWORD,
     SITE_A,
     Client,

@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.web.conftest import SITE_A, Client, Server, insert_episode, user
+from tests.support.web import SITE_A, Client, Server, insert_episode, user
 
 pytestmark = pytest.mark.db
 

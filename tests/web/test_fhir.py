@@ -11,7 +11,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
-from tests.web.conftest import SITE_A, Client, World, user
+from tests.support.web import SITE_A, Client, World, user
 from web._fhir import fhir_device_id
 
 pytestmark = pytest.mark.db

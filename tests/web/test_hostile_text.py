@@ -23,15 +23,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from tests.web.conftest import (
-    PASSWORD,
-    SITE_A,
-    Client,
-    Server,
-    insert_episode,
-    insert_reading,
-    user,
-)
+from tests.support.web import PASSWORD, SITE_A, Client, Server, insert_episode, insert_reading, user
 from web._billing_routes import csv_cell
 
 pytestmark = pytest.mark.db

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.web.conftest import SITE_A, Client, Server, World, user
+from tests.support.web import SITE_A, Client, Server, World, user
 
 pytestmark = pytest.mark.db
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.web.conftest import SITE_A, SITE_B, Client, Server, World, audit_rows, user
+from tests.support.web import SITE_A, SITE_B, Client, Server, World, audit_rows, user
 
 pytestmark = pytest.mark.db
 

@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.web.conftest import SITE_A, SITE_B, Client, Server, insert_episode, user
+from tests.support.web import SITE_A, SITE_B, Client, Server, insert_episode, user
 
 pytestmark = pytest.mark.db
 
@@ -182,7 +182,7 @@ def test_sse_announces_a_new_episode(server: Server, clients: dict[str, Client])
 
 
 def test_queue_views_are_audited_compactly(server: Server, clients: dict[str, Client]) -> None:
-    from tests.web.conftest import audit_rows
+    from tests.support.web import audit_rows
 
     cm = clients[CM_A]
     cm.get("/queue", headers={"Accept": "text/html"})
@@ -196,7 +196,7 @@ def test_queue_views_are_audited_compactly(server: Server, clients: dict[str, Cl
 
 
 def test_an_alerts_episode_reaches_the_queue(server: Server, clients: dict[str, Client]) -> None:
-    from tests.web.conftest import crisis_through_alerts, enrolled_patient
+    from tests.support.web import crisis_through_alerts, enrolled_patient
 
     pid = enrolled_patient(server.conninfo, SITE_A, "Crisis Through Alerts")
     crisis_through_alerts(server.conninfo, pid)

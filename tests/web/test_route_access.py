@@ -35,8 +35,9 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
 from carebeacon.settings import Settings
+from lab.homes import Device
 from lab.seed import seed_demo
-from tests.web.conftest import (
+from tests.support.web import (
     PASSWORD,
     Client,
     Server,
@@ -234,24 +235,18 @@ class Side:
 def _side(conninfo: str, site: str) -> Side:
     seed_demo(conninfo, site_id=site, site_name=site, program_id="wt-htn", password=PASSWORD)
     name = f"Route Patient {site}"
-    patient = enrolled_patient(conninfo, site, name, history_days=3)
     mrn = f"MRN-{site}"
     device, gateway = f"wt-r-dev-{site}", f"wt-r-gw-{site}"
+    patient = enrolled_patient(
+        conninfo,
+        site,
+        name,
+        history_days=3,
+        mrn=mrn,
+        gateway_id=gateway,
+        devices=(Device(device, "blood_pressure_monitor"),),
+    )
     with psycopg.connect(conninfo) as conn:
-        conn.execute("UPDATE patients SET mrn = %s WHERE id = %s", (mrn, patient))
-        conn.execute(
-            "INSERT INTO devices (id, type) VALUES (%s, 'blood_pressure_monitor')", (device,)
-        )
-        conn.execute(
-            "INSERT INTO device_assignments (device_id, patient_id, valid_from)"
-            " VALUES (%s, %s, now() - interval '30 days')",
-            (device, patient),
-        )
-        conn.execute("INSERT INTO gateways (id) VALUES (%s)", (gateway,))
-        conn.execute(
-            "INSERT INTO gateway_patients (gateway_id, patient_id) VALUES (%s, %s)",
-            (gateway, patient),
-        )
         row = conn.execute(
             "SELECT id FROM enrollments WHERE patient_id = %s", (patient,)
         ).fetchone()

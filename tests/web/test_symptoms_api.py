@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.web.conftest import SITE_A, SITE_B, Client, Server, World, user
+from tests.support.web import SITE_A, SITE_B, Client, Server, World, user
 
 pytestmark = pytest.mark.db
 

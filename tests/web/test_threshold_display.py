@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.web.conftest import SITE_A, Client, Server, enrolled_patient, user
+from tests.support.web import SITE_A, Client, Server, enrolled_patient, user
 
 pytestmark = pytest.mark.db
 

@@ -26,7 +26,7 @@ from lab.emulation import (
     WeightScale,
     furnish_household,
 )
-from tests.lab.emulation._helpers import Inbox, device_time, find
+from tests.support.emulation import Inbox, device_time, find
 
 pytestmark = pytest.mark.ble
 

@@ -17,7 +17,7 @@ from lab.emulation import (
     Faults,
     PeripheralIdentity,
 )
-from tests.lab.emulation._helpers import Inbox, device_time, find, subscribe
+from tests.support.emulation import Inbox, device_time, find, subscribe
 
 pytestmark = pytest.mark.ble
 

@@ -16,7 +16,7 @@ from lab.emulation import (
     WeightReading,
     WeightScale,
 )
-from tests.lab.emulation._helpers import Inbox, device_time, find, subscribe
+from tests.support.emulation import Inbox, device_time, find, subscribe
 
 pytestmark = pytest.mark.ble
 

@@ -22,7 +22,7 @@ import psycopg
 
 from db.migrations import apply_migrations
 from lab.services import PG_BIN, _in_root, _root_dir, _root_postgres_ids
-from tests.reliability._broker import free_port
+from tests.support.network import free_port
 
 __all__ = ["PrivateTimescale", "log_tail", "private_timescale"]
 

@@ -1,4 +1,5 @@
-"""Small helpers shared by the emulation tests."""
+"""The emulated-BLE tests' helpers: finding a peripheral, collecting notifications, SIG UUIDs,
+naive device times."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from bleak.backends.device import BLEDevice
 
 from devices.uuids import uuid128
 from lab.emulation import BumbleScanner, EmulatedPeripheral
+
+__all__ = ["Inbox", "device_time", "find", "subscribe"]
 
 
 class Inbox:

@@ -1,7 +1,7 @@
 """Every parser in ``devices/`` under atheris (coverage-guided, libFuzzer): nothing but
 ``devices.ParseError`` may escape.
 
-Run as ``python -m tests.reliability._fuzz_codecs [--runs N] [--seconds S] [--corpus DIR]``;
+Run as ``python -m tests.support.fuzz_codecs [--runs N] [--seconds S] [--corpus DIR]``;
 ``tests/reliability/test_fuzz_codecs.py`` runs it in a subprocess (atheris' ``Fuzz()`` ends the
 process) and reads its exit status and output. Any other exception is a crash: atheris prints
 "Uncaught Python exception", libFuzzer writes the input to ``--artifacts`` and the exit status is
@@ -196,7 +196,7 @@ def _instrument_devices() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.reliability._fuzz_codecs")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.fuzz_codecs")
     parser.add_argument("--runs", type=int, default=200_000, help="libFuzzer -runs")
     parser.add_argument("--seconds", type=int, default=30, help="libFuzzer -max_total_time")
     parser.add_argument("--corpus", type=Path, help="corpus directory (seeded, then grown)")
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _vectors() -> dict[str, bytes]:
     """The complete vectors of tests/devices (every optional field present)."""
-    from tests.devices.test_truncation_and_fuzz import FULL, RACP_FORMS
+    from tests.support.vectors import FULL, RACP_FORMS
 
     vectors = {k: bytes.fromhex(v) for k, v in FULL.items()}
     vectors.update({f"2a52#{i}": bytes.fromhex(v) for i, v in enumerate(RACP_FORMS)})

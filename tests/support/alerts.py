@@ -1,4 +1,5 @@
-"""Test helpers: readings, patients and a stored-reading writer for the alert tests."""
+"""The alert tests' helpers: readings, the pure engine for one patient (:class:`Sim`), patients
+and a stored-reading writer."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from alerts import StoredReading, evaluate_readings
 from alerts._engine import Book, PatientContext, evaluate_patient, evaluate_periodic
 from alerts._history import History
 from alerts._programs import Override, resolve_thresholds
+from lab.homes import HomeSpec, Program, Site, provision_home_async
+
+__all__ = ["T0", "UNITS", "Sim", "bp", "glucose", "make_patient", "reading", "store", "weight"]
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 _seq = itertools.count(1)
@@ -132,40 +136,21 @@ async def make_patient(
     site: str = "site-a",
     gateway: str | None = None,
 ) -> uuid.UUID:
-    async with conn.cursor() as cur:
-        await cur.execute(
-            "INSERT INTO sites (id, name, timezone) VALUES (%s, %s, 'America/New_York')"
-            " ON CONFLICT DO NOTHING",
-            (site, site),
-        )
-        await cur.execute(
-            "INSERT INTO programs (id, name, template) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            (f"{template}-prog", template, template),
-        )
-        await cur.execute(
-            "INSERT INTO patients (display_name, site_id, risk_tier) VALUES (%s, %s, %s)"
-            " RETURNING id",
-            ("Test Patient", site, risk_tier),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        pid: uuid.UUID = row[0]
-        await cur.execute(
-            "INSERT INTO enrollments (patient_id, program_id, site_id, enrolled_at,"
-            " consent_given_at) VALUES (%s, %s, %s, %s, %s)",
-            (pid, f"{template}-prog", site, T0 - timedelta(days=30), T0 - timedelta(days=30)),
-        )
-        if gateway is not None:
-            await cur.execute(
-                "INSERT INTO gateways (id, online, status_at) VALUES (%s, true, %s)"
-                " ON CONFLICT DO NOTHING",
-                (gateway, T0),
-            )
-            await cur.execute(
-                "INSERT INTO gateway_patients (gateway_id, patient_id) VALUES (%s, %s)",
-                (gateway, pid),
-            )
-    return pid
+    """A consenting patient of the ``<template>-prog`` program since 30 days before
+    :data:`T0`, at ``site`` (New York time); with ``gateway``, served by it (online at T0)."""
+    home = await provision_home_async(
+        conn,
+        HomeSpec(
+            site=Site(site, site, "America/New_York"),
+            program=Program(f"{template}-prog", template, template),
+            enrolled_at=T0 - timedelta(days=30),
+            risk_tier=risk_tier,
+            gateway_id=gateway,
+            gateway_online=gateway is not None,
+            status_at=T0 if gateway is not None else None,
+        ),
+    )
+    return home.patient_id
 
 
 async def store(

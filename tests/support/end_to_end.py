@@ -44,9 +44,10 @@ from lab.emulation import (
     GlucoseReading,
     PeripheralIdentity,
 )
-from tests.gateway.conftest import gateway_running
-from tests.ingest.conftest import count
-from tests.reliability._broker import PROJECT_ACL, PrivateBroker, free_port
+from lab.homes import Device, HomeSpec, Program, Site, gateway_running, provision_home
+from tests.support.broker import PROJECT_ACL, PrivateBroker
+from tests.support.db import count
+from tests.support.network import free_port
 
 __all__ = [
     "ARTIFACTS",
@@ -107,40 +108,25 @@ def register_homes(conninfo: str, homes: Sequence[HomeIds]) -> None:
     """Patients with consent in the diabetes program (glucose and BP crisis rules), each served
     by their gateway, with their cuff and meter assigned for the last 30 days."""
     since = datetime.now(UTC) - timedelta(days=30)
+    site = Site("rel-site", "Reliability site")
+    program = Program("rel-dm", "Diabetes", "diabetes")
     with psycopg.connect(conninfo) as conn:
-        conn.execute(
-            "INSERT INTO sites (id, name) VALUES ('rel-site', 'Reliability site')"
-            " ON CONFLICT DO NOTHING"
-        )
-        conn.execute(
-            "INSERT INTO programs (id, name, template) VALUES ('rel-dm', 'Diabetes', 'diabetes')"
-            " ON CONFLICT DO NOTHING"
-        )
         for home in homes:
-            conn.execute(
-                "INSERT INTO patients (id, display_name, site_id) VALUES (%s, %s, 'rel-site')",
-                (home.patient_id, f"Reliability {home.gateway_id}"),
+            provision_home(
+                conn,
+                HomeSpec(
+                    site=site,
+                    program=program,
+                    enrolled_at=since,
+                    patient_id=home.patient_id,
+                    display_name=f"Reliability {home.gateway_id}",
+                    gateway_id=home.gateway_id,
+                    devices=(
+                        Device(home.cuff_id, "blood_pressure_monitor"),
+                        Device(home.meter_id, "glucose_meter"),
+                    ),
+                ),
             )
-            conn.execute(
-                "INSERT INTO enrollments (patient_id, program_id, site_id, enrolled_at,"
-                " consent_given_at) VALUES (%s, 'rel-dm', 'rel-site', %s, %s)",
-                (home.patient_id, since, since),
-            )
-            conn.execute("INSERT INTO gateways (id) VALUES (%s)", (home.gateway_id,))
-            conn.execute(
-                "INSERT INTO gateway_patients (gateway_id, patient_id) VALUES (%s, %s)",
-                (home.gateway_id, home.patient_id),
-            )
-            for device_id, kind in (
-                (home.cuff_id, "blood_pressure_monitor"),
-                (home.meter_id, "glucose_meter"),
-            ):
-                conn.execute("INSERT INTO devices (id, type) VALUES (%s, %s)", (device_id, kind))
-                conn.execute(
-                    "INSERT INTO device_assignments (device_id, patient_id, valid_from)"
-                    " VALUES (%s, %s, %s)",
-                    (device_id, home.patient_id, since),
-                )
 
 
 # --------------------------------------------------------------------------- what is measured
