@@ -48,6 +48,8 @@ EVENT_KINDS = frozenset(
         "suppressed",
         "unsuppressed",
         "escalated",
+        "renotified",
+        "thresholds_changed",
         "assigned",
         "acknowledged",
         "snoozed",

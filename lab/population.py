@@ -36,7 +36,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from alerts import EPISODE_COLUMNS, TEMPLATES
+from alerts import EPISODE_COLUMNS, TECHNICAL_FAMILIES, TEMPLATES
 from carebeacon.progress import Steps
 from lab.homes import Device, HomeSpec, Program, Site, provision_homes_bulk
 from lab.seed import seed_demo
@@ -428,6 +428,7 @@ def episode_frame(rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
             "outcome": r.get("outcome"),
             "snoozed_until": r.get("snoozed_until"),
             "snooze_reason": "bench" if r.get("snoozed_until") else None,
+            "queue": "technical" if family in TECHNICAL_FAMILIES else "clinical",
         }
         for c in _EPISODE_COLUMNS:
             cols[c].append(str(values[c]) if isinstance(values[c], uuid.UUID) else values[c])
@@ -460,6 +461,10 @@ _EPISODE_DEFAULTED = (
     "escalation_level",
     "note",
     "suppressed_by",
+    "subject",
+    "notified_at",
+    "handled_at",
+    "renotify_count",
 )
 _EPISODE_COLUMNS = tuple(c for c in EPISODE_COLUMNS if c not in _EPISODE_DEFAULTED)
 COPY_EPISODES = f"COPY alert_episodes ({', '.join(_EPISODE_COLUMNS)}) FROM STDIN"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import alerts
 from web._db import Conn, Row, alerts_conn
@@ -18,16 +19,17 @@ class ChartThresholds:
     systolic_high: float | None = None
     diastolic_high: float | None = None
     systolic_low: float | None = None
-    diastolic_low: float | None = None
     glucose_low: float | None = None
     glucose_high: float | None = None
     source: str = ""
 
 
 def _pick(ts: alerts.ThresholdSet, *candidates: tuple[str, str]) -> float | None:
+    now = datetime.now(UTC)
     for rule_id, name in candidates:
-        if rule_id in ts.enabled and name in ts.values.get(rule_id, {}):
-            return ts.values[rule_id][name].value
+        params = ts.rule_at(rule_id, now) if rule_id in ts.values else None
+        if rule_id in ts.enabled and params is not None and name in params:
+            return params[name].value
     return None
 
 
@@ -38,7 +40,6 @@ async def chart_thresholds(conn: Conn, patient_id: uuid.UUID) -> ChartThresholds
         systolic_high=_pick(ts, ("bp_high", "level1_systolic"), ("bp_mean_7d", "systolic")),
         diastolic_high=_pick(ts, ("bp_high", "level1_diastolic"), ("bp_mean_7d", "diastolic")),
         systolic_low=_pick(ts, ("bp_low", "level1_systolic")),
-        diastolic_low=_pick(ts, ("bp_low", "level1_diastolic")),
         glucose_low=_pick(ts, ("glucose_low", "level1")),
         glucose_high=None,
         source=f"program {ts.program} ({ts.template} template)"

@@ -199,7 +199,7 @@ SELECT q.id::text, q.patient_id::text, q.family, q.rule_id, q.state, q.severity,
        q.site_id, q.program_id, q.opened_at, q.last_at, q.updated_at, q.explanation,
        q.sla_due_at, q.escalation_level, q.assignee, q.acknowledged_at, q.acknowledged_by,
        p.display_name, p.mrn, p.risk_tier, s.name AS site_name, pr.name AS program_name
-FROM alert_queue q
+FROM {view} q
 JOIN patients p ON p.id = q.patient_id
 JOIN sites s ON s.id = p.site_id
 LEFT JOIN programs pr ON pr.id = q.program_id
@@ -208,16 +208,23 @@ ORDER BY q.priority, q.sla_due_at NULLS LAST, q.opened_at
 LIMIT %s
 """
 QueueRow = tuple[Any, ...]
+#: the clinical queue (what a care team works) and the technical one (device health: clocks,
+#: batteries, gateways), each an alerts/ view
+Queue = Literal["clinical", "technical"]
+_QUEUE_QUERIES: dict[str, str] = {
+    "clinical": _QUEUE_SQL.format(view="alert_queue"),
+    "technical": _QUEUE_SQL.format(view="alert_technical_queue"),
+}
 
 
 async def queue_rows(
-    conn: Conn, principal: Principal, site_id: str | None = None
+    conn: Conn, principal: Principal, site_id: str | None = None, queue: Queue = "clinical"
 ) -> list[QueueRow]:
     """My queue: the visible episodes of my sites, by priority then due time (tuples in
     ``_QUEUE_COLS`` order: the page renders thousands of rows)."""
     sites = [site_id] if site_id else sorted(principal.sites)
     async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(_QUEUE_SQL, (sites, QUEUE_LIMIT))
+        await cur.execute(_QUEUE_QUERIES[queue], (sites, QUEUE_LIMIT))
         return await cur.fetchall()
 
 
@@ -394,10 +401,13 @@ def render_rows(rows: list[QueueRow], can_act: bool) -> Markup:
     return Markup("\n".join(out))  # noqa: S704 - every interpolated text is escaped above
 
 
-def _queue_context(principal: Principal, rows: list[QueueRow]) -> dict[str, Any]:
+def _queue_context(
+    principal: Principal, rows: list[QueueRow], queue: Queue = "clinical"
+) -> dict[str, Any]:
     can_act = principal.role in (Role.CARE_MANAGER, Role.CLINICIAN, Role.SUPERVISOR)
     return {
         "principal": principal,
+        "queue": queue,
         "rows_html": render_rows(rows, can_act),
         "count": len(rows),
         "outcomes": PERSON_OUTCOMES,
@@ -428,31 +438,33 @@ async def _audit_queue_view(conn: Conn, principal: Principal, rows: list[QueueRo
 
 
 @router.get("/queue", response_class=HTMLResponse, include_in_schema=False)
-async def queue_page(request: Request, principal: Annotated[Principal, Depends(ANY)]) -> Response:
+async def queue_page(
+    request: Request, principal: Annotated[Principal, Depends(ANY)], queue: Queue = "clinical"
+) -> Response:
     state = app_state(request)
     async with state.pool.connection() as conn:
-        rows = await queue_rows(conn, principal)
+        rows = await queue_rows(conn, principal, queue=queue)
         await _audit_queue_view(conn, principal, rows)
     return state.templates.TemplateResponse(
         request,
         "queue.html",
-        _queue_context(principal, rows),
+        _queue_context(principal, rows, queue),
         headers={"Cache-Control": "no-store"},
     )
 
 
 @router.get("/queue/rows", response_class=HTMLResponse, include_in_schema=False)
 async def queue_fragment(
-    request: Request, principal: Annotated[Principal, Depends(ANY)]
+    request: Request, principal: Annotated[Principal, Depends(ANY)], queue: Queue = "clinical"
 ) -> Response:
     state = app_state(request)
     async with state.pool.connection() as conn:
-        rows = await queue_rows(conn, principal)
+        rows = await queue_rows(conn, principal, queue=queue)
         await _audit_queue_view(conn, principal, rows)
     return state.templates.TemplateResponse(
         request,
         "queue_rows.html",
-        _queue_context(principal, rows),
+        _queue_context(principal, rows, queue),
         headers={"Cache-Control": "no-store"},
     )
 
@@ -598,11 +610,12 @@ class TransitionIn(BaseModel):
     "/api/episodes",
     response_model=PageOf[EpisodeSummary],
     tags=["episodes"],
-    summary="The queue: open episodes of my sites",
+    summary="The queue: open episodes of my sites (clinical, or technical: device health)",
 )
 async def api_queue(
     request: Request,
     principal: Annotated[Principal, Depends(ANY)],
+    queue: Queue = "clinical",
     site_id: str | None = None,
     program_id: str | None = None,
     severity: str | None = None,
@@ -615,7 +628,7 @@ async def api_queue(
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this site of care is not yours")
     now = datetime.now(UTC)
     async with app_state(request).pool.connection() as conn:
-        rows = await queue_rows(conn, principal, site_id)
+        rows = await queue_rows(conn, principal, site_id, queue)
         if program_id is not None:
             rows = [r for r in rows if r[8] == program_id]
         if severity is not None:

@@ -104,6 +104,7 @@ class EnrollmentOut(BaseModel):
     consent_given_at: datetime | None
     consent_withdrawn_at: datetime | None
     billing_practitioner: str | None
+    delivery_date: date | None = None
 
 
 class PatientDetail(PatientOut):

@@ -72,7 +72,10 @@ def threshold_view(
     by_id = {int(h["id"]): h for h in history}
     effective: dict[str, dict[str, Any]] = {}
     active_ids: set[int] = set()
-    for rule, params in sorted(ts.values.items()):
+    for rule in sorted(ts.values):
+        params = ts.rule_at(rule, now)  # a postpartum window may have ended
+        if params is None:
+            continue
         out: dict[str, Any] = {}
         for name, v in sorted(params.items()):
             row = by_id.get(v.version_id) if v.version_id is not None else None

@@ -8,6 +8,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -162,6 +163,52 @@ def test_enrollment_consent_and_assignments(admin: Client, clients: dict[str, Cl
     listed = admin.get(f"/api/patients/{pid}/assignments").json()["items"]
     assert len(listed) == 2
     assert admin.get("/api/devices?type=blood_pressure_monitor").json()["total"] >= 1
+
+
+def test_postpartum_enrollment_takes_a_delivery_date(
+    admin: Client, clients: dict[str, Client]
+) -> None:
+    """ACOG Committee Opinion 736 / Practice Bulletin 222: postpartum BP is watched with the
+    severe range at 160/110 in the weeks after delivery; after the window the 2025 AHA/ACC
+    severe threshold (>180/>120) applies again."""
+    program = admin.post(
+        "/api/programs",
+        json={"id": "wt-pp", "name": "Postpartum", "template": "maternal_postpartum"},
+    )
+    assert program.status_code in (201, 409)
+    pid = admin.post(
+        "/api/patients", json={"display_name": "Delivery Case", "site_id": SITE_A}
+    ).json()["id"]
+    sup = clients[user("supervisor", SITE_A)]
+    today = datetime.now(UTC).date()
+    future = sup.post(
+        f"/api/patients/{pid}/enrollments",
+        json={"program_id": "wt-pp", "delivery_date": (today + timedelta(days=5)).isoformat()},
+    )
+    assert future.status_code == 422
+    assert future.json()["errors"][0]["loc"][-1] == "delivery_date"
+    delivered = (today - timedelta(days=10)).isoformat()
+    enr = sup.post(
+        f"/api/patients/{pid}/enrollments",
+        json={
+            "program_id": "wt-pp",
+            "delivery_date": delivered,
+            "consent_given_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    assert enr.status_code == 201, enr.text
+    assert enr.json()["delivery_date"] == delivered
+
+    def severe_systolic() -> float:
+        effective = sup.get(f"/api/patients/{pid}/thresholds").json()["effective"]
+        return float(effective["bp_crisis"]["systolic"]["value"])
+
+    assert severe_systolic() == 160  # ten days after delivery: ACOG's severe range
+    ten_weeks = (today - timedelta(weeks=10)).isoformat()
+    moved = sup.patch(f"/api/enrollments/{enr.json()['id']}", json={"delivery_date": ten_weeks})
+    assert moved.status_code == 200
+    assert moved.json()["delivery_date"] == ten_weeks
+    assert severe_systolic() == 180  # past the 6-week window: the general severe threshold
 
 
 def test_gateway_provisioning_returns_the_password_once(

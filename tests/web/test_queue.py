@@ -57,6 +57,36 @@ def test_queue_order_and_fields(server: Server, clients: dict[str, Client]) -> N
     assert "Hypertension" in page.text
 
 
+def test_device_health_has_its_own_queue(server: Server, clients: dict[str, Client]) -> None:
+    """Issue 15: device problems (a cuff's clock reset) are technical items, never in the care
+    team's clinical queue; they are listed in the technical queue (API and page)."""
+    pid = _new_patient(server.conninfo, SITE_A, "Clock Reset Cuff")
+    with psycopg.connect(server.conninfo) as conn:
+        clinical = insert_episode(conn, pid, SITE_A)
+        device = insert_episode(
+            conn,
+            pid,
+            SITE_A,
+            family="device_clock",
+            rule_id="device_clock_reset",
+            severity="low",
+            priority=4,
+            explanation="Device clock unset or reset: readings are timed on arrival",
+        )
+        conn.execute("UPDATE alert_episodes SET queue = 'technical' WHERE id = %s", (device,))
+    cm = clients[CM_A]
+    clinical_ids = [i["id"] for i in cm.get("/api/episodes?limit=500").json()["items"]]
+    assert str(clinical) in clinical_ids
+    assert str(device) not in clinical_ids
+    technical = cm.get("/api/episodes?queue=technical&limit=500").json()["items"]
+    assert [i["id"] for i in technical if i["patient_id"] == str(pid)] == [str(device)]
+    assert cm.get("/api/episodes?queue=billing").status_code == 422
+    page = cm.get("/queue?queue=technical", headers={"Accept": "text/html"})
+    assert "Device health" in page.text
+    assert "Device clock unset or reset" in page.text
+    assert "Device clock unset or reset" not in cm.get("/queue").text
+
+
 def test_claim_acknowledge_resolve_through_alerts(
     server: Server, clients: dict[str, Client]
 ) -> None:
