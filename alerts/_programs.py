@@ -303,7 +303,8 @@ PARAMETER_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
     "missing_data": {"days": (1.0, 30.0)},
     "missing_weight": {"days": (1.0, 14.0)},
     "device_clock_reset": {"count": (1.0, 50.0), "window_hours": (1.0, 720.0)},
-    "gateway_offline": {"hours": (1.0, 168.0)},
+    # a technical setting, not a clinical one: from a minute (drills, the demo) to a week
+    "gateway_offline": {"hours": (1 / 60, 168.0)},
     "battery_low": {"percent": (1.0, 100.0)},
     "postpartum_end": {"weeks": (1.0, 12.0)},
 }
