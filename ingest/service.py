@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import random
 import signal
@@ -42,7 +44,7 @@ from ingest.store import (
     store_messages,
 )
 
-__all__ = ["IngestConfig", "main", "run"]
+__all__ = ["IngestConfig", "default_client_id", "main", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +101,19 @@ PENDING = Gauge("carebeacon_ingest_pending_messages", "Messages received and not
 DB_ERRORS = Counter("carebeacon_ingest_database_errors_total", "Database errors (batch retried)")
 
 
+def default_client_id(settings: Settings) -> str:
+    """``CAREBEACON_INGEST_CLIENT_ID`` when set; else ``ingest-<hostname>-<16 hex>``, the hex
+    derived from the ingest password: stable across restarts (the persistent session survives
+    them) and not guessable from the host name (issue 17: a guessed id let a gateway login
+    replace ingest's session; the broker's gateway listener now also pins each gateway to its
+    own id)."""
+    if "ingest_client_id" in settings.model_fields_set:
+        return settings.ingest_client_id
+    key = settings.mqtt_ingest_password.get_secret_value().encode()
+    tag = hmac.new(key, b"carebeacon-ingest-client-id", hashlib.sha256).hexdigest()[:16]
+    return f"{settings.ingest_client_id}-{tag}"
+
+
 @dataclass(frozen=True, slots=True)
 class IngestConfig:
     settings: Settings
@@ -122,7 +137,7 @@ class IngestConfig:
         settings = settings or Settings.from_env()
         return cls(
             settings=settings,
-            client_id=settings.ingest_client_id,
+            client_id=default_client_id(settings),
             share_group=settings.ingest_share_group,
             batch_messages=settings.ingest_batch_messages,
             flush_seconds=settings.ingest_flush_ms / 1000,

@@ -386,10 +386,19 @@ def _mosquitto_up(settings: Settings, values: dict[str, str]) -> None:
     gateways = directory / "gateways.passwd"
     if not gateways.exists():
         write_owned(gateways, "")
+    conf = directory / "mosquitto.conf"
+    before = conf.read_text(encoding="utf-8") if conf.exists() else None
     for name, text in render_mosquitto(directory, settings).items():
         write_owned(directory / name, text, 0o644 if name.endswith(".conf") else 0o640)
     if _port_open(settings.mqtt_port):
         reload_broker()
+        if before is not None and before != conf.read_text(encoding="utf-8"):
+            # listener options (use_username_as_clientid, ports) and max_packet_size are not
+            # reloaded on SIGHUP
+            _log(
+                "the broker's configuration changed: run `carebeacon services restart-broker`"
+                " to apply it (a reload applies passwords and ACLs only)"
+            )
         return
     _log(f"starting Mosquitto on 127.0.0.1:{settings.mqtt_port} (TLS {settings.mqtt_tls_port})")
     subprocess.run(
