@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     ingest_batch_messages: int = 500
     ingest_flush_ms: float = 0.0
     ingest_session_expiry_seconds: int = 7 * 24 * 3600
+    # the largest message payload ingest accepts (larger: quarantined as ``oversized``); the
+    # broker's max_packet_size is rendered from it, with room for the topic and headers
+    mqtt_max_payload_bytes: int = Field(default=1_048_576, ge=1024)
+    # quarantine: a payload is kept up to this many bytes (with its full size and SHA-256); a
+    # gateway fills at most this many rows and bytes in 24 h, then its quarantined messages
+    # are counted in one summary row per reason and day
+    ingest_quarantine_payload_bytes: int = Field(default=65_536, ge=1024)
+    ingest_quarantine_rows_per_gateway: int = Field(default=1000, ge=1)
+    ingest_quarantine_bytes_per_gateway: int = Field(default=8_388_608, ge=1024)
     metrics_port: int = 9464
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["plain", "json"] = "plain"

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import random
 import signal
@@ -36,13 +38,14 @@ from ingest.store import (
     Decoded,
     Evaluator,
     Message,
+    QuarantineLimits,
     StoreResult,
     decode_message,
-    message_digest,
+    quarantine_unstorable,
     store_messages,
 )
 
-__all__ = ["IngestConfig", "main", "run"]
+__all__ = ["IngestConfig", "default_client_id", "main", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,22 @@ DUPLICATES = Counter(
     "carebeacon_ingest_readings_duplicate_total", "Readings already stored (redelivered or resent)"
 )
 QUARANTINED = Counter(
-    "carebeacon_ingest_quarantined_total", "Messages or readings quarantined", ["reason"]
+    "carebeacon_ingest_quarantined_total",
+    "Quarantine rows made (equal to the rows: a message already quarantined makes none)",
+    ["reason"],
+)
+SUMMARISED = Counter(
+    "carebeacon_ingest_quarantine_summarised_total",
+    "Messages or readings over their gateway's quarantine budget, counted in a summary row",
+    ["reason"],
+)
+REPEATED = Counter(
+    "carebeacon_ingest_quarantine_repeated_total",
+    "Messages or readings already quarantined (sent again, redelivered, retained): no new row",
+)
+EMPTY = Counter(
+    "carebeacon_ingest_empty_messages_total",
+    "Empty messages (retained messages being cleared): nothing stored, nothing quarantined",
 )
 MESSAGES = Counter("carebeacon_ingest_messages_total", "MQTT messages committed and acknowledged")
 BATCH_SIZE = Histogram(
@@ -99,6 +117,19 @@ PENDING = Gauge("carebeacon_ingest_pending_messages", "Messages received and not
 DB_ERRORS = Counter("carebeacon_ingest_database_errors_total", "Database errors (batch retried)")
 
 
+def default_client_id(settings: Settings) -> str:
+    """``CAREBEACON_INGEST_CLIENT_ID`` when set; else ``ingest-<hostname>-<16 hex>``, the hex
+    derived from the ingest password: stable across restarts (the persistent session survives
+    them) and not guessable from the host name (issue 17: a guessed id let a gateway login
+    replace ingest's session; the broker's gateway listener now also pins each gateway to its
+    own id)."""
+    if "ingest_client_id" in settings.model_fields_set:
+        return settings.ingest_client_id
+    key = settings.mqtt_ingest_password.get_secret_value().encode()
+    tag = hmac.new(key, b"carebeacon-ingest-client-id", hashlib.sha256).hexdigest()[:16]
+    return f"{settings.ingest_client_id}-{tag}"
+
+
 @dataclass(frozen=True, slots=True)
 class IngestConfig:
     settings: Settings
@@ -122,7 +153,7 @@ class IngestConfig:
         settings = settings or Settings.from_env()
         return cls(
             settings=settings,
-            client_id=settings.ingest_client_id,
+            client_id=default_client_id(settings),
             share_group=settings.ingest_share_group,
             batch_messages=settings.ingest_batch_messages,
             flush_seconds=settings.ingest_flush_ms / 1000,
@@ -154,6 +185,7 @@ class _Ingest:
         self.generation = 0
         self.client: aiomqtt.Client | None = None
         self.ready = ready or asyncio.Event()
+        self.limits = QuarantineLimits.from_settings(config.settings)
 
     def _new_client(self) -> aiomqtt.Client:
         s = self.config.settings
@@ -197,7 +229,10 @@ class _Ingest:
                             if isinstance(msg.payload, bytes)
                             else str(msg.payload).encode()
                         )
-                        decoded = decode_message(Message(str(msg.topic), payload))
+                        decoded = decode_message(
+                            Message(str(msg.topic), payload),
+                            self.config.settings.mqtt_max_payload_bytes,
+                        )
                         readings = len(decoded.readings.readings) if decoded.readings else 0
                         self.queue.put_nowait(
                             _Received(generation, msg.mid, msg.qos, decoded, readings)
@@ -259,7 +294,9 @@ class _Ingest:
         self, conn: psycopg.AsyncConnection[Any], batch: list[_Received]
     ) -> StoreResult:
         async with conn.transaction():
-            return await store_messages(conn, [r.decoded for r in batch], self.evaluate)
+            return await store_messages(
+                conn, [r.decoded for r in batch], self.evaluate, limits=self.limits
+            )
 
     async def _store_one_by_one(
         self, conn: psycopg.AsyncConnection[Any], batch: list[_Received]
@@ -274,22 +311,13 @@ class _Ingest:
             except psycopg.Error as exc:
                 logger.error("a message failed to store (%s); quarantined", type(exc).__name__)
                 async with conn.transaction():
-                    await conn.execute(
-                        "INSERT INTO quarantine (dedup_key, reason, detail, topic, payload)"
-                        " VALUES (%s, 'storage_error', %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING",
-                        (
-                            f"e:{message_digest(item.decoded.message)}",
-                            f"the database refused the message ({type(exc).__name__})",
-                            item.decoded.message.topic,
-                            item.decoded.message.payload,
-                        ),
+                    part = await quarantine_unstorable(
+                        conn,
+                        item.decoded,
+                        f"the database refused the message ({type(exc).__name__})",
+                        self.limits,
                     )
-                total.quarantined["storage_error"] += 1
-                continue
-            total.stored.update(part.stored)
-            total.duplicates += part.duplicates
-            total.quarantined.update(part.quarantined)
-            total.readings.extend(part.readings)
+            total.add(part)
         return total
 
     def _ack(self, batch: list[_Received]) -> None:
@@ -311,6 +339,10 @@ class _Ingest:
         DUPLICATES.inc(result.duplicates)
         for reason, count in result.quarantined.items():
             QUARANTINED.labels(reason).inc(count)
+        for reason, count in result.summarised.items():
+            SUMMARISED.labels(reason).inc(count)
+        REPEATED.inc(result.repeated)
+        EMPTY.inc(result.empty)
         now = datetime.now(UTC)
         for reading in result.readings:
             LAG_SECONDS.observe(max(0.0, (now - reading.received_at).total_seconds()))

@@ -24,8 +24,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from alerts import StoredReading
+from carebeacon.settings import Settings
 from ingest.errors import RejectedReading
 from ingest.payload import (
+    MAX_PAYLOAD_BYTES,
     IncomingReading,
     ReadingsBatch,
     StatusMessage,
@@ -38,9 +40,11 @@ __all__ = [
     "Decoded",
     "Evaluator",
     "Message",
+    "QuarantineLimits",
     "StoreResult",
     "decode_message",
     "message_digest",
+    "quarantine_unstorable",
     "store_messages",
 ]
 
@@ -133,10 +137,34 @@ def _stage_line(gateway_id: str, patient: uuid.UUID, r: IncomingReading) -> str:
 
 
 _INSERT_QUARANTINE = """
-INSERT INTO quarantine (dedup_key, reason, detail, topic, gateway_id, reading_id, device_id, payload)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+INSERT INTO quarantine (dedup_key, reason, detail, topic, gateway_id, reading_id, device_id,
+                        payload, payload_bytes, payload_sha256)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (dedup_key) DO NOTHING
+RETURNING reason
 """
+
+_UPSERT_SUMMARY = """
+INSERT INTO quarantine (dedup_key, reason, detail, topic, gateway_id, payload, payload_bytes,
+                        payload_sha256, summary, occurrences)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, true, %s)
+ON CONFLICT (dedup_key) DO UPDATE
+SET occurrences = quarantine.occurrences + EXCLUDED.occurrences,
+    payload_bytes = quarantine.payload_bytes + EXCLUDED.payload_bytes
+RETURNING xmax = 0
+"""
+
+# what each gateway (NULL: messages whose topic names none) quarantined in the last 24 hours
+_QUARANTINE_USAGE = """
+SELECT coalesce(gateway_id, ''), count(*), coalesce(sum(octet_length(payload)), 0)
+FROM quarantine
+WHERE (gateway_id = ANY(%s) OR (gateway_id IS NULL AND %s))
+  AND quarantined_at > %s - interval '24 hours' AND NOT summary
+GROUP BY 1
+"""
+
+#: a summary row keeps this much of the first over-budget payload
+SUMMARY_SAMPLE_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +176,7 @@ class Message:
 @dataclass(frozen=True, slots=True)
 class Decoded:
     """A message validated without the database: its readings or its status, or why the whole
-    message is rejected (an empty status — a retained status being cleared — has neither)."""
+    message is rejected (an empty message — a retained message being cleared — has none)."""
 
     message: Message
     gateway_id: str | None
@@ -157,15 +185,25 @@ class Decoded:
     rejection: RejectedReading | None = None
 
 
-def decode_message(message: Message) -> Decoded:
+def decode_message(message: Message, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> Decoded:
     """Validate ``message`` (pure; the service calls it on receipt, so that validation overlaps
-    the database work of the batch before). Never raises: anything unexpected is a rejection."""
+    the database work of the batch before). Never raises: anything unexpected is a rejection.
+
+    An empty payload is a retained message being cleared (the only way MQTT clears one; a
+    subscriber cannot tell it from a live empty publish): neither readings nor a status, nothing
+    to quarantine. A payload over ``max_payload_bytes`` (``CAREBEACON_MQTT_MAX_PAYLOAD_BYTES``)
+    is ``oversized``."""
     gateway_id: str | None = None
     try:
         gateway_id, kind = gateway_from_topic(message.topic)
+        if not message.payload:
+            return Decoded(message, gateway_id)
+        if len(message.payload) > max_payload_bytes:
+            raise RejectedReading(
+                "oversized",
+                f"payload of {len(message.payload)} bytes exceeds {max_payload_bytes}",
+            )
         if kind == "status":
-            if not message.payload:
-                return Decoded(message, gateway_id)
             return Decoded(message, gateway_id, status=decode_status(gateway_id, message.payload))
         return Decoded(message, gateway_id, readings=decode_readings(gateway_id, message.payload))
     except RejectedReading as why:
@@ -180,9 +218,41 @@ def decode_message(message: Message) -> Decoded:
 class StoreResult:
     stored: Counter[str] = field(default_factory=Counter)  # reading type -> count
     duplicates: int = 0
-    quarantined: Counter[str] = field(default_factory=Counter)  # reason -> count
+    quarantined: Counter[str] = field(default_factory=Counter)  # reason -> quarantine rows made
+    summarised: Counter[str] = field(default_factory=Counter)  # reason -> over-budget messages
+    repeated: int = 0  # already quarantined (sent again, redelivered, retained): no new row
+    empty: int = 0  # empty payloads (retained messages being cleared)
     statuses: int = 0
     readings: list[StoredReading] = field(default_factory=list)
+
+    def add(self, other: StoreResult) -> None:
+        self.stored.update(other.stored)
+        self.duplicates += other.duplicates
+        self.quarantined.update(other.quarantined)
+        self.summarised.update(other.summarised)
+        self.repeated += other.repeated
+        self.empty += other.empty
+        self.statuses += other.statuses
+        self.readings.extend(other.readings)
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineLimits:
+    """How much of the quarantine one gateway may fill in 24 hours, and how much of a payload
+    is kept (README, Ingest). Past the budget, a gateway's quarantined messages are counted in
+    one summary row per reason and day, with a sample of the first."""
+
+    payload_bytes: int = 65_536
+    rows_per_gateway: int = 1000
+    bytes_per_gateway: int = 8_388_608
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QuarantineLimits:
+        return cls(
+            payload_bytes=settings.ingest_quarantine_payload_bytes,
+            rows_per_gateway=settings.ingest_quarantine_rows_per_gateway,
+            bytes_per_gateway=settings.ingest_quarantine_bytes_per_gateway,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +366,7 @@ async def store_messages(
     evaluate: Evaluator | None = None,
     *,
     now: datetime | None = None,
+    limits: QuarantineLimits | None = None,
 ) -> StoreResult:
     """Store ``messages`` (raw, or already :func:`decode_message`-d) in the caller's open
     transaction (see the module docstring)."""
@@ -327,7 +398,8 @@ async def store_messages(
             continue
         batch = decoded.readings
         if batch is None or gateway_id is None:
-            continue  # a retained status being cleared: nothing to record
+            result.empty += 1  # a retained message being cleared: nothing to record
+            continue
         if batch.rejected:
             digest = message_digest(message)
             for index, reading_item, rejection in batch.rejected:
@@ -429,25 +501,123 @@ async def store_messages(
                 (Jsonb(status.body), at, status.online, status.gateway_id, at),
             )
             result.statuses += 1
-        if quarantine:
-            await cur.executemany(
-                _INSERT_QUARANTINE,
-                [
-                    (
-                        q.dedup_key,
-                        q.reason,
-                        q.detail,
-                        q.topic,
-                        q.gateway_id,
-                        q.reading_id,
-                        q.device_id,
-                        q.payload,
-                    )
-                    for q in quarantine
-                ],
-            )
-            result.quarantined.update(q.reason for q in quarantine)
+        await _quarantine(cur, quarantine, limits or QuarantineLimits(), now, result)
     if result.readings and evaluate is not None:
         result.readings.sort(key=lambda s: (s.patient_id, s.time))
         await evaluate(conn, result.readings)
+    return result
+
+
+async def _quarantine(
+    cur: psycopg.AsyncCursor[Any],
+    entries: list[_Quarantine],
+    limits: QuarantineLimits,
+    now: datetime,
+    result: StoreResult,
+) -> None:
+    """Quarantine ``entries`` within each gateway's budget; count in ``result`` the rows made
+    (what is already quarantined makes none: it is a repeat) and the messages summarised."""
+    if not entries:
+        return
+    await cur.execute(
+        "SELECT dedup_key FROM quarantine WHERE dedup_key = ANY(%s)",
+        ([q.dedup_key for q in entries],),
+    )
+    seen = {row[0] for row in await cur.fetchall()}
+    fresh: list[_Quarantine] = []
+    for q in entries:
+        if q.dedup_key in seen:
+            result.repeated += 1
+            continue
+        seen.add(q.dedup_key)
+        fresh.append(q)
+    if not fresh:
+        return
+    buckets = {q.gateway_id or "" for q in fresh}
+    await cur.execute(_QUARANTINE_USAGE, (sorted(b for b in buckets if b), "" in buckets, now))
+    usage = {bucket: [rows, size] for bucket, rows, size in await cur.fetchall()}
+    rows: list[tuple[Any, ...]] = []
+    summaries: dict[str, tuple[_Quarantine, list[int]]] = {}
+    for q in fresh:
+        kept = q.payload[: limits.payload_bytes]
+        used = usage.setdefault(q.gateway_id or "", [0, 0])
+        if (
+            used[0] + 1 <= limits.rows_per_gateway
+            and used[1] + len(kept) <= limits.bytes_per_gateway
+        ):
+            used[0] += 1
+            used[1] += len(kept)
+            rows.append(
+                (
+                    q.dedup_key,
+                    q.reason,
+                    q.detail,
+                    q.topic,
+                    q.gateway_id,
+                    q.reading_id,
+                    q.device_id,
+                    kept,
+                    len(q.payload),
+                    hashlib.sha256(q.payload).hexdigest(),
+                )
+            )
+            continue
+        key = f"s:{now.date().isoformat()}:{q.gateway_id or ''}:{q.reason}"
+        first, tally = summaries.setdefault(key, (q, [0, 0]))
+        tally[0] += 1
+        tally[1] += len(q.payload)
+    if rows:
+        await cur.executemany(_INSERT_QUARANTINE, rows, returning=True)
+        while True:
+            row = await cur.fetchone()
+            if row is not None:
+                result.quarantined[row[0]] += 1
+            if not cur.nextset():
+                break
+    for key, (first, (occurrences, size)) in summaries.items():
+        await cur.execute(
+            _UPSERT_SUMMARY,
+            (
+                key,
+                first.reason,
+                f"over the gateway's quarantine budget ({limits.rows_per_gateway} rows,"
+                f" {limits.bytes_per_gateway} bytes in 24 h): messages counted in occurrences,"
+                f" payload_bytes their total size; the payload is a sample of the first"
+                f" ({first.detail})",
+                first.topic,
+                first.gateway_id,
+                first.payload[: min(SUMMARY_SAMPLE_BYTES, limits.payload_bytes)],
+                size,
+                hashlib.sha256(first.payload).hexdigest(),
+                occurrences,
+            ),
+        )
+        inserted = await cur.fetchone()
+        if inserted is not None and inserted[0]:
+            result.quarantined[first.reason] += 1
+        result.summarised[first.reason] += occurrences
+
+
+async def quarantine_unstorable(
+    conn: psycopg.AsyncConnection[Any],
+    decoded: Decoded,
+    detail: str,
+    limits: QuarantineLimits | None = None,
+) -> StoreResult:
+    """Quarantine a message the database refused (``storage_error``), within its gateway's
+    budget, in the caller's transaction."""
+    result = StoreResult()
+    message = decoded.message
+    entry = _Quarantine(
+        f"e:{message_digest(message)}",
+        "storage_error",
+        detail,
+        message.topic,
+        decoded.gateway_id,
+        None,
+        None,
+        message.payload,
+    )
+    async with conn.cursor() as cur:
+        await _quarantine(cur, [entry], limits or QuarantineLimits(), datetime.now(UTC), result)
     return result

@@ -33,7 +33,7 @@ from carebeacon.broker import (
 )
 from carebeacon.settings import Settings, env_file, read_env_file
 
-__all__ = ["DEPLOY_DIR", "main", "render_mosquitto", "up"]
+__all__ = ["DEPLOY_DIR", "PACKET_HEADROOM_BYTES", "main", "render_mosquitto", "up"]
 
 
 def _deploy_dir() -> Path:
@@ -352,6 +352,12 @@ def _ensure_tls(directory: Path) -> None:
     (directory / "ca.crt").chmod(0o644)
 
 
+#: the broker's max_packet_size over the payload limit: the fixed header (≤ 5 bytes), the topic
+#: (2 + at most 65 535 bytes by MQTT; a contract topic is under 100), the packet id and the
+#: properties fit, so that a payload just over ``mqtt_max_payload_bytes`` reaches ingest
+PACKET_HEADROOM_BYTES = 65_536
+
+
 def render_mosquitto(directory: Path, settings: Settings) -> dict[str, str]:
     """The broker's configuration and ACL files (name → text) for a state ``directory``, from
     the templates in ``deploy/mosquitto/``."""
@@ -368,6 +374,7 @@ def render_mosquitto(directory: Path, settings: Settings) -> dict[str, str]:
             mqtt_port=settings.mqtt_port,
             mqtt_tls_port=settings.mqtt_tls_port,
             tls_bind=settings.mqtt_tls_bind,
+            max_packet_size=settings.mqtt_max_payload_bytes + PACKET_HEADROOM_BYTES,
         ),
     }
 
@@ -386,10 +393,19 @@ def _mosquitto_up(settings: Settings, values: dict[str, str]) -> None:
     gateways = directory / "gateways.passwd"
     if not gateways.exists():
         write_owned(gateways, "")
+    conf = directory / "mosquitto.conf"
+    before = conf.read_text(encoding="utf-8") if conf.exists() else None
     for name, text in render_mosquitto(directory, settings).items():
         write_owned(directory / name, text, 0o644 if name.endswith(".conf") else 0o640)
     if _port_open(settings.mqtt_port):
         reload_broker()
+        if before is not None and before != conf.read_text(encoding="utf-8"):
+            # listener options (use_username_as_clientid, ports) and max_packet_size are not
+            # reloaded on SIGHUP
+            _log(
+                "the broker's configuration changed: run `carebeacon services restart-broker`"
+                " to apply it (a reload applies passwords and ACLs only)"
+            )
         return
     _log(f"starting Mosquitto on 127.0.0.1:{settings.mqtt_port} (TLS {settings.mqtt_tls_port})")
     subprocess.run(

@@ -24,7 +24,7 @@ def _mutations(rng: random.Random, home: Home) -> list[tuple[bytes, str | None]]
     good = bp_reading(home.cuff_id)
     gw = home.gateway_id
     out: list[tuple[bytes, str | None]] = [
-        (b"", "bad_json"),
+        (b"\x00", "bad_json"),  # an empty payload clears a retained message: not junk
         (b"\xff\xfe\x00garbage", "bad_json"),
         (b"[1, 2, 3]", "invalid_payload"),
         (

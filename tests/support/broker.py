@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+from pydantic import SecretStr
 
 from carebeacon.broker import mosquitto_password_line, provision_gateway_credentials
 from carebeacon.settings import Settings
@@ -38,6 +39,7 @@ __all__ = [
     "PROJECT_ACL",
     "Login",
     "PrivateBroker",
+    "RenderedBroker",
     "Watcher",
     "admin_client",
     "clear_retained",
@@ -108,6 +110,87 @@ class PrivateBroker:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RenderedBroker(PrivateBroker):
+    """A private Mosquitto running the project's own configuration (``deploy/mosquitto/`` as
+    :func:`lab.services.render_mosquitto` renders it): the internal listener for the server-side
+    users and the TLS gateway listener (a self-signed certificate for 127.0.0.1), each with its
+    password file and ACL. :attr:`settings` reach it (ports, CA, the server-side passwords);
+    ``port`` is the internal listener's."""
+
+    def __init__(self, base: Settings, gateways: dict[str, str], **overrides: Any) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="cb-rendered-broker-", dir="/tmp"))
+        self.port = free_port()
+        self.tls_port = free_port()
+        (self.dir / "data").mkdir()
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+             "-keyout", str(self.dir / "server.key"), "-out", str(self.dir / "server.crt")],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        shutil.copy(self.dir / "server.crt", self.dir / "ca.crt")
+        self.settings = base.model_copy(
+            update={
+                "mqtt_host": "127.0.0.1",
+                "mqtt_port": self.port,
+                "mqtt_tls_port": self.tls_port,
+                "mqtt_tls_bind": "127.0.0.1",
+                "mqtt_ca_file": str(self.dir / "ca.crt"),
+                "mqtt_ingest_password": SecretStr(secrets.token_urlsafe(18)),
+                "mqtt_admin_password": SecretStr(secrets.token_urlsafe(18)),
+                **overrides,
+            }
+        )
+        s = self.settings
+        internal = {
+            s.mqtt_ingest_user: s.mqtt_ingest_password.get_secret_value(),
+            s.mqtt_admin_user: s.mqtt_admin_password.get_secret_value(),
+        }
+        for name, users in (("internal.passwd", internal), ("gateways.passwd", gateways)):
+            (self.dir / name).write_text(
+                "".join(mosquitto_password_line(u, p) + "\n" for u, p in users.items())
+            )
+        for name, text in render_mosquitto(self.dir, s).items():
+            (self.dir / name).write_text(text)
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam("mosquitto")
+            self.dir.chmod(0o755)
+            for path in [self.dir, *self.dir.rglob("*")]:
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        self.process = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(["mosquitto", "-c", str(self.dir / "mosquitto.conf")])
+        deadline = time.monotonic() + 10
+        waiting = [self.port, self.tls_port]
+        while waiting and time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", waiting[0])) == 0:
+                    waiting.pop(0)
+                    continue
+            time.sleep(0.05)
+        if waiting:
+            log = self.dir / "mosquitto.log"
+            raise AssertionError(
+                f"rendered broker did not start: {log.read_text() if log.exists() else ''}"
+            )
+
+    def gateway_client(self, gateway_id: str, password: str, **options: Any) -> aiomqtt.Client:
+        """A gateway's login on the TLS gateway listener (MQTT 5); ``options`` go to aiomqtt."""
+        import ssl
+
+        return aiomqtt.Client(
+            "127.0.0.1",
+            self.tls_port,
+            username=gateway_id,
+            password=password,
+            tls_context=ssl.create_default_context(cafile=self.settings.mqtt_ca_file),
+            protocol=aiomqtt.ProtocolVersion.V5,
+            **options,
+        )
 
 
 # --- the project's Mosquitto ---------------------------------------------------------------
