@@ -1006,8 +1006,12 @@ def evaluate_periodic(
         rule = RULES[rid]
         ev.params = ctx.thresholds.rule(rid)
         verdict = rule.evaluate(ev)
-        if verdict is not None:
-            by_family.setdefault(rule.family, []).append(verdict)
+        if verdict is None:
+            continue
+        ep = book.active.get(rule.family)
+        if verdict.finding is None and ep is not None and ep.rule_id != rid:
+            continue  # a rule's all-clear speaks only for the episode it speaks for
+        by_family.setdefault(rule.family, []).append(verdict)
     for family, verdicts in by_family.items():
         book.on_verdicts(ctx, family, verdicts, at, now, None)
 
@@ -1042,9 +1046,18 @@ def evaluate_patient(
             subject = r.device_id if family in _PER_DEVICE else None
             book.on_verdicts(ctx, family, verdicts, r.time, now, r.reading_id, subject)
         missing = book.active.get("missing_data")
-        if missing is not None and "control_solution" not in r.flags and r.type not in REPORT_TYPES:
+        if missing is not None and _fills_gap(missing, r):
             book.clear(missing, r.time, now)
     advance(ctx, book, now, now)
+
+
+def _fills_gap(ep: Episode, r: StoredReading) -> bool:
+    """Does this reading end the missing-data episode? Any reading ends "no readings at all";
+    only a reading of the missing type ends a per-type one (BP does not replace a weight)."""
+    if "control_solution" in r.flags or r.type in REPORT_TYPES:
+        return False
+    rule = RULES.get(ep.rule_id)
+    return rule is None or rule.kind != "missing_type" or r.type in rule.types
 
 
 def advance(
@@ -1242,5 +1255,5 @@ def _timed_rules(
                 now,
                 None,
             )
-        elif deadline > until and ep is not None:
-            book.clear(ep, until, now)
+        elif deadline > until and ep is not None and ep.rule_id == "missing_data":
+            book.clear(ep, until, now)  # a per-type item clears on its own type only

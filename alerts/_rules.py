@@ -54,6 +54,8 @@ FAMILIES: Mapping[str, Family] = {
         Family("weight_gain", "high", timedelta(hours=48)),
         Family("glucose_low", "low", timedelta(hours=24)),
         Family("glucose_high", "high", timedelta(hours=24)),
+        # no readings at all, or none of a type the program requires (HF: weight) while others
+        # arrive: one missing-data item per patient, whichever rule speaks for it
         Family(
             "missing_data", "high", timedelta(0), device=True, inhibited_by=("gateway_offline",)
         ),
@@ -61,15 +63,6 @@ FAMILIES: Mapping[str, Family] = {
         Family("battery_low", "low", timedelta(0), device=True),
         Family("device_clock", "high", timedelta(days=7), device=True),
         Family("symptom", "high", timedelta(0)),
-        # a required reading type missing (HF: weight) while others arrive; no readings at all
-        # is missing_data's, which then holds this one back (one missing-data item, not two)
-        Family(
-            "missing_required",
-            "high",
-            timedelta(0),
-            device=True,
-            inhibited_by=("gateway_offline", "missing_data"),
-        ),
         Family("program_notice", "high", timedelta(0)),
     )
 }
@@ -1260,10 +1253,12 @@ RULES: Mapping[str, Rule] = {
         ),
         MissingTypeRule(
             "missing_weight",
-            "missing_required",
+            "missing_data",
             _WEIGHT,
-            "Missing weights: no body weight for 2 days in heart failure, whatever else arrives "
-            "(HFSA/AHA heart-failure self-care: weigh every morning).",
+            "Missing weights: no body weight for 3 days in heart failure, whatever else arrives "
+            "(HFSA/AHA heart-failure self-care: weigh every morning; after a third missed "
+            "weigh-in even the 3-day gain rule — ESC: more than 2 kg in 3 days — has no "
+            "reference left). One missing-data item with no readings at all.",
             "body weight",
         ),
         PostpartumEndRule(
@@ -1293,8 +1288,8 @@ RULES: Mapping[str, Rule] = {
             _ANY,
             "Missing data: no reading for N days: hypertension 3, heart_failure 2 (daily "
             "weights, HFSA), diabetes 3, maternal_postpartum 2 (postpartum BP checks, ACOG "
-            "Committee Opinion 736 and Practice Bulletin 222), general 7; also guards the CMS "
-            "RPM 16-day data requirement.",
+            "Committee Opinion 736 and Practice Bulletin 222), general 3 (daily readings "
+            "there too); well inside the CMS RPM 16-of-30-day data requirement.",
         ),
         TimedRule(
             "gateway_offline",

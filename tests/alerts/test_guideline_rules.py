@@ -451,19 +451,24 @@ def test_a_low_outlier_never_reads_as_a_gain() -> None:
 
 
 def test_heart_failure_needs_weights_even_when_bp_arrives() -> None:
+    # HFSA/AHA: weigh every morning. Two missed weigh-ins are still covered by the 3-day gain
+    # rule (ESC: more than 2 kg in 3 days); after the third, nothing can judge a gain any more.
     sim = Sim("heart_failure")
     sim.feed([weight(sim.patient, T0, 80.0)])
     for k in range(1, 4):
         sim.bp(T0 + k * DAY, 122, 76)
-    sim.periodic(T0 + DAY + 12 * HOUR)
-    assert sim.active("missing_required") is None
-    sim.periodic(T0 + 2 * DAY + 6 * HOUR)
-    ep = sim.active("missing_required")
+    sim.periodic(T0 + 2 * DAY + 12 * HOUR)
+    assert sim.active("missing_data") is None
+    sim.periodic(T0 + 3 * DAY + 6 * HOUR)
+    ep = sim.active("missing_data")
     assert ep is not None
-    assert "No body weight for 2 days" in ep.explanation
-    sim.feed([weight(sim.patient, T0 + 3 * DAY, 80.1)])
-    sim.periodic(T0 + 3 * DAY + HOUR)
-    assert sim.active("missing_required") is None
+    assert ep.rule_id == "missing_weight"
+    assert "No body weight for 3 days" in ep.explanation
+    sim.bp(T0 + 3 * DAY + 8 * HOUR, 121, 75)  # a blood pressure is not the missing weight
+    sim.periodic(T0 + 3 * DAY + 12 * HOUR)
+    assert sim.active("missing_data") is ep
+    sim.feed([weight(sim.patient, T0 + 4 * DAY, 80.1)])
+    assert sim.active("missing_data") is None
 
 
 # -- item 9: thresholds a clinician cannot get wrong ---------------------------------------------
@@ -559,11 +564,14 @@ def test_no_readings_at_all_is_one_missing_data_item_not_two() -> None:
     sim.feed([weight(sim.patient, T0, 80.0)])
     now = T0 + 2 * DAY + 6 * HOUR
     advance(sim.ctx, sim.book, now, now, Facts(last_reading_at=T0))
-    sim.periodic(now)
-    assert sim.active("missing_data") is not None
-    weights = sim.active("missing_required")
-    assert weights is not None
-    assert weights.suppressed_by == sim.active("missing_data").id
+    first = sim.active("missing_data")
+    assert first is not None
+    later = T0 + 3 * DAY + 6 * HOUR  # the weights are now missing too: the same item
+    advance(sim.ctx, sim.book, later, later, Facts(last_reading_at=T0))
+    sim.periodic(later)
+    assert sim.active("missing_data") is first
+    assert [e for e in sim.book.active.values() if e.family.startswith("missing")] == [first]
+    assert not [k for f, k in sim.kinds() if f.startswith("missing") and k == "opened"]
 
 
 def test_a_low_outlier_on_the_first_day_of_the_week_is_no_reference() -> None:
