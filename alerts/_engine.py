@@ -29,7 +29,7 @@ from typing import Any
 from alerts._history import History
 from alerts._model import REPORT_TYPES, Severity, StoredReading, assess
 from alerts._programs import Override, ThresholdSet, resolve_thresholds
-from alerts._rules import FAMILIES, RULES, Eval, Finding, Verdict
+from alerts._rules import FAMILIES, REWEIGH_TEXT, RULES, Eval, Finding, Verdict
 
 __all__ = [
     "ESCALATION_LEVELS",
@@ -1155,7 +1155,7 @@ def _open_unconfirmed(ctx: PatientContext, book: Book, ep: Episode, now: datetim
     ep.explanation = ep.explanation.replace(
         f"re-measure requested within {minutes:.0f} min",
         f"no re-measure came within {minutes:.0f} min",
-    )
+    ).replace(REWEIGH_TEXT, f"one weigh-in, no re-weigh came within {minutes / 60:.0f} h")
     window = relevance(ep.family)
     if window is not None and now - ep.opened_at > window:
         ep.late = True

@@ -520,8 +520,11 @@ def replay(
 
 
 def _apply(book: Book, a: Action) -> None:
-    """A person's action on every active episode of the patient (see the module docstring)."""
+    """A person's action on every active episode of the patient (see the module docstring);
+    a pending episode (a value waiting for its re-measure) is in front of nobody yet."""
     for ep in list(book.active.values()):
+        if ep.state == "pending":
+            continue
         try:
             if a.action == "acknowledge" and ep.state in ("pending", "open"):
                 book.acknowledge(ep, a.at, _ACTOR, a.note)

@@ -19,6 +19,8 @@ from alerts._programs import LB, RuleParams, ThresholdSet, ThresholdValue
 __all__ = [
     "EMERGENCY_SYMPTOMS",
     "FAMILIES",
+    "REWEIGH_TEXT",
+    "REWEIGH_WINDOW",
     "RULES",
     "SYMPTOMS",
     "SYMPTOM_TYPE",
@@ -571,6 +573,12 @@ class RollingMeanRule(Rule):
         return Verdict(self.family, clear=ms < ls - margin and md < ld - margin)
 
 
+# A single jump waits for a re-weigh or the next morning's weight (daily weigh-ins drift by an
+# hour or two) before it reaches the care team; none coming by then opens it.
+REWEIGH_WINDOW = timedelta(hours=28)
+REWEIGH_TEXT = "one weigh-in so far: re-weigh requested (or tomorrow's weight)"
+
+
 def _day_kg(ev: Eval) -> float:
     """A day-to-day jump that makes a weigh-in an outlier candidate: the program's 1-day gain
     (HFSA: more than 2 lb in a day)."""
@@ -655,25 +663,36 @@ class ChangeRule(Rule):
         def kg(p: Point) -> float:
             return p.values["body_weight"]
 
-        usable = [
+        clean = [
             d
             for i, d in enumerate(daily)
-            if d.time.astimezone(ev.tz).date() >= first
-            and not (
+            if not (
                 i > 0
                 and kg(d) < kg(daily[i - 1]) - jump
                 and kg(d) < kg(daily[i + 1] if i + 1 < len(daily) else now_pt) - jump
             )
         ]
+        usable = [d for d in clean if d.time.astimezone(ev.tz).date() >= first]
         if not usable:
             return None
         hours = ev.p("window_hours")
         ref = usable[-1] if hours <= 24 else _lowest(usable)
+        if (
+            hours <= 24
+            and len(clean) >= 2
+            and clean[-2].time.astimezone(ev.tz).date() >= first - timedelta(days=1)
+            and kg(clean[-1]) - kg(clean[-2]) > jump + 1e-9
+            and kg(now_pt) - kg(clean[-2]) > jump + 1e-9
+        ):
+            ref = clean[-2]  # the last weigh-in jumped and this one stayed up: the day before
         now_kg = kg(now_pt)
         delta = now_kg - kg(ref)
         limit = ev.p("kg")
         if not self._over(delta, limit):
-            return Verdict(self.family, clear=delta < limit - ev.p("clear_margin_kg"))
+            # back down after a single jump: the jump was not confirmed (coat, shoes)
+            return Verdict(
+                self.family, clear=delta < limit - ev.p("clear_margin_kg"), disconfirm=True
+            )
         n_days = (today - ref.time.astimezone(ev.tz).date()).days
         per = "1 d" if hours <= 24 else f"{_n(hours / 24)} d"
         text = (
@@ -682,18 +701,32 @@ class ChangeRule(Rule):
         )
         if hours <= 24 and n_days > 1:
             text += f" (no weigh-in on the {n_days - 1} day(s) between)"
-        # a single outlier jump (coat, shoes) is not yet high: it needs a second weigh-in
+        # a single outlier jump (coat, shoes) is not yet a finding for the care team: the
+        # patient re-weighs (or weighs tomorrow); it opens if that weight is still up, or if none
+        # comes within REWEIGH_WINDOW
         beyond = [p for p in todays if self._over(kg(p) - kg(ref), limit)]
         supported = len(beyond) >= 2 and len(beyond) == len(todays)
         last = usable[-1]
         if last is not ref and self._over(kg(last) - kg(ref), limit):
             supported = True  # yesterday (or the last weigh-in) was already up
+        if len(clean) >= 2:
+            before = kg(clean[-2])
+            if kg(clean[-1]) - before > jump + 1e-9 and now_kg - before > jump + 1e-9:
+                supported = True  # the last weigh-in jumped, and this one stayed up
         severity = self.severity
+        confirm_by = None
         if not supported and now_kg - kg(last) > jump + 1e-9:
             severity = min(severity, Severity.MODERATE)
-            text += "; one weigh-in so far: re-weigh requested (or tomorrow's weight)"
+            confirm_by = now_pt.time + REWEIGH_WINDOW
+            text += f"; {REWEIGH_TEXT}"
         return self.finding(
-            ev, severity, "body_weight", delta, text, (ref.reading_id, now_pt.reading_id)
+            ev,
+            severity,
+            "body_weight",
+            delta,
+            text,
+            (ref.reading_id, now_pt.reading_id),
+            confirm_by=confirm_by,
         )
 
 
@@ -740,9 +773,23 @@ class SlopeRule(Rule):
             return None
         days = ev.p("window_days")
         pts = _weights(ev, pt.time - timedelta(days=days), pt.time)
+        pts.sort(key=lambda p: p.time)
+        jump = _day_kg(ev)
+
+        def kg(p: Point) -> float:
+            return p.values["body_weight"]
+
+        # a spike above both neighbours (coat, shoes) is no trend; nor is a last jump until a
+        # re-weigh or tomorrow's weight shows it stayed
+        pts = [
+            p
+            for i, p in enumerate(pts)
+            if not (
+                0 < i < len(pts) - 1 and min(kg(p) - kg(pts[i - 1]), kg(p) - kg(pts[i + 1])) > jump
+            )
+        ]
         if len(pts) < ev.p("min_n"):
             return None
-        pts.sort(key=lambda p: p.time)
         span = (pts[-1].time - pts[0].time).total_seconds() / 86400
         if span < ev.p("min_span_days"):
             return None
@@ -758,6 +805,10 @@ class SlopeRule(Rule):
                 f"(least squares), now {pt.values['body_weight']:.1f} kg; "
                 f"{ev.source('kg_per_day')} {limit:.2f} kg/day"
             )
+            confirm_by = None
+            if kg(pts[-1]) - kg(pts[-2]) > jump + 1e-9:
+                confirm_by = pt.time + REWEIGH_WINDOW
+                text += f"; {REWEIGH_TEXT}"
             return self.finding(
                 ev,
                 Severity.MODERATE,
@@ -765,8 +816,9 @@ class SlopeRule(Rule):
                 slope,
                 text,
                 tuple(p.reading_id for p in pts),
+                confirm_by=confirm_by,
             )
-        return Verdict(self.family, clear=slope < ev.p("clear_kg_per_day"))
+        return Verdict(self.family, clear=slope < ev.p("clear_kg_per_day"), disconfirm=True)
 
 
 class ThresholdRule(Rule):

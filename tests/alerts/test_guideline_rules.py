@@ -21,6 +21,7 @@ from tests.alerts.helpers import T0, Sim, bp, glucose, reading, weight
 MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+MINUTE = timedelta(minutes=1)
 LB = 0.45359237  # kg per pound (exact, by definition)
 
 
@@ -580,3 +581,51 @@ def test_a_low_outlier_on_the_first_day_of_the_week_is_no_reference() -> None:
     for k in range(9):
         sim.feed([weight(sim.patient, T0 + k * DAY, 78.0 if k == 1 else 80.3)])
     assert sim.active("weight_gain") is None
+
+
+# -- a single weight jump waits for a re-weigh (or tomorrow's weight) before the queue ----------
+# HFSA/AHA: "call if you gain more than 2-3 lb in a day" — one weigh-in 1.5 kg up may be a coat;
+# the patient re-weighs, and the care team hears of it when the gain stays (or no weight comes).
+
+
+def _steady(sim: Sim, days: int = 4, kg: float = 80.0) -> None:
+    for k in range(days):
+        sim.feed([weight(sim.patient, T0 + k * DAY, kg + 0.1 * (k % 2))])
+
+
+def test_a_single_weight_jump_is_pending_and_a_normal_reweigh_ends_it() -> None:
+    sim = Sim("heart_failure")
+    _steady(sim)
+    sim.feed([weight(sim.patient, T0 + 4 * DAY, 81.5)])
+    ep = sim.active("weight_gain")
+    assert ep is not None
+    assert ep.state == "pending"
+    assert ("weight_gain", "opened") not in sim.kinds()
+    sim.feed([weight(sim.patient, T0 + 4 * DAY + 6 * MINUTE, 80.1)])
+    assert sim.active("weight_gain") is None
+    assert ("weight_gain", "opened") not in sim.kinds()
+
+
+def test_a_weight_jump_that_stays_up_the_next_morning_opens() -> None:
+    sim = Sim("heart_failure")
+    _steady(sim)
+    sim.feed([weight(sim.patient, T0 + 4 * DAY, 81.5)])
+    sim.feed([weight(sim.patient, T0 + 5 * DAY + 40 * MINUTE, 81.4)])  # 2.9 lb above day 3
+    ep = sim.active("weight_gain")
+    assert ep is not None
+    assert ep.state == "open"
+    assert ep.severity is Severity.MODERATE
+
+
+def test_a_weight_jump_opens_when_no_weight_follows_within_a_day_and_a_bit() -> None:
+    sim = Sim("heart_failure")
+    _steady(sim)
+    sim.feed([weight(sim.patient, T0 + 4 * DAY, 81.5)])
+    early = T0 + 5 * DAY
+    advance(sim.ctx, sim.book, early, early)
+    assert sim.active("weight_gain").state == "pending"
+    late = T0 + 5 * DAY + 6 * HOUR  # no weigh-in the next morning either
+    advance(sim.ctx, sim.book, late, late)
+    ep = sim.active("weight_gain")
+    assert ep.state == "open"
+    assert "no re-weigh came" in ep.explanation
