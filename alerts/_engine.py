@@ -60,6 +60,8 @@ __all__ = [
     "max_escalation",
     "periodic_rules",
     "priority_for",
+    "quiet_ends",
+    "quiet_for",
     "sla_for",
     "thresholds_for",
     "timers",
@@ -632,11 +634,16 @@ class Book:
         now: datetime,
         reading_id: uuid.UUID | None,
         subject: str | None = None,
-    ) -> Episode:
+    ) -> Episode | None:
         window = relevance(f.family)
         late = window is not None and now - f.time > window
         ep = self.active.get(f.family if subject is None else f"{f.family}@{subject}")
         if ep is None:
+            if _rerun(f.rule_id) and self._quiet_until(ctx, f, now) is not None:
+                # the condition a person just handled, found again by a rule the scheduler
+                # re-runs (7-day mean, missing data): no new item now; its next pass after the
+                # quiet period finds it, if it is still there
+                return None
             return self._create(ctx, f, now, late, reading_id, subject)
         if reading_id is not None and reading_id in ep.evidence:
             return ep  # the same reading again: nothing new
@@ -919,6 +926,23 @@ class Book:
             self.changed[ep.id] = ep
         elif at - ep.clear_candidate_at >= hold:
             self.clear(ep, ep.clear_candidate_at + hold, now)
+
+
+def _rerun(rule_id: str) -> bool:
+    """Is this rule run by time (periodic or timed), so that it finds a lasting condition
+    again on the scheduler's next pass?"""
+    rule = RULES.get(rule_id)
+    return rule is not None and (rule.periodic or rule.kind == "timed")
+
+
+def quiet_ends(book: Book, ctx: PatientContext) -> list[datetime]:
+    """When the quiet periods of this book end (the replay clock re-runs the timed rules)."""
+    out = []
+    for family, (at, _severity, _outcome) in book.quiet.items():
+        span = quiet_for(ctx, family)
+        if span is not None:
+            out.append(at + span)
+    return out
 
 
 def _hold(ep: Episode) -> timedelta:

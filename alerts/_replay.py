@@ -55,6 +55,7 @@ from alerts._engine import (
     evaluate_patient,
     evaluate_periodic,
     periodic_rules,
+    quiet_ends,
     thresholds_for,
     timers,
 )
@@ -582,7 +583,7 @@ def _replay_patient(
             advance(ctx, book, clock, clock, Facts(last_reading_at=history.last_time))
             emit()
         while True:
-            due = [x for x in timers(book) if x > clock]
+            due = [x for x in timers(book) + quiet_ends(book, ctx) if x > clock]
             deadline = missing_deadline()
             if deadline is not None and deadline > clock:
                 due.append(deadline)
