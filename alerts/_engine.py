@@ -62,6 +62,7 @@ __all__ = [
     "priority_for",
     "quiet_ends",
     "quiet_for",
+    "quiet_held",
     "sla_for",
     "thresholds_for",
     "timers",
@@ -153,8 +154,11 @@ SNOOZE_MAX: Mapping[Severity, timedelta | None] = {
 # family at no higher severity is recorded but held (snoozed) until it ends. None for the
 # emergencies: a new crisis or hypoglycaemia always notifies. Per family; per program below.
 QUIET: Mapping[str, timedelta] = {
-    "bp_high": timedelta(days=3),  # a medication change needs days to show
-    "bp_mean": timedelta(days=14),  # a 7-day mean needs 2 weeks to reflect a change
+    # 2025 AHA/ACC (as 2017 §8.3.1): after starting or adjusting treatment, follow up at
+    # monthly intervals until control; a dose change shows its full effect in 2-4 weeks. The
+    # same BP level is not re-raised sooner (a rise in severity, or a crisis, always is).
+    "bp_high": timedelta(days=14),
+    "bp_mean": timedelta(days=28),
     "bp_low": timedelta(hours=24),
     "weight_gain": timedelta(hours=48),
     "glucose_high": timedelta(hours=24),
@@ -639,10 +643,13 @@ class Book:
         late = window is not None and now - f.time > window
         ep = self.active.get(f.family if subject is None else f"{f.family}@{subject}")
         if ep is None:
-            if _rerun(f.rule_id) and self._quiet_until(ctx, f, now) is not None:
-                # the condition a person just handled, found again by a rule the scheduler
-                # re-runs (7-day mean, missing data): no new item now; its next pass after the
-                # quiet period finds it, if it is still there
+            if _rerun(f.rule_id) and (
+                self._quiet_until(ctx, f, now) is not None
+                or any(fam in self.active for fam in FAMILIES[f.family].covered_by)
+            ):
+                # the condition a person just handled (quiet period), or one an open episode
+                # already speaks for, found again by a rule the scheduler re-runs (7-day mean,
+                # missing data): no new item now; a later pass finds it, if it is still there
                 return None
             return self._create(ctx, f, now, late, reading_id, subject)
         if reading_id is not None and reading_id in ep.evidence:
@@ -926,6 +933,16 @@ class Book:
             self.changed[ep.id] = ep
         elif at - ep.clear_candidate_at >= hold:
             self.clear(ep, ep.clear_candidate_at + hold, now)
+
+
+def quiet_held(ep: Episode, now: datetime) -> bool:
+    """Is ``ep`` held by the system in a quiet period at ``now`` (in no queue, in front of
+    nobody until the quiet period ends and it is renotified)?"""
+    return (
+        ep.snoozed_until is not None
+        and ep.snoozed_until > now
+        and (ep.snooze_reason or "").startswith(_QUIET_REASON)
+    )
 
 
 def _rerun(rule_id: str) -> bool:

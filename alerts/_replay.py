@@ -56,6 +56,7 @@ from alerts._engine import (
     evaluate_periodic,
     periodic_rules,
     quiet_ends,
+    quiet_held,
     thresholds_for,
     timers,
 )
@@ -522,9 +523,10 @@ def replay(
 
 def _apply(book: Book, a: Action) -> None:
     """A person's action on every active episode of the patient (see the module docstring);
-    a pending episode (a value waiting for its re-measure) is in front of nobody yet."""
+    a pending episode (a value waiting for its re-measure) and one held in a quiet period are
+    in front of nobody (in no queue) yet."""
     for ep in list(book.active.values()):
-        if ep.state == "pending":
+        if ep.state == "pending" or quiet_held(ep, a.at):
             continue
         try:
             if a.action == "acknowledge" and ep.state in ("pending", "open"):

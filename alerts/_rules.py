@@ -44,6 +44,10 @@ class Family:
     device: bool = False  # device health / data completeness: always auto-resolves on clear
     inhibited_by: tuple[str, ...] = ()
     clinical_bp: bool = False
+    # a finding of a rule run by time (periodic) opens nothing while an episode of one of these
+    # families is active: that one already speaks for the condition, more urgently; the next
+    # pass after it closes finds this one again if it lasts
+    covered_by: tuple[str, ...] = ()
 
 
 FAMILIES: Mapping[str, Family] = {
@@ -51,7 +55,15 @@ FAMILIES: Mapping[str, Family] = {
     for f in (
         Family("bp_crisis", "high", timedelta(0)),
         Family("bp_high", "high", timedelta(hours=24), inhibited_by=("bp_crisis",)),
-        Family("bp_mean", "high", timedelta(days=3), inhibited_by=("bp_crisis",)),
+        # the home mean ≥135/85 says less than N of M home readings ≥145/90 (bp_high) or a
+        # crisis: while one of those is open the mean is the same condition
+        Family(
+            "bp_mean",
+            "high",
+            timedelta(days=3),
+            inhibited_by=("bp_crisis",),
+            covered_by=("bp_crisis", "bp_high"),
+        ),
         Family("bp_low", "low", timedelta(hours=24)),
         Family("weight_gain", "high", timedelta(hours=48)),
         Family("glucose_low", "low", timedelta(hours=24)),
