@@ -550,11 +550,11 @@ class Book:
         fam = FAMILIES[ep.family]
         if ep.state == "pending":
             self.resolve(ep, now, "not_confirmed")
-        elif (
-            fam.device
-            or ep.queue == "technical"
-            or (ep.state == "open" and ep.severity < Severity.HIGH)
-        ):
+        elif fam.device or ep.queue == "technical":
+            self.resolve(ep, now, "auto_cleared")
+        elif ep.state == "open" and ep.severity < Severity.HIGH and not quiet_held(ep, now):
+            # (an item held in a quiet period stays, marked cleared, until the period ends: a
+            # recurrence inside it re-arms the same item instead of opening another)
             self.resolve(ep, now, "auto_cleared")
 
     # -- a person's actions (the web app through alerts._lifecycle, and the replay) ---------
@@ -761,7 +761,10 @@ class Book:
         urgent = priority_for(f.severity, ctx.risk_tier, False, f.family) <= 2
         reason: str | None = None
         if quiet:
-            reason = "severity rose during the quiet period" if rose else None
+            # above what the person resolved (a held item rising back to that level is not new)
+            handled_severity = self.quiet[ep.family][1] if ep.family in self.quiet else None
+            above = handled_severity is None or f.severity > handled_severity
+            reason = "severity rose during the quiet period" if rose and above else None
         elif rose and (handled or ep.priority < priority_before):
             reason = "severity rose"
         elif recurred:
@@ -1133,10 +1136,13 @@ def advance(
     if escalate:
         for ep in list(book.active.values()):
             if ep.snoozed_until is not None and ep.snoozed_until <= now:
+                held = quiet_held(ep, ep.snoozed_until - timedelta(microseconds=1))
                 ep.snoozed_until = None
                 ep.snooze_reason = None
                 book._event(ep, now, "snooze_expired", ep.state)
-                if ep.state == "open" and ep.suppressed_by is None and ep.queue == "clinical":
+                if held and ep.cleared_at is not None and ep.state == "open":
+                    book.resolve(ep, now, "auto_cleared")  # over before its quiet period ended
+                elif ep.state == "open" and ep.suppressed_by is None and ep.queue == "clinical":
                     book.renotify(ep, now, "snooze ended", ctx=ctx)
             if (
                 ep.state == "open"
