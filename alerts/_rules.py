@@ -449,7 +449,7 @@ class CountRule(Rule):
 
     def check(self, ev: Eval) -> Verdict | None:
         pt = ev.point
-        if pt is None or not pt.time_trusted:
+        if pt is None:
             return None
         if "systolic" not in pt.values and "diastolic" not in pt.values:
             return None
@@ -459,7 +459,9 @@ class CountRule(Rule):
         n, m = ev.p("n"), int(ev.p("m"))
         sw = ev.p("suspect_weight")
         start = pt.time - timedelta(hours=ev.p("window_hours"))
-        recent = ev.history.last("blood_pressure", pt.time, m, start)
+        # a cuff whose clock was reset still measures: its readings count by arrival time (as
+        # clock-reset weights do), so hypotension over two days is not lost to a clock
+        recent = ev.history.last("blood_pressure", pt.time, m, start, trusted_only=False)
         l2 = self._level(ev.params, "level2")
         if self._beyond(pt.values, *l1):
             hits1 = [p for p in recent if self._beyond(p.values, *l1)]
