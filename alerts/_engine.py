@@ -155,9 +155,11 @@ SNOOZE_MAX: Mapping[Severity, timedelta | None] = {
 # emergencies: a new crisis or hypoglycaemia always notifies. Per family; per program below.
 QUIET: Mapping[str, timedelta] = {
     # 2025 AHA/ACC (as 2017 §8.3.1): after starting or adjusting treatment, follow up at
-    # monthly intervals until control; a dose change shows its full effect in 2-4 weeks. The
-    # same BP level is not re-raised sooner (a rise in severity, or a crisis, always is).
-    "bp_high": timedelta(days=14),
+    # monthly intervals until control; a dose change shows its full effect in 2-4 weeks. So the
+    # same 7-day mean is not raised again for 4 weeks; the same high BP level (N of M home
+    # readings) for 10 days, so a lasting one is back in front of a person within the 10 days
+    # home-BP review allows. A rise in severity, or a crisis, always notifies at once.
+    "bp_high": timedelta(days=10),
     "bp_mean": timedelta(days=28),
     "bp_low": timedelta(hours=24),
     "weight_gain": timedelta(hours=48),
