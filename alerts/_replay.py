@@ -19,7 +19,8 @@ enrollment (the first is primary when ``program`` is absent); ``overrides`` is
 ``{"<rule>.<param>": value}`` or a list of ``{"parameter", "value", "scope"}``. Patient (and
 reading) ids are any strings. A symptom report is evaluated as a reading of type ``symptom``
 (the rules decide what it means). An action applies to every active episode of the patient at its
-time, as a person would through the web app (``snooze`` needs ``minutes``, capped at the
+time that is in front of a person (not pending, not held in a quiet period), as a person would
+through the web app (``snooze`` needs ``minutes``, capped at the
 severity's ``SNOOZE_MAX`` and skipped for critical episodes; ``resolve`` needs an outcome
 people choose). A bad cohort raises :class:`ReplayError` naming the field at fault.
 

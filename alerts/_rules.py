@@ -400,6 +400,9 @@ class ConfirmationRule(Rule):
         return Verdict(self.family, clear=not still_high, disconfirm=True)
 
 
+OCCASION = timedelta(hours=4)  # high BP: readings closer than this are one occasion
+
+
 class CountRule(Rule):
     """N-of-M persistence: of the last M usable readings within the window, at least N (weighted;
     a cuff-error reading counts ``suspect_weight``) are beyond the level-1 threshold; severity
@@ -431,6 +434,20 @@ class CountRule(Rule):
 
     def _limit_text(self, limit: tuple[float, float]) -> str:
         return f"at or above {_n(limit[0])}/{_n(limit[1])} mmHg"
+
+    def _count(self, hits: list[Point], suspect_weight: float) -> float:
+        """The weighted number of hits. High BP counts occasions: hits less than ``OCCASION``
+        after the first of a group are one (ACOG PB 222: two occasions at least 4 h apart;
+        AHA/ACC home BP: the readings of a session are averaged, one measurement)."""
+        if self.direction != "high":
+            return sum(_weight(p, suspect_weight) for p in hits)
+        total, start, best = 0.0, None, 0.0
+        for p in sorted(hits, key=lambda p: p.time):
+            if start is None or p.time - start >= OCCASION:
+                total += best
+                start, best = p.time, 0.0
+            best = max(best, _weight(p, suspect_weight))
+        return total + best
 
     def _level(self, params: Mapping[str, ThresholdValue], level: str) -> tuple[float, float]:
         return (params[f"{level}_systolic"].value, params[f"{level}_{self.second}"].value)
@@ -467,9 +484,9 @@ class CountRule(Rule):
             hits1 = [p for p in recent if self._beyond(p.values, *l1)]
             n2 = ev.p("level2_n") if "level2_n" in ev.params else n
             hits2 = [p for p in recent if self._beyond(p.values, *l2)]
-            w2 = sum(_weight(p, sw) for p in hits2)
+            w2 = self._count(hits2, sw)
             level2 = w2 + 1e-9 >= n2
-            w1 = sum(_weight(p, sw) for p in hits1)
+            w1 = self._count(hits1, sw)
             if level2 or w1 + 1e-9 >= n:
                 limit = l2 if level2 else l1
                 hits = hits2 if level2 else hits1

@@ -66,3 +66,17 @@ def test_a_crisis_still_notifies_inside_every_quiet_period() -> None:
     c.bp(p, crisis + 0.1 * HOUR, 190, 116)
     r = c.replay(until=T0 + 12 * DAY)
     assert r.notified(p, "bp_crisis", after=crisis, before=crisis + HOUR), r.show(p)
+
+
+def test_readings_of_one_session_are_one_occasion_of_high_bp() -> None:
+    # ACOG PB 222: hypertension is ≥140/90 on two occasions at least 4 h apart; the AHA/ACC
+    # home protocol averages the readings of a session
+    c = Cohort()
+    p = c.patient("maternal_postpartum", delivery_date="2026-02-25")
+    c.bp(p, T0, 146, 94)
+    c.bp(p, T0 + 0.05 * HOUR, 144, 93)  # the same session, 3 minutes later
+    c.bp(p, T0 + 3 * HOUR, 120, 78)
+    assert not c.replay(until=T0 + 4 * HOUR).opened(p, "bp_high")
+    c.bp(p, T0 + 5 * HOUR, 145, 92)  # a second occasion, 5 h after the first
+    r = c.replay(until=T0 + 6 * HOUR)
+    assert r.notified(p, "bp_high", after=T0 + 5 * HOUR, before=T0 + 6 * HOUR), r.show(p)

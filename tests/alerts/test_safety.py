@@ -236,8 +236,8 @@ def test_suppression_at_creation_is_an_event() -> None:
     sim = Sim("hypertension")
     sim.bp(T0, 192, 104)
     sim.bp(T0 + 4 * MIN, 188, 102)  # confirmed crisis, open
-    for k in range(3):
-        sim.bp(T0 + (k + 1) * HOUR, 172, 106)
+    for k in range(3):  # occasions at least 4 h apart (ACOG PB 222; one session is one)
+        sim.bp(T0 + (k + 1) * 5 * HOUR, 172, 106)
     high = sim.active("bp_high")
     kinds = [e.kind for e in sim.all_events if e.episode_id == high.id]
     assert kinds[:3] == ["created", "suppressed", "opened"]
