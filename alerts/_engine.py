@@ -645,9 +645,11 @@ class Book:
         late = window is not None and now - f.time > window
         ep = self.active.get(f.family if subject is None else f"{f.family}@{subject}")
         if ep is None:
+            covered = FAMILIES[f.family].covered_by
             if _rerun(f.rule_id) and (
                 self._quiet_until(ctx, f, now) is not None
-                or any(fam in self.active for fam in FAMILIES[f.family].covered_by)
+                or any(fam in self.active for fam in covered)
+                or any(self._quiet_until(ctx, f, now, fam) is not None for fam in covered)
             ):
                 # the condition a person just handled (quiet period), or one an open episode
                 # already speaks for, found again by a rule the scheduler re-runs (7-day mean,
@@ -797,11 +799,16 @@ class Book:
             detail={"rule": f.rule_id, "severity": f.severity.label},
         )
 
-    def _quiet_until(self, ctx: PatientContext, f: Finding, now: datetime) -> datetime | None:
-        q = self.quiet.get(f.family)
+    def _quiet_until(
+        self, ctx: PatientContext, f: Finding, now: datetime, family: str | None = None
+    ) -> datetime | None:
+        """The end of the quiet period ``f`` falls in (of its own family, or of ``family``
+        that speaks for the same condition), if it is no more severe than what was resolved."""
+        family = family or f.family
+        q = self.quiet.get(family)
         if q is None or f.severity > q[1]:
             return None
-        span = quiet_for(ctx, f.family)
+        span = quiet_for(ctx, family)
         if span is None or now >= q[0] + span:
             return None
         return q[0] + span

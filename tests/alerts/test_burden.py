@@ -80,3 +80,17 @@ def test_readings_of_one_session_are_one_occasion_of_high_bp() -> None:
     c.bp(p, T0 + 5 * HOUR, 145, 92)  # a second occasion, 5 h after the first
     r = c.replay(until=T0 + 6 * HOUR)
     assert r.notified(p, "bp_high", after=T0 + 5 * HOUR, before=T0 + 6 * HOUR), r.show(p)
+
+
+def test_the_mean_stays_quiet_while_the_high_bp_a_person_just_resolved_is_quiet() -> None:
+    # the person handled this BP (home ≥145/90 on 3 occasions): its 7-day mean ≥135/85 is the
+    # same condition, not a new one, until the high-BP quiet period ends
+    c = Cohort()
+    p = c.patient("hypertension")
+    _steady_high_mean(c, p, 14, s=150, d=93)  # 150/92, 148/91: ≥145/90, below 155/95
+    resolved = T0 + 2 * DAY + 2 * HOUR
+    c.action(p, resolved, "resolve", outcome="medication_changed", note="dose up")
+    r = c.replay(until=T0 + 14 * DAY)
+    assert r.opened(p, "bp_high"), r.show(p)
+    assert not r.notified(p, "bp_mean", after=resolved, before=resolved + 10 * DAY), r.show(p)
+    assert r.notified(p, "bp_high", after=resolved + 10 * DAY), r.show(p)
