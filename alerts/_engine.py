@@ -29,7 +29,7 @@ from typing import Any
 from alerts._history import History
 from alerts._model import REPORT_TYPES, Severity, StoredReading, assess
 from alerts._programs import Override, ThresholdSet, resolve_thresholds
-from alerts._rules import FAMILIES, RULES, Eval, Finding, Verdict
+from alerts._rules import FAMILIES, REWEIGH_TEXT, RULES, Eval, Finding, Verdict
 
 __all__ = [
     "ESCALATION_LEVELS",
@@ -60,6 +60,9 @@ __all__ = [
     "max_escalation",
     "periodic_rules",
     "priority_for",
+    "quiet_ends",
+    "quiet_for",
+    "quiet_held",
     "sla_for",
     "thresholds_for",
     "timers",
@@ -151,8 +154,13 @@ SNOOZE_MAX: Mapping[Severity, timedelta | None] = {
 # family at no higher severity is recorded but held (snoozed) until it ends. None for the
 # emergencies: a new crisis or hypoglycaemia always notifies. Per family; per program below.
 QUIET: Mapping[str, timedelta] = {
-    "bp_high": timedelta(days=3),  # a medication change needs days to show
-    "bp_mean": timedelta(days=14),  # a 7-day mean needs 2 weeks to reflect a change
+    # 2025 AHA/ACC (as 2017 §8.3.1): after starting or adjusting treatment, follow up at
+    # monthly intervals until control; a dose change shows its full effect in 2-4 weeks. So the
+    # same 7-day mean is not raised again for 4 weeks; the same high BP level (N of M home
+    # readings) for 10 days, so a lasting one is back in front of a person within the 10 days
+    # home-BP review allows. A rise in severity, or a crisis, always notifies at once.
+    "bp_high": timedelta(days=10),
+    "bp_mean": timedelta(days=28),
     "bp_low": timedelta(hours=24),
     "weight_gain": timedelta(hours=48),
     "glucose_high": timedelta(hours=24),
@@ -544,11 +552,11 @@ class Book:
         fam = FAMILIES[ep.family]
         if ep.state == "pending":
             self.resolve(ep, now, "not_confirmed")
-        elif (
-            fam.device
-            or ep.queue == "technical"
-            or (ep.state == "open" and ep.severity < Severity.HIGH)
-        ):
+        elif fam.device or ep.queue == "technical":
+            self.resolve(ep, now, "auto_cleared")
+        elif ep.state == "open" and ep.severity < Severity.HIGH and not quiet_held(ep, now):
+            # (an item held in a quiet period stays, marked cleared, until the period ends: a
+            # recurrence inside it re-arms the same item instead of opening another)
             self.resolve(ep, now, "auto_cleared")
 
     # -- a person's actions (the web app through alerts._lifecycle, and the replay) ---------
@@ -632,11 +640,21 @@ class Book:
         now: datetime,
         reading_id: uuid.UUID | None,
         subject: str | None = None,
-    ) -> Episode:
+    ) -> Episode | None:
         window = relevance(f.family)
         late = window is not None and now - f.time > window
         ep = self.active.get(f.family if subject is None else f"{f.family}@{subject}")
         if ep is None:
+            covered = FAMILIES[f.family].covered_by
+            if _rerun(f.rule_id) and (
+                self._quiet_until(ctx, f, now) is not None
+                or any(fam in self.active for fam in covered)
+                or any(self._quiet_until(ctx, f, now, fam) is not None for fam in covered)
+            ):
+                # the condition a person just handled (quiet period), or one an open episode
+                # already speaks for, found again by a rule the scheduler re-runs (7-day mean,
+                # missing data): no new item now; a later pass finds it, if it is still there
+                return None
             return self._create(ctx, f, now, late, reading_id, subject)
         if reading_id is not None and reading_id in ep.evidence:
             return ep  # the same reading again: nothing new
@@ -747,7 +765,10 @@ class Book:
         urgent = priority_for(f.severity, ctx.risk_tier, False, f.family) <= 2
         reason: str | None = None
         if quiet:
-            reason = "severity rose during the quiet period" if rose else None
+            # above what the person resolved (a held item rising back to that level is not new)
+            handled_severity = self.quiet[ep.family][1] if ep.family in self.quiet else None
+            above = handled_severity is None or f.severity > handled_severity
+            reason = "severity rose during the quiet period" if rose and above else None
         elif rose and (handled or ep.priority < priority_before):
             reason = "severity rose"
         elif recurred:
@@ -778,11 +799,16 @@ class Book:
             detail={"rule": f.rule_id, "severity": f.severity.label},
         )
 
-    def _quiet_until(self, ctx: PatientContext, f: Finding, now: datetime) -> datetime | None:
-        q = self.quiet.get(f.family)
+    def _quiet_until(
+        self, ctx: PatientContext, f: Finding, now: datetime, family: str | None = None
+    ) -> datetime | None:
+        """The end of the quiet period ``f`` falls in (of its own family, or of ``family``
+        that speaks for the same condition), if it is no more severe than what was resolved."""
+        family = family or f.family
+        q = self.quiet.get(family)
         if q is None or f.severity > q[1]:
             return None
-        span = quiet_for(ctx, f.family)
+        span = quiet_for(ctx, family)
         if span is None or now >= q[0] + span:
             return None
         return q[0] + span
@@ -921,6 +947,33 @@ class Book:
             self.clear(ep, ep.clear_candidate_at + hold, now)
 
 
+def quiet_held(ep: Episode, now: datetime) -> bool:
+    """Is ``ep`` held by the system in a quiet period at ``now`` (in no queue, in front of
+    nobody until the quiet period ends and it is renotified)?"""
+    return (
+        ep.snoozed_until is not None
+        and ep.snoozed_until > now
+        and (ep.snooze_reason or "").startswith(_QUIET_REASON)
+    )
+
+
+def _rerun(rule_id: str) -> bool:
+    """Is this rule run by time (periodic or timed), so that it finds a lasting condition
+    again on the scheduler's next pass?"""
+    rule = RULES.get(rule_id)
+    return rule is not None and (rule.periodic or rule.kind == "timed")
+
+
+def quiet_ends(book: Book, ctx: PatientContext) -> list[datetime]:
+    """When the quiet periods of this book end (the replay clock re-runs the timed rules)."""
+    out = []
+    for family, (at, _severity, _outcome) in book.quiet.items():
+        span = quiet_for(ctx, family)
+        if span is not None:
+            out.append(at + span)
+    return out
+
+
 def _hold(ep: Episode) -> timedelta:
     """A technical item clears as soon as it is fixed; a clinical one after its family's hold."""
     return timedelta(0) if ep.queue == "technical" else FAMILIES[ep.family].clear_hold
@@ -1006,8 +1059,12 @@ def evaluate_periodic(
         rule = RULES[rid]
         ev.params = ctx.thresholds.rule(rid)
         verdict = rule.evaluate(ev)
-        if verdict is not None:
-            by_family.setdefault(rule.family, []).append(verdict)
+        if verdict is None:
+            continue
+        ep = book.active.get(rule.family)
+        if verdict.finding is None and ep is not None and ep.rule_id != rid:
+            continue  # a rule's all-clear speaks only for the episode it speaks for
+        by_family.setdefault(rule.family, []).append(verdict)
     for family, verdicts in by_family.items():
         book.on_verdicts(ctx, family, verdicts, at, now, None)
 
@@ -1042,9 +1099,18 @@ def evaluate_patient(
             subject = r.device_id if family in _PER_DEVICE else None
             book.on_verdicts(ctx, family, verdicts, r.time, now, r.reading_id, subject)
         missing = book.active.get("missing_data")
-        if missing is not None and "control_solution" not in r.flags and r.type not in REPORT_TYPES:
+        if missing is not None and _fills_gap(missing, r):
             book.clear(missing, r.time, now)
     advance(ctx, book, now, now)
+
+
+def _fills_gap(ep: Episode, r: StoredReading) -> bool:
+    """Does this reading end the missing-data episode? Any reading ends "no readings at all";
+    only a reading of the missing type ends a per-type one (BP does not replace a weight)."""
+    if "control_solution" in r.flags or r.type in REPORT_TYPES:
+        return False
+    rule = RULES.get(ep.rule_id)
+    return rule is None or rule.kind != "missing_type" or r.type in rule.types
 
 
 def advance(
@@ -1079,10 +1145,13 @@ def advance(
     if escalate:
         for ep in list(book.active.values()):
             if ep.snoozed_until is not None and ep.snoozed_until <= now:
+                held = quiet_held(ep, ep.snoozed_until - timedelta(microseconds=1))
                 ep.snoozed_until = None
                 ep.snooze_reason = None
                 book._event(ep, now, "snooze_expired", ep.state)
-                if ep.state == "open" and ep.suppressed_by is None and ep.queue == "clinical":
+                if held and ep.cleared_at is not None and ep.state == "open":
+                    book.resolve(ep, now, "auto_cleared")  # over before its quiet period ended
+                elif ep.state == "open" and ep.suppressed_by is None and ep.queue == "clinical":
                     book.renotify(ep, now, "snooze ended", ctx=ctx)
             if (
                 ep.state == "open"
@@ -1142,7 +1211,7 @@ def _open_unconfirmed(ctx: PatientContext, book: Book, ep: Episode, now: datetim
     ep.explanation = ep.explanation.replace(
         f"re-measure requested within {minutes:.0f} min",
         f"no re-measure came within {minutes:.0f} min",
-    )
+    ).replace(REWEIGH_TEXT, f"one weigh-in, no re-weigh came within {minutes / 60:.0f} h")
     window = relevance(ep.family)
     if window is not None and now - ep.opened_at > window:
         ep.late = True
@@ -1242,5 +1311,5 @@ def _timed_rules(
                 now,
                 None,
             )
-        elif deadline > until and ep is not None:
-            book.clear(ep, until, now)
+        elif deadline > until and ep is not None and ep.rule_id == "missing_data":
+            book.clear(ep, until, now)  # a per-type item clears on its own type only

@@ -139,7 +139,9 @@ TEMPLATES: Mapping[str, Mapping[str, Mapping[str, float]]] = {
         },
         "symptoms": _SYMPTOMS,
         "missing_data": {"days": 2.0},
-        "missing_weight": {"days": 2.0},
+        # the 3-day gain rule (ESC: >2 kg in 3 days) still judges a gain across two missed
+        # weigh-ins; a third leaves no reference
+        "missing_weight": {"days": 3.0},
         **_DEVICE,
     },
     "diabetes": {
@@ -187,7 +189,7 @@ TEMPLATES: Mapping[str, Mapping[str, Mapping[str, float]]] = {
         "glucose_low": _GLUCOSE_LOW,
         "glucose_meter_lo": {},
         "symptoms": _SYMPTOMS,
-        "missing_data": {"days": 7.0},
+        "missing_data": _MISSING,  # readings are daily here too: a lapse is followed up alike
         **_DEVICE,
     },
 }

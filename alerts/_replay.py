@@ -19,7 +19,8 @@ enrollment (the first is primary when ``program`` is absent); ``overrides`` is
 ``{"<rule>.<param>": value}`` or a list of ``{"parameter", "value", "scope"}``. Patient (and
 reading) ids are any strings. A symptom report is evaluated as a reading of type ``symptom``
 (the rules decide what it means). An action applies to every active episode of the patient at its
-time, as a person would through the web app (``snooze`` needs ``minutes``, capped at the
+time that is in front of a person (not pending, not held in a quiet period), as a person would
+through the web app (``snooze`` needs ``minutes``, capped at the
 severity's ``SNOOZE_MAX`` and skipped for critical episodes; ``resolve`` needs an outcome
 people choose). A bad cohort raises :class:`ReplayError` naming the field at fault.
 
@@ -55,6 +56,8 @@ from alerts._engine import (
     evaluate_patient,
     evaluate_periodic,
     periodic_rules,
+    quiet_ends,
+    quiet_held,
     thresholds_for,
     timers,
 )
@@ -526,8 +529,12 @@ def replay(
 
 
 def _apply(book: Book, a: Action) -> None:
-    """A person's action on every active episode of the patient (see the module docstring)."""
+    """A person's action on every active episode of the patient (see the module docstring);
+    a pending episode (a value waiting for its re-measure) and one held in a quiet period are
+    in front of nobody (in no queue) yet."""
     for ep in list(book.active.values()):
+        if ep.state == "pending" or quiet_held(ep, a.at):
+            continue
         try:
             if a.action == "acknowledge" and ep.state in ("pending", "open"):
                 book.acknowledge(ep, a.at, _ACTOR, a.note)
@@ -585,7 +592,7 @@ def _replay_patient(
             advance(ctx, book, clock, clock, Facts(last_reading_at=history.last_time))
             emit()
         while True:
-            due = [x for x in timers(book) if x > clock]
+            due = [x for x in timers(book) + quiet_ends(book, ctx) if x > clock]
             deadline = missing_deadline()
             if deadline is not None and deadline > clock:
                 due.append(deadline)

@@ -19,6 +19,8 @@ from alerts._programs import LB, RuleParams, ThresholdSet, ThresholdValue
 __all__ = [
     "EMERGENCY_SYMPTOMS",
     "FAMILIES",
+    "REWEIGH_TEXT",
+    "REWEIGH_WINDOW",
     "RULES",
     "SYMPTOMS",
     "SYMPTOM_TYPE",
@@ -42,6 +44,10 @@ class Family:
     device: bool = False  # device health / data completeness: always auto-resolves on clear
     inhibited_by: tuple[str, ...] = ()
     clinical_bp: bool = False
+    # a finding of a rule run by time (periodic) opens nothing while an episode of one of these
+    # families is active: that one already speaks for the condition, more urgently; the next
+    # pass after it closes finds this one again if it lasts
+    covered_by: tuple[str, ...] = ()
 
 
 FAMILIES: Mapping[str, Family] = {
@@ -49,11 +55,21 @@ FAMILIES: Mapping[str, Family] = {
     for f in (
         Family("bp_crisis", "high", timedelta(0)),
         Family("bp_high", "high", timedelta(hours=24), inhibited_by=("bp_crisis",)),
-        Family("bp_mean", "high", timedelta(days=3), inhibited_by=("bp_crisis",)),
+        # the home mean ≥135/85 says less than N of M home readings ≥145/90 (bp_high) or a
+        # crisis: while one of those is open the mean is the same condition
+        Family(
+            "bp_mean",
+            "high",
+            timedelta(days=3),
+            inhibited_by=("bp_crisis",),
+            covered_by=("bp_crisis", "bp_high"),
+        ),
         Family("bp_low", "low", timedelta(hours=24)),
         Family("weight_gain", "high", timedelta(hours=48)),
         Family("glucose_low", "low", timedelta(hours=24)),
         Family("glucose_high", "high", timedelta(hours=24)),
+        # no readings at all, or none of a type the program requires (HF: weight) while others
+        # arrive: one missing-data item per patient, whichever rule speaks for it
         Family(
             "missing_data", "high", timedelta(0), device=True, inhibited_by=("gateway_offline",)
         ),
@@ -61,15 +77,6 @@ FAMILIES: Mapping[str, Family] = {
         Family("battery_low", "low", timedelta(0), device=True),
         Family("device_clock", "high", timedelta(days=7), device=True),
         Family("symptom", "high", timedelta(0)),
-        # a required reading type missing (HF: weight) while others arrive; no readings at all
-        # is missing_data's, which then holds this one back (one missing-data item, not two)
-        Family(
-            "missing_required",
-            "high",
-            timedelta(0),
-            device=True,
-            inhibited_by=("gateway_offline", "missing_data"),
-        ),
         Family("program_notice", "high", timedelta(0)),
     )
 }
@@ -393,6 +400,9 @@ class ConfirmationRule(Rule):
         return Verdict(self.family, clear=not still_high, disconfirm=True)
 
 
+OCCASION = timedelta(hours=4)  # high BP: readings closer than this are one occasion
+
+
 class CountRule(Rule):
     """N-of-M persistence: of the last M usable readings within the window, at least N (weighted;
     a cuff-error reading counts ``suspect_weight``) are beyond the level-1 threshold; severity
@@ -425,6 +435,20 @@ class CountRule(Rule):
     def _limit_text(self, limit: tuple[float, float]) -> str:
         return f"at or above {_n(limit[0])}/{_n(limit[1])} mmHg"
 
+    def _count(self, hits: list[Point], suspect_weight: float) -> float:
+        """The weighted number of hits. High BP counts occasions: hits less than ``OCCASION``
+        after the first of a group are one (ACOG PB 222: two occasions at least 4 h apart;
+        AHA/ACC home BP: the readings of a session are averaged, one measurement)."""
+        if self.direction != "high":
+            return sum(_weight(p, suspect_weight) for p in hits)
+        total, start, best = 0.0, None, 0.0
+        for p in sorted(hits, key=lambda p: p.time):
+            if start is None or p.time - start >= OCCASION:
+                total += best
+                start, best = p.time, 0.0
+            best = max(best, _weight(p, suspect_weight))
+        return total + best
+
     def _level(self, params: Mapping[str, ThresholdValue], level: str) -> tuple[float, float]:
         return (params[f"{level}_systolic"].value, params[f"{level}_{self.second}"].value)
 
@@ -442,7 +466,7 @@ class CountRule(Rule):
 
     def check(self, ev: Eval) -> Verdict | None:
         pt = ev.point
-        if pt is None or not pt.time_trusted:
+        if pt is None:
             return None
         if "systolic" not in pt.values and "diastolic" not in pt.values:
             return None
@@ -452,15 +476,17 @@ class CountRule(Rule):
         n, m = ev.p("n"), int(ev.p("m"))
         sw = ev.p("suspect_weight")
         start = pt.time - timedelta(hours=ev.p("window_hours"))
-        recent = ev.history.last("blood_pressure", pt.time, m, start)
+        # a cuff whose clock was reset still measures: its readings count by arrival time (as
+        # clock-reset weights do), so hypotension over two days is not lost to a clock
+        recent = ev.history.last("blood_pressure", pt.time, m, start, trusted_only=False)
         l2 = self._level(ev.params, "level2")
         if self._beyond(pt.values, *l1):
             hits1 = [p for p in recent if self._beyond(p.values, *l1)]
             n2 = ev.p("level2_n") if "level2_n" in ev.params else n
             hits2 = [p for p in recent if self._beyond(p.values, *l2)]
-            w2 = sum(_weight(p, sw) for p in hits2)
+            w2 = self._count(hits2, sw)
             level2 = w2 + 1e-9 >= n2
-            w1 = sum(_weight(p, sw) for p in hits1)
+            w1 = self._count(hits1, sw)
             if level2 or w1 + 1e-9 >= n:
                 limit = l2 if level2 else l1
                 hits = hits2 if level2 else hits1
@@ -578,6 +604,12 @@ class RollingMeanRule(Rule):
         return Verdict(self.family, clear=ms < ls - margin and md < ld - margin)
 
 
+# A single jump waits for a re-weigh or the next morning's weight (daily weigh-ins drift by an
+# hour or two) before it reaches the care team; none coming by then opens it.
+REWEIGH_WINDOW = timedelta(hours=28)
+REWEIGH_TEXT = "one weigh-in so far: re-weigh requested (or tomorrow's weight)"
+
+
 def _day_kg(ev: Eval) -> float:
     """A day-to-day jump that makes a weigh-in an outlier candidate: the program's 1-day gain
     (HFSA: more than 2 lb in a day)."""
@@ -662,25 +694,36 @@ class ChangeRule(Rule):
         def kg(p: Point) -> float:
             return p.values["body_weight"]
 
-        usable = [
+        clean = [
             d
             for i, d in enumerate(daily)
-            if d.time.astimezone(ev.tz).date() >= first
-            and not (
+            if not (
                 i > 0
                 and kg(d) < kg(daily[i - 1]) - jump
                 and kg(d) < kg(daily[i + 1] if i + 1 < len(daily) else now_pt) - jump
             )
         ]
+        usable = [d for d in clean if d.time.astimezone(ev.tz).date() >= first]
         if not usable:
             return None
         hours = ev.p("window_hours")
         ref = usable[-1] if hours <= 24 else _lowest(usable)
+        if (
+            hours <= 24
+            and len(clean) >= 2
+            and clean[-2].time.astimezone(ev.tz).date() >= first - timedelta(days=1)
+            and kg(clean[-1]) - kg(clean[-2]) > jump + 1e-9
+            and kg(now_pt) - kg(clean[-2]) > jump + 1e-9
+        ):
+            ref = clean[-2]  # the last weigh-in jumped and this one stayed up: the day before
         now_kg = kg(now_pt)
         delta = now_kg - kg(ref)
         limit = ev.p("kg")
         if not self._over(delta, limit):
-            return Verdict(self.family, clear=delta < limit - ev.p("clear_margin_kg"))
+            # back down after a single jump: the jump was not confirmed (coat, shoes)
+            return Verdict(
+                self.family, clear=delta < limit - ev.p("clear_margin_kg"), disconfirm=True
+            )
         n_days = (today - ref.time.astimezone(ev.tz).date()).days
         per = "1 d" if hours <= 24 else f"{_n(hours / 24)} d"
         text = (
@@ -689,18 +732,32 @@ class ChangeRule(Rule):
         )
         if hours <= 24 and n_days > 1:
             text += f" (no weigh-in on the {n_days - 1} day(s) between)"
-        # a single outlier jump (coat, shoes) is not yet high: it needs a second weigh-in
+        # a single outlier jump (coat, shoes) is not yet a finding for the care team: the
+        # patient re-weighs (or weighs tomorrow); it opens if that weight is still up, or if none
+        # comes within REWEIGH_WINDOW
         beyond = [p for p in todays if self._over(kg(p) - kg(ref), limit)]
         supported = len(beyond) >= 2 and len(beyond) == len(todays)
         last = usable[-1]
         if last is not ref and self._over(kg(last) - kg(ref), limit):
             supported = True  # yesterday (or the last weigh-in) was already up
+        if len(clean) >= 2:
+            before = kg(clean[-2])
+            if kg(clean[-1]) - before > jump + 1e-9 and now_kg - before > jump + 1e-9:
+                supported = True  # the last weigh-in jumped, and this one stayed up
         severity = self.severity
+        confirm_by = None
         if not supported and now_kg - kg(last) > jump + 1e-9:
             severity = min(severity, Severity.MODERATE)
-            text += "; one weigh-in so far: re-weigh requested (or tomorrow's weight)"
+            confirm_by = now_pt.time + REWEIGH_WINDOW
+            text += f"; {REWEIGH_TEXT}"
         return self.finding(
-            ev, severity, "body_weight", delta, text, (ref.reading_id, now_pt.reading_id)
+            ev,
+            severity,
+            "body_weight",
+            delta,
+            text,
+            (ref.reading_id, now_pt.reading_id),
+            confirm_by=confirm_by,
         )
 
 
@@ -747,9 +804,23 @@ class SlopeRule(Rule):
             return None
         days = ev.p("window_days")
         pts = _weights(ev, pt.time - timedelta(days=days), pt.time)
+        pts.sort(key=lambda p: p.time)
+        jump = _day_kg(ev)
+
+        def kg(p: Point) -> float:
+            return p.values["body_weight"]
+
+        # a spike above both neighbours (coat, shoes) is no trend; nor is a last jump until a
+        # re-weigh or tomorrow's weight shows it stayed
+        pts = [
+            p
+            for i, p in enumerate(pts)
+            if not (
+                0 < i < len(pts) - 1 and min(kg(p) - kg(pts[i - 1]), kg(p) - kg(pts[i + 1])) > jump
+            )
+        ]
         if len(pts) < ev.p("min_n"):
             return None
-        pts.sort(key=lambda p: p.time)
         span = (pts[-1].time - pts[0].time).total_seconds() / 86400
         if span < ev.p("min_span_days"):
             return None
@@ -765,6 +836,10 @@ class SlopeRule(Rule):
                 f"(least squares), now {pt.values['body_weight']:.1f} kg; "
                 f"{ev.source('kg_per_day')} {limit:.2f} kg/day"
             )
+            confirm_by = None
+            if kg(pts[-1]) - kg(pts[-2]) > jump + 1e-9:
+                confirm_by = pt.time + REWEIGH_WINDOW
+                text += f"; {REWEIGH_TEXT}"
             return self.finding(
                 ev,
                 Severity.MODERATE,
@@ -772,8 +847,9 @@ class SlopeRule(Rule):
                 slope,
                 text,
                 tuple(p.reading_id for p in pts),
+                confirm_by=confirm_by,
             )
-        return Verdict(self.family, clear=slope < ev.p("clear_kg_per_day"))
+        return Verdict(self.family, clear=slope < ev.p("clear_kg_per_day"), disconfirm=True)
 
 
 class ThresholdRule(Rule):
@@ -1260,10 +1336,12 @@ RULES: Mapping[str, Rule] = {
         ),
         MissingTypeRule(
             "missing_weight",
-            "missing_required",
+            "missing_data",
             _WEIGHT,
-            "Missing weights: no body weight for 2 days in heart failure, whatever else arrives "
-            "(HFSA/AHA heart-failure self-care: weigh every morning).",
+            "Missing weights: no body weight for 3 days in heart failure, whatever else arrives "
+            "(HFSA/AHA heart-failure self-care: weigh every morning; after a third missed "
+            "weigh-in even the 3-day gain rule — ESC: more than 2 kg in 3 days — has no "
+            "reference left). One missing-data item with no readings at all.",
             "body weight",
         ),
         PostpartumEndRule(
@@ -1293,8 +1371,8 @@ RULES: Mapping[str, Rule] = {
             _ANY,
             "Missing data: no reading for N days: hypertension 3, heart_failure 2 (daily "
             "weights, HFSA), diabetes 3, maternal_postpartum 2 (postpartum BP checks, ACOG "
-            "Committee Opinion 736 and Practice Bulletin 222), general 7; also guards the CMS "
-            "RPM 16-day data requirement.",
+            "Committee Opinion 736 and Practice Bulletin 222), general 3 (daily readings "
+            "there too); well inside the CMS RPM 16-of-30-day data requirement.",
         ),
         TimedRule(
             "gateway_offline",

@@ -78,6 +78,7 @@ GUIDE: Mapping[str, float] = {
     # ACOG PB 222: hypertension ≥140 or ≥90 on two occasions at least 4 h apart
     "maternal_systolic": 140.0,
     "maternal_diastolic": 90.0,
+    "maternal_occasions_hours": 4.0,
     # AHA/ACC home BP corresponding to office 140/90 (7-day mean of ≥12 readings on ≥3 days)
     "home_mean_systolic": 135.0,
     "home_mean_diastolic": 85.0,
@@ -691,8 +692,15 @@ def _gen_patient(rng: random.Random, programs: tuple[str, ...], days: int) -> _P
             ),
             key=lambda r: r["measured_at"],
         )
-        if len(hits) >= 2:
-            p.event(kind, hits[0], hi, onset=lo)
+        # PB 222 defines hypertension by the second occasion at least 4 h after a first one:
+        # that reading meets the definition, and time to notify counts from it
+        apart = timedelta(hours=GUIDE["maternal_occasions_hours"])
+        second = next(
+            (r for r in hits if _aware(r["measured_at"]) - _aware(hits[0]["measured_at"]) >= apart),
+            None,
+        )
+        if second is not None:
+            p.event(kind, second, hi, onset=lo)
     for week in range(1, days // 7 + 1):  # the weekly review call closes what is still open
         at = START + timedelta(days=7 * week - rng.uniform(0, 2), hours=rng.uniform(9, 16))
         p.action(at, "resolve", outcome="contacted_no_change", note="weekly review call")

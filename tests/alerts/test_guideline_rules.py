@@ -21,6 +21,7 @@ from tests.support.alerts import T0, Sim, bp, glucose, reading, weight
 MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+MINUTE = timedelta(minutes=1)
 LB = 0.45359237  # kg per pound (exact, by definition)
 
 
@@ -451,19 +452,24 @@ def test_a_low_outlier_never_reads_as_a_gain() -> None:
 
 
 def test_heart_failure_needs_weights_even_when_bp_arrives() -> None:
+    # HFSA/AHA: weigh every morning. Two missed weigh-ins are still covered by the 3-day gain
+    # rule (ESC: more than 2 kg in 3 days); after the third, nothing can judge a gain any more.
     sim = Sim("heart_failure")
     sim.feed([weight(sim.patient, T0, 80.0)])
     for k in range(1, 4):
         sim.bp(T0 + k * DAY, 122, 76)
-    sim.periodic(T0 + DAY + 12 * HOUR)
-    assert sim.active("missing_required") is None
-    sim.periodic(T0 + 2 * DAY + 6 * HOUR)
-    ep = sim.active("missing_required")
+    sim.periodic(T0 + 2 * DAY + 12 * HOUR)
+    assert sim.active("missing_data") is None
+    sim.periodic(T0 + 3 * DAY + 6 * HOUR)
+    ep = sim.active("missing_data")
     assert ep is not None
-    assert "No body weight for 2 days" in ep.explanation
-    sim.feed([weight(sim.patient, T0 + 3 * DAY, 80.1)])
-    sim.periodic(T0 + 3 * DAY + HOUR)
-    assert sim.active("missing_required") is None
+    assert ep.rule_id == "missing_weight"
+    assert "No body weight for 3 days" in ep.explanation
+    sim.bp(T0 + 3 * DAY + 8 * HOUR, 121, 75)  # a blood pressure is not the missing weight
+    sim.periodic(T0 + 3 * DAY + 12 * HOUR)
+    assert sim.active("missing_data") is ep
+    sim.feed([weight(sim.patient, T0 + 4 * DAY, 80.1)])
+    assert sim.active("missing_data") is None
 
 
 # -- item 9: thresholds a clinician cannot get wrong ---------------------------------------------
@@ -559,11 +565,14 @@ def test_no_readings_at_all_is_one_missing_data_item_not_two() -> None:
     sim.feed([weight(sim.patient, T0, 80.0)])
     now = T0 + 2 * DAY + 6 * HOUR
     advance(sim.ctx, sim.book, now, now, Facts(last_reading_at=T0))
-    sim.periodic(now)
-    assert sim.active("missing_data") is not None
-    weights = sim.active("missing_required")
-    assert weights is not None
-    assert weights.suppressed_by == sim.active("missing_data").id
+    first = sim.active("missing_data")
+    assert first is not None
+    later = T0 + 3 * DAY + 6 * HOUR  # the weights are now missing too: the same item
+    advance(sim.ctx, sim.book, later, later, Facts(last_reading_at=T0))
+    sim.periodic(later)
+    assert sim.active("missing_data") is first
+    assert [e for e in sim.book.active.values() if e.family.startswith("missing")] == [first]
+    assert not [k for f, k in sim.kinds() if f.startswith("missing") and k == "opened"]
 
 
 def test_a_low_outlier_on_the_first_day_of_the_week_is_no_reference() -> None:
@@ -572,3 +581,51 @@ def test_a_low_outlier_on_the_first_day_of_the_week_is_no_reference() -> None:
     for k in range(9):
         sim.feed([weight(sim.patient, T0 + k * DAY, 78.0 if k == 1 else 80.3)])
     assert sim.active("weight_gain") is None
+
+
+# -- a single weight jump waits for a re-weigh (or tomorrow's weight) before the queue ----------
+# HFSA/AHA: "call if you gain more than 2-3 lb in a day" — one weigh-in 1.5 kg up may be a coat;
+# the patient re-weighs, and the care team hears of it when the gain stays (or no weight comes).
+
+
+def _steady(sim: Sim, days: int = 4, kg: float = 80.0) -> None:
+    for k in range(days):
+        sim.feed([weight(sim.patient, T0 + k * DAY, kg + 0.1 * (k % 2))])
+
+
+def test_a_single_weight_jump_is_pending_and_a_normal_reweigh_ends_it() -> None:
+    sim = Sim("heart_failure")
+    _steady(sim)
+    sim.feed([weight(sim.patient, T0 + 4 * DAY, 81.5)])
+    ep = sim.active("weight_gain")
+    assert ep is not None
+    assert ep.state == "pending"
+    assert ("weight_gain", "opened") not in sim.kinds()
+    sim.feed([weight(sim.patient, T0 + 4 * DAY + 6 * MINUTE, 80.1)])
+    assert sim.active("weight_gain") is None
+    assert ("weight_gain", "opened") not in sim.kinds()
+
+
+def test_a_weight_jump_that_stays_up_the_next_morning_opens() -> None:
+    sim = Sim("heart_failure")
+    _steady(sim)
+    sim.feed([weight(sim.patient, T0 + 4 * DAY, 81.5)])
+    sim.feed([weight(sim.patient, T0 + 5 * DAY + 40 * MINUTE, 81.4)])  # 2.9 lb above day 3
+    ep = sim.active("weight_gain")
+    assert ep is not None
+    assert ep.state == "open"
+    assert ep.severity is Severity.MODERATE
+
+
+def test_a_weight_jump_opens_when_no_weight_follows_within_a_day_and_a_bit() -> None:
+    sim = Sim("heart_failure")
+    _steady(sim)
+    sim.feed([weight(sim.patient, T0 + 4 * DAY, 81.5)])
+    early = T0 + 5 * DAY
+    advance(sim.ctx, sim.book, early, early)
+    assert sim.active("weight_gain").state == "pending"
+    late = T0 + 5 * DAY + 6 * HOUR  # no weigh-in the next morning either
+    advance(sim.ctx, sim.book, late, late)
+    ep = sim.active("weight_gain")
+    assert ep.state == "open"
+    assert "no re-weigh came" in ep.explanation

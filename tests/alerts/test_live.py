@@ -49,22 +49,24 @@ async def test_duplicate_delivery_raises_nothing_new(conn: Conn) -> None:
     day = timedelta(days=1)
     base = [weight(pid, T0 + k * day, 80.0) for k in range(3)]
     await store(conn, base, now=T0 + 3 * day)
-    gain = weight(pid, T0 + 3 * day, 81.5)
-    await store(conn, [gain], now=T0 + 3 * day)
+    # a gain of more than 2 lb in a day (HFSA), confirmed by a re-weigh five minutes later
+    await store(conn, [weight(pid, T0 + 3 * day, 81.5)], now=T0 + 3 * day)
+    gain = weight(pid, T0 + 3 * day + timedelta(minutes=5), 81.4)
+    await store(conn, [gain], now=T0 + 3 * day + timedelta(minutes=5))
     before = await _episodes(conn, pid)
-    assert [(r[0], r[3]) for r in before] == [("weight_gain", 1)]
+    assert [(r[0], r[1], r[3]) for r in before] == [("weight_gain", "open", 2)]
     # the same reading delivered again: ingest inserts nothing, so evaluates nothing
     assert await store(conn, [gain], now=T0 + 3 * day + timedelta(minutes=1)) == []
     # and even if a caller passed it again, the episode already holds its evidence
     await evaluate_readings(conn, [gain], now=T0 + 3 * day + timedelta(minutes=2))
     after = await _episodes(conn, pid)
-    assert [(r[0], r[3]) for r in after] == [("weight_gain", 1)]
+    assert [(r[0], r[1], r[3]) for r in after] == [("weight_gain", "open", 2)]
     cur = await conn.execute(
         "SELECT count(*) FROM alert_episode_events e JOIN alert_episodes a ON a.id = e.episode_id"
         " WHERE a.patient_id = %s",
         (pid,),
     )
-    assert await cur.fetchone() == (2,)  # created, opened
+    assert await cur.fetchone() == (2,)  # pending (re-weigh requested), opened
 
 
 async def test_late_crisis_is_recorded_without_paging(conn: Conn) -> None:

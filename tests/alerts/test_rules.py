@@ -222,13 +222,19 @@ def test_seven_day_mean_boundary_and_program_target() -> None:
     assert diabetes.active("bp_mean") is not None  # ADA 130/80
 
 
-def test_clock_reset_readings_do_not_feed_windows() -> None:
+def test_clock_reset_readings_do_not_feed_the_mean_but_count_by_arrival() -> None:
+    # the 7-day mean needs the days the readings were taken on; N of M readings beyond a level
+    # only needs the readings (a cuff with a reset clock still measures), timed on arrival
     sim = Sim("hypertension")
     for k in range(12):
         sim.bp(T0 + k * 12 * HOUR, 150, 84, flags=["device_clock_unset"])
     sim.periodic(T0 + 6 * 24 * HOUR)
     assert sim.active("bp_mean") is None
-    assert sim.active("bp_high") is None
+    assert sim.active("bp_high") is not None  # home ≥145/90 on 3 of 5 (2025 AHA/ACC)
+    low = Sim("heart_failure")
+    for k in range(4):
+        low.bp(T0 + k * 12 * HOUR, 84, 52, flags=["device_clock_reset"])
+    assert low.active("bp_low") is not None  # systolic <90 on 2 of 3 in 48 h
     ep = sim.active("device_clock")
     assert ep is not None
     assert ep.severity is Severity.LOW
