@@ -1128,7 +1128,16 @@ def advance(
     if book.ctx is None:
         book.ctx = ctx
     for ep in list(book.active.values()):
-        if ep.confirm_by is not None and ep.confirm_by <= until and now >= _arrival_deadline(ep):
+        if (
+            ep.confirm_by is not None
+            and ep.confirm_by <= until
+            and (
+                now >= _arrival_deadline(ep)
+                # a reading measured after the window is being processed (late uploads are taken
+                # in clinical order): any re-measure within the window came before it
+                or ep.confirm_by < until < now
+            )
+        ):
             if ep.state == "pending":
                 _open_unconfirmed(ctx, book, ep, now)
             else:

@@ -11,6 +11,7 @@ from tests.alerts.scenarios.guidelines import (
     ADA_LEVEL1,
     ADA_LEVEL2,
     ADA_METER_RANGE,
+    AHA_2025_SEVERE,
 )
 
 
@@ -48,6 +49,29 @@ def test_severe_bp_measured_days_before_it_arrived_is_informational() -> None:
     r = c.replay()
     assert r.of(p), "the late pair is still recorded\n" + r.show(p)
     assert not [x for x in r.notified(p) if x["priority"] <= 2], r.show(p)
+
+
+@pytest.mark.parametrize("late", [2 * HOUR, 3 * DAY])
+@guideline(AHA_2025_SEVERE.quote, AHA_2025_SEVERE.source)
+def test_a_backlog_with_two_severe_readings_then_normal_ones_keeps_the_crisis(late: object) -> None:
+    """A gateway's backlog arrives at once: 186/122, 182/119 half an hour later, then normal
+    readings. Taken in clinical order, the later normal readings are no re-measure within the
+    window: the severe readings open an episode (urgent when recent, informational when days
+    late) instead of closing silently as "not confirmed"."""
+    assert isinstance(late, type(HOUR))
+    c = Cohort()
+    p = c.patient("hypertension")
+    arrived = T0 + 2 * HOUR + late
+    for k, (sys_, dia) in enumerate([(186, 122), (182, 119), (122, 78), (118, 76)]):
+        c.bp(p, T0 + k * 30 * MIN, sys_, dia, received=arrived)
+    r = c.replay(until=arrived + HOUR)
+    crisis = [x for x in r.opened(p) if x["severity"] == "critical"]
+    assert crisis, r.show(p)
+    urgent = [x for x in r.notified(p) if x["priority"] == 1]
+    if late <= 2 * HOUR:
+        assert urgent, r.show(p)
+    else:
+        assert not urgent, r.show(p)
 
 
 # (mg/dL, expected severity) on both sides of ADA's 70 and 54
