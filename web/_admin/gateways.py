@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from web._access import check_patient_access
 from web._admin._common import ADMIN, ID_PATTERN, one_row, page_of
-from web._audit import audit
+from web._audit import audit, audit_denied
 from web._db import Conn
 from web._paging import Page, page_params
 from web._principal import Principal
@@ -62,7 +62,8 @@ async def list_gateways(
 async def _gateway_in_my_sites(
     request: Request, conn: Conn, principal: Principal, gateway_id: str, action: str
 ) -> None:
-    """404 for an unknown gateway; 403 (audited) for one serving patients of other sites only."""
+    """404 for an unknown gateway and for one serving patients of other sites only (both
+    audited): gateway ids are chosen by people, and the answer must not tell which exist."""
     cur = await conn.execute(
         "SELECT g.id, array_remove(array_agg(DISTINCT p.site_id), NULL) AS sites"
         " FROM gateways g LEFT JOIN gateway_patients gp ON gp.gateway_id = g.id"
@@ -70,12 +71,16 @@ async def _gateway_in_my_sites(
         (gateway_id,),
     )
     row = await cur.fetchone()
+    resource = f"gateway/{gateway_id}"
     if row is None:
+        await audit_denied(request, principal, action, reason="not_found", resource=resource)
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such gateway")
     if row["sites"] and not set(row["sites"]) & principal.sites:
-        await audit(conn, principal, action, outcome="denied", resource=f"gateway/{gateway_id}")
-        await conn.commit()
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this gateway serves other sites")
+        site = sorted(row["sites"])[0]
+        await audit_denied(
+            request, principal, action, reason="site", site_id=site, resource=resource
+        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such gateway")
 
 
 async def _provision(request: Request, gateway_id: str) -> str:
