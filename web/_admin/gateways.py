@@ -1,5 +1,6 @@
-"""Gateways (admin): list, provision (creates the broker login and returns its password once),
-rotate the password, let a gateway serve a patient."""
+"""Gateways (admin): list, provision (creates the broker login and returns its password once;
+the broker's own usernames are refused as ids), rotate the password, let a gateway serve a
+patient."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
+from carebeacon.settings import Settings
 from web._access import check_patient_access
 from web._admin._common import ADMIN, ID_PATTERN, one_row, page_of
 from web._audit import audit, audit_denied
 from web._db import Conn
+from web._field_errors import field_error
 from web._paging import Page, page_params
 from web._principal import Principal
 from web._schemas import CredentialsOut, GatewayOut, GatewayProvisioned, PageOf
@@ -83,6 +86,25 @@ async def _gateway_in_my_sites(
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such gateway")
 
 
+#: the broker's server-side usernames by default (the settings may name others, refused too)
+_RESERVED = frozenset({"ingest", "admin"})
+#: ingest's client ids (``ingest-<hostname>`` by default, one per instance) are predictable
+_RESERVED_PREFIXES = ("ingest-",)
+
+
+def _check_not_reserved(settings: Settings, gateway_id: str) -> None:
+    """A gateway id is its broker username (and may be bound to its client id): it must not
+    be, nor pass for, one of the server side's (ingest's, the admin's, their client ids)."""
+    taken = _RESERVED | {
+        settings.mqtt_ingest_user.lower(),
+        settings.mqtt_admin_user.lower(),
+        settings.ingest_client_id.lower(),
+    }
+    name = gateway_id.lower()
+    if name in taken or name.startswith(_RESERVED_PREFIXES):
+        raise field_error("id", "reserved for the broker's own users")
+
+
 async def _provision(request: Request, gateway_id: str) -> str:
     password = secrets.token_urlsafe(24)
     await asyncio.to_thread(app_state(request).provision_gateway, gateway_id, password)
@@ -98,7 +120,9 @@ async def _provision(request: Request, gateway_id: str) -> str:
 async def create_gateway(
     request: Request, body: GatewayIn, principal: Annotated[Principal, Depends(ADMIN)]
 ) -> dict[str, Any]:
-    """Returns the generated MQTT password once; it is not stored anywhere readable."""
+    """Returns the generated MQTT password once; it is not stored anywhere readable. The id is
+    the gateway's broker username: the broker's own names are refused (422 naming ``id``)."""
+    _check_not_reserved(app_state(request).settings, body.id)
     for pid in body.patient_ids:
         await check_patient_access(request, principal, pid, "api provision gateway")
     async with app_state(request).pool.connection() as conn:
