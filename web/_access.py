@@ -7,7 +7,8 @@ view is audit-logged here too, so that no route can forget it.
 - A route with a ``patient_id`` in its path takes :func:`patient_access` as a dependency: the
   patient is loaded and checked before the route runs.
 - A route with the id of one of a patient's records in its path (an enrollment, a device
-  assignment) calls :func:`check_record_access`; one that finds its patient elsewhere (a body
+  assignment) calls :func:`check_record_access` (404 for another site's record as for an
+  unknown one: those ids are sequential); one that finds its patient elsewhere (a body
   field, an episode, a FHIR search parameter) calls :func:`check_patient_access`.
 """
 
@@ -21,7 +22,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, status
 
-from web._audit import audit
+from web._audit import audit, audit_denied
 from web._auth import PrincipalDependency
 from web._principal import Principal
 from web._state import app_state
@@ -53,7 +54,9 @@ async def check_site_access(
     if principal.may_see_site(site_id):
         return
     async with app_state(request).pool.connection() as conn:
-        await audit(conn, principal, action, outcome="denied", site_id=site_id)
+        await audit(
+            conn, principal, action, outcome="denied", site_id=site_id, detail={"reason": "site"}
+        )
     raise HTTPException(status.HTTP_403_FORBIDDEN, "this site of care is not yours")
 
 
@@ -92,7 +95,7 @@ async def check_patient_access(
             outcome="allowed" if allowed else "denied",
             patient_id=patient_id,
             site_id=site_id,
-            detail=detail,
+            detail=detail if allowed else {**(detail or {}), "reason": "site"},
         )
     if not allowed:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this patient is not at one of your sites")
@@ -114,16 +117,24 @@ async def check_record_access(
     *,
     detail: Detail = None,
 ) -> PatientRef:
-    """The patient a record belongs to, checked as by :func:`check_patient_access`; 404 for
-    an unknown record."""
+    """The patient a record belongs to, checked as by :func:`check_patient_access` (and
+    audited so); 404 for an unknown record and for another site's alike: record ids are
+    sequential, and the answer must not tell which exist."""
     async with app_state(request).pool.connection() as conn:
         cur = await conn.execute(f"SELECT patient_id FROM {table} WHERE id = %s", (record_id,))
         found = await cur.fetchone()
+    missing = HTTPException(status.HTTP_404_NOT_FOUND, f"no such {_RECORDS[table]}")
     if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such {_RECORDS[table]}")
-    return await check_patient_access(
-        request, principal, found["patient_id"], action, detail=detail
-    )
+        await audit_denied(request, principal, action, reason="not_found")
+        raise missing
+    try:
+        return await check_patient_access(
+            request, principal, found["patient_id"], action, detail=detail
+        )
+    except HTTPException as exc:
+        if exc.status_code == status.HTTP_403_FORBIDDEN:
+            raise missing from None
+        raise
 
 
 async def _no_detail() -> Detail:

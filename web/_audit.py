@@ -11,12 +11,14 @@ import re
 import uuid
 from typing import Literal
 
+from fastapi import Request
 from psycopg.types.json import Jsonb
 
 from web._db import Conn
 from web._principal import Principal
+from web._state import app_state
 
-__all__ = ["audit"]
+__all__ = ["audit", "audit_denied"]
 
 logger = logging.getLogger(__name__)
 #: an action may hold a request path, and a path a patient's id: the log line masks ids
@@ -56,3 +58,40 @@ async def audit(
             principal.user_id if principal else None,
             _UUID.sub("<id>", action),
         )
+
+
+async def audit_denied(
+    request: Request,
+    principal: Principal | None,
+    action: str,
+    *,
+    reason: str,
+    username: str | None = None,
+    user_id: int | None = None,
+    patient_id: uuid.UUID | None = None,
+    site_id: str | None = None,
+    resource: str | None = None,
+) -> None:
+    """A ``denied`` row on a connection of its own (committed whatever the request does next),
+    with its ``reason``. Without a principal (a login), ``username``/``user_id`` name whom the
+    attempt was for."""
+    detail: dict[str, object] = {"reason": reason}
+    async with app_state(request).pool.connection() as conn:
+        if principal is not None:
+            await audit(
+                conn,
+                principal,
+                action,
+                outcome="denied",
+                patient_id=patient_id,
+                site_id=site_id,
+                resource=resource,
+                detail=detail,
+            )
+            return
+        await conn.execute(
+            "INSERT INTO audit_events (user_id, username, action, outcome, patient_id, site_id,"
+            " resource, detail) VALUES (%s, %s, %s, 'denied', %s, %s, %s, %s)",
+            (user_id, username, action, patient_id, site_id, resource, Jsonb(detail)),
+        )
+        logger.warning("access denied: user=%s action=%s", user_id, _UUID.sub("<id>", action))

@@ -17,7 +17,7 @@ from typing import Literal
 
 from fastapi import HTTPException, Request, status
 
-from web._audit import audit
+from web._audit import audit, audit_denied
 from web._db import Conn
 from web._passwords import new_token, token_digest
 from web._principal import Principal, Role
@@ -137,6 +137,9 @@ async def authenticate(request: Request) -> Principal:
         and request.method not in _SAFE_METHODS
         and not await _csrf_ok(request, principal.csrf_token or "")
     ):
+        await audit_denied(
+            request, principal, f"{request.method} {request.url.path}", reason="csrf"
+        )
         raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or invalid CSRF token")
     request.state.principal = principal
     return principal

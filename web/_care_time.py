@@ -1,4 +1,5 @@
-"""Care-management time entries (the evidence behind 99457/99458/99470)."""
+"""Care-management time entries (the evidence behind 99457/99458/99470). An entry may name the
+alert episode worked on: one of the same patient's (422 naming ``episode_id`` otherwise)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import uuid
 from datetime import datetime
 
 from web._db import Conn, Row
+from web._field_errors import field_error
 
 __all__ = ["insert_time_entry"]
 
@@ -21,6 +23,14 @@ async def insert_time_entry(
     episode_id: uuid.UUID | None = None,
     note: str | None = None,
 ) -> Row:
+    if episode_id is not None:
+        cur = await conn.execute(
+            "SELECT 1 FROM alert_episodes WHERE id = %s AND patient_id = %s",
+            (episode_id, patient_id),
+        )
+        if await cur.fetchone() is None:
+            # the same answer for another patient's episode, another site's and a made-up id
+            raise field_error("episode_id", "not an episode of this patient")
     cur = await conn.execute(
         "INSERT INTO care_time_entries (patient_id, user_id, started_at, seconds, interactive,"
         " episode_id, note) VALUES (%s, %s, %s, %s, %s, %s, %s)"

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from web._audit import audit_denied
 from web._auth import SESSION_COOKIE, create_session, end_session
 from web._passwords import new_token, verify_password
 from web._state import app_state
@@ -67,40 +68,48 @@ async def login(
 ) -> Response:
     state = app_state(request)
     expected = request.cookies.get(_LOGIN_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected, csrf_token):
-        return login_page(request, status_code=403, next_url=next, error="Form expired, try again.")
     name = username.strip().lower()[:64]
     async with state.pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT count(*) AS n FROM audit_events WHERE action = 'login' AND outcome = 'denied'"
-            " AND username = %s AND at > now() - %s",
-            (name, LOCKOUT_WINDOW),
-        )
-        failures = await cur.fetchone()
-        if failures is not None and failures["n"] >= LOCKOUT_FAILURES:
-            logger.warning("login locked out after repeated failures")
-            return login_page(
-                request,
-                status_code=429,
-                next_url=next,
-                error="Too many failed attempts. Wait 15 minutes or ask an admin.",
-            )
         cur = await conn.execute(
             "SELECT id, password_hash FROM web_users WHERE username = %s AND NOT disabled",
             (name,),
         )
         row = await cur.fetchone()
-        ok = verify_password(row["password_hash"] if row else None, password)
-        if not ok or row is None:
-            await conn.execute(
-                "INSERT INTO audit_events (username, action, outcome, detail)"
-                " VALUES (%s, 'login', 'denied', '{\"reason\": \"credentials\"}')",
-                (name,),
-            )
-            logger.info("login failed")
-            return login_page(
-                request, status_code=401, next_url=next, error="Wrong username or password."
-            )
+    user_id = row["id"] if row else None
+    if not expected or not hmac.compare_digest(expected, csrf_token):
+        await audit_denied(request, None, "login", reason="csrf", username=name, user_id=user_id)
+        return login_page(request, status_code=403, next_url=next, error="Form expired, try again.")
+    async with state.pool.connection() as conn:
+        # the lockout lifts when the LOCKOUT_FAILURES-th latest failure leaves the window
+        cur = await conn.execute(
+            "SELECT ceil(extract(epoch FROM at + %s - now()))::int AS wait FROM audit_events"
+            " WHERE action = 'login' AND outcome = 'denied' AND username = %s"
+            " AND detail ->> 'reason' = 'credentials' AND at > now() - %s"
+            " ORDER BY at DESC OFFSET %s LIMIT 1",
+            (LOCKOUT_WINDOW, name, LOCKOUT_WINDOW, LOCKOUT_FAILURES - 1),
+        )
+        locked = await cur.fetchone()
+    if locked is not None:
+        logger.warning("login locked out after repeated failures")
+        await audit_denied(request, None, "login", reason="lockout", username=name, user_id=user_id)
+        response = login_page(
+            request,
+            status_code=429,
+            next_url=next,
+            error="Too many failed attempts. Wait 15 minutes or ask an admin.",
+        )
+        response.headers["Retry-After"] = str(max(1, locked["wait"]))
+        return response
+    ok = verify_password(row["password_hash"] if row else None, password)
+    if not ok or row is None:
+        await audit_denied(
+            request, None, "login", reason="credentials", username=name, user_id=user_id
+        )
+        logger.info("login failed")
+        return login_page(
+            request, status_code=401, next_url=next, error="Wrong username or password."
+        )
+    async with state.pool.connection() as conn:
         token, _csrf = await create_session(conn, row["id"])
         await conn.execute(
             "INSERT INTO audit_events (user_id, username, action, outcome)"

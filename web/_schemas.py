@@ -172,6 +172,7 @@ class AuditOut(BaseModel):
     patient_id: uuid.UUID | None
     site_id: str | None
     resource: str | None
+    reason: str | None = None
 
 
 class EpisodeSummary(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
@@ -24,6 +25,8 @@ class AppState:
     templates: Jinja2Templates
     provision_gateway: Provisioner
     secure_cookies: bool = True
+    #: how long an API token lives when its creator names no expiry
+    token_lifetime: timedelta = timedelta(days=90)
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -12,6 +12,7 @@ import argparse
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -48,6 +49,7 @@ __all__ = ["create_app", "main"]
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
+DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
 _API_PREFIXES = ("/api/", "/fhir/", "/openapi.json")
 
 
@@ -65,9 +67,11 @@ def create_app(
     provision_gateway: Provisioner | None = None,
     secure_cookies: bool = True,
     pool_size: int = 10,
+    token_lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
 ) -> FastAPI:
     """The app. ``conninfo`` overrides the settings' database (tests use a fresh one);
-    ``provision_gateway(gateway_id, password)`` defaults to the project's broker."""
+    ``provision_gateway(gateway_id, password)`` defaults to the project's broker;
+    ``token_lifetime`` is how long an API token lives when its creator names no expiry."""
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     pool = make_pool(conninfo or settings.pg_conninfo(), max_size=pool_size)
 
@@ -95,6 +99,7 @@ def create_app(
         templates=templates,
         provision_gateway=provision_gateway or broker.provision_gateway_credentials,
         secure_cookies=secure_cookies,
+        token_lifetime=token_lifetime,
     )
     app.state.cb = state
     app.add_middleware(SecurityHeaders)
@@ -189,13 +194,25 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="drop the Secure flag on cookies (only behind plain HTTP on a non-localhost host)",
     )
+    parser.add_argument(
+        "--token-days",
+        type=int,
+        default=DEFAULT_TOKEN_LIFETIME.days,
+        help="how long an API token lives when its creator names no expiry (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
+    if args.token_days < 1:
+        parser.error("--token-days must be at least 1")
     settings = Settings.from_env()
     # uvicorn's access log prints paths, which carry patient ids: off here, WARNING in the setup
     configure_logging(settings.log_level, json=settings.log_format == "json")
     import uvicorn
 
-    app = create_app(settings, secure_cookies=not args.insecure_cookies)
+    app = create_app(
+        settings,
+        secure_cookies=not args.insecure_cookies,
+        token_lifetime=timedelta(days=args.token_days),
+    )
     uvicorn.run(
         app,
         host=args.host,

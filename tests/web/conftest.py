@@ -3,14 +3,29 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
 
 from lab.homes import Device, HomeSpec, Site, provision_home
-from tests.support.web import PROGRAM, SITE_A, SITE_B, Client, Server, World, insert_reading, user
+from lab.seed import seed_demo
+from tests.support.web import (
+    PASSWORD,
+    PROGRAM,
+    SITE_A,
+    SITE_B,
+    Client,
+    Server,
+    World,
+    enrolled_patient,
+    insert_episode,
+    insert_reading,
+    user,
+)
 
 
 @pytest.fixture(scope="session")
@@ -110,3 +125,40 @@ def new_client(server: Server) -> Iterator[Callable[[str | None], Client]]:
     yield make
     for c in made:
         c.close()
+
+
+@dataclass(frozen=True)
+class Home17:
+    """A site of care of the issue-17 tests: one enrolled patient at home with a device and a
+    gateway, and an open episode."""
+
+    site: str
+    patient: uuid.UUID
+    device: str
+    gateway: str
+    episode: uuid.UUID
+
+
+@pytest.fixture(scope="session")
+def homes17(server: Server) -> dict[str, Home17]:
+    """Two sites of their own (``wt-s17-a``, ``wt-s17-b``), one user per role on each, so that
+    what the issue-17 tests count in the audit log is theirs alone."""
+    made = {}
+    for key in ("a", "b"):
+        site = f"wt-s17-{key}"
+        seed_demo(
+            server.conninfo, site_id=site, site_name=site, program_id="wt-htn", password=PASSWORD
+        )
+        device, gateway = f"wt-s17-dev-{key}", f"wt-s17-gw-{key}"
+        patient = enrolled_patient(
+            server.conninfo,
+            site,
+            f"S17 Patient {key.upper()}",
+            history_days=1,
+            gateway_id=gateway,
+            devices=(Device(device, "blood_pressure_monitor"),),
+        )
+        with psycopg.connect(server.conninfo) as conn:
+            episode = insert_episode(conn, patient, site)
+        made[key] = Home17(site, patient, device, gateway, episode)
+    return made

@@ -231,12 +231,13 @@ def test_gateway_provisioning_returns_the_password_once(
     assert rotated.json()["mqtt_password"] != password
     assert admin.post("/api/gateways/nope/credentials").status_code == 404
     admin_b = clients[user("admin", SITE_B)]
-    assert admin_b.post("/api/gateways/wt-gw-new-1/credentials").status_code == 403
+    # another site's gateway is "not found" like an unknown one (issue 17)
+    assert admin_b.post("/api/gateways/wt-gw-new-1/credentials").status_code == 404
     assert (
         admin_b.post(
             "/api/gateways/wt-gw-new-1/patients", json={"patient_id": str(world.patient_b)}
         ).status_code
-        == 403
+        == 404
     )
     assert admin.post("/api/gateways", json={"id": "bad/id"}).status_code == 422
     foreign = admin.post(

@@ -129,7 +129,7 @@ def _serve(settings: Settings, conninfo: str) -> Iterator[FuzzTarget]:
             session = Client(url, user(role, SITE_A))
             me = session.get("/api/me").json()
             tokens[role] = admin.post(
-                f"/api/users/{me['id']}/tokens", json={"name": "fuzz"}
+                f"/api/users/{me['id']}/tokens", json={"name": "fuzz", "impersonation": True}
             ).json()["token"]
             session.close()
         victim = admin.post(
@@ -142,7 +142,9 @@ def _serve(settings: Settings, conninfo: str) -> Iterator[FuzzTarget]:
                 "sites": [SITE_A],
             },
         ).json()
-        victim_token = admin.post(f"/api/users/{victim['id']}/tokens", json={"name": "v"}).json()
+        victim_token = admin.post(
+            f"/api/users/{victim['id']}/tokens", json={"name": "v", "impersonation": True}
+        ).json()
         admin.close()
         yield FuzzTarget(
             url,

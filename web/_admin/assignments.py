@@ -1,5 +1,6 @@
 """Device assignments: which patient a device measures, from when until when (overlaps answer
-409): a patient's list, assign (admin), end (admin)."""
+409): a patient's list, assign (admin), end (admin). A device belongs to the site of care of
+its latest assignment: another site's device, like an unknown one, answers 404."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from web._access import PatientRef, check_patient_access, patient_access
 from web._admin._common import ADMIN, ANY, aware, one_row, update_record
+from web._audit import audit_denied
 from web._db import Row
 from web._principal import Principal
 from web._schemas import AssignmentOut, PageOf
@@ -20,6 +22,14 @@ from web._state import app_state
 __all__ = ["router"]
 
 router = APIRouter()
+
+
+#: a device and the site of care of its latest assignment (none if never assigned)
+_DEVICE_SITE_SQL = (
+    "SELECT d.id, (SELECT p.site_id FROM device_assignments a JOIN patients p"
+    " ON p.id = a.patient_id WHERE a.device_id = d.id ORDER BY a.valid_from DESC, a.id DESC"
+    " LIMIT 1) AS site_id FROM devices d WHERE d.id = %s"
+)
 
 
 class AssignmentIn(BaseModel):
@@ -61,8 +71,26 @@ async def list_assignments(
 async def create_assignment(
     request: Request, body: AssignmentIn, principal: Annotated[Principal, Depends(ADMIN)]
 ) -> Row:
-    await check_patient_access(request, principal, body.patient_id, "api assign device")
+    """The device must be unassigned so far or last assigned at one of my sites; another
+    site's device answers 404 as an unknown one does (device ids are serial numbers)."""
+    action = "api assign device"
+    await check_patient_access(request, principal, body.patient_id, action)
     async with app_state(request).pool.connection() as conn:
+        cur = await conn.execute(_DEVICE_SITE_SQL, (body.device_id,))
+        device = await cur.fetchone()
+        resource = f"device/{body.device_id}"
+        if device is None or not (
+            device["site_id"] is None or principal.may_see_site(device["site_id"])
+        ):
+            await audit_denied(
+                request,
+                principal,
+                action,
+                reason="not_found" if device is None else "site",
+                site_id=device["site_id"] if device else None,
+                resource=resource,
+            )
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such device")
         return await one_row(
             conn,
             "INSERT INTO device_assignments (device_id, patient_id, user_index, valid_from,"

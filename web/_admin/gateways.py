@@ -1,5 +1,6 @@
-"""Gateways (admin): list, provision (creates the broker login and returns its password once),
-rotate the password, let a gateway serve a patient."""
+"""Gateways (admin): list, provision (creates the broker login and returns its password once;
+the broker's own usernames are refused as ids), rotate the password, let a gateway serve a
+patient."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
+from carebeacon.settings import Settings
 from web._access import check_patient_access
 from web._admin._common import ADMIN, ID_PATTERN, one_row, page_of
-from web._audit import audit
+from web._audit import audit, audit_denied
 from web._db import Conn
+from web._field_errors import field_error
 from web._paging import Page, page_params
 from web._principal import Principal
 from web._schemas import CredentialsOut, GatewayOut, GatewayProvisioned, PageOf
@@ -62,7 +65,8 @@ async def list_gateways(
 async def _gateway_in_my_sites(
     request: Request, conn: Conn, principal: Principal, gateway_id: str, action: str
 ) -> None:
-    """404 for an unknown gateway; 403 (audited) for one serving patients of other sites only."""
+    """404 for an unknown gateway and for one serving patients of other sites only (both
+    audited): gateway ids are chosen by people, and the answer must not tell which exist."""
     cur = await conn.execute(
         "SELECT g.id, array_remove(array_agg(DISTINCT p.site_id), NULL) AS sites"
         " FROM gateways g LEFT JOIN gateway_patients gp ON gp.gateway_id = g.id"
@@ -70,12 +74,35 @@ async def _gateway_in_my_sites(
         (gateway_id,),
     )
     row = await cur.fetchone()
+    resource = f"gateway/{gateway_id}"
     if row is None:
+        await audit_denied(request, principal, action, reason="not_found", resource=resource)
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such gateway")
     if row["sites"] and not set(row["sites"]) & principal.sites:
-        await audit(conn, principal, action, outcome="denied", resource=f"gateway/{gateway_id}")
-        await conn.commit()
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this gateway serves other sites")
+        site = sorted(row["sites"])[0]
+        await audit_denied(
+            request, principal, action, reason="site", site_id=site, resource=resource
+        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such gateway")
+
+
+#: the broker's server-side usernames by default (the settings may name others, refused too)
+_RESERVED = frozenset({"ingest", "admin"})
+#: ingest's client ids (``ingest-<hostname>`` by default, one per instance) are predictable
+_RESERVED_PREFIXES = ("ingest-",)
+
+
+def _check_not_reserved(settings: Settings, gateway_id: str) -> None:
+    """A gateway id is its broker username (and may be bound to its client id): it must not
+    be, nor pass for, one of the server side's (ingest's, the admin's, their client ids)."""
+    taken = _RESERVED | {
+        settings.mqtt_ingest_user.lower(),
+        settings.mqtt_admin_user.lower(),
+        settings.ingest_client_id.lower(),
+    }
+    name = gateway_id.lower()
+    if name in taken or name.startswith(_RESERVED_PREFIXES):
+        raise field_error("id", "reserved for the broker's own users")
 
 
 async def _provision(request: Request, gateway_id: str) -> str:
@@ -93,7 +120,9 @@ async def _provision(request: Request, gateway_id: str) -> str:
 async def create_gateway(
     request: Request, body: GatewayIn, principal: Annotated[Principal, Depends(ADMIN)]
 ) -> dict[str, Any]:
-    """Returns the generated MQTT password once; it is not stored anywhere readable."""
+    """Returns the generated MQTT password once; it is not stored anywhere readable. The id is
+    the gateway's broker username: the broker's own names are refused (422 naming ``id``)."""
+    _check_not_reserved(app_state(request).settings, body.id)
     for pid in body.patient_ids:
         await check_patient_access(request, principal, pid, "api provision gateway")
     async with app_state(request).pool.connection() as conn:

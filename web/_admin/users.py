@@ -1,5 +1,5 @@
 """Users of the web app (admin): who am I, list the users of my sites, create, change (a change
-of role, password or a disabling ends the user's sessions)."""
+of role, password or a disabling ends the user's sessions and revokes their API tokens)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from web._admin._common import ADMIN, ANY, one_row, page_of, sites_filter
-from web._audit import audit
+from web._audit import audit, audit_denied
 from web._db import Conn, Row
 from web._paging import Page, page_params
 from web._passwords import hash_password
@@ -18,7 +18,7 @@ from web._principal import Principal, Role
 from web._schemas import MeOut, PageOf, UserOut
 from web._state import app_state
 
-__all__ = ["router", "user_in_my_sites"]
+__all__ = ["audit_site", "revoke_tokens", "router", "user_in_my_sites"]
 
 router = APIRouter()
 
@@ -112,14 +112,48 @@ async def create_user(
         return await one_row(conn, _USER_SQL + " WHERE u.id = %s", (row["id"],))
 
 
-async def user_in_my_sites(conn: Conn, principal: Principal, user_id: int) -> Row:
+async def user_in_my_sites(
+    request: Request, conn: Conn, principal: Principal, user_id: int, action: str
+) -> Row:
+    """The user, if one of my sites' (or of none yet); 404 for an unknown user and for another
+    site's alike (user ids are sequential: the answer must not tell which exist), audited."""
     cur = await conn.execute(_USER_SQL + " WHERE u.id = %s", (user_id,))
     row = await cur.fetchone()
+    resource = f"user/{user_id}"
     if row is None:
+        await audit_denied(request, principal, action, reason="not_found", resource=resource)
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such user")
     if row["sites"] and not set(row["sites"]) & principal.sites:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this user is not at one of your sites")
+        await audit_denied(
+            request, principal, action, reason="site", site_id=row["sites"][0], resource=resource
+        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such user")
     return row
+
+
+def audit_site(principal: Principal, user: Row) -> str | None:
+    """The site an audit row about ``user`` is filed under: one of theirs I share (else
+    theirs), so that the supervisors of that site see it."""
+    shared = sorted(set(user["sites"]) & principal.sites) or sorted(user["sites"])
+    return shared[0] if shared else None
+
+
+async def revoke_tokens(conn: Conn, principal: Principal, user: Row, reason: str) -> None:
+    """Revoke the user's live API tokens (audited, one row per token)."""
+    cur = await conn.execute(
+        "UPDATE web_api_tokens SET revoked_at = now() WHERE user_id = %s AND revoked_at IS NULL"
+        " RETURNING id",
+        (user["id"],),
+    )
+    for token in await cur.fetchall():
+        await audit(
+            conn,
+            principal,
+            "revoke api token",
+            site_id=audit_site(principal, user),
+            resource=f"token/{token['id']}",
+            detail={"reason": reason, "user": user["id"]},
+        )
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, summary="Change a user (admin)")
@@ -129,9 +163,11 @@ async def patch_user(
     body: UserPatch,
     principal: Annotated[Principal, Depends(ADMIN)],
 ) -> Row:
+    """A new password, another role or a disabling ends the user's sessions and revokes their
+    API tokens."""
     digest = await asyncio.to_thread(hash_password, body.password) if body.password else None
     async with app_state(request).pool.connection() as conn:
-        await user_in_my_sites(conn, principal, user_id)
+        before = await user_in_my_sites(request, conn, principal, user_id, "change user")
         await conn.execute(
             "UPDATE web_users SET display_name = coalesce(%s, display_name),"
             " role = coalesce(%s, role), password_hash = coalesce(%s, password_hash),"
@@ -146,7 +182,18 @@ async def patch_user(
         )
         if body.sites is not None:
             await _set_sites(conn, principal, user_id, body.sites)
+        role_changed = body.role is not None and body.role.value != before["role"]
         if body.disabled or body.password or body.role:
             await conn.execute("DELETE FROM web_sessions WHERE user_id = %s", (user_id,))
-        await audit(conn, principal, "change user", resource=f"user/{user_id}")
-        return await user_in_my_sites(conn, principal, user_id)
+        if body.disabled or body.password or role_changed:
+            reason = "password" if body.password else "role" if role_changed else "disabled"
+            await revoke_tokens(conn, principal, before, reason)
+        await audit(
+            conn,
+            principal,
+            "change user",
+            site_id=audit_site(principal, before),
+            resource=f"user/{user_id}",
+            detail={"fields": sorted(body.model_fields_set)},
+        )
+        return await user_in_my_sites(request, conn, principal, user_id, "change user")
