@@ -32,17 +32,20 @@ __all__ = [
     "FHIR_JSON",
     "MAX_COUNT",
     "NOT_ACCEPTABLE",
+    "Count",
     "FhirJSONResponse",
     "Items",
+    "Offset",
     "SearchQuery",
     "fhir_device_id",
     "fhir_response",
+    "get_query",
     "instant",
     "negotiate",
     "operation_outcome",
     "parse_patient",
     "patient_ref",
-    "post_items",
+    "post_query",
     "search_items",
     "searchset",
 ]
@@ -203,11 +206,34 @@ def search_items(request: Request, items: Sequence[tuple[str, str]], model: type
     return [(name, value) for name, value in items if name in known]
 
 
-async def post_items(request: Request) -> Items:
+def get_query(request: Request, model: type[Q]) -> tuple[Q, Items]:
+    """A GET search's parameters (FastAPI has validated them as the route's ``Query``
+    parameters, which document them) and the pairs its links repeat."""
+    items = search_items(request, request.query_params.multi_items(), model)
+    return model.parse(items), items
+
+
+async def post_query(request: Request, model: type[Q]) -> tuple[Q, Items]:
     """A POST ``_search``'s parameters: its query string and its form-encoded body."""
     form = await request.form()
     body = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
-    return [*request.query_params.multi_items(), *body]
+    items = search_items(request, [*request.query_params.multi_items(), *body], model)
+    return model.parse(items), items
+
+
+#: the paging parameters of every GET search
+Count = Annotated[
+    int,
+    Query(
+        alias="_count",
+        ge=0,
+        le=MAX_COUNT,
+        description="entries per page (resources); 0 answers only Bundle.total",
+    ),
+]
+Offset = Annotated[
+    int, Query(alias="_offset", ge=0, le=MAX_OFFSET, description="where the page starts")
+]
 
 
 def searchset(

@@ -17,18 +17,18 @@ from web._db import Row
 from web._fhir_common import (
     ANY,
     DEFAULT_COUNT,
-    MAX_COUNT,
+    Count,
     Items,
+    Offset,
     SearchQuery,
     fhir_device_id,
     fhir_response,
+    get_query,
     parse_patient,
     patient_ref,
-    post_items,
-    search_items,
+    post_query,
     searchset,
 )
-from web._paging import MAX_OFFSET
 from web._principal import Principal
 from web._state import app_state
 
@@ -159,18 +159,14 @@ async def fhir_devices(
     request: Request,
     principal: Annotated[Principal, Depends(ANY)],
     patient: Annotated[str | None, Query(description="Patient id (or Patient/id)")] = None,
-    count: Annotated[
-        int, Query(alias="_count", ge=0, le=MAX_COUNT, description="entries per page")
-    ] = DEFAULT_COUNT,
-    offset: Annotated[int, Query(alias="_offset", ge=0, le=MAX_OFFSET)] = 0,
+    count: Count = DEFAULT_COUNT,
+    offset: Offset = 0,
 ) -> JSONResponse:
-    items = search_items(request, request.query_params.multi_items(), DeviceQuery)
-    return await _search(request, principal, DeviceQuery.parse(items), items)
+    return await _search(request, principal, *get_query(request, DeviceQuery))
 
 
 @router.post("/Device/_search", summary="FHIR Device search by POST (form-encoded parameters)")
 async def fhir_devices_post(
     request: Request, principal: Annotated[Principal, Depends(ANY)]
 ) -> JSONResponse:
-    items = search_items(request, await post_items(request), DeviceQuery)
-    return await _search(request, principal, DeviceQuery.parse(items), items)
+    return await _search(request, principal, *await post_query(request, DeviceQuery))

@@ -31,19 +31,19 @@ from web._db import Conn, Row
 from web._fhir_common import (
     ANY,
     DEFAULT_COUNT,
-    MAX_COUNT,
+    Count,
     Items,
+    Offset,
     SearchQuery,
     fhir_device_id,
     fhir_response,
+    get_query,
     instant,
     parse_patient,
     patient_ref,
-    post_items,
-    search_items,
+    post_query,
     searchset,
 )
-from web._paging import MAX_OFFSET
 from web._principal import Principal
 from web._state import app_state
 from web._trends import NOT_PATIENT_DATA
@@ -337,13 +337,10 @@ async def fhir_observations(
     patient: Annotated[str, Query(description="Patient id (or Patient/id)")],
     code: Annotated[list[str] | None, Query(description="LOINC codes, comma separated")] = None,
     date_: Annotated[list[str] | None, Query(alias="date", description="ge2026-01-01 …")] = None,
-    count: Annotated[
-        int, Query(alias="_count", ge=0, le=MAX_COUNT, description="entries per page")
-    ] = DEFAULT_COUNT,
-    offset: Annotated[int, Query(alias="_offset", ge=0, le=MAX_OFFSET)] = 0,
+    count: Count = DEFAULT_COUNT,
+    offset: Offset = 0,
 ) -> JSONResponse:
-    items = search_items(request, request.query_params.multi_items(), ObservationQuery)
-    return await _search(request, principal, ObservationQuery.parse(items), items)
+    return await _search(request, principal, *get_query(request, ObservationQuery))
 
 
 @router.post(
@@ -352,8 +349,7 @@ async def fhir_observations(
 async def fhir_observations_post(
     request: Request, principal: Annotated[Principal, Depends(ANY)]
 ) -> JSONResponse:
-    items = search_items(request, await post_items(request), ObservationQuery)
-    return await _search(request, principal, ObservationQuery.parse(items), items)
+    return await _search(request, principal, *await post_query(request, ObservationQuery))
 
 
 async def _not_found(request: Request, principal: Principal, resource: str) -> HTTPException:

@@ -23,15 +23,15 @@ from web._db import Row
 from web._fhir_common import (
     ANY,
     DEFAULT_COUNT,
-    MAX_COUNT,
+    Count,
     Items,
+    Offset,
     SearchQuery,
     fhir_response,
-    post_items,
-    search_items,
+    get_query,
+    post_query,
     searchset,
 )
-from web._paging import MAX_OFFSET
 from web._principal import Principal
 from web._state import app_state
 
@@ -162,18 +162,14 @@ async def fhir_patients(
         list[str] | None, Query(description="MRN: [urn:carebeacon:mrn|]value, comma separated")
     ] = None,
     id_: Annotated[list[str] | None, Query(alias="_id", description="Patient ids")] = None,
-    count: Annotated[
-        int, Query(alias="_count", ge=0, le=MAX_COUNT, description="entries per page")
-    ] = DEFAULT_COUNT,
-    offset: Annotated[int, Query(alias="_offset", ge=0, le=MAX_OFFSET)] = 0,
+    count: Count = DEFAULT_COUNT,
+    offset: Offset = 0,
 ) -> JSONResponse:
-    items = search_items(request, request.query_params.multi_items(), PatientQuery)
-    return await _search(request, principal, PatientQuery.parse(items), items)
+    return await _search(request, principal, *get_query(request, PatientQuery))
 
 
 @router.post("/Patient/_search", summary="FHIR Patient search by POST (form-encoded parameters)")
 async def fhir_patients_post(
     request: Request, principal: Annotated[Principal, Depends(ANY)]
 ) -> JSONResponse:
-    items = search_items(request, await post_items(request), PatientQuery)
-    return await _search(request, principal, PatientQuery.parse(items), items)
+    return await _search(request, principal, *await post_query(request, PatientQuery))
