@@ -158,10 +158,13 @@ async def _search(
 async def fhir_patients(
     request: Request,
     principal: Annotated[Principal, Depends(ANY)],
+    # one value each in the OpenAPI document (a repeat ANDs, as FHIR has it)
     identifier: Annotated[
-        list[str] | None, Query(description="MRN: [urn:carebeacon:mrn|]value, comma separated")
+        str | None, Query(description="MRN: [urn:carebeacon:mrn|]value, comma separated")
     ] = None,
-    id_: Annotated[list[str] | None, Query(alias="_id", description="Patient ids")] = None,
+    id_: Annotated[
+        str | None, Query(alias="_id", description="Patient ids, comma separated")
+    ] = None,
     count: Count = DEFAULT_COUNT,
     offset: Offset = 0,
 ) -> JSONResponse:
