@@ -57,9 +57,10 @@ def patient(server: Server, world: World) -> uuid.UUID:
 
 @pytest.fixture(scope="module")
 def token(clients: dict[str, Client]) -> str:
-    admin = clients[user("admin", SITE_A)]
-    me = clients[CLINICIAN].get("/api/me").json()
-    made = admin.post(f"/api/users/{me['id']}/tokens", json={"name": "fhirpy"})
+    """The clinician's own API token (a token is for oneself)."""
+    clinician = clients[CLINICIAN]
+    me = clinician.get("/api/me").json()
+    made = clinician.post(f"/api/users/{me['id']}/tokens", json={"name": "fhirpy"})
     assert made.status_code == 201, made.text
     token: str = made.json()["token"]
     return token
