@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from web._auth import require
 from web._paging import MAX_OFFSET
@@ -156,21 +156,36 @@ def parse_patient(value: str) -> uuid.UUID:
 
 # --- search parameters ------------------------------------------------------------------------
 
+#: the paging parameters of every search (GET routes and :class:`SearchQuery`)
+Count = Annotated[
+    int,
+    Query(
+        alias="_count",
+        ge=0,
+        le=MAX_COUNT,
+        description="entries per page (resources); 0 answers only Bundle.total",
+    ),
+]
+Offset = Annotated[
+    int, Query(alias="_offset", ge=0, le=MAX_OFFSET, description="where the page starts")
+]
+
+
 Items = list[tuple[str, str]]
 Q = TypeVar("Q", bound="SearchQuery")
 
 
 class SearchQuery(BaseModel):
-    """The parameters of one resource type's search (a subclass adds its own). Validates a POST
-    ``_search`` form as the GET route's ``Query`` parameters validate the query string: the
-    constraints below are the routes' too."""
+    """The parameters of one resource type's search (a subclass adds its own, as its GET route
+    declares them). Validates a POST ``_search`` form as the GET route's ``Query`` parameters
+    validate the query string."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     #: parameters that may repeat (the others are given once)
     MULTI: ClassVar[frozenset[str]] = frozenset()
 
-    count: int = Field(DEFAULT_COUNT, alias="_count", ge=0, le=MAX_COUNT)
-    offset: int = Field(0, alias="_offset", ge=0, le=MAX_OFFSET)
+    count: Count = DEFAULT_COUNT
+    offset: Offset = 0
 
     @classmethod
     def names(cls) -> frozenset[str]:
@@ -219,21 +234,6 @@ async def post_query(request: Request, model: type[Q]) -> tuple[Q, Items]:
     body = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
     items = search_items(request, [*request.query_params.multi_items(), *body], model)
     return model.parse(items), items
-
-
-#: the paging parameters of every GET search
-Count = Annotated[
-    int,
-    Query(
-        alias="_count",
-        ge=0,
-        le=MAX_COUNT,
-        description="entries per page (resources); 0 answers only Bundle.total",
-    ),
-]
-Offset = Annotated[
-    int, Query(alias="_offset", ge=0, le=MAX_OFFSET, description="where the page starts")
-]
 
 
 def searchset(
