@@ -75,6 +75,8 @@ async def fhir_device(
     device_id: str,
     principal: Annotated[Principal, Depends(ANY)],
 ) -> JSONResponse:
+    if "\x00" in device_id:  # no device id holds one (PostgreSQL text cannot)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such device")
     async with app_state(request).pool.connection() as conn:
         cur = await conn.execute(
             _DEVICE_SQL + " WHERE d.id = %s OR (%s LIKE 'd-%%'"

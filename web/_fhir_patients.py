@@ -110,7 +110,8 @@ def _where(query: PatientQuery, principal: Principal) -> tuple[str, dict[str, ob
         mrns: list[str] = []
         for token in value.split(","):
             system, bar, code = token.rpartition("|")
-            if (not bar or system in ("", MRN_SYSTEM)) and code:
+            # an MRN holds no NUL (PostgreSQL text cannot): such a value matches nothing
+            if (not bar or system in ("", MRN_SYSTEM)) and code and "\x00" not in code:
                 mrns.append(code)
         clauses.append(f"p.mrn = ANY(%(mrn{i})s)")
         params[f"mrn{i}"] = mrns

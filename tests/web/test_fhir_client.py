@@ -426,3 +426,15 @@ def test_unknown_parameters_are_not_echoed(http: httpx.Client, patient: uuid.UUI
     assert "foo" not in self_url
     assert "_elements" not in self_url
     assert len(body["entry"]) == 3  # the unknown ones ignored, not refused
+
+
+def test_a_nul_character_matches_nothing(http: httpx.Client) -> None:
+    """PostgreSQL text cannot hold NUL: the query raised, and the app's generic 422 answered
+    in plain JSON (found by schemathesis). No MRN or device id holds one."""
+    found = http.get("/fhir/Patient", params={"identifier": "\x17\x00x"})
+    assert found.status_code == 200, found.text
+    assert _bundle(found.json())["total"] == 0
+    device = http.get("/fhir/Device/a%00b")
+    assert device.status_code == 404
+    assert device.headers["content-type"].startswith("application/fhir+json")
+    OperationOutcome.model_validate(device.json())
