@@ -61,11 +61,10 @@ def test_blood_pressure_panel_with_components(clin: Client, world: World) -> Non
     assert first["category"][0]["coding"][0]["code"] == "vital-signs"
     assert first["device"] == {"reference": "Device/wt-dev-a"}
     assert first["subject"] == {"reference": f"Patient/{world.patient_a}"}
-    # the reading id is the stable identifier
-    assert first["identifier"][0] == {
-        "system": "urn:ietf:rfc:3986",
-        "value": f"urn:uuid:{world.reading_ids[0]}",
-    }
+    # the identifier is the reading id and the code: the reading's heart rate has its own
+    assert first["identifier"] == [
+        {"system": "urn:carebeacon:observation", "value": f"{world.reading_ids[0]}/85354-9"}
+    ]
     assert "irregular_pulse" in first["note"][0]["text"]
 
 
