@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
@@ -876,91 +876,87 @@ class ThresholdRule(Rule):
         return Verdict(self.family, clear=v >= ev.p("clear"))
 
 
-class RepeatRule(Rule):
+class _GlucoseAboveRule(Rule):
+    """Glucose above ``mg_dl`` on trusted-time readings, judged over a window of history by
+    :meth:`judge`; back at or below ``clear`` clears."""
+
+    def wants_history(
+        self,
+        values: Mapping[str, float],
+        flags: tuple[str, ...],
+        params: Mapping[str, ThresholdValue],
+        active: bool,
+    ) -> bool:
+        return values.get("glucose", 0.0) > params["mg_dl"].value
+
+    def check(self, ev: Eval) -> Verdict | None:
+        pt = ev.point
+        if pt is None or "glucose" not in pt.values:
+            return None
+        v, limit = pt.values["glucose"], ev.p("mg_dl")
+        if v > limit and pt.time_trusted:
+            since = pt.time - self.lookback(ev.params)
+            above = [
+                p
+                for p in ev.history.window("glucose", since, pt.time)
+                if p.values.get("glucose", 0.0) > limit
+            ]
+            return self.judge(ev, v, limit, above)
+        return Verdict(self.family, clear=v <= ev.p("clear"))
+
+    def judge(  # pragma: no cover - abstract
+        self, ev: Eval, value: float, limit: float, above: Sequence[Point]
+    ) -> Verdict | None:
+        """What this rule makes of the high values in its window (``above``, oldest first)."""
+        raise NotImplementedError
+
+
+class RepeatRule(_GlucoseAboveRule):
     """Glucose above a level ``count`` times within a window (ADA: >250 mg/dL twice in 24 h)."""
 
     kind = "repeat"
 
-    def wants_history(
-        self,
-        values: Mapping[str, float],
-        flags: tuple[str, ...],
-        params: Mapping[str, ThresholdValue],
-        active: bool,
-    ) -> bool:
-        return values.get("glucose", 0.0) > params["mg_dl"].value
-
     def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
         return timedelta(hours=params["window_hours"].value)
 
-    def check(self, ev: Eval) -> Verdict | None:
-        pt = ev.point
-        if pt is None or "glucose" not in pt.values:
+    def judge(self, ev: Eval, value: float, limit: float, above: Sequence[Point]) -> Verdict | None:
+        assert ev.point is not None
+        if sum(0.5 if p.suspect else 1.0 for p in above) + 1e-9 < ev.p("count"):
             return None
-        v, limit = pt.values["glucose"], ev.p("mg_dl")
-        if v > limit and pt.time_trusted:
-            hours = ev.p("window_hours")
-            pts = [
-                p
-                for p in ev.history.window("glucose", pt.time - timedelta(hours=hours), pt.time)
-                if p.values.get("glucose", 0.0) > limit
-            ]
-            if sum(0.5 if p.suspect else 1.0 for p in pts) + 1e-9 >= ev.p("count"):
-                text = (
-                    f"Glucose above {_n(limit)} mg/dL {len(pts)} times in "
-                    f"{_span(pt.time - pts[0].time)} (latest {_glucose(v)}); "
-                    f"{ev.source('mg_dl')} >{_n(limit)} mg/dL x{_n(ev.p('count'))} in "
-                    f"{_n(hours)} h"
-                )
-                return self.finding(
-                    ev, Severity.MODERATE, "glucose", v, text, tuple(p.reading_id for p in pts)
-                )
-            return None
-        return Verdict(self.family, clear=v <= ev.p("clear"))
+        text = (
+            f"Glucose above {_n(limit)} mg/dL {len(above)} times in "
+            f"{_span(ev.point.time - above[0].time)} (latest {_glucose(value)}); "
+            f"{ev.source('mg_dl')} >{_n(limit)} mg/dL x{_n(ev.p('count'))} in "
+            f"{_n(ev.p('window_hours'))} h"
+        )
+        return self.finding(
+            ev, Severity.MODERATE, "glucose", value, text, tuple(p.reading_id for p in above)
+        )
 
 
-class ConsecutiveDaysRule(Rule):
+class ConsecutiveDaysRule(_GlucoseAboveRule):
     """Glucose above a level on ``days`` consecutive calendar days (site time zone)."""
 
     kind = "consecutive_days"
 
-    def wants_history(
-        self,
-        values: Mapping[str, float],
-        flags: tuple[str, ...],
-        params: Mapping[str, ThresholdValue],
-        active: bool,
-    ) -> bool:
-        return values.get("glucose", 0.0) > params["mg_dl"].value
-
     def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
         return timedelta(days=params["days"].value + 1)
 
-    def check(self, ev: Eval) -> Verdict | None:
-        pt = ev.point
-        if pt is None or "glucose" not in pt.values:
+    def judge(self, ev: Eval, value: float, limit: float, above: Sequence[Point]) -> Verdict | None:
+        assert ev.point is not None
+        days = int(ev.p("days"))
+        today = ev.point.time.astimezone(ev.tz).date()
+        seen = {p.time.astimezone(ev.tz).date() for p in above}
+        if not all(today - timedelta(days=k) in seen for k in range(days)):
             return None
-        v, limit = pt.values["glucose"], ev.p("mg_dl")
-        if v > limit and pt.time_trusted:
-            days = int(ev.p("days"))
-            today = pt.time.astimezone(ev.tz).date()
-            pts = [
-                p
-                for p in ev.history.window("glucose", pt.time - timedelta(days=days + 1), pt.time)
-                if p.values.get("glucose", 0.0) > limit
-            ]
-            seen = {p.time.astimezone(ev.tz).date() for p in pts}
-            if all(today - timedelta(days=k) in seen for k in range(days)):
-                text = (
-                    f"Glucose above {_n(limit)} mg/dL on {days} consecutive days "
-                    f"(latest {_glucose(v)}); {ev.source('mg_dl')} >{_n(limit)} mg/dL on "
-                    f"{days} days"
-                )
-                return self.finding(
-                    ev, Severity.HIGH, "glucose", v, text, tuple(p.reading_id for p in pts)
-                )
-            return None
-        return Verdict(self.family, clear=v <= ev.p("clear"))
+        text = (
+            f"Glucose above {_n(limit)} mg/dL on {days} consecutive days "
+            f"(latest {_glucose(value)}); {ev.source('mg_dl')} >{_n(limit)} mg/dL on "
+            f"{days} days"
+        )
+        return self.finding(
+            ev, Severity.HIGH, "glucose", value, text, tuple(p.reading_id for p in above)
+        )
 
 
 class FlagRule(Rule):

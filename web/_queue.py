@@ -437,9 +437,8 @@ async def _audit_queue_view(conn: Conn, principal: Principal, rows: list[QueueRo
     await audit(conn, principal, "view queue", detail=detail)
 
 
-@router.get("/queue", response_class=HTMLResponse, include_in_schema=False)
-async def queue_page(
-    request: Request, principal: Annotated[Principal, Depends(ANY)], queue: Queue = "clinical"
+async def _queue_view(
+    request: Request, principal: Principal, queue: Queue, template: str
 ) -> Response:
     state = app_state(request)
     async with state.pool.connection() as conn:
@@ -447,26 +446,25 @@ async def queue_page(
         await _audit_queue_view(conn, principal, rows)
     return state.templates.TemplateResponse(
         request,
-        "queue.html",
+        template,
         _queue_context(principal, rows, queue),
         headers={"Cache-Control": "no-store"},
     )
+
+
+@router.get("/queue", response_class=HTMLResponse, include_in_schema=False)
+async def queue_page(
+    request: Request, principal: Annotated[Principal, Depends(ANY)], queue: Queue = "clinical"
+) -> Response:
+    return await _queue_view(request, principal, queue, "queue.html")
 
 
 @router.get("/queue/rows", response_class=HTMLResponse, include_in_schema=False)
 async def queue_fragment(
     request: Request, principal: Annotated[Principal, Depends(ANY)], queue: Queue = "clinical"
 ) -> Response:
-    state = app_state(request)
-    async with state.pool.connection() as conn:
-        rows = await queue_rows(conn, principal, queue=queue)
-        await _audit_queue_view(conn, principal, rows)
-    return state.templates.TemplateResponse(
-        request,
-        "queue_rows.html",
-        _queue_context(principal, rows, queue),
-        headers={"Cache-Control": "no-store"},
-    )
+    """The rows alone, for the page's live refresh."""
+    return await _queue_view(request, principal, queue, "queue_rows.html")
 
 
 @router.get("/queue/events", include_in_schema=False)
