@@ -482,7 +482,8 @@ def test_api_and_fhir_carry_the_text_verbatim(server: Server, hostile_world: Hos
         assert fhir.headers["content-type"].startswith("application/fhir+json")
         assert fhir.headers["x-content-type-options"] == "nosniff"
         body = fhir.json()
-        assert body["name"] == [{"text": FIELDS["patient name"]}]
+        (name,) = body["name"]
+        assert name["text"] == FIELDS["patient name"]  # verbatim, as one text
         assert MRN in [i["value"] for i in body["identifier"]]
         devices = cm.get(f"/fhir/Device?patient={h.patient}").json()
         device = devices["entry"][0]["resource"]
