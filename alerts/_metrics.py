@@ -9,7 +9,9 @@ __all__ = [
     "EPISODES_OPENED",
     "EPISODE_EVENTS",
     "EVALUATE_SECONDS",
+    "PIPELINE_STALLED",
     "READINGS_EVALUATED",
+    "SCHEDULER_LAST_PASS",
     "SCHEDULER_LEADER",
     "SCHEDULER_TICK_SECONDS",
 ]
@@ -35,6 +37,15 @@ SCHEDULER_TICK_SECONDS = Histogram(
 )
 SCHEDULER_LEADER = Gauge(
     "carebeacon_scheduler_leader", "1 while this process holds the scheduler leader lock"
+)
+SCHEDULER_LAST_PASS = Gauge(
+    "carebeacon_scheduler_last_pass_timestamp_seconds",
+    "Unix time at the end of this process's last completed scheduler pass",
+)
+PIPELINE_STALLED = Gauge(
+    "carebeacon_pipeline_stalled",
+    "1 while a pipeline check (no_readings, scheduler_late, broker_unreachable) is failing",
+    ["check"],
 )
 
 EVENT_KINDS = frozenset(

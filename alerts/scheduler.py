@@ -5,7 +5,9 @@ session advisory lock) runs :func:`tick`: confirmation deadlines of pending cris
 hold times of clearing episodes, missing data, gateway offline and battery low (from the
 gateways' retained status), snooze expiry, and escalation of open episodes whose SLA passed
 without acknowledgement (care manager → supervisor → on-call clinician). The rules are the
-same objects the live path uses (:func:`alerts._engine.advance`).
+same objects the live path uses (:func:`alerts._engine.advance`). After each pass the leader
+runs the pipeline's dead-man's switch (:func:`check_pipeline`: no reading stored while gateways
+are online, a late pass, the broker unreachable), recorded in ``pipeline_health``.
 
 The clock is a parameter (:class:`ManualClock` in tests).
 """
@@ -30,7 +32,13 @@ import psycopg
 from alerts._engine import PERIOD, Book, Facts, advance, evaluate_periodic, periodic_rules
 from alerts._history import History
 from alerts._live import load_history
-from alerts._metrics import SCHEDULER_LEADER, SCHEDULER_TICK_SECONDS, count_event
+from alerts._metrics import (
+    SCHEDULER_LAST_PASS,
+    SCHEDULER_LEADER,
+    SCHEDULER_TICK_SECONDS,
+    count_event,
+)
+from alerts._pipeline import PIPELINE_CHECKS, PipelineBounds, broker_reachable, check_pipeline
 from alerts._rules import RULES
 from alerts._store import (
     load_active_episodes,
@@ -42,10 +50,14 @@ from alerts._store import (
 
 __all__ = [
     "LEADER_LOCK",
+    "PIPELINE_CHECKS",
     "Clock",
     "ManualClock",
+    "PipelineBounds",
     "SystemClock",
     "TickResult",
+    "broker_reachable",
+    "check_pipeline",
     "main",
     "run",
     "tick",
@@ -210,6 +222,7 @@ async def tick(
             escalations += e.kind == "escalated"
         events += len(written)
     SCHEDULER_TICK_SECONDS.observe(time.perf_counter() - started)
+    SCHEDULER_LAST_PASS.set_to_current_time()
     logger.info(
         "scheduler pass: %d patients, %d events, %d escalations",
         len(patients),
@@ -226,14 +239,20 @@ async def run(
     interval: float = 30.0,
     stop: asyncio.Event | None = None,
     database: str | None = None,
+    pipeline: PipelineBounds | None = None,
 ) -> None:
-    """Run until ``stop`` is set (or SIGTERM/SIGINT): try to become leader, tick while leader.
+    """Run until ``stop`` is set (or SIGTERM/SIGINT): try to become leader, tick while leader,
+    and after each pass run the pipeline checks (``pipeline``; by default a pass is late after
+    ten intervals, at least 5 min).
 
     Two connections: one holds the leader lock for the life of the session (if it drops, the
     lock goes with it and another process takes over), the other does the work.
     """
     clock = clock or SystemClock()
     stop = stop or asyncio.Event()
+    bounds = pipeline or PipelineBounds(
+        late_after=max(PipelineBounds().late_after, timedelta(seconds=10 * interval))
+    )
     conninfo = settings.pg_conninfo(database)
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -276,6 +295,8 @@ async def run(
                 slot = int(now.timestamp() // PERIOD.total_seconds())
                 await tick(work, now=now, periodic=slot != last_slot)
                 last_slot = slot
+                broker_ok = await broker_reachable(settings.mqtt_host, settings.mqtt_port)
+                await check_pipeline(work, now=clock.now(), bounds=bounds, broker_ok=broker_ok)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
         if leader:
@@ -298,7 +319,22 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--once", action="store_true", help="run one pass and exit")
     parser.add_argument("--database", help="database name (default: CAREBEACON_PG_DATABASE)")
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    parser.add_argument(
+        "--stall-after",
+        type=float,
+        default=60.0,
+        help="minutes without a stored reading, gateways online, before no_readings (60)",
+    )
+    parser.add_argument(
+        "--late-after",
+        type=float,
+        help="seconds between passes before scheduler_late (10 intervals, at least 300)",
+    )
     args = parser.parse_args(argv)
+    late = args.late_after if args.late_after is not None else max(300.0, 10 * args.interval)
+    bounds = PipelineBounds(
+        stall_after=timedelta(minutes=args.stall_after), late_after=timedelta(seconds=late)
+    )
     settings = Settings.from_env()
     configure_logging(settings.log_level, json=settings.log_format == "json")
     if args.metrics_port:
@@ -312,8 +348,12 @@ def main(argv: list[str]) -> int:
                 settings.pg_conninfo(args.database)
             ) as conn:
                 await tick(conn, now=datetime.now(UTC), periodic=True)
+                broker_ok = await broker_reachable(settings.mqtt_host, settings.mqtt_port)
+                await check_pipeline(
+                    conn, now=datetime.now(UTC), bounds=bounds, broker_ok=broker_ok
+                )
 
         asyncio.run(once())
         return 0
-    asyncio.run(run(settings, interval=args.interval, database=args.database))
+    asyncio.run(run(settings, interval=args.interval, database=args.database, pipeline=bounds))
     return 0
