@@ -340,7 +340,7 @@ def main(argv: list[str]) -> int:
     if args.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(args.metrics_port)
+        start_http_server(args.metrics_port, addr="127.0.0.1")  # as ingest: local only
     if args.once:
 
         async def once() -> None:

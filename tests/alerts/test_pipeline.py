@@ -25,9 +25,11 @@ from prometheus_client import REGISTRY
 
 from alerts.scheduler import (
     PIPELINE_CHECKS,
+    ManualClock,
     PipelineBounds,
     broker_reachable,
     check_pipeline,
+    run,
 )
 from carebeacon.settings import Settings
 from ingest.service import IngestConfig
@@ -162,6 +164,47 @@ async def test_broker_check_follows_a_real_connection(settings: Settings, fresh:
         assert (await check_pipeline(conn, now=T0))["broker_unreachable"] is True
         ok = await broker_reachable(settings.mqtt_host, settings.mqtt_port)
         assert (await check_pipeline(conn, now=T0, broker_ok=ok))["broker_unreachable"] is False
+
+
+@pytest.mark.broker
+async def test_the_running_scheduler_checks_after_each_pass(settings: Settings, fresh: str) -> None:
+    """``run``: the leader checks the pipeline after its passes; a clock jump of 10 minutes
+    between two passes (5 min is the bound for a 0.05 s interval) is a late pass, recorded with
+    its gap and cleared by the next pass; the broker is up, so it opens nothing."""
+    clock = ManualClock(T0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run(settings, clock=clock, interval=0.05, stop=stop, database=fresh.rsplit("/", 1)[1])
+    )
+    try:
+        async with await psycopg.AsyncConnection.connect(fresh) as conn:
+
+            async def rows(sql: str) -> list[tuple[Any, ...]]:
+                cur = await conn.execute(sql)
+                out = await cur.fetchall()
+                await conn.commit()
+                return out
+
+            for _ in range(200):
+                if await rows("SELECT at FROM pipeline_heartbeats"):
+                    break
+                await asyncio.sleep(0.05)
+            assert await rows("SELECT at FROM pipeline_heartbeats") == [(T0,)]
+            clock.advance(timedelta(minutes=10))
+            sql = (
+                "SELECT opened_at, cleared_at, detail FROM pipeline_health"
+                " WHERE check_name = 'scheduler_late' AND cleared_at IS NOT NULL"
+            )
+            for _ in range(200):
+                if await rows(sql):
+                    break
+                await asyncio.sleep(0.05)
+            late = T0 + timedelta(minutes=10)
+            assert await rows(sql) == [(late, late, {"gap_seconds": 600.0})]
+            assert await rows("SELECT check_name FROM pipeline_health") == [("scheduler_late",)]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
 
 
 def _start_ingest(config: IngestConfig, dbname: str) -> subprocess.Popen[str]:
