@@ -128,9 +128,10 @@ async def check_pipeline(
         open_now = {r[0] for r in await cur.fetchall()}
         for name, (failing, detail) in results.items():
             if failing and name not in open_now:
-                await conn.execute(
+                await conn.execute(  # a concurrent `scheduler --once` may have opened it
                     "INSERT INTO pipeline_health (check_name, opened_at, detail)"
-                    " VALUES (%s, %s, %s)",
+                    " VALUES (%s, %s, %s)"
+                    " ON CONFLICT (check_name) WHERE cleared_at IS NULL DO NOTHING",
                     (name, now, Jsonb(detail)),
                 )
                 open_now.add(name)

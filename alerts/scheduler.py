@@ -277,6 +277,17 @@ async def run(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
 
+    async def _check(work: psycopg.AsyncConnection[Any]) -> None:
+        """The pipeline checks; a failure of theirs (other than losing the database) is
+        logged and never stops the clinical work."""
+        broker_ok = await broker_reachable(settings.mqtt_host, settings.mqtt_port)
+        try:
+            await check_pipeline(work, now=clock.now(), bounds=bounds, broker_ok=broker_ok)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            logger.error("scheduler: pipeline checks failed (%s)", type(exc).__name__)
+
     async def _lead(
         lock_conn: psycopg.AsyncConnection[Any], work: psycopg.AsyncConnection[Any]
     ) -> None:
@@ -295,8 +306,7 @@ async def run(
                 slot = int(now.timestamp() // PERIOD.total_seconds())
                 await tick(work, now=now, periodic=slot != last_slot)
                 last_slot = slot
-                broker_ok = await broker_reachable(settings.mqtt_host, settings.mqtt_port)
-                await check_pipeline(work, now=clock.now(), bounds=bounds, broker_ok=broker_ok)
+                await _check(work)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
         if leader:
