@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -123,8 +124,8 @@ def test_every_alert_is_unit_tested_and_names_only_defined_metrics() -> None:
 
 
 def test_scrape_targets_are_the_processes_that_serve_metrics() -> None:
-    """Ingest on CAREBEACON_METRICS_PORT's default (9464), the scheduler on the port its
-    ``--metrics-port`` is given; the web app serves no /metrics and is not scraped."""
+    """Ingest on CAREBEACON_METRICS_PORT's default (9464), the scheduler on the port its unit
+    gives ``--metrics-port``; the web app serves no /metrics and is not scraped."""
     from carebeacon.settings import Settings
 
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text(encoding="utf-8"))
@@ -135,6 +136,11 @@ def test_scrape_targets_are_the_processes_that_serve_metrics() -> None:
     assert set(jobs) == {"carebeacon-ingest", "carebeacon-scheduler"}
     port = Settings.model_fields["metrics_port"].default
     assert jobs["carebeacon-ingest"] == [f"127.0.0.1:{port}"]
+    unit = (DEPLOY / "systemd" / "carebeacon-scheduler.service").read_text(encoding="utf-8")
+    (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    argv = shlex.split(exec_start.removeprefix("ExecStart="))
+    assert argv[1:] == ["scheduler", "--metrics-port", "9465"]
+    assert jobs["carebeacon-scheduler"] == ["127.0.0.1:9465"]
     assert config["rule_files"] == ["alerts.yml"]
 
 
