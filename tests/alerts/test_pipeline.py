@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiomqtt
+import httpx
 import psycopg
 import pytest
 from prometheus_client import REGISTRY
@@ -205,6 +206,57 @@ async def test_the_running_scheduler_checks_after_each_pass(settings: Settings, 
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+def _start_scheduler(dbname: str, port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "carebeacon.cli",
+            "scheduler",
+            "--interval",
+            "0.2",
+            "--database",
+            dbname,
+            "--metrics-port",
+            str(port),
+        ],
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+@pytest.mark.broker
+async def test_scheduler_process_serves_the_pipeline_metrics(fresh: str) -> None:
+    """``carebeacon scheduler --metrics-port``: what Prometheus scrapes (deploy/prometheus)
+    carries the checks' gauges and the last pass time after the first pass."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = _start_scheduler(fresh.rsplit("/", 1)[1], port)
+    try:
+        text = ""
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            try:
+                async with httpx.AsyncClient() as client:
+                    text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            except httpx.TransportError:
+                continue
+            if "carebeacon_pipeline_stalled{" in text:
+                break
+        for check in PIPELINE_CHECKS:
+            assert f'carebeacon_pipeline_stalled{{check="{check}"}} 0.0' in text
+        assert "carebeacon_scheduler_leader 1.0" in text
+        (last,) = [
+            line
+            for line in text.splitlines()
+            if line.startswith("carebeacon_scheduler_last_pass_timestamp_seconds ")
+        ]
+        assert abs(float(last.split()[1]) - datetime.now(UTC).timestamp()) < 30
+    finally:
+        _stop(proc)
 
 
 def _start_ingest(config: IngestConfig, dbname: str) -> subprocess.Popen[str]:
