@@ -40,7 +40,8 @@ naming its source), :data:`TEMPLATES` (program template → rule id → paramete
 :data:`FAMILIES`, :data:`OUTCOMES` (= :data:`PERSON_OUTCOMES` | :data:`SYSTEM_OUTCOMES`),
 :data:`SLA` (and :func:`sla_for`, per program), :data:`SNOOZE_MAX`, :data:`RELEVANCE`,
 :data:`QUIET`, :data:`QUEUES`, :data:`TECHNICAL_FAMILIES`. Entry points: ``carebeacon scheduler``
-(:mod:`alerts.scheduler`), ``carebeacon alerts replay|rules`` (:mod:`alerts.cli`).
+(:mod:`alerts.scheduler`; after each pass also the pipeline's dead-man's switch,
+``check_pipeline``, into ``pipeline_health``), ``carebeacon alerts replay|rules`` (:mod:`alerts.cli`).
 :data:`EPISODE_COLUMNS`: the columns of ``alert_episodes`` as alerts/ writes them (for bulk loads
 of generated episodes).
 
