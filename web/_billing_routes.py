@@ -95,16 +95,17 @@ def _month(text: str | None, tz: ZoneInfo) -> tuple[date, date]:
 async def consent_windows(
     conn: Conn, enrollment_ids: list[int]
 ) -> dict[int, tuple[ConsentWindow, ...]]:
-    """The consent windows of these enrollments, by enrollment id."""
+    """The consent windows of these enrollments, by enrollment id, from the consent history
+    (the ``consent_windows`` view of migration 060, which ingest and alerts read too)."""
     cur = await conn.execute(
-        "SELECT id, consent_given_at, consent_withdrawn_at FROM enrollments"
-        " WHERE id = ANY(%s) AND consent_given_at IS NOT NULL",
+        "SELECT enrollment_id, given_at, withdrawn_at FROM consent_windows"
+        " WHERE enrollment_id = ANY(%s) ORDER BY enrollment_id, given_at",
         (enrollment_ids,),
     )
-    out: dict[int, tuple[ConsentWindow, ...]] = {}
+    out: dict[int, list[ConsentWindow]] = defaultdict(list)
     for r in await cur.fetchall():
-        out[r["id"]] = (ConsentWindow(r["consent_given_at"], r["consent_withdrawn_at"]),)
-    return out
+        out[r["enrollment_id"]].append(ConsentWindow(r["given_at"], r["withdrawn_at"]))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 async def build_ledger(
