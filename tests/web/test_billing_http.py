@@ -41,9 +41,7 @@ def test_consent_in_the_evening_over_http(server: Server, clients: dict[str, Cli
         row = conn.execute("SELECT id FROM enrollments WHERE patient_id = %s", (pid,)).fetchone()
         assert row is not None
         for day in range(16, 32):  # noon EDT is 16:00 UTC
-            insert_reading(
-                conn, pid, datetime(2026, 3, day, 16, 0, tzinfo=UTC), {"systolic": 128}
-            )
+            insert_reading(conn, pid, datetime(2026, 3, day, 16, 0, tzinfo=UTC), {"systolic": 128})
     resp = sup.patch(
         f"/api/enrollments/{row[0]}", json={"consent_given_at": "2026-03-16T20:00:00-04:00"}
     )
