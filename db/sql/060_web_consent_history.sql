@@ -44,8 +44,13 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- the enrollment's columns follow the latest window
+-- (not for an event made from a direct write of the columns below: they are set already, and
+-- a bulk COPY of enrollments stays one insert per row)
 CREATE FUNCTION consent_events_sync() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF pg_trigger_depth() > 1 THEN
+        RETURN NULL;
+    END IF;
     UPDATE enrollments e SET consent_given_at = w.given_at, consent_withdrawn_at = w.withdrawn_at
     FROM (SELECT given_at, withdrawn_at FROM consent_windows
           WHERE enrollment_id = NEW.enrollment_id ORDER BY given_at DESC LIMIT 1) w
@@ -58,7 +63,7 @@ CREATE TRIGGER consent_events_sync AFTER INSERT ON consent_events
 -- a direct write of the columns is recorded as events (not when the sync above writes them)
 CREATE FUNCTION enrollments_consent_columns() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF pg_trigger_depth() > 1 THEN
+    IF pg_trigger_depth() > 1 THEN  -- the sync above writing the columns
         RETURN NULL;
     END IF;
     IF NEW.consent_given_at IS NOT NULL AND (TG_OP = 'INSERT'
