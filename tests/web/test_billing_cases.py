@@ -219,3 +219,13 @@ def test_a_long_inactive_patient_gets_one_inactive_line() -> None:
         lines = ledger([e], readings, [], month)
         assert codes(lines) == [("", 0, "inactive")]
         assert "inactive since 2026-01-20" in lines[0].reasons[0]
+
+
+def test_an_inactive_patient_has_no_at_risk_line() -> None:
+    """The open period of a patient without readings since January: one "inactive since" line,
+    not an "at risk: 16 more days needed" line every period."""
+    e = enrollment(at(date(2025, 12, 1)))
+    readings = noons(date(2026, 1, 1), 20)
+    lines = ledger([e], readings, [], (date(2026, 6, 1), date(2026, 6, 30)))
+    assert codes(lines) == [("", 0, "inactive")]
+    assert not any("at risk" in r for x in lines for r in x.reasons)
