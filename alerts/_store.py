@@ -163,15 +163,15 @@ _BASE_SQL = """
            (SELECT array_agg(DISTINCT pr2.template) FROM enrollments e2
             JOIN programs pr2 ON pr2.id = e2.program_id
             WHERE e2.patient_id = p.id AND (e2.ended_at IS NULL OR e2.ended_at > %(now)s)
-              AND e2.consent_withdrawn_at IS NULL),
+              AND consent_state(e2.id, %(now)s) IS DISTINCT FROM 'withdrawn'),
            -- the postpartum delivery date, where enrollments carry one
            (SELECT max((to_jsonb(e3) ->> 'delivery_date')::date) FROM enrollments e3
             WHERE e3.patient_id = p.id AND (e3.ended_at IS NULL OR e3.ended_at > %(now)s)
-              AND e3.consent_withdrawn_at IS NULL)
+              AND consent_state(e3.id, %(now)s) IS DISTINCT FROM 'withdrawn')
     FROM patients p
     LEFT JOIN enrollments e ON e.patient_id = p.id
          AND (e.ended_at IS NULL OR e.ended_at > %(now)s)
-         AND e.consent_withdrawn_at IS NULL
+         AND consent_state(e.id, %(now)s) IS DISTINCT FROM 'withdrawn'
     LEFT JOIN programs pr ON pr.id = e.program_id
     LEFT JOIN sites s ON s.id = coalesce(e.site_id, p.site_id)
     WHERE p.id = ANY(%(ids)s)

@@ -351,8 +351,9 @@ async def _directory(
         )
         directory.served = {(g, p) for g, p in await cur.fetchall()}
         await cur.execute(
-            "SELECT patient_id, consent_given_at, consent_withdrawn_at FROM enrollments"
-            " WHERE patient_id = ANY(%s) AND consent_given_at IS NOT NULL",
+            # the consent history (migration 060): every window, re-consents included
+            "SELECT e.patient_id, w.given_at, w.withdrawn_at FROM consent_windows w"
+            " JOIN enrollments e ON e.id = w.enrollment_id WHERE e.patient_id = ANY(%s)",
             (list(patients),),
         )
         for patient_id, given, withdrawn in await cur.fetchall():

@@ -16,7 +16,13 @@ from fastapi.responses import HTMLResponse, Response
 from web._access import check_site_access
 from web._audit import audit
 from web._auth import require
-from web._billing import PERIOD_DAYS, EnrollmentFacts, LedgerLine, TimeEntry, ledger_for_month
+from web._billing import (
+    ConsentWindow,
+    EnrollmentFacts,
+    LedgerLine,
+    TimeEntry,
+    ledger_for_month,
+)
 from web._db import Conn
 from web._principal import Principal, Role
 from web._state import app_state
@@ -43,7 +49,9 @@ CSV_COLUMNS = [
     "days_with_readings",
     "reading_dates",
     "minutes",
+    "seconds",
     "time_entry_ids",
+    "live_entry_ids",
     "days_still_needed",
     "days_left",
 ]
@@ -84,8 +92,20 @@ def _month(text: str | None, tz: ZoneInfo) -> tuple[date, date]:
     return first, nxt - timedelta(days=1)
 
 
-def _local(t: datetime | None, tz: ZoneInfo) -> date | None:
-    return t.astimezone(tz).date() if t is not None else None
+async def consent_windows(
+    conn: Conn, enrollment_ids: list[int]
+) -> dict[int, tuple[ConsentWindow, ...]]:
+    """The consent windows of these enrollments, by enrollment id, from the consent history
+    (the ``consent_windows`` view of migration 060, which ingest and alerts read too)."""
+    cur = await conn.execute(
+        "SELECT enrollment_id, given_at, withdrawn_at FROM consent_windows"
+        " WHERE enrollment_id = ANY(%s) ORDER BY enrollment_id, given_at",
+        (enrollment_ids,),
+    )
+    out: dict[int, list[ConsentWindow]] = defaultdict(list)
+    for r in await cur.fetchall():
+        out[r["enrollment_id"]].append(ConsentWindow(r["given_at"], r["withdrawn_at"]))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 async def build_ledger(
@@ -101,13 +121,17 @@ async def build_ledger(
     today = today or datetime.now(tz).date()
     lo = datetime(month_start.year, month_start.month, month_start.day, tzinfo=tz)
     hi = datetime(month_end.year, month_end.month, month_end.day, tzinfo=tz) + timedelta(days=1)
+    # every enrollment of the patients with one in or before the month: an episode of care
+    # (and its 99453) may begin long before the month
     cur = await conn.execute(
         "SELECT e.*, p.mrn FROM enrollments e JOIN patients p ON p.id = e.patient_id"
-        " WHERE p.site_id = %s AND e.enrolled_at < %s AND (e.ended_at IS NULL OR e.ended_at >= %s)"
+        " WHERE p.site_id = %s AND EXISTS (SELECT 1 FROM enrollments e2"
+        "  WHERE e2.patient_id = p.id AND e2.enrolled_at < %s)"
         " ORDER BY p.id, e.enrolled_at",
-        (site_id, hi, lo - timedelta(days=PERIOD_DAYS)),
+        (site_id, hi),
     )
     rows = await cur.fetchall()
+    windows = await consent_windows(conn, [r["id"] for r in rows])
     by_patient: dict[uuid.UUID, list[EnrollmentFacts]] = defaultdict(list)
     mrn: dict[uuid.UUID, str | None] = {}
     for r in rows:
@@ -117,45 +141,47 @@ async def build_ledger(
                 enrollment_id=r["id"],
                 patient_id=r["patient_id"],
                 program_id=r["program_id"],
-                enrolled_on=_local(r["enrolled_at"], tz) or month_start,
-                ended_on=_local(r["ended_at"], tz),
-                consent_on=_local(r["consent_given_at"], tz),
-                consent_withdrawn_on=_local(r["consent_withdrawn_at"], tz),
+                enrolled_at=r["enrolled_at"],
+                ended_at=r["ended_at"],
+                consent=windows.get(r["id"], ()),
                 billing_practitioner=r["billing_practitioner"],
             )
         )
     patients = list(by_patient)
-    days: dict[uuid.UUID, list[date]] = defaultdict(list)
+    readings: dict[uuid.UUID, list[datetime]] = defaultdict(list)
     entries: dict[uuid.UUID, list[TimeEntry]] = defaultdict(list)
     if patients:
-        earliest = min(e.enrolled_on for es in by_patient.values() for e in es)
-        since = datetime(earliest.year, earliest.month, earliest.day, tzinfo=tz)
-        # One row per patient with the array of its days: a site's year is ~500,000 days,
-        # which as rows cost more to load in Python (1.3 s) than to compute.
+        since = min(e.enrolled_at for es in by_patient.values() for e in es)
+        # One row per patient with the first and the last reading of each local day: a site's
+        # year is ~500,000 days, which as rows cost more to load in Python (1.3 s) than to
+        # compute. The two instants decide a day whose coverage starts or ends within it
+        # (consent given at 20:00: the day counts if its last reading is at or after 20:00).
         cur = await conn.execute(
-            "SELECT patient_id, array_agg(day ORDER BY day) AS days FROM ("
-            " SELECT patient_id, (time AT TIME ZONE %s)::date AS day FROM reading_receipts"
+            "SELECT patient_id, array_agg(first ORDER BY day) AS firsts,"
+            " array_agg(last ORDER BY day) AS lasts FROM ("
+            " SELECT patient_id, (time AT TIME ZONE %s)::date AS day, min(time) AS first,"
+            " max(time) AS last FROM reading_receipts"
             " WHERE patient_id = ANY(%s) AND time >= %s AND time < %s"
             " AND NOT flags && %s::text[] GROUP BY 1, 2) d GROUP BY 1",
             (site["timezone"], patients, since, hi, NOT_PATIENT_DATA),
         )
         for r in await cur.fetchall():
-            days[r["patient_id"]] = r["days"]
+            readings[r["patient_id"]] = [*r["firsts"], *r["lasts"]]
         cur = await conn.execute(
-            "SELECT id, patient_id, (started_at AT TIME ZONE %s)::date AS day, seconds, interactive"
-            " FROM care_time_entries WHERE patient_id = ANY(%s) AND started_at >= %s"
-            " AND started_at < %s ORDER BY started_at",
+            "SELECT id, patient_id, (started_at AT TIME ZONE %s)::date AS day, started_at,"
+            " seconds, interactive FROM care_time_entries WHERE patient_id = ANY(%s)"
+            " AND started_at >= %s AND started_at < %s ORDER BY started_at",
             (site["timezone"], patients, lo, hi),
         )
         for r in await cur.fetchall():
             entries[r["patient_id"]].append(
-                TimeEntry(r["id"], r["day"], r["seconds"], r["interactive"])
+                TimeEntry(r["id"], r["day"], r["seconds"], r["interactive"], r["started_at"])
             )
     out: list[tuple[dict[str, Any], LedgerLine]] = []
     for pid, enrollments in by_patient.items():
         info = {"patient_id": pid, "mrn": mrn[pid]}
         for line in ledger_for_month(
-            enrollments, days[pid], entries[pid], month_start, month_end, today
+            enrollments, readings[pid], entries[pid], month_start, month_end, today, tz=tz
         ):
             out.append((info, line))
     meta = {
@@ -184,7 +210,9 @@ def _line_json(info: dict[str, Any], line: LedgerLine) -> dict[str, Any]:
         "days_with_readings": len(line.days) if line.days else None,
         "reading_dates": [d.isoformat() for d in line.days],
         "minutes": line.minutes,
+        "seconds": line.seconds,
         "time_entry_ids": list(line.time_entry_ids),
+        "live_entry_ids": list(line.live_entry_ids),
         "days_still_needed": line.days_still_needed,
         "days_left": line.days_left,
     }
@@ -246,6 +274,7 @@ async def ledger_csv(
             "reasons": "; ".join(row["reasons"]),
             "reading_dates": " ".join(row["reading_dates"]),
             "time_entry_ids": " ".join(str(x) for x in row["time_entry_ids"]),
+            "live_entry_ids": " ".join(str(x) for x in row["live_entry_ids"]),
             "cpt": row["cpt"] or "",
         }
         writer.writerow({k: csv_cell(v) for k, v in cells.items()})

@@ -12,7 +12,7 @@ import pytest
 
 from lab.homes import HomeSpec, Site, provision_home
 from tests.support.web import PROGRAM, SITE_A, Client, Server, World, insert_reading, user
-from web._billing import EnrollmentFacts, LedgerLine, TimeEntry, ledger_for_month
+from web._billing import ConsentWindow, EnrollmentFacts, LedgerLine, TimeEntry, ledger_for_month
 
 P = uuid.uuid4()
 JAN1, JAN31 = date(2026, 1, 1), date(2026, 1, 31)
@@ -28,7 +28,15 @@ def enrollment(
     eid: int = 1,
     ended: date | None = None,
 ) -> EnrollmentFacts:
-    return EnrollmentFacts(eid, P, "htn", enrolled, ended, consent, withdrawn, practitioner)
+    # dates of the older tests: the local midnight that starts the day (an end date is the last
+    # day enrolled, so its instant is the next midnight)
+    def at(d: date) -> datetime:
+        return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+    until = None if withdrawn is None else at(withdrawn)
+    windows = () if consent is None else (ConsentWindow(at(consent), until),)
+    end = None if ended is None else at(ended + timedelta(days=1))
+    return EnrollmentFacts(eid, P, "htn", at(enrolled), end, windows, practitioner)
 
 
 def days(start: date, n: int) -> list[date]:
@@ -219,7 +227,8 @@ def test_ledger_csv_has_the_evidence(
     assert by_code["99454"]["service_start"] == "2026-01-02"
     assert by_code["99454"]["service_end"] == "2026-01-31"
     assert by_code["99454"]["billing_practitioner"] == "dr-q"
-    assert by_code["99457"]["minutes"] == "25.0"
+    assert by_code["99457"]["minutes"] == "25"  # whole minutes, the decided value (issue 18)
+    assert by_code["99457"]["seconds"] == "1500"
     assert len(by_code["99457"]["time_entry_ids"].split()) == 2
     assert all(r["status"] == "billable" for r in rows)
     page = sup.get(f"/billing?site_id={SITE_A}&month=2026-01", headers={"Accept": "text/html"})
