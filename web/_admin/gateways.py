@@ -26,7 +26,7 @@ from web._principal import Principal
 from web._schemas import CredentialsOut, GatewayOut, GatewayProvisioned, PageOf
 from web._state import app_state
 
-__all__ = ["clear_retained_topics", "deprovision", "router"]
+__all__ = ["clear_retained_topics", "deprovision", "reserved_gateway_id", "router"]
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -94,7 +94,7 @@ _RESERVED = frozenset({"ingest", "admin"})
 _RESERVED_PREFIXES = ("ingest-",)
 
 
-def _check_not_reserved(settings: Settings, gateway_id: str) -> None:
+def reserved_gateway_id(settings: Settings, gateway_id: str) -> bool:
     """A gateway id is its broker username (and may be bound to its client id): it must not
     be, nor pass for, one of the server side's (ingest's, the admin's, their client ids)."""
     taken = _RESERVED | {
@@ -103,7 +103,11 @@ def _check_not_reserved(settings: Settings, gateway_id: str) -> None:
         settings.ingest_client_id.lower(),
     }
     name = gateway_id.lower()
-    if name in taken or name.startswith(_RESERVED_PREFIXES):
+    return name in taken or name.startswith(_RESERVED_PREFIXES)
+
+
+def _check_not_reserved(settings: Settings, gateway_id: str) -> None:
+    if reserved_gateway_id(settings, gateway_id):
         raise field_error("id", "reserved for the broker's own users")
 
 
