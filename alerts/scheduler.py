@@ -84,6 +84,29 @@ class ManualClock:
         return self._now
 
 
+class DrillClock:
+    """For drills (``carebeacon scheduler --now``): starts at a given instant and runs at the
+    speed of real time from there."""
+
+    def __init__(self, start: datetime) -> None:
+        self._start = start
+        self._origin = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=time.monotonic() - self._origin)
+
+
+def _instant(text: str) -> datetime:
+    """``--now``: ISO 8601 with a UTC offset (``2026-12-01T08:00Z``)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("give the time with its UTC offset (e.g. Z)")
+    return value.astimezone(UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class TickResult:
     patients: int
@@ -298,6 +321,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--once", action="store_true", help="run one pass and exit")
     parser.add_argument("--database", help="database name (default: CAREBEACON_PG_DATABASE)")
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    parser.add_argument(
+        "--now",
+        type=_instant,
+        help="drills: the clock starts at this time (ISO 8601 with offset, e.g."
+        " 2026-12-01T08:00Z) and runs on from there; with --once, the one pass's time",
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level, json=settings.log_format == "json")
@@ -311,9 +340,10 @@ def main(argv: list[str]) -> int:
             async with await psycopg.AsyncConnection.connect(
                 settings.pg_conninfo(args.database)
             ) as conn:
-                await tick(conn, now=datetime.now(UTC), periodic=True)
+                await tick(conn, now=args.now or datetime.now(UTC), periodic=True)
 
         asyncio.run(once())
         return 0
-    asyncio.run(run(settings, interval=args.interval, database=args.database))
+    clock = DrillClock(args.now) if args.now else None
+    asyncio.run(run(settings, clock=clock, interval=args.interval, database=args.database))
     return 0
