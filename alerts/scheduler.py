@@ -96,6 +96,29 @@ class ManualClock:
         return self._now
 
 
+class DrillClock:
+    """For drills (``carebeacon scheduler --now``): starts at a given instant and runs at the
+    speed of real time from there."""
+
+    def __init__(self, start: datetime) -> None:
+        self._start = start
+        self._origin = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=time.monotonic() - self._origin)
+
+
+def _instant(text: str) -> datetime:
+    """``--now``: ISO 8601 with a UTC offset (``2026-12-01T08:00Z``)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("give the time with its UTC offset (e.g. Z)")
+    return value.astimezone(UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class TickResult:
     patients: int
@@ -124,7 +147,8 @@ async def _patients(conn: psycopg.AsyncConnection[Any], now: datetime) -> list[u
     cur = await conn.execute(
         """
         SELECT patient_id FROM enrollments
-        WHERE (ended_at IS NULL OR ended_at > %(now)s) AND consent_withdrawn_at IS NULL
+        WHERE (ended_at IS NULL OR ended_at > %(now)s) 
+          AND consent_state(id, %(now)s) IS DISTINCT FROM 'withdrawn'  -- the consent history
         UNION
         SELECT patient_id FROM alert_episodes WHERE state <> 'resolved'
         """,
@@ -340,6 +364,12 @@ def main(argv: list[str]) -> int:
         type=float,
         help="seconds between passes before scheduler_late (10 intervals, at least 300)",
     )
+    parser.add_argument(
+        "--now",
+        type=_instant,
+        help="drills: the clock starts at this time (ISO 8601 with offset, e.g."
+        " 2026-12-01T08:00Z) and runs on from there; with --once, the one pass's time",
+    )
     args = parser.parse_args(argv)
     late = args.late_after if args.late_after is not None else max(300.0, 10 * args.interval)
     bounds = PipelineBounds(
@@ -357,13 +387,15 @@ def main(argv: list[str]) -> int:
             async with await psycopg.AsyncConnection.connect(
                 settings.pg_conninfo(args.database)
             ) as conn:
-                await tick(conn, now=datetime.now(UTC), periodic=True)
+                now = args.now or datetime.now(UTC)
+                await tick(conn, now=now, periodic=True)
                 broker_ok = await broker_reachable(settings.mqtt_host, settings.mqtt_port)
-                await check_pipeline(
-                    conn, now=datetime.now(UTC), bounds=bounds, broker_ok=broker_ok
-                )
+                await check_pipeline(conn, now=now, bounds=bounds, broker_ok=broker_ok)
 
         asyncio.run(once())
         return 0
-    asyncio.run(run(settings, interval=args.interval, database=args.database, pipeline=bounds))
+    clock = DrillClock(args.now) if args.now else None
+    asyncio.run(
+        run(settings, clock=clock, interval=args.interval, database=args.database, pipeline=bounds)
+    )
     return 0

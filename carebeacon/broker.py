@@ -24,6 +24,8 @@ __all__ = [
     "mosquitto_password_line",
     "provision_gateway_credentials",
     "reload_broker",
+    "remove_gateway_credentials",
+    "remove_password",
     "set_password",
     "write_owned",
 ]
@@ -74,6 +76,28 @@ def provision_gateway_credentials(gateway_id: str, password: str) -> None:
         raise ValueError("gateway id must be 1-64 characters without ':/#+' or whitespace")
     set_password(broker_dir() / "gateways.passwd", gateway_id, password)
     reload_broker()
+
+
+def remove_password(path: Path, user: str) -> bool:
+    """Drop ``user``'s line from a password file; True if there was one."""
+    if not path.exists():
+        return False
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if line and not line.startswith(f"{user}:")]
+    if len(kept) == len([line for line in lines if line]):
+        return False
+    write_owned(path, "".join(f"{line}\n" for line in kept))
+    return True
+
+
+def remove_gateway_credentials(gateway_id: str) -> bool:
+    """Remove a gateway's broker login and reload the broker; True if it had one. Its retained
+    topics are the caller's to clear (that needs an MQTT login, this module has none)."""
+    if not gateway_id or any(c in gateway_id for c in ":/#+ \n") or len(gateway_id) > 64:
+        raise ValueError("gateway id must be 1-64 characters without ':/#+' or whitespace")
+    removed = remove_password(broker_dir() / "gateways.passwd", gateway_id)
+    reload_broker()
+    return removed
 
 
 def reload_broker() -> None:

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "scheduler": ("alerts.scheduler:main", "run the time-based rules and SLA escalation"),
     "alerts": ("alerts.cli:main", "replay a cohort through the rules; list the rules"),
     "web": ("web.app:main", "run the web app and API"),
+    "admin": ("web.admin_cli:main", "users, API tokens, patients, gateways (on the database)"),
     # the tooling (lab/)
     "services": ("lab.services:main", "start/stop the project's own Mosquitto and TimescaleDB"),
     "seed": ("lab.seed:main", "create a site of care with its programs and one user per role"),

@@ -424,8 +424,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--no-alerts", action="store_true", help="store readings without evaluating rules"
     )
+    parser.add_argument("--database", help="database name (default: CAREBEACON_PG_DATABASE)")
     args = parser.parse_args(argv)
-    config = IngestConfig.from_env()
+    settings = Settings.from_env()
+    if args.database:
+        settings = settings.model_copy(update={"pg_database": args.database})
+    config = IngestConfig.from_env(settings)
     configure_logging(config.settings.log_level, json=config.settings.log_format == "json")
     if config.settings.metrics_port:
         start_http_server(config.settings.metrics_port, addr="127.0.0.1")

@@ -200,10 +200,13 @@ def main(argv: list[str]) -> int:
         default=DEFAULT_TOKEN_LIFETIME.days,
         help="how long an API token lives when its creator names no expiry (default: %(default)s)",
     )
+    parser.add_argument("--database", help="database name (default: CAREBEACON_PG_DATABASE)")
     args = parser.parse_args(argv)
     if args.token_days < 1:
         parser.error("--token-days must be at least 1")
     settings = Settings.from_env()
+    if args.database:
+        settings = settings.model_copy(update={"pg_database": args.database})
     # uvicorn's access log prints paths, which carry patient ids: off here, WARNING in the setup
     configure_logging(settings.log_level, json=settings.log_format == "json")
     import uvicorn

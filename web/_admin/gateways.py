@@ -1,6 +1,6 @@
 """Gateways (admin): list, provision (creates the broker login and returns its password once;
 the broker's own usernames are refused as ids), rotate the password, let a gateway serve a
-patient."""
+patient, deprovision (removes the broker login, clears the retained topics, deletes the row)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import secrets
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+import aiomqtt
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
+from carebeacon import broker
 from carebeacon.settings import Settings
 from web._access import check_patient_access
 from web._admin._common import ADMIN, ID_PATTERN, one_row, page_of
@@ -24,7 +26,7 @@ from web._principal import Principal
 from web._schemas import CredentialsOut, GatewayOut, GatewayProvisioned, PageOf
 from web._state import app_state
 
-__all__ = ["router"]
+__all__ = ["clear_retained_topics", "deprovision", "reserved_gateway_id", "router"]
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -92,7 +94,7 @@ _RESERVED = frozenset({"ingest", "admin"})
 _RESERVED_PREFIXES = ("ingest-",)
 
 
-def _check_not_reserved(settings: Settings, gateway_id: str) -> None:
+def reserved_gateway_id(settings: Settings, gateway_id: str) -> bool:
     """A gateway id is its broker username (and may be bound to its client id): it must not
     be, nor pass for, one of the server side's (ingest's, the admin's, their client ids)."""
     taken = _RESERVED | {
@@ -101,7 +103,11 @@ def _check_not_reserved(settings: Settings, gateway_id: str) -> None:
         settings.ingest_client_id.lower(),
     }
     name = gateway_id.lower()
-    if name in taken or name.startswith(_RESERVED_PREFIXES):
+    return name in taken or name.startswith(_RESERVED_PREFIXES)
+
+
+def _check_not_reserved(settings: Settings, gateway_id: str) -> None:
+    if reserved_gateway_id(settings, gateway_id):
         raise field_error("id", "reserved for the broker's own users")
 
 
@@ -181,3 +187,64 @@ async def add_gateway_patient(
             (gateway_id, body.patient_id),
         )
     return {"gateway_id": gateway_id, "patient_id": body.patient_id}
+
+
+#: the retained topics of a gateway: its status (and Last Will) and the config pushed to it
+RETAINED_KINDS = ("status", "config")
+
+
+async def clear_retained_topics(settings: Settings, gateway_id: str) -> None:
+    """Publish an empty retained payload (the only way MQTT clears one) on the gateway's status
+    and config topics, as the broker's admin user. Raises :class:`aiomqtt.MqttError`."""
+    async with aiomqtt.Client(
+        settings.mqtt_host,
+        settings.mqtt_port,
+        username=settings.mqtt_admin_user,
+        password=settings.mqtt_admin_password.get_secret_value(),
+        protocol=aiomqtt.ProtocolVersion.V5,
+        timeout=10,
+    ) as client:
+        for kind in RETAINED_KINDS:
+            await client.publish(
+                f"carebeacon/v1/gateways/{gateway_id}/{kind}", b"", qos=1, retain=True
+            )
+
+
+async def deprovision(settings: Settings, conn: Conn, gateway_id: str) -> bool:
+    """Remove the broker login (first: nothing new can be published with it), clear the
+    retained topics, then delete the gateway and the patients it served (readings, receipts
+    and quarantine keep its id as provenance; they hold no key to the row). False if there was
+    no such gateway row. Shared by the API and ``carebeacon admin gateways deprovision``."""
+    await asyncio.to_thread(broker.remove_gateway_credentials, gateway_id)
+    await clear_retained_topics(settings, gateway_id)
+    cur = await conn.execute("DELETE FROM gateways WHERE id = %s RETURNING id", (gateway_id,))
+    return await cur.fetchone() is not None
+
+
+@router.delete(
+    "/gateways/{gateway_id}",
+    status_code=204,
+    summary="Deprovision a gateway (removes its MQTT login and retained topics)",
+    responses={503: {"description": "the broker could not be reached: nothing was deleted"}},
+)
+async def delete_gateway(
+    request: Request, gateway_id: str, principal: Annotated[Principal, Depends(ADMIN)]
+) -> Response:
+    """The gateway can no longer log in; its retained status and config are cleared on the
+    broker (a fresh ingest will not see them); the row and the patients it served are deleted.
+    Another site's gateway is 404 like an unknown one."""
+    state = app_state(request)
+    async with state.pool.connection() as conn:
+        await _gateway_in_my_sites(request, conn, principal, gateway_id, "deprovision gateway")
+        try:
+            await deprovision(state.settings, conn, gateway_id)
+        except aiomqtt.MqttError:
+            logger.warning("gateway deprovisioning: broker unreachable, retained topics kept")
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "the broker could not be reached to clear the retained topics; the login is "
+                "removed, the gateway is kept: try again",
+            ) from None
+        await audit(conn, principal, "deprovision gateway", resource=f"gateway/{gateway_id}")
+    logger.info("gateway deprovisioned")
+    return Response(status_code=204)
