@@ -147,7 +147,7 @@ async def _patients(conn: psycopg.AsyncConnection[Any], now: datetime) -> list[u
     cur = await conn.execute(
         """
         SELECT patient_id FROM enrollments
-        WHERE (ended_at IS NULL OR ended_at > %(now)s) 
+        WHERE (ended_at IS NULL OR ended_at > %(now)s)
           AND consent_state(id, %(now)s) IS DISTINCT FROM 'withdrawn'  -- the consent history
         UNION
         SELECT patient_id FROM alert_episodes WHERE state <> 'resolved'
