@@ -77,6 +77,9 @@ def _probes(conninfo: str) -> dict[tuple[str, str], tuple[str, Probe]]:
     def serve(c: Client, mine: Home17, other: Home17, gateway: str) -> httpx.Response:
         return c.post(f"/api/gateways/{gateway}/patients", json={"patient_id": str(mine.patient)})
 
+    def deprovision(c: Client, mine: Home17, other: Home17, gateway: str) -> httpx.Response:
+        return c.http.delete(f"/api/gateways/{gateway}", headers={"X-CSRF-Token": c.csrf or ""})
+
     def patch_user(c: Client, mine: Home17, other: Home17, uid: str) -> httpx.Response:
         return c.patch(f"/api/users/{uid}", json={"display_name": "probe"})
 
@@ -109,6 +112,7 @@ def _probes(conninfo: str) -> dict[tuple[str, str], tuple[str, Probe]]:
         ("POST", "/api/assignments"): ("admin", assign),
         ("POST", "/api/gateways/{gateway_id}/credentials"): ("admin", rotate),
         ("POST", "/api/gateways/{gateway_id}/patients"): ("admin", serve),
+        ("DELETE", "/api/gateways/{gateway_id}"): ("admin", deprovision),
         ("PATCH", "/api/users/{user_id}"): ("admin", patch_user),
         ("POST", "/api/users/{user_id}/tokens"): ("admin", token_for),
         ("DELETE", "/api/tokens/{token_id}"): ("admin", revoke),
