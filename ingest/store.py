@@ -361,6 +361,44 @@ async def _directory(
     return directory
 
 
+#: the one place that decides a gateway's liveness (README, Ingest): any message it sends (a
+#: readings batch or a status) is traffic and moves ``last_seen_at`` (ingest's clock); its
+#: ``online`` follows a status (``state``) or, for a readings batch, is true; a status or batch
+#: older than the newest status applied (``status_at``, the gateway's clock) changes neither
+#: ``online`` nor the stored status.
+_GATEWAY_SEEN = """
+UPDATE gateways SET
+    last_seen_at = greatest(last_seen_at, %(now)s),
+    online = CASE WHEN status_at IS NULL OR status_at <= %(at)s THEN %(online)s ELSE online END,
+    status = CASE WHEN %(status)s::jsonb IS NOT NULL AND (status_at IS NULL OR status_at <= %(at)s)
+                  THEN %(status)s::jsonb ELSE status END,
+    status_at = CASE WHEN %(status)s::jsonb IS NOT NULL
+                          AND (status_at IS NULL OR status_at <= %(at)s)
+                     THEN %(at)s ELSE status_at END
+WHERE id = %(id)s
+"""
+
+
+async def _gateway_seen(
+    cur: psycopg.AsyncCursor[Any],
+    gateway_id: str,
+    now: datetime,
+    at: datetime,
+    online: bool,
+    status: dict[str, Any] | None,
+) -> None:
+    await cur.execute(
+        _GATEWAY_SEEN,
+        {
+            "id": gateway_id,
+            "now": now,
+            "at": at,
+            "online": online,
+            "status": Jsonb(status) if status is not None else None,
+        },
+    )
+
+
 async def store_messages(
     conn: psycopg.AsyncConnection[Any],
     messages: Sequence[Message | Decoded],
@@ -376,6 +414,7 @@ async def store_messages(
     quarantine: list[_Quarantine] = []
     accepted: list[tuple[str, Message, int, IncomingReading]] = []
     statuses: list[tuple[Message, StatusMessage]] = []
+    heard: set[str] = set()  # gateways that sent a readings batch: alive, status or not
     for item in messages:
         decoded = item if isinstance(item, Decoded) else decode_message(item)
         message, gateway_id = decoded.message, decoded.gateway_id
@@ -401,6 +440,7 @@ async def store_messages(
         if batch is None or gateway_id is None:
             result.empty += 1  # a retained message being cleared: nothing to record
             continue
+        heard.add(gateway_id)
         if batch.rejected:
             digest = message_digest(message)
             for index, reading_item, rejection in batch.rejected:
@@ -420,7 +460,7 @@ async def store_messages(
 
     directory = await _directory(
         conn,
-        {g for g, *_ in accepted} | {s.gateway_id for _, s in statuses},
+        heard | {s.gateway_id for _, s in statuses},
         {r.device_id for *_, r in accepted},
     )
     rows: dict[uuid.UUID, tuple[str, uuid.UUID, IncomingReading]] = {}
@@ -480,6 +520,9 @@ async def store_messages(
                         values={code: value for code, value, _ in r.values},
                     )
                 )
+        # readings traffic first: a status in the same delivery (a last will) has the last word
+        for gateway_id in sorted(heard & directory.gateways):
+            await _gateway_seen(cur, gateway_id, now, now, True, None)
         for message, status in statuses:
             if status.gateway_id not in directory.gateways:
                 quarantine.append(
@@ -495,11 +538,8 @@ async def store_messages(
                     )
                 )
                 continue
-            at = status.sent_at or now
-            await cur.execute(
-                "UPDATE gateways SET status = %s, status_at = %s, online = %s"
-                " WHERE id = %s AND (status_at IS NULL OR status_at <= %s)",
-                (Jsonb(status.body), at, status.online, status.gateway_id, at),
+            await _gateway_seen(
+                cur, status.gateway_id, now, status.sent_at or now, status.online, status.body
             )
             result.statuses += 1
         await _quarantine(cur, quarantine, limits or QuarantineLimits(), now, result)
