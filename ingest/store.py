@@ -138,8 +138,8 @@ def _stage_line(gateway_id: str, patient: uuid.UUID, r: IncomingReading) -> str:
 
 _INSERT_QUARANTINE = """
 INSERT INTO quarantine (dedup_key, reason, detail, topic, gateway_id, reading_id, device_id,
-                        payload, payload_bytes, payload_sha256)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                        payload, payload_bytes, payload_sha256, timezone)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (dedup_key) DO NOTHING
 RETURNING reason
 """
@@ -265,6 +265,7 @@ class _Quarantine:
     reading_id: uuid.UUID | None
     device_id: str | None
     payload: bytes
+    timezone: str | None = None  # of the reading's batch: what a release needs besides it
 
 
 def message_digest(message: Message) -> str:
@@ -406,13 +407,15 @@ async def store_messages(
     *,
     now: datetime | None = None,
     limits: QuarantineLimits | None = None,
+    traffic: bool = True,
 ) -> StoreResult:
     """Store ``messages`` (raw, or already :func:`decode_message`-d) in the caller's open
-    transaction (see the module docstring)."""
+    transaction (see the module docstring). Without ``traffic`` (a released reading, not a
+    message just received) the gateways' liveness is left as it is."""
     now = now or datetime.now(UTC)
     result = StoreResult()
     quarantine: list[_Quarantine] = []
-    accepted: list[tuple[str, Message, int, IncomingReading]] = []
+    accepted: list[tuple[str, Message, str | None, IncomingReading]] = []
     statuses: list[tuple[Message, StatusMessage]] = []
     heard: set[str] = set()  # gateways that sent a readings batch: alive, status or not
     for item in messages:
@@ -456,7 +459,7 @@ async def store_messages(
                         _reading_bytes(reading_item),
                     )
                 )
-        accepted.extend((gateway_id, message, index, r) for index, r in enumerate(batch.readings))
+        accepted.extend((gateway_id, message, batch.timezone, r) for r in batch.readings)
 
     directory = await _directory(
         conn,
@@ -464,7 +467,7 @@ async def store_messages(
         {r.device_id for *_, r in accepted},
     )
     rows: dict[uuid.UUID, tuple[str, uuid.UUID, IncomingReading]] = {}
-    for gateway_id, message, _index, reading in accepted:
+    for gateway_id, message, zone, reading in accepted:
         try:
             if gateway_id not in directory.gateways:
                 raise RejectedReading("unknown_gateway", "the gateway is not registered")
@@ -480,6 +483,7 @@ async def store_messages(
                     reading.id,
                     reading.device_id,
                     _reading_bytes(reading.source),
+                    zone,
                 )
             )
             continue
@@ -521,7 +525,7 @@ async def store_messages(
                     )
                 )
         # readings traffic first: a status in the same delivery (a last will) has the last word
-        for gateway_id in sorted(heard & directory.gateways):
+        for gateway_id in sorted(heard & directory.gateways) if traffic else ():
             await _gateway_seen(cur, gateway_id, now, now, True, None)
         for message, status in statuses:
             if status.gateway_id not in directory.gateways:
@@ -600,6 +604,7 @@ async def _quarantine(
                     kept,
                     len(q.payload),
                     hashlib.sha256(q.payload).hexdigest(),
+                    q.timezone,
                 )
             )
             continue

@@ -17,3 +17,8 @@ CREATE INDEX quarantine_release_pending ON quarantine (release_requested_at)
 -- stored): a gateway that sends readings but no status is online too.
 ALTER TABLE gateways ADD COLUMN last_seen_at timestamptz;
 UPDATE gateways SET last_seen_at = status_at WHERE online;
+
+-- The IANA zone of a quarantined reading's batch: the reading's device clock is read in it, so
+-- a release rebuilds the batch with it. Rows quarantined before this have none and are not
+-- released (outcome no_timezone): their device times cannot be placed.
+ALTER TABLE quarantine ADD COLUMN timezone text;
