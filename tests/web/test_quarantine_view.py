@@ -214,3 +214,11 @@ def test_release_marks_only_a_configuration_cause_of_a_visible_row(
             "SELECT release_requested_at FROM quarantine WHERE id = %s", (theirs,)
         ).fetchone()
     assert row == (None,)
+
+
+def test_since_must_be_an_instant_with_its_offset(clients: dict[str, Client]) -> None:
+    sup = clients[user("supervisor", SITE_A)]
+    for bad in ("0.5", "2026-12-01T00:00:00", "2026-13-01T00:00:00Z", "yesterday"):
+        resp = sup.get("/api/quarantine", params={"since": bad})
+        assert resp.status_code == 422, (bad, resp.text)
+    assert sup.get("/api/quarantine", params={"since": "2026-12-01T00:00:00Z"}).status_code == 200

@@ -30,9 +30,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from pydantic import BaseModel
 
 from web._access import check_site_access
-from web._admin._common import ADMIN_OR_SUPERVISOR, aware
+from web._admin._common import ADMIN_OR_SUPERVISOR
 from web._audit import audit, audit_denied
 from web._db import Row
+from web._field_errors import field_error
 from web._paging import Page, page_params, paged
 from web._principal import Principal, Role
 from web._schemas import PageOf
@@ -156,7 +157,7 @@ async def list_quarantine(
         "site": where.site_id,
         "reason": where.reason,
         "gateway": where.gateway_id,
-        "since": aware(where.since),
+        "since": where.since,
     }
     sql = (
         f"SELECT {_COLUMNS} FROM ({_SCOPED}) s WHERE {_VISIBLE}"
@@ -188,13 +189,26 @@ async def list_quarantine(
     return paged(request, [_out(r) for r in rows], int(total_row["n"] if total_row else 0), page)
 
 
+#: an instant with its offset (a number, which pydantic would read as Unix time, is refused)
+_INSTANT = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$"
+
+
 def _filter(
     site_id: str | None = None,
     reason: Annotated[str | None, Query(max_length=64)] = None,
     gateway_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
+    since: Annotated[
+        str | None,
+        Query(pattern=_INSTANT, description="ISO 8601 instant with a UTC offset"),
+    ] = None,
 ) -> QuarantineFilter:
-    return QuarantineFilter(site_id=site_id, reason=reason, gateway_id=gateway_id, since=since)
+    at = None
+    if since is not None:
+        try:
+            at = datetime.fromisoformat(since)
+        except ValueError:
+            raise field_error("since", "not an ISO 8601 instant", where="query") from None
+    return QuarantineFilter(site_id=site_id, reason=reason, gateway_id=gateway_id, since=at)
 
 
 FilterDependency = Annotated[QuarantineFilter, Depends(_filter)]
