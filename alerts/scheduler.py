@@ -167,8 +167,10 @@ async def _facts(
                          WHERE rr.patient_id = p.id AND rr.time <= %(now)s
                            AND NOT ('control_solution' = ANY(rr.flags))),
                         (SELECT max(e.enrolled_at) FROM enrollments e WHERE e.patient_id = p.id)),
-               (SELECT json_agg(json_build_array(g.online, coalesce(g.status_at, g.created_at),
-                                                 g.status))
+               (SELECT json_agg(json_build_array(
+                           g.online,
+                           coalesce(greatest(g.status_at, g.last_seen_at), g.created_at),
+                           g.status))
                 FROM gateway_patients gp JOIN gateways g ON g.id = gp.gateway_id
                 WHERE gp.patient_id = p.id)
         FROM unnest(%(ids)s::uuid[]) AS p(id)

@@ -87,6 +87,7 @@ class ReadingsBatch:
     sent_at: datetime | None
     readings: tuple[IncomingReading, ...]
     rejected: tuple[tuple[int, dict[str, Any] | Any, RejectedReading], ...]  # (index, reading, why)
+    timezone: str | None = None  # the batch's IANA zone (UTC if unsent): a release needs it
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +307,7 @@ def decode_readings(topic_gateway: str, payload: bytes) -> ReadingsBatch:
             readings.append(_reading(item, zone))
         except RejectedReading as why:
             rejected.append((index, item, why))
-    return ReadingsBatch(topic_gateway, sent_at, tuple(readings), tuple(rejected))
+    return ReadingsBatch(topic_gateway, sent_at, tuple(readings), tuple(rejected), zone.key)
 
 
 def decode_status(topic_gateway: str, payload: bytes) -> StatusMessage:

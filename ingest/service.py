@@ -34,6 +34,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from alerts import evaluate_readings
 from carebeacon.logs import configure_logging
 from carebeacon.settings import Settings
+from ingest.release import release_requested
 from ingest.store import (
     Decoded,
     Evaluator,
@@ -55,6 +56,11 @@ STATUS_FILTER = "carebeacon/v1/gateways/+/status"
 STORED = Counter("carebeacon_ingest_readings_stored_total", "Readings stored", ["type"])
 DUPLICATES = Counter(
     "carebeacon_ingest_readings_duplicate_total", "Readings already stored (redelivered or resent)"
+)
+RELEASED = Counter(
+    "carebeacon_ingest_quarantine_released_total",
+    "Quarantined readings released after a fix, by outcome",
+    ["outcome"],
 )
 QUARANTINED = Counter(
     "carebeacon_ingest_quarantined_total",
@@ -139,6 +145,7 @@ class IngestConfig:
     batch_readings: int = 5000
     flush_seconds: float = 0.0
     session_expiry_seconds: int = 7 * 24 * 3600
+    release_seconds: float = 5.0  # how often quarantined readings asked for release are taken
 
     @property
     def readings_filter(self) -> str:
@@ -387,6 +394,30 @@ class _Ingest:
         finally:
             await conn.close()
 
+    async def release(self) -> None:
+        """Every ``release_seconds``: the quarantined readings asked for release, through the
+        store path (ingest/release.py). A database error is retried at the next pass."""
+        conn: psycopg.AsyncConnection[Any] | None = None
+        try:
+            while not self.stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), self.config.release_seconds)
+                if self.stopping.is_set():
+                    break
+                try:
+                    if conn is None or conn.closed or conn.broken:
+                        conn = await self._connect_db()
+                    outcomes = await release_requested(conn, self.evaluate, limits=self.limits)
+                except psycopg.Error as exc:
+                    DB_ERRORS.inc()
+                    logger.warning("release pass failed (%s)", type(exc).__name__)
+                    continue
+                for outcome, count in outcomes.items():
+                    RELEASED.labels(outcome).inc(count)
+        finally:
+            if conn is not None:
+                await conn.close()
+
 
 async def run(
     config: IngestConfig,
@@ -410,10 +441,12 @@ async def run(
     async with asyncio.TaskGroup() as tasks:
         receiver = tasks.create_task(service.receive())
         writer = tasks.create_task(service.write())
+        releaser = tasks.create_task(service.release())
         tasks.create_task(watch_stop())
         await service.stopping.wait()
         # the receiver stops taking work; the writer drains, commits and acks; then disconnect
         await writer
+        await releaser
         receiver.cancel()
 
 

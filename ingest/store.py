@@ -138,8 +138,8 @@ def _stage_line(gateway_id: str, patient: uuid.UUID, r: IncomingReading) -> str:
 
 _INSERT_QUARANTINE = """
 INSERT INTO quarantine (dedup_key, reason, detail, topic, gateway_id, reading_id, device_id,
-                        payload, payload_bytes, payload_sha256)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                        payload, payload_bytes, payload_sha256, timezone)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (dedup_key) DO NOTHING
 RETURNING reason
 """
@@ -265,6 +265,7 @@ class _Quarantine:
     reading_id: uuid.UUID | None
     device_id: str | None
     payload: bytes
+    timezone: str | None = None  # of the reading's batch: what a release needs besides it
 
 
 def message_digest(message: Message) -> str:
@@ -361,6 +362,44 @@ async def _directory(
     return directory
 
 
+#: the one place that decides a gateway's liveness (README, Ingest): any message it sends (a
+#: readings batch or a status) is traffic and moves ``last_seen_at`` (ingest's clock); its
+#: ``online`` follows a status (``state``) or, for a readings batch, is true; a status or batch
+#: older than the newest status applied (``status_at``, the gateway's clock) changes neither
+#: ``online`` nor the stored status.
+_GATEWAY_SEEN = """
+UPDATE gateways SET
+    last_seen_at = greatest(last_seen_at, %(now)s),
+    online = CASE WHEN status_at IS NULL OR status_at <= %(at)s THEN %(online)s ELSE online END,
+    status = CASE WHEN %(status)s::jsonb IS NOT NULL AND (status_at IS NULL OR status_at <= %(at)s)
+                  THEN %(status)s::jsonb ELSE status END,
+    status_at = CASE WHEN %(status)s::jsonb IS NOT NULL
+                          AND (status_at IS NULL OR status_at <= %(at)s)
+                     THEN %(at)s ELSE status_at END
+WHERE id = %(id)s
+"""
+
+
+async def _gateway_seen(
+    cur: psycopg.AsyncCursor[Any],
+    gateway_id: str,
+    now: datetime,
+    at: datetime,
+    online: bool,
+    status: dict[str, Any] | None,
+) -> None:
+    await cur.execute(
+        _GATEWAY_SEEN,
+        {
+            "id": gateway_id,
+            "now": now,
+            "at": at,
+            "online": online,
+            "status": Jsonb(status) if status is not None else None,
+        },
+    )
+
+
 async def store_messages(
     conn: psycopg.AsyncConnection[Any],
     messages: Sequence[Message | Decoded],
@@ -368,14 +407,17 @@ async def store_messages(
     *,
     now: datetime | None = None,
     limits: QuarantineLimits | None = None,
+    traffic: bool = True,
 ) -> StoreResult:
     """Store ``messages`` (raw, or already :func:`decode_message`-d) in the caller's open
-    transaction (see the module docstring)."""
+    transaction (see the module docstring). Without ``traffic`` (a released reading, not a
+    message just received) the gateways' liveness is left as it is."""
     now = now or datetime.now(UTC)
     result = StoreResult()
     quarantine: list[_Quarantine] = []
-    accepted: list[tuple[str, Message, int, IncomingReading]] = []
+    accepted: list[tuple[str, Message, str | None, IncomingReading]] = []
     statuses: list[tuple[Message, StatusMessage]] = []
+    heard: set[str] = set()  # gateways that sent a readings batch: alive, status or not
     for item in messages:
         decoded = item if isinstance(item, Decoded) else decode_message(item)
         message, gateway_id = decoded.message, decoded.gateway_id
@@ -401,6 +443,7 @@ async def store_messages(
         if batch is None or gateway_id is None:
             result.empty += 1  # a retained message being cleared: nothing to record
             continue
+        heard.add(gateway_id)
         if batch.rejected:
             digest = message_digest(message)
             for index, reading_item, rejection in batch.rejected:
@@ -416,15 +459,15 @@ async def store_messages(
                         _reading_bytes(reading_item),
                     )
                 )
-        accepted.extend((gateway_id, message, index, r) for index, r in enumerate(batch.readings))
+        accepted.extend((gateway_id, message, batch.timezone, r) for r in batch.readings)
 
     directory = await _directory(
         conn,
-        {g for g, *_ in accepted} | {s.gateway_id for _, s in statuses},
+        heard | {s.gateway_id for _, s in statuses},
         {r.device_id for *_, r in accepted},
     )
     rows: dict[uuid.UUID, tuple[str, uuid.UUID, IncomingReading]] = {}
-    for gateway_id, message, _index, reading in accepted:
+    for gateway_id, message, zone, reading in accepted:
         try:
             if gateway_id not in directory.gateways:
                 raise RejectedReading("unknown_gateway", "the gateway is not registered")
@@ -440,6 +483,7 @@ async def store_messages(
                     reading.id,
                     reading.device_id,
                     _reading_bytes(reading.source),
+                    zone,
                 )
             )
             continue
@@ -480,6 +524,9 @@ async def store_messages(
                         values={code: value for code, value, _ in r.values},
                     )
                 )
+        # readings traffic first: a status in the same delivery (a last will) has the last word
+        for gateway_id in sorted(heard & directory.gateways) if traffic else ():
+            await _gateway_seen(cur, gateway_id, now, now, True, None)
         for message, status in statuses:
             if status.gateway_id not in directory.gateways:
                 quarantine.append(
@@ -495,11 +542,8 @@ async def store_messages(
                     )
                 )
                 continue
-            at = status.sent_at or now
-            await cur.execute(
-                "UPDATE gateways SET status = %s, status_at = %s, online = %s"
-                " WHERE id = %s AND (status_at IS NULL OR status_at <= %s)",
-                (Jsonb(status.body), at, status.online, status.gateway_id, at),
+            await _gateway_seen(
+                cur, status.gateway_id, now, status.sent_at or now, status.online, status.body
             )
             result.statuses += 1
         await _quarantine(cur, quarantine, limits or QuarantineLimits(), now, result)
@@ -560,6 +604,7 @@ async def _quarantine(
                     kept,
                     len(q.payload),
                     hashlib.sha256(q.payload).hexdigest(),
+                    q.timezone,
                 )
             )
             continue

@@ -133,6 +133,7 @@ class GatewayOut(BaseModel):
     label: str | None
     online: bool
     status_at: datetime | None
+    last_seen_at: datetime | None = None  # any message from it (readings or status)
     created_at: datetime
     software_version: str | None
     patients: int

@@ -34,6 +34,7 @@ from web import (
     _login,
     _patient,
     _programs,
+    _quarantine,
     _queue,
     _symptoms,
     _thresholds,
@@ -179,6 +180,7 @@ def create_app(
     app.include_router(_admin.router)
     app.include_router(_fhir.router)
     app.include_router(_billing_routes.router)
+    app.include_router(_quarantine.router)
     app.include_router(_thresholds.router)
     app.include_router(_programs.router)
     app.include_router(_symptoms.router)

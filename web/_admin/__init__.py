@@ -1,7 +1,7 @@
 """The admin JSON API (``/api``), one module per resource: sites, programs, users and API tokens;
 patients, enrollments and consent; devices and time-bounded device assignments; gateways
 (provisioning creates the broker login and returns its password once); care-management time
-entries; the audit log.
+entries; the audit log; the quarantine (a redacted view, and release after a configuration fix).
 
 Lists are paginated (``limit``/``offset`` → ``items``/``total``/``next``) and filterable.
 Errors are JSON ``{"detail": …}``: 401 unauthenticated, 403 role or site, 404 unknown id,
@@ -20,6 +20,7 @@ from web._admin import (
     gateways,
     patients,
     programs,
+    quarantine,
     sites,
     time_entries,
     tokens,
@@ -39,6 +40,7 @@ for _resource in (
     devices,
     assignments,
     gateways,
+    quarantine,
     time_entries,
     audit_log,
 ):

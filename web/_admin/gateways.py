@@ -34,7 +34,7 @@ router = APIRouter()
 
 #: the gateways not yet serving anyone, and those serving patients of my sites
 _GATEWAYS_SQL = (
-    "SELECT g.id, g.label, g.online, g.status_at, g.created_at,"
+    "SELECT g.id, g.label, g.online, g.status_at, g.last_seen_at, g.created_at,"
     " g.status ->> 'software_version' AS software_version,"
     " (SELECT count(*) FROM gateway_patients gp WHERE gp.gateway_id = g.id) AS patients"
     " FROM gateways g WHERE (%s::bool IS NULL OR g.online = %s)"
