@@ -183,9 +183,16 @@ def test_the_page_lists_rows_and_the_nav_links_it(
     assert page.status_code == 200
     assert f'id="q-{qid}"' in page.text
     assert "wt-q-page-dev" in page.text
-    assert f'hx-post="/api/quarantine/{qid}/release"' in page.text
+    assert f'hx-post="/quarantine/{qid}/release"' in page.text
     assert str(_SYSTOLIC) not in page.text
     assert 'href="/quarantine"' in page.text
+    # the button's answer is the cell's new text, not the API's JSON
+    sup = clients[user("supervisor", SITE_A)]
+    pressed = sup.post(f"/quarantine/{qid}/release")
+    assert (pressed.status_code, pressed.text) == (200, "requested")
+    refused = sup.post("/quarantine/999999999/release")
+    assert refused.status_code == 200
+    assert "no such quarantined message" in refused.text
     queue = clients[user("care_manager", SITE_A)].get("/queue", headers={"Accept": "text/html"})
     assert 'href="/quarantine"' not in queue.text
 
