@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 import random
 import signal
@@ -124,16 +122,11 @@ DB_ERRORS = Counter("carebeacon_ingest_database_errors_total", "Database errors 
 
 
 def default_client_id(settings: Settings) -> str:
-    """``CAREBEACON_INGEST_CLIENT_ID`` when set; else ``ingest-<hostname>-<16 hex>``, the hex
-    derived from the ingest password: stable across restarts (the persistent session survives
-    them) and not guessable from the host name (issue 17: a guessed id let a gateway login
-    replace ingest's session; the broker's gateway listener now also pins each gateway to its
-    own id)."""
-    if "ingest_client_id" in settings.model_fields_set:
-        return settings.ingest_client_id
-    key = settings.mqtt_ingest_password.get_secret_value().encode()
-    tag = hmac.new(key, b"carebeacon-ingest-client-id", hashlib.sha256).hexdigest()[:16]
-    return f"{settings.ingest_client_id}-{tag}"
+    """``CAREBEACON_INGEST_CLIENT_ID`` (default ``ingest-<hostname>``): fixed, because it names
+    the persistent session that holds what arrives while ingest is down (a changed id would
+    orphan those messages). A gateway cannot take it over (issue 17): the gateway listener pins
+    each gateway's client id to its username, and gateway ids starting ``ingest`` are refused."""
+    return settings.ingest_client_id
 
 
 @dataclass(frozen=True, slots=True)
