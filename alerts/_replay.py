@@ -64,7 +64,8 @@ from alerts._engine import (
 from alerts._history import History
 from alerts._model import UNTRUSTED_TIME_FLAGS, StoredReading
 from alerts._programs import TEMPLATES, Override
-from alerts._rules import SYMPTOMS
+from alerts._symptoms import symptom_reading
+from alerts.errors import InvalidSymptoms
 from carebeacon.progress import track
 
 __all__ = [
@@ -369,24 +370,31 @@ class Action:
     note: str | None = None
 
 
-def parse_actions(raw: Any) -> list[Action]:
-    """The cohort's ``actions``, validated (errors name ``actions[i].<field>``)."""
+def _timed_items(raw: Any, name: str) -> Iterator[tuple[str, Mapping[str, Any], datetime]]:
+    """The items of the cohort's list ``name`` (``actions``, ``symptoms``), each an object with
+    an aware ``at`` and a ``patient_id``: ``(where, item, at)``, errors naming ``name[i].field``."""
     if raw is None:
-        return []
+        return
     if not isinstance(raw, list):
-        raise _bad("actions", "must be a list")
-    out: list[Action] = []
-    for n, a in enumerate(raw):
-        where = f"actions[{n}]"
-        if not isinstance(a, Mapping):
+        raise _bad(name, "must be a list")
+    for n, item in enumerate(raw):
+        where = f"{name}[{n}]"
+        if not isinstance(item, Mapping):
             raise _bad(where, "not an object")
         try:
-            at = _aware(str(a["at"]))
+            at = _aware(str(item["at"]))
         except (KeyError, ValueError) as exc:
             raise _bad(f"{where}.at", "missing or not an ISO 8601 time") from exc
         assert at is not None
-        if a.get("patient_id") in (None, ""):
+        if item.get("patient_id") in (None, ""):
             raise _bad(f"{where}.patient_id", "missing")
+        yield where, item, at
+
+
+def parse_actions(raw: Any) -> list[Action]:
+    """The cohort's ``actions``, validated (errors name ``actions[i].<field>``)."""
+    out: list[Action] = []
+    for where, a, at in _timed_items(raw, "actions"):
         action = a.get("action")
         if action not in ACTIONS:
             raise _bad(f"{where}.action", f"must be one of {', '.join(ACTIONS)}")
@@ -414,55 +422,27 @@ def parse_actions(raw: Any) -> list[Action]:
     return out
 
 
-SYMPTOM_TYPE = "symptom"  # a symptom report is evaluated as a reading of this type
-
-
 def parse_symptoms(raw: Any) -> list[StoredReading]:
     """The cohort's ``symptoms`` (``[{"at", "patient_id", "symptoms": [...], "received_at"?}]``)
     as the readings the rules see: type ``symptom``, one value 1.0 per symptom named."""
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise _bad("symptoms", "must be a list")
     out: list[StoredReading] = []
-    for n, item in enumerate(raw):
-        where = f"symptoms[{n}]"
-        if not isinstance(item, Mapping):
-            raise _bad(where, "not an object")
-        try:
-            at = _aware(str(item["at"]))
-        except (KeyError, ValueError) as exc:
-            raise _bad(f"{where}.at", "missing or not an ISO 8601 time") from exc
-        assert at is not None
+    for where, item, at in _timed_items(raw, "symptoms"):
         try:
             received = _aware(item.get("received_at")) or at
         except ValueError as exc:
             raise _bad(f"{where}.received_at", "not an ISO 8601 time") from exc
-        if item.get("patient_id") in (None, ""):
-            raise _bad(f"{where}.patient_id", "missing")
         names = item.get("symptoms")
         if not isinstance(names, list) or not names or not all(isinstance(x, str) for x in names):
             raise _bad(f"{where}.symptoms", "must be a non-empty list of symptom names")
-        unknown = sorted(set(names) - set(SYMPTOMS))
-        if unknown:
-            raise _bad(
-                f"{where}.symptoms", f"unknown {unknown}; known: {', '.join(sorted(SYMPTOMS))}"
-            )
         patient = as_uuid(item["patient_id"])
         rid = item.get("id") or f"{patient}/{at.isoformat()}/{','.join(names)}"
-        out.append(
-            StoredReading(
-                reading_id=as_uuid(rid),
-                patient_id=patient,
-                type=SYMPTOM_TYPE,
-                time=at,
-                received_at=received,
-                device_id="symptom_report",
-                gateway_id="api",
-                flags=(),
-                values=dict.fromkeys(names, 1.0),
+        try:
+            reading = symptom_reading(
+                patient, at, names, received_at=received, report_id=as_uuid(rid)
             )
-        )
+        except InvalidSymptoms as exc:
+            raise _bad(f"{where}.{exc.field}", exc.detail) from exc
+        out.append(reading)
     return out
 
 
