@@ -37,10 +37,12 @@ from devices.errors import ParseError
 from devices.uuids import GattCharacteristic, GattService, short_uuid
 from gateway.allowlist import Allowlist, address_identity
 from gateway.backoff import Backoff
+from gateway.clock import ClockSync
 from gateway.config import DeviceEntry, GatewayConfig, normalise_address
 from gateway.errors import OutboxFull
 from gateway.glucose import GlucoseTransfer, TransferResult
 from gateway.outbox import Outbox
+from gateway.problems import ProblemLog, bluetooth_problem
 from gateway.status import StatusBoard
 
 __all__ = ["Radio", "SessionOutcome"]
@@ -112,8 +114,12 @@ class Radio:
         *,
         scanner_backend: type[Any] | None = None,
         client_backend: type[Any] | None = None,
+        clock_sync: ClockSync | None = None,
     ) -> None:
         self.config = config
+        #: device clocks are set only while the gateway's own clock is synchronised
+        self.clock_sync = clock_sync or ClockSync()
+        self.problems = ProblemLog("bluetooth", board.set_alarm)
         self.outbox = outbox
         self.board = board
         self.allowlist = allowlist
@@ -149,17 +155,14 @@ class Radio:
                     async with scanner:
                         self.scanning.set()
                         backoff.reset()
+                        self.problems.resolved()
                         logger.info(
                             "scanning for %d allowlisted devices", len(self.allowlist.entries)
                         )
                         await self.stopping.wait()
                 except (BleakError, OSError) as exc:
                     delay = backoff.next_delay()
-                    logger.warning(
-                        "Bluetooth scanning failed (%s); retrying in %.1f s",
-                        type(exc).__name__,
-                        delay,
-                    )
+                    self.problems.report(bluetooth_problem(exc), delay)  # once, with the fix
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stopping.wait(), delay)
                 finally:
@@ -476,6 +479,13 @@ class Radio:
         if drift is not None:
             self.outbox.update_device(identity.id, clock_drift_seconds=drift)
         if "write" not in characteristic.properties:
+            return
+        sync = self.clock_sync.state()
+        self.board.set_alarm("clock_unsynchronised", not sync.synchronised)
+        if not sync.synchronised:
+            logger.info(
+                "not setting the clock of %s %s: %s", identity.type, identity.id, sync.detail
+            )
             return
         local_now = datetime.now(self.config.zone).replace(tzinfo=None)
         value = CurrentTime(
