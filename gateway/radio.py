@@ -40,7 +40,7 @@ from gateway.backoff import Backoff
 from gateway.clock import ClockSync
 from gateway.config import DeviceEntry, GatewayConfig, normalise_address
 from gateway.errors import OutboxFull
-from gateway.glucose import GlucoseTransfer, TransferResult
+from gateway.glucose import GlucoseTransfer, TransferResult, merge_glucose_context
 from gateway.outbox import Outbox
 from gateway.problems import ProblemLog, bluetooth_problem
 from gateway.status import StatusBoard
@@ -379,6 +379,7 @@ class Radio:
                 disconnected=disconnected,
                 stopping=self.stopping,
                 on_outbox_full=lambda: self.board.set_alarm("outbox_full", True),
+                merge_context=merge_glucose_context,  # 0x2A34, matched by sequence number
             )
             result = await transfer.run()
             outcome.transfer = result

@@ -108,7 +108,7 @@ async def test_clock_written_only_when_synchronised(
                 for d in s["devices"]
             )
         )
-    # the reading and the drift (device − gateway, about −600 s) arrive either way
+    # the reading and the drift (device - gateway, about -600 s) arrive either way
     drifts = [d["clock_drift_seconds"] for s in _online(watcher) for d in s["devices"]]
     assert any(d is not None and -700 < d < -590 for d in drifts)
     if writes:
