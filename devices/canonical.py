@@ -102,6 +102,7 @@ from devices.uuids import GattCharacteristic, GattService
 from devices.weight_scale import MassUnit, WeightScaleMeasurement
 
 __all__ = [
+    "CONTEXT_RANGES",
     "DEVICE_TYPES",
     "DEVICE_TYPE_BY_CHARACTERISTIC",
     "FLAGS",
@@ -147,6 +148,18 @@ UNITS: dict[str, str] = {
     "medication": "mg",
     "medication_volume": "mL",
     "hba1c": "%",
+}
+
+#: the glucose context's values outside these (inclusive) are not sent as numbers but flagged
+#: ``<code>_out_of_range``: a meter's odd context field must not get the glucose reading
+#: quarantined (ingest's ``POSSIBLE`` holds the same ranges)
+CONTEXT_RANGES: dict[str, tuple[Decimal, Decimal]] = {
+    "carbohydrate": (Decimal(0), Decimal(1000)),
+    "exercise_duration": (Decimal(0), Decimal(65534)),
+    "exercise_intensity": (Decimal(0), Decimal(100)),
+    "medication": (Decimal(0), Decimal(10000)),
+    "medication_volume": (Decimal(0), Decimal(100)),
+    "hba1c": (Decimal(2), Decimal(25)),
 }
 
 #: namespace of the reading ids (uuid5)
@@ -217,6 +230,11 @@ _CONTEXT_FLAGS = {
 _OTHER_FLAGS = {
     **_CONTEXT_FLAGS,
     "exercise_duration_overrun": "glucose context: exercise longer than 65534 s (no value)",
+    **{
+        f"{code}_out_of_range": f"glucose context: {code} outside {low}-{high} {UNITS[code]}"
+        " (left out of values)"
+        for code, (low, high) in CONTEXT_RANGES.items()
+    },
     "control_solution": "glucose type or sample location is control solution: a device check, "
     "never a patient value; no alert may use it",
     "device_clock_reset": "the device sent a reset, default or impossible time (unknown parts, "
@@ -617,9 +635,16 @@ def with_glucose_context(reading: CanonicalReading, context: bytes) -> Canonical
     if parsed.hba1c is not None:
         d.number("hba1c", parsed.hba1c, _same)
     present = {v.code for v in reading.values}
+    values: list[Value] = []
+    for value in d.values:
+        low, high = CONTEXT_RANGES[value.code]
+        if not low <= value.value <= high:
+            d.flags.add(f"{value.code}_out_of_range")
+        elif value.code not in present:
+            values.append(value)
     return dataclasses.replace(
         reading,
-        values=reading.values + tuple(v for v in d.values if v.code not in present),
+        values=reading.values + tuple(values),
         flags=tuple(sorted(set(reading.flags) | d.flags)),
         raw={**reading.raw, "context_hex": bytes(context).hex()},
     )

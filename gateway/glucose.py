@@ -369,15 +369,12 @@ class GlucoseTransfer:
 
     async def run(self) -> TransferResult:
         await self.client.start_notify(_MEASUREMENT.uuid128, self._on_measurement)
-        context = self.client.services.get_characteristic(_CONTEXT.uuid128)
-        if (
-            self.merge_context is not None
-            and context is not None
-            and "notify" in context.properties
-        ):
-            await self.client.start_notify(context, self._on_context)
-        else:
-            self.merge_context = None  # no context will come: nothing waits for one
+        if self.merge_context is not None:
+            context = self.client.services.get_characteristic(_CONTEXT.uuid128)
+            if context is not None and "notify" in context.properties:
+                await self.client.start_notify(context, self._on_context)
+            else:
+                self.merge_context = None  # no context will come: nothing waits for one
         await self.client.start_notify(_RACP.uuid128, self._on_racp)
         state = self.outbox.device(self.device_id)
         last = state.last_sequence if state else None

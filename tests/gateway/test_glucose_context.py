@@ -43,7 +43,7 @@ from gateway.publisher import batch_payload
 from ingest.payload import decode_readings
 from lab.emulation import EmulatedAir, GlucoseMeter, GlucoseRecord, PeripheralIdentity
 from lab.homes import Device, HomeSpec, gateway_running, provision_home
-from tests.support.broker import Login, wait_login
+from tests.support.broker import Login, wait_login, watching
 from tests.support.gateway import make_config
 from tests.support.homes import PROGRAM, SITE
 from tests.support.waiting import eventually
@@ -257,3 +257,52 @@ async def test_context_over_the_air_is_merged_and_stored(
     assert {"meal:fasting", "tester:self", "health:no_health_issues"} <= set(rows[0][2])
     assert "meal:postprandial" in rows[1][2]
     assert not [f for f in rows[3][2] if ":" in f]
+
+
+@pytest.mark.broker
+@pytest.mark.ble
+async def test_a_missing_or_unreadable_context_loses_no_reading(
+    tmp_path: Path, settings: Settings, login: Login, air: EmulatedAir
+) -> None:
+    """Record 1 announces a context that never comes, record 2's context is cut short, record
+    3's context belongs to no waiting record, record 4's is good: four readings, one merged."""
+    taken = datetime.now(ZONE).replace(tzinfo=None, microsecond=0) - timedelta(hours=3)
+
+    def record(sequence: int, context: bytes | None, follows: bool = True) -> GlucoseRecord:
+        measurement = GlucoseMeasurement(
+            sequence,
+            DateTime.from_datetime(taken + timedelta(minutes=sequence)),
+            concentration=Decimal("0.00110"),
+            type=GlucoseType.CAPILLARY_PLASMA,
+            sample_location=SampleLocation.FINGER,
+            context_follows=follows,
+        )
+        return GlucoseRecord(sequence, bytes(measurement), context, None)
+
+    good = bytes(GlucoseMeasurementContext(sequence_number=4, meal=Meal.BEDTIME))
+    await air.add(
+        GlucoseMeter(
+            PeripheralIdentity(serial="GM-ODD"),
+            records=[
+                record(1, None),
+                record(2, bytes.fromhex("06020003")),  # meal + tester flags, tester missing
+                record(
+                    3,
+                    bytes(GlucoseMeasurementContext(sequence_number=99, meal=Meal.CASUAL)),
+                    follows=False,
+                ),
+                record(4, good),
+            ],
+        )
+    )
+    config = make_config(
+        tmp_path, login, settings, devices=[{"id": "GM-ODD", "type": "glucose_meter"}]
+    )
+    async with watching(settings, login.gateway_id) as watcher, gateway_running(config, air):
+        await watcher.wait_for(lambda: len(watcher.readings) >= 4)
+    by_sequence = {r["sequence"]: r for r in watcher.readings}
+    assert sorted(by_sequence) == [1, 2, 3, 4]
+    assert all([v["code"] for v in r["values"]] == ["glucose"] for r in by_sequence.values())
+    assert [s for s, r in by_sequence.items() if any(":" in f for f in r["flags"])] == [4]
+    assert "meal:bedtime" in by_sequence[4]["flags"]
+    assert by_sequence[4]["raw"]["context_hex"] == good.hex()
