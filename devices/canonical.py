@@ -600,8 +600,8 @@ def with_glucose_context(reading: CanonicalReading, context: bytes) -> Canonical
         "health": parsed.health,
         "medication": parsed.medication_id,
     }
-    for field_name, value in coded.items():
-        flag = None if value is None else _context_flag(field_name, value)
+    for field_name, code in coded.items():
+        flag = None if code is None else _context_flag(field_name, code)
         if flag is not None:
             d.flags.add(flag)
     if parsed.carbohydrate is not None:
@@ -636,12 +636,12 @@ def with_glucose_context(reading: CanonicalReading, context: bytes) -> Canonical
         d.number("hba1c", parsed.hba1c, _same)
     present = {v.code for v in reading.values}
     values: list[Value] = []
-    for value in d.values:
-        low, high = CONTEXT_RANGES[value.code]
-        if not low <= value.value <= high:
-            d.flags.add(f"{value.code}_out_of_range")
-        elif value.code not in present:
-            values.append(value)
+    for number in d.values:
+        low, high = CONTEXT_RANGES[number.code]
+        if not low <= number.value <= high:
+            d.flags.add(f"{number.code}_out_of_range")
+        elif number.code not in present:
+            values.append(number)
     return dataclasses.replace(
         reading,
         values=reading.values + tuple(values),
