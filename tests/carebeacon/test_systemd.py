@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from carebeacon import systemd
+from carebeacon.settings import Settings
 from tests.support.systemd import NotifySocket
 
 
@@ -106,3 +107,44 @@ async def test_a_blocked_loop_or_a_stuck_service_stops_feeding(tmp_path: Path) -
         assert len(sock.times("WATCHDOG")) == fed
         stop.set()
         await task
+
+
+# --- the server units' processes (Type=notify, WatchdogSec=) --------------------------------
+
+
+@pytest.mark.db
+async def test_the_scheduler_says_ready_and_feeds_the_watchdog(
+    tmp_path: Path, database: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alerts.scheduler import run
+
+    with NotifySocket(tmp_path) as sock:
+        monkeypatch.setenv("NOTIFY_SOCKET", str(sock.path))
+        monkeypatch.setenv("WATCHDOG_USEC", "200000")
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            run(settings, interval=0.05, stop=stop, database=database.rsplit("/", 1)[1])
+        )
+        await asyncio.to_thread(sock.wait_for, "READY")
+        await asyncio.to_thread(sock.wait_for, "WATCHDOG", count=2)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.db
+def test_the_web_app_says_ready_and_feeds_the_watchdog(
+    tmp_path: Path, database: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.web import serving
+    from web.app import create_app
+
+    with NotifySocket(tmp_path) as sock:
+        monkeypatch.setenv("NOTIFY_SOCKET", str(sock.path))
+        monkeypatch.setenv("WATCHDOG_USEC", "200000")
+        app = create_app(settings, conninfo=database, provision_gateway=lambda gw, pw: None)
+        with serving(app):
+            sock.wait_for("READY")
+            sock.wait_for("WATCHDOG", count=2)
+        fed = len(sock.times("WATCHDOG"))
+        time.sleep(0.3)  # stopped: the lifespan ended the watchdog task
+        assert len(sock.times("WATCHDOG")) == fed

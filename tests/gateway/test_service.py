@@ -317,3 +317,22 @@ async def test_an_unresolvable_broker_at_runtime_names_its_cause_once(
     assert "mqtt.carebeacon.invalid does not resolve" in warning
     assert "check mqtt.host" in warning
     assert not [r for r in caplog.records if "MqttError" in r.getMessage()]
+
+
+async def test_a_refused_login_is_said_once(
+    tmp_path: Path,
+    settings: Settings,
+    login: Login,
+    air: EmulatedAir,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = make_config(tmp_path, login, settings)
+    config = dataclasses.replace(
+        config, mqtt=dataclasses.replace(config.mqtt, password="not-" + login.password)
+    )
+    caplog.set_level(logging.DEBUG, logger="gateway")
+    async with gateway_running(config, air):
+        await eventually(lambda: len(_problem_lines(caplog, logging.DEBUG, "broker")) >= 2)
+    (warning,) = _problem_lines(caplog, logging.WARNING, "broker")
+    assert "the broker refused the login" in warning
+    assert login.password not in " ".join(r.getMessage() for r in caplog.records)
