@@ -79,8 +79,11 @@ def _bluez_version() -> Check:
 
 async def _bluez_objects() -> tuple[dict[str, Any] | None, str | None]:
     """BlueZ's objects (``GetManagedObjects``), or the D-Bus error / OS error that stopped us."""
-    from dbus_fast import BusType, Message, MessageType
-    from dbus_fast.aio import MessageBus
+    try:  # bleak's own D-Bus library on Linux
+        from dbus_fast import BusType, Message, MessageType
+        from dbus_fast.aio import MessageBus
+    except ImportError:
+        return None, "no dbus_fast"
 
     try:
         bus = await asyncio.wait_for(MessageBus(bus_type=BusType.SYSTEM).connect(), 10)

@@ -482,12 +482,15 @@ class Radio:
         if "write" not in characteristic.properties:
             return
         sync = self.clock_sync.state()
-        self.board.set_alarm("clock_unsynchronised", not sync.synchronised)
         if not sync.synchronised:
-            logger.info(
-                "not setting the clock of %s %s: %s", identity.type, identity.id, sync.detail
-            )
+            if "clock_unsynchronised" not in self.board.alarms:  # said once, while it lasts
+                logger.warning(
+                    "not setting device clocks until the gateway's clock is synchronised: %s",
+                    sync.detail,
+                )
+            self.board.set_alarm("clock_unsynchronised", True)
             return
+        self.board.set_alarm("clock_unsynchronised", False)
         local_now = datetime.now(self.config.zone).replace(tzinfo=None)
         value = CurrentTime(
             DateTime.from_datetime(local_now),

@@ -80,6 +80,7 @@ async def test_clock_written_only_when_synchronised(
     adjtimex: Any,
     flag_file: bool,
     writes: bool,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     now = datetime.now(ZONE).replace(tzinfo=None, microsecond=0)
     cuff = await air.add(
@@ -120,3 +121,5 @@ async def test_clock_written_only_when_synchronised(
     else:
         assert cuff.clock_writes == []
         assert any("clock_unsynchronised" in s["alarms"] for s in _online(watcher))
+        (said,) = [r for r in caplog.records if "not setting device clocks" in r.getMessage()]
+        assert said.levelname == "WARNING"
