@@ -98,9 +98,7 @@ def needs_pairing(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, BleakGATTProtocolError) and current.args[0] in (
-            _PAIRING_ATT_ERRORS
-        ):
+        if isinstance(current, BleakGATTProtocolError) and current.args[0] in (_PAIRING_ATT_ERRORS):
             return True
         if isinstance(current, BleakDBusError):
             details = (current.dbus_error_details or "").lower()
@@ -233,53 +231,49 @@ class BluezAgent(ServiceInterface):
         return DBusError("org.bluez.Error.Rejected", str(error))
 
     @dbus_method()
-    def Release(self) -> None:  # noqa: N802 (D-Bus method names)
+    def Release(self) -> None:
         self.released.set()
 
     @dbus_method()
-    async def RequestPasskey(self, device: DBusObjectPath) -> DBusUInt32:  # noqa: N802
+    async def RequestPasskey(self, device: DBusObjectPath) -> DBusUInt32:
         try:
             return await self.policy.request_passkey(address_from_path(device))
         except (PairingRejected, TimeoutError) as error:
             raise self._rejected(error) from None
 
     @dbus_method()
-    def DisplayPasskey(  # noqa: N802
+    def DisplayPasskey(
         self, device: DBusObjectPath, passkey: DBusUInt32, entered: DBusUInt16
     ) -> None:
         self.policy.display_passkey(address_from_path(device), passkey)
 
     @dbus_method()
-    async def RequestConfirmation(  # noqa: N802
-        self, device: DBusObjectPath, passkey: DBusUInt32
-    ) -> None:
+    async def RequestConfirmation(self, device: DBusObjectPath, passkey: DBusUInt32) -> None:
         try:
             await self.policy.request_confirmation(address_from_path(device), passkey)
         except (PairingRejected, TimeoutError) as error:
             raise self._rejected(error) from None
 
     @dbus_method()
-    async def RequestAuthorization(self, device: DBusObjectPath) -> None:  # noqa: N802
+    async def RequestAuthorization(self, device: DBusObjectPath) -> None:
         try:
             await self.policy.request_authorization(address_from_path(device))
         except PairingRejected as error:
             raise self._rejected(error) from None
 
     @dbus_method()
-    async def AuthorizeService(self, device: DBusObjectPath, uuid: DBusStr) -> None:  # noqa: N802
+    async def AuthorizeService(self, device: DBusObjectPath, uuid: DBusStr) -> None:
         try:
             await self.policy.authorize_service(address_from_path(device), uuid)
         except PairingRejected as error:
             raise self._rejected(error) from None
 
     @dbus_method()
-    def RequestPinCode(  # noqa: N802 (BR/EDR only: health devices here are LE)
-        self, device: DBusObjectPath
-    ) -> Annotated[str, DBusSignature("s")]:
+    def RequestPinCode(self, device: DBusObjectPath) -> Annotated[str, DBusSignature("s")]:
         raise DBusError("org.bluez.Error.Rejected", "no PIN codes (LE devices only)")
 
     @dbus_method()
-    def Cancel(self) -> None:  # noqa: N802
+    def Cancel(self) -> None:
         self.policy.cancel()
 
 
@@ -337,5 +331,3 @@ async def agent_registered(
                     await _call(bus, "UnregisterAgent", "o", [path])
     finally:
         bus.disconnect()
-
-

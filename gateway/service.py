@@ -84,6 +84,10 @@ async def run(
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] in (["pair"], ["unpair"]):  # installer commands (gateway.pair)
+        from gateway.pair import main_pair, main_unpair
+
+        return (main_pair if argv[0] == "pair" else main_unpair)(argv[1:])
     parser = argparse.ArgumentParser(
         prog="carebeacon gateway",
         description="Run a home gateway: BLE health devices, durable outbox, MQTT.",

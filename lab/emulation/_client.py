@@ -35,9 +35,9 @@ _DISCONNECT_GRACE = 0.02
 #: ATT errors after which BlueZ raises the link's security (encrypts with the bond's key)
 _SECURITY_ERRORS = frozenset(
     {
-        att.ErrorCode.INSUFFICIENT_AUTHENTICATION,
-        att.ErrorCode.INSUFFICIENT_ENCRYPTION,
-        att.ErrorCode.INSUFFICIENT_ENCRYPTION_KEY_SIZE,
+        int(att.ErrorCode.INSUFFICIENT_AUTHENTICATION),
+        int(att.ErrorCode.INSUFFICIENT_ENCRYPTION),
+        int(att.ErrorCode.INSUFFICIENT_ENCRYPTION_KEY_SIZE),
     }
 )
 _AUTHENTICATION_FAILED = "org.bluez.Error.AuthenticationFailed"
@@ -248,7 +248,7 @@ class BumbleClient(BaseBleakClient):
         except BleakGATTProtocolError as error:
             connection = self._connection
             if (
-                error.code not in _SECURITY_ERRORS
+                int(error.code) not in _SECURITY_ERRORS
                 or connection is None
                 or connection.encryption
                 or not await self._has_keys()

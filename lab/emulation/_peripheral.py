@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum, IntFlag
-from typing import Any
+from typing import Any, ClassVar
 
 from bumble import gatt
 from bumble.att import ATT_Error, AttributeValueV2, Bearer
@@ -190,7 +190,7 @@ class Pairing:
 class _DeviceSide(PairingDelegate):
     """The device's half of SMP: what its display and buttons can do."""
 
-    _IO = {
+    _IO: ClassVar[dict[PairingMethod, PairingDelegate.IoCapability]] = {
         PairingMethod.JUST_WORKS: PairingDelegate.NO_OUTPUT_NO_INPUT,
         PairingMethod.PASSKEY_ENTRY: PairingDelegate.DISPLAY_OUTPUT_ONLY,
         PairingMethod.NUMERIC_COMPARISON: PairingDelegate.DISPLAY_OUTPUT_AND_YES_NO_INPUT,
