@@ -127,6 +127,10 @@ async def pair_device(
         device = (await _scan(config, seconds, scanner_backend, wanted)).get(wanted, (None,))[0]
         if device is None:
             raise PairingFailed("device not found: is it switched on and in pairing mode?")
+        # a fresh bond: BlueZ's Pair() does nothing for a device it still counts as paired,
+        # and a device that lost its keys (battery change, reset) refuses the old ones
+        with contextlib.suppress(BleakError):
+            await BleakClient(device, backend=client_backend, **_adapter(config)).unpair()
         with policy.window(wanted, passkey=passkey, prompt=prompt, confirm=confirm) as shown:
             try:
                 async with BleakClient(
