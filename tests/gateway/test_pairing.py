@@ -19,7 +19,7 @@ from bleak import BleakClient, BleakScanner
 from bleak.exc import BleakGATTProtocolError
 
 from carebeacon.settings import Settings
-from devices.racp import RacpOperator, RacpOpCode, RecordAccessControlPoint
+from devices.racp import RacpOpCode, RacpOperator, RecordAccessControlPoint
 from gateway.allowlist import Bonds
 from gateway.pair import PairingFailed, pair_device
 from gateway.pairing import AGENT_PATH, PairingPolicy, agent_registered
@@ -94,12 +94,13 @@ async def test_agent_is_the_default_and_answers_only_inside_a_pairing_window(
     async with agent_registered(policy):
         assert bluez.default is not None
         assert (bluez.default.path, bluez.default.capability) == (AGENT_PATH, "KeyboardDisplay")
-        for method, signature, args in [
+        questions: list[tuple[str, str, list[Any]]] = [
             ("RequestPasskey", "o", [path]),
             ("RequestAuthorization", "o", [path]),
             ("RequestConfirmation", "ou", [path, 123456]),
             ("AuthorizeService", "os", [path, "00001810-0000-1000-8000-00805f9b34fb"]),
-        ]:
+        ]
+        for method, signature, args in questions:
             with pytest.raises(AgentRefused) as refused:
                 await bluez.call(method, signature, args)
             assert refused.value.error == "org.bluez.Error.Rejected"
@@ -163,7 +164,8 @@ async def test_encryption_required_before_racp_and_indications(
                     await client.write_gatt_char(RACP, bytes(request), response=True)
                 assert refused.value.code == code
     assert meter.racp_requests == []
-    assert cuff.connection_count == 1 and await cuff.bonded_peers() == []
+    assert cuff.connection_count == 1
+    assert await cuff.bonded_peers() == []
 
 
 async def test_just_works_device_is_bonded_by_the_gateway_on_first_contact(
