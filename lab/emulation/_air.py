@@ -240,6 +240,11 @@ class EmulatedAir:
         return self._open
 
     @property
+    def is_scanning(self) -> bool:
+        """Whether a scanner backend is listening (the central is scanning)."""
+        return bool(self._listeners)
+
+    @property
     def central(self) -> Device:
         if self._central is None:
             raise BleakError("the EmulatedAir is not open")
