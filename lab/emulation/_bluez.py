@@ -78,20 +78,23 @@ class PrivateBluez:
         if shutil.which("dbus-daemon") is None:
             raise RuntimeError("dbus-daemon is not installed (Debian package 'dbus')")
         self._dir = tempfile.mkdtemp(prefix="carebeacon-dbus-")
-        socket = Path(self._dir) / "bus"
-        self.address = f"unix:path={socket}"
+        self.address = f"unix:path={Path(self._dir) / 'bus'}"
         self._daemon = await asyncio.create_subprocess_exec(
             "dbus-daemon",
             "--session",
             "--nofork",
             "--nopidfile",
             f"--address={self.address}",
-            stdout=asyncio.subprocess.DEVNULL,
+            "--print-address",
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
         )
+        assert self._daemon.stdout is not None
         async with asyncio.timeout(_STARTUP_SECONDS):
-            while not socket.exists():  # noqa: ASYNC110 (a file the child process creates)
-                await asyncio.sleep(0.02)
+            # the address is printed once the daemon listens
+            printed = await self._daemon.stdout.readline()
+        if not printed:
+            raise RuntimeError("dbus-daemon did not start")
         bus = await MessageBus(bus_address=self.address).connect()
         self._bus = bus
         bus.add_message_handler(self._agent_manager)

@@ -21,8 +21,9 @@ from bleak.exc import BleakGATTProtocolError
 from carebeacon.settings import Settings
 from devices.racp import RacpOpCode, RacpOperator, RecordAccessControlPoint
 from gateway.allowlist import Bonds
-from gateway.pair import PairingFailed, pair_device
+from gateway.pair import PairingFailed, pair_device, unpair
 from gateway.pairing import AGENT_PATH, PairingPolicy, agent_registered
+from gateway.service import main
 from lab.emulation import (
     AgentRefused,
     BloodPressureCuff,
@@ -40,7 +41,7 @@ from lab.emulation._air import CENTRAL_ADDRESS
 from lab.emulation._bluez import device_path
 from lab.homes import gateway_running
 from tests.support.broker import Login, Watcher, watching
-from tests.support.gateway import make_config
+from tests.support.gateway import make_config, write_config
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.ble, pytest.mark.broker]
@@ -189,6 +190,33 @@ async def test_just_works_device_is_bonded_by_the_gateway_on_first_contact(
     assert await air.central_bonds() == [meter.address]
     assert Bonds(config.state_dir).bonded() == {meter.address: "JW-G1"}
     assert "pairing_required" not in latest_online(watcher)["alarms"]
+    # `carebeacon gateway unpair`: the bond goes from BlueZ and from the gateway's list
+    assert await unpair(config, meter.address, client_backend=air.client_backend)
+    assert await air.central_bonds() == []
+    assert Bonds(config.state_dir).bonded() == {}
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["pair", "AA:BB:CC:DD:EE:01", "--passkey", "1234567"],
+        ["pair", "--config", "{missing}", "AA:BB:CC:DD:EE:01"],
+        ["unpair", "--config", "{missing}", "AA:BB:CC:DD:EE:01"],
+    ],
+)
+def test_pair_commands_refuse_bad_input_with_exit_code_2(
+    tmp_path: Path,
+    settings: Settings,
+    login: Login,
+    arguments: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = write_config(tmp_path, login, settings)
+    argv = [a.replace("{missing}", str(tmp_path / "missing.toml")) for a in arguments]
+    if "--config" not in argv:
+        argv[1:1] = ["--config", str(config)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("carebeacon gateway")
 
 
 async def test_passkey_pairing_by_the_installer_then_the_gateway_reads(
