@@ -71,6 +71,16 @@ class AdapterGate:
                     await self._resume()
 
     @property
+    def scanner_args(self) -> dict[str, Any]:
+        """bleak's BlueZ scanner arguments: this adapter, and every advertisement reported
+        (bleak's default ``DuplicateData=False`` lets BlueZ drop repeats of an unchanged
+        advertisement, e.g. a cuff advertising again after a measurement)."""
+        bluez: dict[str, Any] = {"filters": {"DuplicateData": True}}
+        if self.name is not None:
+            bluez["adapter"] = self.name
+        return {"bluez": bluez}
+
+    @property
     def client_args(self) -> dict[str, Any]:
         """bleak's per-backend arguments that select this adapter."""
         return {} if self.name is None else {"bluez": {"adapter": self.name}}

@@ -208,7 +208,7 @@ class Radio:
                     scanner = BleakScanner(
                         detection_callback=self._on_advert,
                         backend=self.scanner_backend,
-                        **self.gate.client_args,
+                        **self.gate.scanner_args,
                     )
                     self._scanner = scanner
                     async with scanner:
