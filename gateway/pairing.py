@@ -69,7 +69,6 @@ _PAIRING_DBUS_ERRORS = frozenset(
         "org.bluez.Error.AuthenticationRejected",
         "org.bluez.Error.AuthenticationCanceled",
         "org.bluez.Error.AuthenticationTimeout",
-        "org.bluez.Error.ConnectionAttemptFailed",
     }
 )
 

@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from bleak import BleakClient, BleakScanner
-from bleak.exc import BleakGATTProtocolError
+from bleak.exc import BleakDBusError, BleakError, BleakGATTProtocolError
 
 from carebeacon.settings import Settings
 from devices.racp import RacpOpCode, RacpOperator, RecordAccessControlPoint
 from gateway.allowlist import Bonds
 from gateway.pair import PairingFailed, pair_device, unpair
-from gateway.pairing import AGENT_PATH, PairingPolicy, agent_registered
+from gateway.pairing import AGENT_PATH, PairingPolicy, agent_registered, needs_pairing
 from gateway.service import main
 from lab.emulation import (
     AgentRefused,
@@ -84,6 +84,40 @@ def display_reader(device: Any) -> Any:
         return int(device.displayed[-1])
 
     return typed
+
+
+def _wrapped(inner: BaseException) -> BaseException:
+    """As bleak-retry-connector raises it: a connection error from the original."""
+    try:
+        raise BleakError("Failed to connect after 2 attempt(s)") from inner
+    except BleakError as outer:
+        return outer
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        # ATT error codes: Core Specification Vol 3, Part F, 3.4.1.1
+        (BleakGATTProtocolError(0x05), True),  # Insufficient Authentication
+        (BleakGATTProtocolError(0x0F), True),  # Insufficient Encryption
+        (BleakGATTProtocolError(0x0C), True),  # Insufficient Encryption Key Size
+        (BleakGATTProtocolError(0x08), False),  # Insufficient Authorization: not a bond
+        (BleakGATTProtocolError(0x02), False),  # Read Not Permitted
+        # BlueZ's D-Bus errors (src/error.c) as bleak raises them
+        (BleakDBusError("org.bluez.Error.AuthenticationFailed", []), True),
+        (BleakDBusError("org.bluez.Error.AuthenticationRejected", []), True),
+        (BleakDBusError("org.bluez.Error.NotPermitted", ["Not paired"]), True),
+        (BleakDBusError("org.bluez.Error.NotPermitted", ["Read not permitted"]), False),
+        (BleakDBusError("org.bluez.Error.Failed", ["Operation failed with ATT error: 0x0f"]), True),
+        (BleakDBusError("org.bluez.Error.Failed", ["le-connection-abort-by-local"]), False),
+        (BleakDBusError("org.bluez.Error.InProgress", []), False),
+        (TimeoutError(), False),
+        (_wrapped(BleakGATTProtocolError(0x05)), True),
+        (_wrapped(TimeoutError()), False),
+    ],
+)
+def test_which_errors_mean_the_device_needs_a_bond(error: BaseException, expected: bool) -> None:
+    assert needs_pairing(error) is expected
 
 
 async def test_agent_is_the_default_and_answers_only_inside_a_pairing_window(
