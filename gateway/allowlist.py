@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import DeviceEntry, normalise_address
-from gateway.errors import ConfigError
 
 __all__ = ["Allowlist", "Bonds", "PairingNeeded", "address_identity"]
+
+logger = logging.getLogger(__name__)
 
 
 def address_identity(address: str) -> str:
@@ -70,7 +72,7 @@ class PairingNeeded:
     address: str
     device_id: str | None
     since: datetime
-    reason: str  # "not_bonded", "bond_lost" or "pairing_failed"
+    reason: str  # "bond_lost" or "pairing_failed"
 
 
 class Bonds:
@@ -101,12 +103,23 @@ class Bonds:
             return
         try:
             body = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(str(self.path), f"unreadable ({type(exc).__name__})") from exc
-        if not isinstance(body, dict):
-            raise ConfigError(str(self.path), "not a JSON object")
-        self._bonded = dict(body.get("bonded") or {})
-        self._needed = dict(body.get("pairing_required") or {})
+            if not isinstance(body, dict):
+                raise ValueError("not a JSON object")
+            self._bonded = dict(body.get("bonded") or {})
+            self._needed = dict(body.get("pairing_required") or {})
+        except (OSError, ValueError, TypeError) as exc:
+            # keep the file for a look, start empty: BlueZ still holds the keys, and a bonded
+            # device is simply recorded again at its next session
+            kept = self.path.with_name(f"{self.FILE}.unreadable-{stat.st_mtime_ns}")
+            os.replace(self.path, kept)
+            logger.error(
+                "%s was unreadable (%s); kept as %s, starting with no recorded bonds",
+                self.path,
+                type(exc).__name__,
+                kept.name,
+            )
+            self._stamp, self._bonded, self._needed = None, {}, {}
+            return
         self._stamp = stamp
 
     def _save(self) -> None:
@@ -174,7 +187,7 @@ class Bonds:
                 address,
                 item.get("device_id"),
                 datetime.fromisoformat(item["since"]),
-                str(item.get("reason", "not_bonded")),
+                str(item.get("reason", "pairing_failed")),
             )
             for address, item in sorted(self._needed.items())
         ]

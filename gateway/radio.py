@@ -452,7 +452,7 @@ class Radio:
                 )
                 raise _PairingNeeded("bond_lost") from exc
             if disconnected.is_set():
-                raise _PairingNeeded("not_bonded") from exc
+                raise  # the link is gone: pair on the next advertisement
         logger.info(
             "%s %s needs a bond; pairing", device_type, outcome.device_id or "(not identified)"
         )

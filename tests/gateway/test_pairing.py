@@ -86,6 +86,27 @@ def display_reader(device: Any) -> Any:
     return typed
 
 
+def test_bonds_file_keeps_the_first_mark_and_survives_corruption(tmp_path: Path) -> None:
+    first = datetime(2026, 12, 1, 8, 0, tzinfo=ZoneInfo("UTC"))
+    bonds = Bonds(tmp_path)
+    bonds.add_bond("aa-bb-cc-dd-ee-01", "BP-1", now=first)
+    assert bonds.bonded() == {"AA:BB:CC:DD:EE:01": "BP-1"}
+    bonds.require_pairing("AA:BB:CC:DD:EE:01", "BP-1", "bond_lost", now=first)
+    again = bonds.require_pairing(
+        "AA:BB:CC:DD:EE:01", "BP-1", "bond_lost", now=first.replace(day=2)
+    )
+    assert again.since == first  # since when: the first time, not the latest
+    assert bonds.bonded() == {}  # a lost bond is no bond
+    # another process (the pair command) sees and changes the same file
+    other = Bonds(tmp_path)
+    assert [n.address for n in other.pairing_required()] == ["AA:BB:CC:DD:EE:01"]
+    other.add_bond("AA:BB:CC:DD:EE:01", "BP-1")
+    assert bonds.pairing_required() == []
+    (tmp_path / Bonds.FILE).write_text("{not json", encoding="utf-8")
+    assert Bonds(tmp_path).bonded() == {}
+    assert [p.name.startswith("bonds.json.unreadable-") for p in tmp_path.iterdir()] == [True]
+
+
 def _wrapped(inner: BaseException) -> BaseException:
     """As bleak-retry-connector raises it: a connection error from the original."""
     try:
