@@ -19,7 +19,15 @@ from typing import Any
 
 __all__ = ["QUIET_LOGGERS", "JsonFormatter", "configure_logging", "logging_config"]
 
-QUIET_LOGGERS = ("bleak", "dbus_fast", "bumble", "aiomqtt", "devices", "uvicorn.access")
+QUIET_LOGGERS = (
+    "bleak",
+    "bleak_retry_connector",
+    "dbus_fast",
+    "bumble",
+    "aiomqtt",
+    "devices",
+    "uvicorn.access",
+)
 """Held at WARNING whatever the configured level (they print addresses, payloads or paths)."""
 
 

@@ -109,6 +109,10 @@ class BleConfig:
     #: a device seen advertising is not connected to again within this many seconds of a
     #: complete session (cuffs and scales advertise for a while after each measurement)
     revisit_seconds: float = 30.0
+    #: the BlueZ adapter to use (``hci0``, ``hci1`` for a USB dongle); None = BlueZ's default
+    adapter: str | None = None
+    #: stop scanning during each connection attempt (adapters that cannot do both)
+    pause_scan_while_connecting: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +280,11 @@ def parse_config(
         revisit_seconds=float(
             _take(ble_table, "revisit_seconds", (int, float), _BLECONFIG_DEFAULT.revisit_seconds)
         ),
+        adapter=_take(ble_table, "adapter", str, None),
+        pause_scan_while_connecting=_take(ble_table, "pause_scan_while_connecting", bool, False),
     )
+    if ble.adapter is not None and not re.fullmatch(r"hci[0-9]{1,3}", ble.adapter):
+        raise ConfigError("ble.adapter", "a BlueZ adapter name such as hci0 or hci1")
     for key in ("connect_timeout", "reconnect_base", "reconnect_cap"):
         _positive(getattr(ble, key), f"ble.{key}")
 

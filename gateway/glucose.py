@@ -46,6 +46,7 @@ from devices.racp import (
 from devices.uuids import GattCharacteristic
 from gateway.errors import GatewayError, OutboxFull
 from gateway.outbox import Outbox, ReadingLike
+from gateway.pairing import needs_pairing
 
 __all__ = ["GlucoseTransfer", "TransferMode", "TransferResult", "merge_glucose_context"]
 
@@ -458,6 +459,8 @@ class GlucoseTransfer:
         except TimeoutError:
             logger.warning("glucose meter %s stopped answering", self.device_id)
         except BleakError as exc:
+            if needs_pairing(exc):
+                raise  # the session pairs, or raises pairing_required (gateway.radio)
             logger.warning(
                 "glucose meter %s: RACP failed (%s); resuming next time",
                 self.device_id,

@@ -1,10 +1,20 @@
 """BLE: scan for the home's devices, run one session per device, through bleak's public API.
 
 Discovery is by advertised service (0x1810 blood pressure, 0x1808 glucose, 0x181D weight,
-0x181B body composition) and by Mi Scale service data; everything else is ignored. A health
+0x181B body composition), by Mi Scale service data, and by address for allowlisted devices
+(some advertise only a name and vendor data); everything else is ignored. The adapter itself
+is not given a UUID filter: BlueZ would then drop those vendor-only advertisers. A health
 device that is not on the allowlist is counted in the status and never connected to, with one
 exception: an allowlist entry known only by its DIS identity (no address) lets the gateway read
 the Device Information of a device of that type once, to learn whether it is that one.
+
+Connections go through :mod:`gateway.connect` (bleak-retry-connector, one attempt at a time
+per adapter). Bonds (:mod:`gateway.pairing`): the gateway registers BlueZ's default agent. A
+device that answers "insufficient authentication / encryption" and is not bonded is paired
+there and then if it uses Just Works; if it needs a passkey or a number comparison, or it was
+bonded and lost its keys (battery change, factory reset), it gets a ``pairing_required`` mark
+(status alarm, device, since when) and is left alone until ``carebeacon gateway pair`` —
+no endless backoff against a device that will never answer.
 
 A session starts as soon as an allowlisted device advertises (cuffs and scales accept a
 connection for a few seconds after a measurement only): connect, identify (DIS, once per
@@ -35,17 +45,19 @@ from devices.date_time import CurrentTime, DateTime, DayOfWeek
 from devices.device_information import parse_battery_level, parse_system_id
 from devices.errors import ParseError
 from devices.uuids import GattCharacteristic, GattService, short_uuid
-from gateway.allowlist import Allowlist, address_identity
+from gateway.allowlist import Allowlist, Bonds, address_identity
 from gateway.backoff import Backoff
 from gateway.clock import ClockSync
 from gateway.config import DeviceEntry, GatewayConfig, normalise_address
-from gateway.errors import OutboxFull
+from gateway.connect import AdapterGate, connect
+from gateway.errors import GatewayError, OutboxFull
 from gateway.glucose import GlucoseTransfer, TransferResult, merge_glucose_context
 from gateway.outbox import Outbox
+from gateway.pairing import AgentUnavailable, PairingPolicy, agent_registered, needs_pairing
 from gateway.problems import ProblemLog, bluetooth_problem
 from gateway.status import StatusBoard
 
-__all__ = ["Radio", "SessionOutcome"]
+__all__ = ["HEALTH_SERVICES", "Radio", "SessionOutcome"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +70,8 @@ _SERVICE_TYPES: dict[str, str] = {
 }
 #: measurements a device pushes by indication once subscribed (stored ones first). A scale
 #: starts sending when its weight measurement is subscribed, so body composition goes first.
+#: the scanner filter: these services, or an allowlisted address
+HEALTH_SERVICES = tuple(_SERVICE_TYPES)
 _PUSHED_MEASUREMENTS = (
     GattCharacteristic.BODY_COMPOSITION_MEASUREMENT.uuid128,
     GattCharacteristic.BLOOD_PRESSURE_MEASUREMENT.uuid128,
@@ -89,6 +103,14 @@ class SessionOutcome:
     readings: int = 0
     transfer: TransferResult | None = None
     error: str | None = None
+
+
+class _PairingNeeded(GatewayError):
+    """The device must be paired (again) by the installer."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(slots=True)
@@ -127,6 +149,19 @@ class Radio:
         self.client_backend = client_backend
         self.stopping = asyncio.Event()
         self.scanning = asyncio.Event()
+        self.bonds = Bonds(config.state_dir)
+        self.policy = PairingPolicy()
+        #: set once the pairing agent is registered with BlueZ (or known to be unavailable)
+        self.agent_ready = asyncio.Event()
+        self._scanner: BleakScanner | None = None
+        self.gate = AdapterGate(
+            config.ble.adapter,
+            pause_scanning=self._pause_scanning if config.ble.pause_scan_while_connecting else None,
+            resume_scanning=self._resume_scanning
+            if config.ble.pause_scan_while_connecting
+            else None,
+        )
+        self._refresh_marks()
         self.tracks: dict[str, _DeviceTrack] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._recent_advert_ids: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -144,14 +179,44 @@ class Radio:
             track.not_ours = False
             track.not_before = 0.0
 
+    async def _pause_scanning(self) -> None:
+        if self._scanner is not None:
+            with contextlib.suppress(BleakError, OSError):
+                await self._scanner.stop()
+
+    async def _resume_scanning(self) -> None:
+        if self._scanner is not None and not self.stopping.is_set():
+            with contextlib.suppress(BleakError, OSError):
+                await self._scanner.start()
+
     async def run(self) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(agent_registered(self.policy))
+            except AgentUnavailable as exc:
+                logger.warning(
+                    "%s: devices that need a bond cannot be paired by this gateway and will"
+                    " show pairing_required (is bluetoothd running? is the user in the"
+                    " bluetooth group?)",
+                    exc,
+                )
+            finally:
+                self.agent_ready.set()
+            await self._scan()
+
+    async def _scan(self) -> None:
         backoff = Backoff(base=self.config.ble.reconnect_base, cap=self.config.ble.reconnect_cap)
         try:
             while not self.stopping.is_set():
                 try:
+                    # no service_uuids: a BlueZ UUID filter would hide allowlisted devices that
+                    # advertise only vendor data; _on_advert filters instead
                     scanner = BleakScanner(
-                        detection_callback=self._on_advert, backend=self.scanner_backend
+                        detection_callback=self._on_advert,
+                        backend=self.scanner_backend,
+                        **self.gate.scanner_args,
                     )
+                    self._scanner = scanner
                     async with scanner:
                         self.scanning.set()
                         backoff.reset()
@@ -167,6 +232,7 @@ class Radio:
                         await asyncio.wait_for(self.stopping.wait(), delay)
                 finally:
                     self.scanning.clear()
+                    self._scanner = None
         finally:
             # sessions see ``stopping`` and end (a glucose transfer sends an RACP abort)
             pending = [t for t in self._tasks if not t.done()]
@@ -194,9 +260,14 @@ class Radio:
             _SERVICE_TYPES[u.lower()] for u in advert.service_uuids if u.lower() in _SERVICE_TYPES
         ]
         device_type = device_types[0] if device_types else None
-        if mi_scale is None and device_type is None:
-            return  # not a health device
         address = normalise_address(device.address)
+        if mi_scale is None and device_type is None:
+            # not advertising a health service: only an allowlisted address makes it ours
+            vendor_only = self.allowlist.by_address(address)
+            if vendor_only is None:
+                return
+            device_type = vendor_only.type
+            device_types = [device_type]
         entry = self._allowlisted(address)
         if mi_scale is not None:
             if entry is None:
@@ -226,6 +297,9 @@ class Radio:
         track.last_advert = now
         if (track.task is not None and not track.task.done()) or now < track.not_before:
             return
+        if self.bonds.is_pairing_required(address):
+            return  # waiting for `carebeacon gateway pair` (the mark is cleared by it)
+        self._refresh_marks()
         if self.outbox.full:
             self.board.set_alarm("outbox_full", True)
             return  # leave the readings on the device
@@ -309,16 +383,24 @@ class Radio:
         disconnected = asyncio.Event()
         complete = False
         try:
-            client = BleakClient(
+            await self.agent_ready.wait()
+            client = await connect(
                 ble_device,
+                self.gate,
+                name=(entry.id if entry is not None and entry.id else device_type),
+                connect_timeout=self.config.ble.connect_timeout,
                 disconnected_callback=lambda _client: disconnected.set(),
-                timeout=self.config.ble.connect_timeout,
                 backend=self.client_backend,
             )
-            async with client:
-                complete = await self._converse(
+            try:
+                complete = await self._converse_bonded(
                     client, address, entry, device_type, disconnected, outcome
                 )
+            finally:
+                await client.disconnect()
+        except _PairingNeeded as exc:
+            outcome.error = "pairing_required"
+            self._pairing_required(address, entry, outcome.device_id, exc.reason)
         except (BleakError, TimeoutError, OSError, EOFError) as exc:
             outcome.error = type(exc).__name__
             logger.warning(
@@ -347,6 +429,85 @@ class Radio:
                 listener(address, outcome)
             if outcome.readings:
                 self.board.changed.set()
+
+    async def _converse_bonded(
+        self,
+        client: BleakClient,
+        address: str,
+        entry: DeviceEntry | None,
+        device_type: str,
+        disconnected: asyncio.Event,
+        outcome: SessionOutcome,
+    ) -> bool:
+        """A session; if the device demands a bond we do not have, pair (Just Works only:
+        the agent refuses anything that needs the installer) and go on, on the same link."""
+        try:
+            return await self._converse(client, address, entry, device_type, disconnected, outcome)
+        except BleakError as exc:
+            if not needs_pairing(exc):
+                raise
+            if self.bonds.is_bonded(address):
+                logger.warning(
+                    "%s %s refuses its bond (battery change or reset?): pair it again with"
+                    " `carebeacon gateway pair`",
+                    device_type,
+                    outcome.device_id or "(not identified)",
+                )
+                raise _PairingNeeded("bond_lost") from exc
+            if disconnected.is_set():
+                raise  # the link is gone: pair on the next advertisement
+        logger.info(
+            "%s %s needs a bond; pairing", device_type, outcome.device_id or "(not identified)"
+        )
+        with self.policy.window(address, just_works=True):
+            try:
+                await client.pair()
+            except BleakError as exc:
+                logger.warning(
+                    "%s %s could not be paired here (%s): it needs the installer"
+                    " (`carebeacon gateway pair`, with the code the device shows)",
+                    device_type,
+                    outcome.device_id or "(not identified)",
+                    type(exc).__name__,
+                )
+                raise _PairingNeeded("pairing_failed") from exc
+        self.bonds.add_bond(address, outcome.device_id)
+        self._refresh_marks()
+        try:
+            return await self._converse(client, address, entry, device_type, disconnected, outcome)
+        except BleakError as exc:
+            if needs_pairing(exc):
+                raise _PairingNeeded("pairing_failed") from exc
+            raise
+
+    def _refresh_marks(self) -> None:
+        """The status's pairing marks follow ``bonds.json`` (``carebeacon gateway pair``
+        clears a mark while the service runs)."""
+        marks = {
+            needed.device_id or address_identity(needed.address): needed.since
+            for needed in self.bonds.pairing_required()
+        }
+        if marks != self.board.pairing_required:
+            self.board.pairing_required = marks
+            self.board.changed.set()
+
+    def _pairing_required(
+        self, address: str, entry: DeviceEntry | None, device_id: str | None, reason: str
+    ) -> None:
+        device_id = device_id or (entry.id if entry is not None else None)
+        self.bonds.require_pairing(address, device_id, reason)
+        key = device_id or address_identity(address)
+        self._refresh_marks()
+        if entry is not None and self.outbox.device(key) is None:
+            self.outbox.update_device(key, type=entry.type)  # listed in the status
+        track = self.tracks.get(address)
+        if track is not None:
+            track.backoff.reset()
+        logger.warning(
+            "device %s needs pairing (%s); it is not contacted again until it is paired",
+            key,
+            reason,
+        )
 
     async def _converse(
         self,

@@ -112,6 +112,8 @@ async def run(
 #: ``carebeacon gateway <command> …``: further commands, each ``module:function(argv) -> int``
 COMMANDS: dict[str, str] = {
     "doctor": "gateway.doctor:main",
+    "pair": "gateway.pair:main_pair",
+    "unpair": "gateway.pair:main_unpair",
 }
 
 
@@ -125,7 +127,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="carebeacon gateway",
         description="Run a home gateway: BLE health devices, durable outbox, MQTT."
-        f" Other commands: {', '.join(COMMANDS)} (carebeacon gateway doctor --help).",
+        f" Other commands: {', '.join(COMMANDS)} (carebeacon gateway COMMAND --help).",
     )
     parser.add_argument("--config", type=Path, required=True, help="the gateway's TOML file")
     args = parser.parse_args(argv)

@@ -44,6 +44,8 @@ class StatusBoard:
     def __init__(self) -> None:
         self._unknown: set[str] = set()
         self.alarms: set[str] = set()
+        #: device id → since when it waits for ``carebeacon gateway pair`` (gateway.radio)
+        self.pairing_required: dict[str, datetime] = {}
         self.changed = asyncio.Event()
 
     @property
@@ -74,6 +76,7 @@ def build_status(
     moment = now or datetime.now(UTC)
     oldest = outbox.oldest_at()
     board.set_alarm("outbox_full", outbox.full)
+    board.set_alarm("pairing_required", bool(board.pairing_required))
     return {
         "schema": STATUS_SCHEMA,
         "gateway_id": gateway_id,
@@ -90,6 +93,11 @@ def build_status(
                 "battery_percent": device.battery_percent,
                 "clock_drift_seconds": device.clock_drift_seconds,
                 "last_seen_at": iso_utc(device.last_seen_at) if device.last_seen_at else None,
+                **(
+                    {"pairing_required_since": iso_utc(board.pairing_required[device.id])}
+                    if device.id in board.pairing_required
+                    else {}
+                ),
             }
             for device in outbox.devices()
         ],

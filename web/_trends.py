@@ -266,6 +266,9 @@ async def devices_and_gateways(conn: Conn, patient_id: uuid.UUID) -> tuple[list[
             seen = _device_status(gw["status"], dev["device_id"]) or seen
         dev["battery"] = seen.get("battery") or seen.get("battery_level")
         dev["gateway_last_seen"] = seen.get("last_seen")
+        # the gateway's carebeacon.status/1: the device waits for `carebeacon gateway pair`
+        since = seen.get("pairing_required_since")
+        dev["pairing_required_since"] = since if isinstance(since, str) else None
     for gw in gateways:
         gw.pop("status", None)
     return devices, gateways

@@ -22,25 +22,44 @@ air. Devices: :class:`BloodPressureCuff`, :class:`GlucoseMeter` (record store an
 :func:`furnish_household` puts one of each on an air for the demo. Readings are either plain
 descriptions (``BloodPressureReading`` …, encoded with the codecs of :mod:`devices`, faults
 applied) or ready-made payloads (``bytes`` or a codec object), sent as they are.
+
+Pairing: ``Pairing(PairingMethod.PASSKEY_ENTRY, …)`` on a device makes its profile service
+demand a bond (bumble's SMP: Just Works, passkey entry, numeric comparison; bonds kept until
+``forget_bonds()``). The gateway's side of SMP asks the agent registered with the
+:class:`PrivateBluez` set as ``air.bluez`` (a private D-Bus with BlueZ's agent manager).
+:data:`MATRIX`: profiles of the real devices in the gateway's device matrix.
 """
 
 from lab.emulation._air import Advert, EmulatedAir, current_air
 from lab.emulation._blood_pressure import BloodPressureCuff, BloodPressureReading
+from lab.emulation._bluez import AgentRefused, PrivateBluez
 from lab.emulation._client import BumbleClient
 from lab.emulation._glucose import GlucoseMeter, GlucoseReading, GlucoseRecord
 from lab.emulation._household import Household, furnish_household
+from lab.emulation._matrix import MATRIX, DeviceProfile, VendorOnlyCuff
 from lab.emulation._mi_scale import MiScale, MiScaleModel, MiScaleReading
-from lab.emulation._peripheral import DeviceClock, EmulatedPeripheral, Faults, PeripheralIdentity
+from lab.emulation._peripheral import (
+    DeviceClock,
+    EmulatedPeripheral,
+    Faults,
+    Pairing,
+    PairingMethod,
+    PeripheralIdentity,
+    Protection,
+)
 from lab.emulation._scanner import BumbleScanner
 from lab.emulation._weight_scale import WeightReading, WeightScale
 
 __all__ = [
+    "MATRIX",
     "Advert",
+    "AgentRefused",
     "BloodPressureCuff",
     "BloodPressureReading",
     "BumbleClient",
     "BumbleScanner",
     "DeviceClock",
+    "DeviceProfile",
     "EmulatedAir",
     "EmulatedPeripheral",
     "Faults",
@@ -51,7 +70,12 @@ __all__ = [
     "MiScale",
     "MiScaleModel",
     "MiScaleReading",
+    "Pairing",
+    "PairingMethod",
     "PeripheralIdentity",
+    "PrivateBluez",
+    "Protection",
+    "VendorOnlyCuff",
     "WeightReading",
     "WeightScale",
     "current_air",

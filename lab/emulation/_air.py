@@ -18,9 +18,11 @@ from bumble.device import Advertisement, Connection, Device
 from bumble.hci import Address
 from bumble.host import Host
 from bumble.link import LocalLink
+from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
 
 from devices.uuids import BASE_UUID_SUFFIX, uuid128
+from lab.emulation._bluez import AgentRefused, PrivateBluez, device_path
 from lab.emulation._peripheral import EmulatedPeripheral
 
 if TYPE_CHECKING:
@@ -110,6 +112,55 @@ class Advert:
 AdvertListener = Callable[[Advert], None]
 
 
+_AGENT_IO = {
+    "KeyboardDisplay": PairingDelegate.DISPLAY_OUTPUT_AND_KEYBOARD_INPUT,
+    "DisplayYesNo": PairingDelegate.DISPLAY_OUTPUT_AND_YES_NO_INPUT,
+    "DisplayOnly": PairingDelegate.DISPLAY_OUTPUT_ONLY,
+    "KeyboardOnly": PairingDelegate.KEYBOARD_INPUT_ONLY,
+    "NoInputNoOutput": PairingDelegate.NO_OUTPUT_NO_INPUT,
+}
+
+
+class _Bluetoothd(PairingDelegate):
+    """The gateway host's half of SMP, as bluetoothd runs it: every question goes to the
+    registered agent over D-Bus (``org.bluez.Agent1``); with no agent, pairing fails (the
+    "No agent available" of bleak#1434)."""
+
+    def __init__(self, bluez: PrivateBluez | None, address: str) -> None:
+        agent = None if bluez is None else bluez.default or next(iter(bluez.agents), None)
+        super().__init__(
+            io_capability=_AGENT_IO.get(
+                agent.capability if agent else "", PairingDelegate.NO_OUTPUT_NO_INPUT
+            )
+        )
+        self._bluez = bluez
+        self._device = device_path(address)
+
+    async def _ask(self, method: str, signature: str, *args: object) -> list[object] | None:
+        if self._bluez is None:
+            return None
+        try:
+            return await self._bluez.call(method, signature, [self._device, *args])
+        except AgentRefused:
+            return None
+
+    async def confirm(self, auto: bool = False) -> bool:
+        # Just Works: bluetoothd asks RequestAuthorization
+        return await self._ask("RequestAuthorization", "o") is not None
+
+    async def compare_numbers(self, number: int, digits: int) -> bool:
+        return await self._ask("RequestConfirmation", "ou", number) is not None
+
+    async def get_number(self) -> int | None:
+        answer = await self._ask("RequestPasskey", "o")
+        if not answer or not isinstance(answer[0], int):
+            return None
+        return answer[0]
+
+    async def display_number(self, number: int, digits: int) -> None:
+        await self._ask("DisplayPasskey", "ouq", number, 0)
+
+
 class EmulatedAir:
     """Bluetooth without hardware: bumble controllers on one in-process link.
 
@@ -121,6 +172,9 @@ class EmulatedAir:
     """
 
     def __init__(self) -> None:
+        #: BlueZ's agent manager on a private D-Bus (:class:`PrivateBluez`): pairing asks the
+        #: agent the gateway registered there. ``None``: no agent (pairing fails, as in BlueZ).
+        self.bluez: PrivateBluez | None = None
         self._link: LocalLink | None = None
         self._central: Device | None = None
         self._central_controller: Controller | None = None
@@ -154,6 +208,7 @@ class EmulatedAir:
         self._link = LocalLink()  # type: ignore[no-untyped-call]
         self._central = self._new_device("carebeacon-gateway", CENTRAL_ADDRESS)
         self._central_controller = self._controllers[-1]
+        self._central.pairing_config_factory = self._central_pairing
         await self._central.power_on()
         self._central.on(self._central.EVENT_ADVERTISEMENT, self._on_advertisement)
         self._open = True
@@ -185,6 +240,11 @@ class EmulatedAir:
         return self._open
 
     @property
+    def is_scanning(self) -> bool:
+        """Whether a scanner backend is listening (the central is scanning)."""
+        return bool(self._listeners)
+
+    @property
     def central(self) -> Device:
         if self._central is None:
             raise BleakError("the EmulatedAir is not open")
@@ -199,6 +259,21 @@ class EmulatedAir:
         return Device(
             name=name, address=Address(address), host=Host(controller, AsyncPipeSink(controller))
         )
+
+    def _central_pairing(self, connection: Connection) -> PairingConfig:
+        address = connection.peer_address.to_string(with_type_qualifier=False)
+        return PairingConfig(
+            sc=True,
+            mitm=True,
+            bonding=True,
+            delegate=_Bluetoothd(self.bluez, address),
+            identity_address_type=PairingConfig.AddressType.RANDOM,
+        )
+
+    async def central_bonds(self) -> list[str]:
+        """Addresses the gateway's host holds bond keys for (BlueZ's /var/lib/bluetooth)."""
+        keystore = self.central.keystore
+        return [] if keystore is None else [name for name, _ in await keystore.get_all()]
 
     # ---------------------------------------------------------------- peripherals
 

@@ -15,9 +15,9 @@ from bleak.backends.client import BaseBleakClient, NotifyCallback
 from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
-from bleak.exc import BleakError, BleakGATTProtocolError
+from bleak.exc import BleakDBusError, BleakError, BleakGATTProtocolError
 from bleak.uuids import normalize_uuid_str
-from bumble import att, core
+from bumble import att, core, hci
 from bumble.device import Connection, Peer
 from bumble.gatt import Characteristic
 from bumble.gatt_client import CharacteristicProxy, ServiceProxy
@@ -32,6 +32,15 @@ _T = TypeVar("_T")
 
 _REQUESTED_MTU = 517
 _DISCONNECT_GRACE = 0.02
+#: ATT errors after which BlueZ raises the link's security (encrypts with the bond's key)
+_SECURITY_ERRORS = frozenset(
+    {
+        int(att.ErrorCode.INSUFFICIENT_AUTHENTICATION),
+        int(att.ErrorCode.INSUFFICIENT_ENCRYPTION),
+        int(att.ErrorCode.INSUFFICIENT_ENCRYPTION_KEY_SIZE),
+    }
+)
+_AUTHENTICATION_FAILED = "org.bluez.Error.AuthenticationFailed"
 _PROPERTY_NAMES: list[tuple[Characteristic.Properties, CharacteristicPropertyName]] = [
     (Characteristic.Properties.BROADCAST, "broadcast"),
     (Characteristic.Properties.READ, "read"),
@@ -54,7 +63,15 @@ class BumbleClient(BaseBleakClient):
     Connect, service discovery (services, characteristics, descriptors), reads, writes with and
     without response, notifications and indications (confirmed by bumble). When the link drops
     (either side), pending operations raise ``BleakError`` and the disconnected callback runs,
-    as with BlueZ. Pairing is not emulated.
+    as with BlueZ.
+
+    Pairing as BlueZ does it: ``connect(pair=True)`` / ``pair()`` run SMP, asking the agent
+    registered on the air's :class:`~lab.emulation.PrivateBluez` (failures raise
+    ``BleakDBusError("org.bluez.Error.AuthenticationFailed")``); keys are kept on the central
+    (``unpair()`` removes them). An ATT "insufficient authentication / encryption" error on a
+    bonded device makes the client encrypt with the stored key and retry once, as BlueZ
+    raises the security level; without keys, or when the device lost them, the ATT error
+    reaches the caller (``BleakGATTProtocolError``).
     """
 
     air: ClassVar[EmulatedAir | None] = None
@@ -105,8 +122,6 @@ class BumbleClient(BaseBleakClient):
     async def connect(self, pair: bool, **kwargs: Any) -> None:
         if self._connection is not None:
             return
-        if pair:
-            logger.debug("pairing is not emulated; connecting without it")
         air = type(self).air or current_air()
         connection = await air.connect(self.address, self._timeout)
         self._link_lost = False
@@ -119,6 +134,8 @@ class BumbleClient(BaseBleakClient):
             if device is not None:
                 self._name = device.local_name
         try:
+            if pair and not await self._has_keys():
+                await self._pair(connection)
             async with asyncio.timeout(self._timeout):
                 await self._gatt(peer.request_mtu(_REQUESTED_MTU))
                 self.services = await self._discover(peer)
@@ -192,11 +209,57 @@ class BumbleClient(BaseBleakClient):
         if self._disconnected_callback is not None:
             self._disconnected_callback()
 
+    # ---------------------------------------------------------------- pairing
+
+    def _air(self) -> EmulatedAir:
+        return type(self).air or current_air()
+
+    async def _has_keys(self) -> bool:
+        keystore = self._air().central.keystore
+        return keystore is not None and await keystore.get(self.address) is not None
+
+    async def _pair(self, connection: Connection) -> None:
+        try:
+            await connection.pair()
+        except (core.ProtocolError, hci.HCI_Error, core.InvalidStateError) as error:
+            raise BleakDBusError(_AUTHENTICATION_FAILED, ["Authentication Failed"]) from error
+
     async def pair(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError("pairing is not emulated")
+        """As bleak's BlueZ backend: nothing to do when already paired."""
+        if self._connection is None:
+            raise BleakError("Not connected")
+        if await self._has_keys():
+            return
+        await self._pair(self._connection)
 
     async def unpair(self) -> None:
-        raise NotImplementedError("pairing is not emulated")
+        """Remove the central's keys for this device (BlueZ ``Adapter1.RemoveDevice``)."""
+        keystore = self._air().central.keystore
+        if keystore is not None and await keystore.get(self.address) is not None:
+            await keystore.delete(self.address)
+        if self._connection is not None:
+            await self.disconnect()
+
+    async def _secured(self, operation: Callable[[], Awaitable[_T]]) -> _T:
+        """Run a GATT operation; on "insufficient authentication / encryption" encrypt with
+        the bond's key (if any) and retry once."""
+        try:
+            return await self._gatt(operation())
+        except BleakGATTProtocolError as error:
+            connection = self._connection
+            if (
+                int(error.code) not in _SECURITY_ERRORS
+                or connection is None
+                or connection.encryption
+                or not await self._has_keys()
+            ):
+                raise
+            try:
+                await connection.encrypt()
+            except (hci.HCI_Error, core.BaseBumbleError):
+                # the device lost its keys ("PIN or Key Missing"): BlueZ reports the ATT error
+                raise error from None
+            return await self._gatt(operation())
 
     # ---------------------------------------------------------------- I/O
 
@@ -252,22 +315,24 @@ class BumbleClient(BaseBleakClient):
         client = self._require_peer().gatt_client
         if use_cached and handle in client.cached_values:
             return bytearray(client.cached_values[handle][1])
-        value: bytes = await self._gatt(client.read_value(handle))
+        value: bytes = await self._secured(lambda: client.read_value(handle))
         return bytearray(value)
 
     async def write_gatt_char(
         self, characteristic: BleakGATTCharacteristic, data: SizedBuffer, response: bool
     ) -> None:
         client = self._require_peer().gatt_client
-        await self._gatt(
-            client.write_value(characteristic.handle, bytes(data), with_response=response)
+        await self._secured(
+            lambda: client.write_value(characteristic.handle, bytes(data), with_response=response)
         )
 
     async def write_gatt_descriptor(
         self, descriptor: BleakGATTDescriptor, data: SizedBuffer
     ) -> None:
         client = self._require_peer().gatt_client
-        await self._gatt(client.write_value(descriptor.handle, bytes(data), with_response=True))
+        await self._secured(
+            lambda: client.write_value(descriptor.handle, bytes(data), with_response=True)
+        )
 
     async def start_notify(
         self,
@@ -289,7 +354,7 @@ class BumbleClient(BaseBleakClient):
         if previous is not None:
             await self._gatt(client.unsubscribe(proxy, previous))
         self._subscribers[characteristic.handle] = subscriber
-        await self._gatt(client.subscribe(proxy, subscriber, prefer_notify=True))
+        await self._secured(lambda: client.subscribe(proxy, subscriber, prefer_notify=True))
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
         proxy = self._proxy(characteristic.handle)

@@ -12,21 +12,36 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import IntFlag
-from typing import Any
+from enum import Enum, IntFlag
+from typing import Any, ClassVar
 
 from bumble import gatt
-from bumble.att import ATT_Error
+from bumble.att import ATT_Error, AttributeValueV2, Bearer
 from bumble.core import UUID
 from bumble.device import AdvertisingType, Connection, Device
-from bumble.gatt import Characteristic, CharacteristicValue
+from bumble.gatt import (
+    GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+    Characteristic,
+    CharacteristicValue,
+    Descriptor,
+)
+from bumble.pairing import PairingConfig, PairingDelegate
 
 from devices.date_time import CurrentTime
 from devices.device_information import BatteryLevel, DeviceInformationString
 from devices.uuids import GattCharacteristic, GattService
 from lab.emulation._encoding import decode_current_time, encode_current_time
 
-__all__ = ["Cccd", "DeviceClock", "EmulatedPeripheral", "Faults", "PeripheralIdentity"]
+__all__ = [
+    "Cccd",
+    "DeviceClock",
+    "EmulatedPeripheral",
+    "Faults",
+    "Pairing",
+    "PairingMethod",
+    "PeripheralIdentity",
+    "Protection",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +148,76 @@ class Faults:
         return packet
 
 
+class PairingMethod(Enum):
+    """How a device pairs (Core Specification Vol 3, Part H, 2.3.5.1: the association model
+    follows from both sides' IO capabilities; the gateway's agent is KeyboardDisplay)."""
+
+    #: no display, no keys (NoInputNoOutput): Just Works
+    JUST_WORKS = "just_works"
+    #: the device shows a 6-digit code, the installer types it at the gateway (DisplayOnly)
+    PASSKEY_ENTRY = "passkey_entry"
+    #: both sides show a number and confirm it matches (DisplayYesNo, LE Secure Connections)
+    NUMERIC_COMPARISON = "numeric_comparison"
+
+
+class Protection(Enum):
+    """What the device's profile characteristics (values and CCCDs) demand before use."""
+
+    #: an encrypted link (ATT error 0x0F Insufficient Encryption otherwise)
+    ENCRYPTION = "encryption"
+    #: an encrypted link with an authenticated (MITM-protected) key (ATT error 0x05)
+    AUTHENTICATION = "authentication"
+
+
+@dataclass(frozen=True, slots=True)
+class Pairing:
+    """A device that needs a bond: its profile service refuses reads, writes and
+    subscriptions on a link without one; bonds are kept until :meth:`EmulatedPeripheral.
+    forget_bonds` (battery change, factory reset).
+
+    - ``passkey``: the code the device displays (``PASSKEY_ENTRY``).
+    - ``secure_connections``: LE Secure Connections (else LE legacy pairing).
+    - ``pairing_mode``: whether the device accepts a new pairing (button held, "Pr" shown).
+    """
+
+    method: PairingMethod = PairingMethod.JUST_WORKS
+    protection: Protection = Protection.ENCRYPTION
+    passkey: int = 123456
+    secure_connections: bool = True
+    pairing_mode: bool = True
+
+
+class _DeviceSide(PairingDelegate):
+    """The device's half of SMP: what its display and buttons can do."""
+
+    _IO: ClassVar[dict[PairingMethod, PairingDelegate.IoCapability]] = {
+        PairingMethod.JUST_WORKS: PairingDelegate.NO_OUTPUT_NO_INPUT,
+        PairingMethod.PASSKEY_ENTRY: PairingDelegate.DISPLAY_OUTPUT_ONLY,
+        PairingMethod.NUMERIC_COMPARISON: PairingDelegate.DISPLAY_OUTPUT_AND_YES_NO_INPUT,
+    }
+
+    def __init__(self, peripheral: EmulatedPeripheral, pairing: Pairing) -> None:
+        super().__init__(io_capability=self._IO[pairing.method])
+        self._peripheral = peripheral
+        self._pairing = pairing
+
+    async def accept(self) -> bool:
+        return self._pairing.pairing_mode
+
+    async def confirm(self, auto: bool = False) -> bool:
+        return self._pairing.pairing_mode
+
+    async def compare_numbers(self, number: int, digits: int) -> bool:
+        self._peripheral.displayed.append(number)
+        return self._pairing.pairing_mode
+
+    async def generate_passkey(self) -> int:
+        return self._pairing.passkey
+
+    async def display_number(self, number: int, digits: int) -> None:
+        self._peripheral.displayed.append(number)
+
+
 class DeviceClock:
     """A naive device clock that runs from a start value; the gateway may set it."""
 
@@ -183,8 +268,12 @@ class EmulatedPeripheral(abc.ABC):
         clock: datetime | None = None,
         current_time_writable: bool = True,
         current_time_service: bool = True,
+        pairing: Pairing | None = None,
     ) -> None:
         self.identity = identity
+        self.pairing = pairing
+        #: numbers the device showed on its display while pairing (passkey, comparison)
+        self.displayed: list[int] = []
         self.faults = faults or Faults()
         self.battery_level = battery_level
         self.clock = DeviceClock(clock, reset=self.faults.clock_reset)
@@ -249,6 +338,16 @@ class EmulatedPeripheral(abc.ABC):
         """Attach to a powered-on bumble device: build the GATT database and start advertising."""
         self._device = device
         self._powered = True
+        pairing = self.pairing
+        if pairing is not None:
+            device.pairing_config_factory = lambda _connection: PairingConfig(
+                sc=pairing.secure_connections,
+                mitm=pairing.method is not PairingMethod.JUST_WORKS,
+                bonding=True,
+                delegate=_DeviceSide(self, pairing),
+                # keys are stored under the address the gateway connects to
+                identity_address_type=PairingConfig.AddressType.RANDOM,
+            )
         device.add_services(self._all_services())
         device.on(device.EVENT_CONNECTION, self._on_connection)
         if self.faults.connect_window is None or self.has_pending_data():
@@ -272,6 +371,19 @@ class EmulatedPeripheral(abc.ABC):
         connection = self._connection
         if connection is not None and self._battery_characteristic is not None:
             await self.notify(connection, self._battery_characteristic, bytes([level]))
+
+    async def bonded_peers(self) -> list[str]:
+        """Addresses of the centrals this device holds bond keys for."""
+        keystore = self.device.keystore
+        return [] if keystore is None else [name for name, _ in await keystore.get_all()]
+
+    async def forget_bonds(self) -> None:
+        """Lose every bond (battery change, factory reset); a bonded central that tries to
+        encrypt with its old keys gets "PIN or Key Missing"."""
+        keystore = self.device.keystore
+        if keystore is not None:
+            for name, _ in await keystore.get_all():
+                await keystore.delete(name)
 
     # ---------------------------------------------------------------- state for tests
 
@@ -464,14 +576,57 @@ class EmulatedPeripheral(abc.ABC):
     # ---------------------------------------------------------------- common services
 
     def _all_services(self) -> list[gatt.Service]:
+        profile = self.profile_services()
+        if self.pairing is not None:
+            for profile_service in profile:
+                for item in profile_service.characteristics:
+                    self._protect(item, self.pairing.protection)
         services = [
-            *self.profile_services(),
+            *profile,
             self._device_information_service(),
             self._battery_service(),
         ]
         if self.current_time_service:
             services.append(self._current_time_service())
         return services
+
+    def _protect(self, item: Characteristic[Any], protection: Protection) -> None:
+        """Demand the bond for the value and, through its own CCCD, for subscribing."""
+        if protection is Protection.ENCRYPTION:
+            read, write = (
+                Characteristic.Permissions.READ_REQUIRES_ENCRYPTION,
+                Characteristic.Permissions.WRITE_REQUIRES_ENCRYPTION,
+            )
+        else:
+            read, write = (
+                Characteristic.Permissions.READ_REQUIRES_AUTHENTICATION,
+                Characteristic.Permissions.WRITE_REQUIRES_AUTHENTICATION,
+            )
+        if item.permissions & Characteristic.Permissions.READABLE:
+            item.permissions |= read
+        if item.permissions & Characteristic.Permissions.WRITEABLE:
+            item.permissions |= write
+        if not item.properties & (
+            Characteristic.Properties.NOTIFY | Characteristic.Properties.INDICATE
+        ):
+            return
+
+        def read_cccd(bearer: Bearer) -> bytes:
+            return self.device.gatt_server.read_cccd(bearer, item)
+
+        def write_cccd(bearer: Bearer, value: bytes) -> None:
+            self.device.gatt_server.write_cccd(bearer, item, value)
+
+        # bumble's own CCCD asks for nothing: this one (added first, so bumble adds none)
+        # refuses subscriptions on a link without the bond
+        item.descriptors = [
+            *item.descriptors,
+            Descriptor(
+                GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+                Descriptor.Permissions.READABLE | Descriptor.Permissions.WRITEABLE | write,
+                AttributeValueV2(read=read_cccd, write=write_cccd),
+            ),
+        ]
 
     def _device_information_service(self) -> gatt.Service:
         identity = self.identity

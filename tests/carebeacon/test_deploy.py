@@ -139,7 +139,7 @@ def test_the_gateway_extra_pulls_no_server_or_emulation_dependency() -> None:
     extras = _extras()
     gateway = _names(extras["gateway"])
     assert not any(name.startswith("carebeacon") for name in gateway)  # no other extra
-    assert gateway <= {"bleak", "aiomqtt", "paho-mqtt"}
+    assert gateway <= {"bleak", "bleak-retry-connector", "dbus-fast", "aiomqtt", "paho-mqtt"}
     server_only = _names(extras["server"]) - {"aiomqtt", "paho-mqtt"}
     assert "psycopg" in server_only
     assert "fastapi" in server_only

@@ -1,4 +1,5 @@
-"""Gateway fixtures: a fresh broker login per test, retained topics cleared afterwards."""
+"""Gateway fixtures: a fresh broker login per test, retained topics cleared afterwards; a
+private BlueZ agent manager for pairing."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from carebeacon.settings import Settings
+from lab.emulation import EmulatedAir, PrivateBluez
 from tests.support.broker import Login, clear_retained, new_login, wait_login
 
 
@@ -25,3 +27,14 @@ async def login(settings: Settings, retained_topics: set[str]) -> Login:
     retained_topics.add(created.gateway_id)
     await wait_login(settings, created)
     return created
+
+
+@pytest.fixture
+async def bluez(air: EmulatedAir, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[PrivateBluez]:
+    """BlueZ's agent manager on a private D-Bus, taken as the system bus by the gateway
+    (``DBUS_SYSTEM_BUS_ADDRESS``); the air's pairing asks the agent registered there."""
+    async with PrivateBluez() as private:
+        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", private.address)
+        air.bluez = private
+        yield private
+        air.bluez = None
