@@ -33,7 +33,15 @@ from carebeacon.broker import (
 )
 from carebeacon.settings import Settings, env_file, read_env_file
 
-__all__ = ["DEPLOY_DIR", "PACKET_HEADROOM_BYTES", "main", "render_mosquitto", "up"]
+__all__ = [
+    "DEPLOY_DIR",
+    "PACKET_HEADROOM_BYTES",
+    "TRIXIE_PACKAGES",
+    "main",
+    "mosquitto_command",
+    "render_mosquitto",
+    "up",
+]
 
 
 def _deploy_dir() -> Path:
@@ -46,7 +54,16 @@ def _deploy_dir() -> Path:
 
 DEPLOY_DIR = _deploy_dir()
 
-TRIXIE_PACKAGES = "postgresql-17,postgresql-17-timescaledb,postgresql-17-cron"
+#: what the trixie root holds, each with a file that shows it is installed; a root built before a
+#: package was added gets it from the root's own apt at the next ``up`` (a few seconds, once)
+TRIXIE_PACKAGES: dict[str, str] = {
+    "postgresql-17": "usr/lib/postgresql/17/bin/postgres",
+    "postgresql-17-timescaledb": "usr/share/postgresql/17/extension/timescaledb.control",
+    "postgresql-17-cron": "usr/share/postgresql/17/extension/pg_cron.control",
+    "mosquitto": "usr/sbin/mosquitto",  # 2.0.21 (the host's Debian 12 has 2.0.11)
+    "pgbackrest": "usr/bin/pgbackrest",  # 2.55: continuous archiving (`services backup`)
+}
+TRIXIE_PACKAGES_MOSQUITTO = TRIXIE_PACKAGES["mosquitto"]
 PG_BIN = "/usr/lib/postgresql/17/bin"
 PG_DATA_IN_ROOT = "/var/lib/carebeacon/pgdata"
 PG_SOCKET_IN_ROOT = "/var/lib/carebeacon/run"
@@ -132,25 +149,20 @@ def _root_dir() -> Path:
 def _ensure_root() -> Path:
     root = _root_dir()
     if (root / PG_BIN.lstrip("/") / "postgres").exists():
+        _ensure_root_packages(root)
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.with_name("trixie-root.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     mirror = os.environ.get("CAREBEACON_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+    include = "--include=" + ",".join(TRIXIE_PACKAGES)
     started = time.monotonic()
     try:
         _apt_install("mmdebstrap")
-        _log(f"building the trixie root for TimescaleDB in {root} (once, ~30 s)")
+        _log(f"building the trixie root for TimescaleDB and Mosquitto in {root} (once, ~35 s)")
         subprocess.run(
-            [
-                "mmdebstrap",
-                "--variant=minbase",
-                f"--include={TRIXIE_PACKAGES}",
-                "trixie",
-                str(tmp),
-                mirror,
-            ],
+            ["mmdebstrap", "--variant=minbase", include, "trixie", str(tmp), mirror],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -159,20 +171,37 @@ def _ensure_root() -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         _apt_install("debootstrap")
         subprocess.run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={TRIXIE_PACKAGES}",
-                "trixie",
-                str(tmp),
-                mirror,
-            ],
+            ["debootstrap", "--variant=minbase", include, "trixie", str(tmp), mirror],
             check=True,
             stdout=subprocess.DEVNULL,
         )
     tmp.rename(root)
     _log(f"trixie root ready in {time.monotonic() - started:.1f} s")
     return root
+
+
+def _ensure_root_packages(root: Path) -> None:
+    """Install into an existing root what :data:`TRIXIE_PACKAGES` added since it was built
+    (the root's own apt, in a chroot; nothing already there is upgraded)."""
+    missing = [name for name, marker in TRIXIE_PACKAGES.items() if not (root / marker).exists()]
+    if not missing:
+        return
+    _log(f"installing {' '.join(missing)} into the trixie root")
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8",
+        "DEBIAN_FRONTEND": "noninteractive",
+    }
+    for argv in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+    ):
+        subprocess.run(
+            ["/usr/sbin/chroot", str(root), *argv],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
 
 
 def _root_postgres_ids(root: Path) -> tuple[int, int]:
@@ -293,6 +322,29 @@ def _pg_down(settings: Settings) -> None:
 # --- Mosquitto ---------------------------------------------------------------------------------
 
 
+def mosquitto_command(root: Path | None = None) -> list[str]:
+    """The broker's command line up to its options: Mosquitto 2.0.21 from the trixie root, run
+    by the root's own dynamic loader on the root's libraries, without a chroot (it reads its
+    configuration, certificates and state where the host keeps them, and drops to the host's
+    ``mosquitto`` user). Chosen over Debian 12's 2.0.11 by measurement (README, Services)."""
+    root = root or _ensure_root()
+    libc = sorted(root.glob("usr/lib/*-linux-gnu/libc.so.6"))
+    # the loader itself, not ``usr/lib64``'s link to it (an absolute link names the host's)
+    loaders = [
+        path
+        for path in sorted(root.glob("usr/lib/*-linux-gnu/ld-linux*.so.*"))
+        if not path.is_symlink()
+    ]
+    if not libc or not loaders or not (root / TRIXIE_PACKAGES_MOSQUITTO).exists():
+        raise SystemExit(f"services: no Mosquitto in the trixie root {root}")
+    return [
+        str(loaders[0]),
+        "--library-path",
+        str(libc[0].parent),
+        str(root / TRIXIE_PACKAGES_MOSQUITTO),
+    ]
+
+
 def _ensure_tls(directory: Path) -> None:
     if (directory / "server.crt").exists():
         return
@@ -409,7 +461,7 @@ def _mosquitto_up(settings: Settings, values: dict[str, str]) -> None:
         return
     _log(f"starting Mosquitto on 127.0.0.1:{settings.mqtt_port} (TLS {settings.mqtt_tls_port})")
     subprocess.run(
-        ["mosquitto", "-d", "-c", str(directory / "mosquitto.conf")],
+        [*mosquitto_command(), "-d", "-c", str(directory / "mosquitto.conf")],
         check=True,
         start_new_session=True,
     )

@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from carebeacon.broker import set_password, write_owned
 from carebeacon.settings import Settings
-from lab.services import DEPLOY_DIR, render_mosquitto
+from lab.services import DEPLOY_DIR, mosquitto_command, render_mosquitto
 from tests.support.network import free_port
 
 pytestmark = pytest.mark.broker
@@ -108,7 +108,7 @@ def test_mosquitto_runs_the_rendered_configuration(broker_dir: Path) -> None:
         for path in [broker_dir, *broker_dir.rglob("*")]:
             os.chown(path, entry.pw_uid, entry.pw_gid)
     log = broker_dir / "mosquitto.log"
-    process = subprocess.Popen(["mosquitto", "-c", str(broker_dir / "mosquitto.conf")])
+    process = subprocess.Popen([*mosquitto_command(), "-c", str(broker_dir / "mosquitto.conf")])
     try:
         _wait_listening(settings.mqtt_port, process, log)
         _wait_listening(settings.mqtt_tls_port, process, log)
