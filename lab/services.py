@@ -4,10 +4,12 @@
 connections. TimescaleDB is not packaged for Debian 12: PostgreSQL 17 + TimescaleDB (Apache
 build) + pg_cron run from a Debian trixie root built once with mmdebstrap into a cache
 directory (built under a temporary name and renamed, so an interrupted build never leaves half
-a root). Mosquitto is Debian's, with the project's configuration: an internal listener for
-server-side users and a TLS listener with per-gateway users and a pattern ACL. Their
-configuration files are templates in ``deploy/mosquitto/`` and ``deploy/postgresql/``, filled
-here (:func:`render_mosquitto`).
+a root). The same root holds Mosquitto 2.0.21 (run by the root's loader, not chrooted:
+:func:`mosquitto_command`) and pgBackRest (continuous archiving; ``services backup|restore``,
+``lab.backup``). The broker runs the project's configuration: an internal listener for
+server-side users and a TLS listener with per-gateway users and a pattern ACL. Configuration
+files are templates in ``deploy/mosquitto/`` and ``deploy/postgresql/``, filled here
+(:func:`render_mosquitto`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from string import Template
 
 from carebeacon.broker import (
@@ -32,6 +34,7 @@ from carebeacon.broker import (
     write_owned,
 )
 from carebeacon.settings import Settings, env_file, read_env_file
+from lab.backup import Archive, BackupError
 
 __all__ = [
     "DEPLOY_DIR",
@@ -67,6 +70,7 @@ TRIXIE_PACKAGES_MOSQUITTO = TRIXIE_PACKAGES["mosquitto"]
 PG_BIN = "/usr/lib/postgresql/17/bin"
 PG_DATA_IN_ROOT = "/var/lib/carebeacon/pgdata"
 PG_SOCKET_IN_ROOT = "/var/lib/carebeacon/run"
+PG_BACKUP_IN_ROOT = "/var/lib/carebeacon/pgbackrest"
 
 
 def _render(template: str, **values: object) -> str:
@@ -256,6 +260,8 @@ def _pg_up(settings: Settings, password: str) -> None:
             )
         finally:
             pwfile.unlink(missing_ok=True)
+        archive = _archive(settings)
+        archive.write_config()
         conf = data / "postgresql.conf"
         with conf.open("a", encoding="utf-8") as fh:
             fh.write(
@@ -263,6 +269,7 @@ def _pg_up(settings: Settings, password: str) -> None:
                     "postgresql/carebeacon.conf.template",
                     socket_dir=PG_SOCKET_IN_ROOT,
                     database=settings.pg_database,
+                    archiving=archive.postgresql_settings(),
                 )
             )
     if _port_open(settings.pg_port):
@@ -291,6 +298,88 @@ def _pg_up(settings: Settings, password: str) -> None:
     )
     if exists.stdout.strip() != "1":
         _psql(root, settings, "-c", f'CREATE DATABASE "{settings.pg_database}"')
+    archive = _archive(settings)
+    if _archiving_configured(settings) and not archive.initialised:
+        archive.ensure_stanza()  # once: from then on every WAL segment is archived
+
+
+def _archive(settings: Settings) -> Archive:
+    """The project cluster's pgBackRest archive (``lab.backup``)."""
+    root = _root_dir()
+    uid, gid = _root_postgres_ids(root)
+    return Archive(
+        root=root,
+        uid=uid,
+        gid=gid,
+        data=PurePosixPath(PG_DATA_IN_ROOT),
+        socket_dir=PurePosixPath(PG_SOCKET_IN_ROOT),
+        port=settings.pg_port,
+        user=settings.pg_user,
+        repository=PurePosixPath(PG_BACKUP_IN_ROOT),
+    )
+
+
+def _archiving_configured(settings: Settings) -> bool:
+    conf = _root_dir() / PG_DATA_IN_ROOT.lstrip("/") / "postgresql.conf"
+    archive = _archive(settings)
+    return conf.exists() and str(archive.config) in conf.read_text(encoding="utf-8")
+
+
+def backup(settings: Settings, kind: str) -> int:
+    """``services backup``: a base backup of the project cluster (WAL is archived continuously)."""
+    archive = _archive(settings)
+    if not _archiving_configured(settings):
+        # a cluster initialised before archiving was part of `up`: configure it; PostgreSQL
+        # reads archive_mode only at start
+        archive.write_config()
+        conf = _root_dir() / PG_DATA_IN_ROOT.lstrip("/") / "postgresql.conf"
+        with conf.open("a", encoding="utf-8") as fh:
+            fh.write("\n" + archive.postgresql_settings())
+        _log(
+            "continuous archiving configured; it starts with PostgreSQL: run "
+            "`carebeacon services restart-db`, then `carebeacon services backup` again"
+        )
+        return 1
+    try:
+        print(archive.backup(kind), end="")
+    except BackupError as exc:
+        _log(f"{exc}\n{exc.output}")
+        return 1
+    return 0
+
+
+def restore(settings: Settings) -> int:
+    """``services restore``: the latest backup plus every archived WAL segment, into a fresh
+    data directory; the old one is moved aside (``pgdata.before-restore-<time>``), never
+    deleted."""
+    archive = _archive(settings)
+    try:
+        if not archive.has_backup():
+            raise BackupError("no backup in the repository: nothing to restore from")
+    except BackupError as exc:
+        _log(str(exc))
+        return 1
+    _pg_down(settings)
+    data = _root_dir() / PG_DATA_IN_ROOT.lstrip("/")
+    if data.exists():
+        aside = data.with_name(f"pgdata.before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
+        data.rename(aside)
+        _log(f"the previous data directory is kept in {aside}")
+    started = time.monotonic()
+    try:
+        archive.restore()
+    except BackupError as exc:
+        _log(f"{exc}\n{exc.output}")
+        return 1
+    _pg_up(settings, _ensure_secrets()["CAREBEACON_PG_PASSWORD"])
+    deadline = time.monotonic() + 3600
+    while _psql(_root_dir(), settings, "-tAc", "SELECT pg_is_in_recovery()").stdout.strip() == "t":
+        if time.monotonic() > deadline:  # replaying the archived WAL; then it takes writes
+            _log("still replaying WAL after an hour: see postgresql.log in the trixie root")
+            return 1
+        time.sleep(0.2)
+    _log(f"restored and recovered in {time.monotonic() - started:.1f} s")
+    return 0
 
 
 def _psql(root: Path, settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -501,7 +590,16 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="carebeacon services", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("action", choices=["up", "down", "status", "restart-db", "restart-broker"])
+    parser.add_argument(
+        "action",
+        choices=["up", "down", "status", "restart-db", "restart-broker", "backup", "restore"],
+    )
+    parser.add_argument(
+        "--type",
+        choices=["full", "diff", "incr"],
+        default="incr",
+        help="backup: full, differential or incremental (the first is always full)",
+    )
     args = parser.parse_args(argv)
     if args.action == "up":
         started = time.monotonic()
@@ -521,6 +619,10 @@ def main(argv: list[str]) -> int:
         _pg_down(settings)
         _pg_up(settings, _ensure_secrets()["CAREBEACON_PG_PASSWORD"])
         return 0
+    if args.action == "backup":
+        return backup(settings, args.type)
+    if args.action == "restore":
+        return restore(settings)
     if args.action == "restart-broker":
         _mosquitto_down()
         _mosquitto_up(settings, _ensure_secrets())
