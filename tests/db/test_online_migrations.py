@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import psycopg
 import pytest
 
 from db.migrations import MigrationError, apply_migrations, discover
-from tests.support.timescale import PrivateTimescale, private_timescale
+from tests.support.timescale import PrivateTimescale
 
 pytestmark = pytest.mark.db
 
@@ -58,12 +57,6 @@ def test_unsplittable_file_is_refused(tmp_path: Path, body: str) -> None:
     (migration,) = discover(tmp_path)
     with pytest.raises(MigrationError):
         migration.statements()
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PrivateTimescale]:
-    with private_timescale() as c:
-        yield c
 
 
 def _fill(conninfo: str, days: int = 70, per_day: int = 6000) -> int:
@@ -131,9 +124,9 @@ def _migrate_while_writing(conninfo: str, directory: Path) -> tuple[list[str], W
 
 
 def test_index_build_on_the_hypertable_while_ingest_writes(
-    cluster: PrivateTimescale, tmp_path: Path
+    private_cluster: PrivateTimescale, tmp_path: Path
 ) -> None:
-    conninfo = cluster.create_database(f"online_{uuid.uuid4().hex[:8]}")
+    conninfo = private_cluster.create_database(f"online_{uuid.uuid4().hex[:8]}")
     rows = _fill(conninfo)
     _copy_migrations(tmp_path)
     version = max(m.version for m in discover()) + 1
@@ -180,9 +173,9 @@ def test_index_build_on_the_hypertable_while_ingest_writes(
 
 
 def test_a_failed_per_chunk_build_is_not_recorded(
-    cluster: PrivateTimescale, tmp_path: Path
+    private_cluster: PrivateTimescale, tmp_path: Path
 ) -> None:
-    conninfo = cluster.create_database(f"online_{uuid.uuid4().hex[:8]}")
+    conninfo = private_cluster.create_database(f"online_{uuid.uuid4().hex[:8]}")
     _fill(conninfo, days=30, per_day=50)
     with psycopg.connect(conninfo) as conn:  # a row the index expression fails on (1 / 0)
         conn.execute(

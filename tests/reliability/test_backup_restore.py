@@ -15,46 +15,16 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import PurePosixPath
 
 import psycopg
 import pytest
 
 from lab.backup import Archive, BackupError
-from lab.services import _root_postgres_ids
 from tests.support.timescale import PrivateTimescale
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.db
-
-
-@pytest.fixture
-def cluster() -> Iterator[tuple[PrivateTimescale, Archive]]:
-    cluster = PrivateTimescale()
-    uid, gid = _root_postgres_ids(cluster.root)
-    archive = Archive(
-        root=cluster.root,
-        uid=uid,
-        gid=gid,
-        data=PurePosixPath(cluster.inside) / "data",
-        socket_dir=PurePosixPath(cluster.inside) / "run",
-        port=cluster.port,
-        user=cluster.user,
-        repository=PurePosixPath(cluster.inside) / "backup",
-        stanza="test",
-        archive_timeout_seconds=1,
-    )
-    try:
-        cluster.init()
-        archive.write_config()
-        with (cluster.outside / "data" / "postgresql.conf").open("a", encoding="utf-8") as fh:
-            fh.write(archive.postgresql_settings())
-        cluster.start()
-        yield cluster, archive
-    finally:
-        cluster.remove()
 
 
 def _write(conninfo: str, readings: int, per_commit: int = 10) -> list[uuid.UUID]:
@@ -89,9 +59,9 @@ def _one(conninfo: str, sql: str, *params: object) -> object:
 
 
 def test_restore_to_the_latest_point_after_the_data_directory_is_lost(
-    cluster: tuple[PrivateTimescale, Archive],
+    archived_cluster: tuple[PrivateTimescale, Archive],
 ) -> None:
-    pg, archive = cluster
+    pg, archive = archived_cluster
     conninfo = pg.create_database("restore_test")
     with pytest.raises(BackupError, match="no backup"):
         archive.restore()
