@@ -70,27 +70,37 @@ class Gateway(threading.Thread):
         with self.lock:
             return len(self.accepted) == len(self.readings)
 
-    def _connection(self) -> None:
-        inflight: dict[int, str] = {}
-        lost = threading.Event()
-
-        def on_publish(client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+    def _settle(
+        self, inflight: dict[int, str], results: collections.deque[tuple[int, int]]
+    ) -> None:
+        """Apply the PUBACKs that arrived (a PUBACK may arrive before its mid is recorded: it
+        waits in ``results`` until then)."""
+        early = []
+        while results:
+            mid, code = results.popleft()
+            reading_id = inflight.pop(mid, None)
+            if reading_id is None:
+                early.append((mid, code))
+                continue
             with self.lock:
-                reading_id = inflight.pop(mid, None)
-                if reading_id is None:
-                    return
-                if reason.value == 0:
+                if code == 0:
                     self.accepted.add(reading_id)
-                    return
-                if reason.value == NO_MATCHING_SUBSCRIBERS:
+                    continue
+                if code == NO_MATCHING_SUBSCRIBERS:
                     self.no_subscribers += 1
                 self.to_send.append((time.monotonic() + 0.5, reading_id))
+        results.extend(early)
 
+    def _connection(self) -> None:
+        inflight: dict[int, str] = {}
+        # paho calls on_publish in its thread holding its own lock: only append there
+        results: collections.deque[tuple[int, int]] = collections.deque()
+        lost = threading.Event()
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=self.home.gateway_id, protocol=mqtt.MQTTv5
         )
         client.username_pw_set(self.home.gateway_id, self.home.password)
-        client.on_publish = on_publish
+        client.on_publish = lambda c, u, mid, reason, props: results.append((mid, reason.value))
         client.on_disconnect = lambda *args: lost.set()
         try:
             client.connect("127.0.0.1", self.port, keepalive=5)
@@ -100,6 +110,7 @@ class Gateway(threading.Thread):
         client.loop_start()
         try:
             while not self.stop.is_set() and not lost.is_set():
+                self._settle(inflight, results)
                 with self.lock:
                     ready = bool(self.to_send) and self.to_send[0][0] <= time.monotonic()
                     if ready:
@@ -108,17 +119,18 @@ class Gateway(threading.Thread):
                     time.sleep(0.02)
                     continue
                 payload = batch(self.home.gateway_id, [self.readings[reading_id]])
-                with self.lock:  # the mid is known before the PUBACK can arrive
-                    info = client.publish(topic(self.home.gateway_id), payload, qos=1)
-                    self.publishes += 1
-                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                info = client.publish(topic(self.home.gateway_id), payload, qos=1)
+                self.publishes += 1
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    with self.lock:
                         self.to_send.append((time.monotonic() + 0.5, reading_id))
-                    else:
-                        inflight[info.mid] = reading_id
+                else:
+                    inflight[info.mid] = reading_id
                 time.sleep(1 / self.rate)
         finally:
             client.loop_stop()
             client.disconnect()
+            self._settle(inflight, results)
             with self.lock:  # no PUBACK: still in the outbox
                 self.to_send.extend((0.0, reading_id) for reading_id in inflight.values())
 
