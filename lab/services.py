@@ -34,6 +34,7 @@ from carebeacon.broker import (
     write_owned,
 )
 from carebeacon.settings import Settings, env_file, read_env_file
+from lab import broker_log
 from lab.backup import Archive, BackupError
 
 __all__ = [
@@ -592,7 +593,16 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument(
         "action",
-        choices=["up", "down", "status", "restart-db", "restart-broker", "backup", "restore"],
+        choices=[
+            "up",
+            "down",
+            "status",
+            "restart-db",
+            "restart-broker",
+            "backup",
+            "restore",
+            "denials",
+        ],
     )
     parser.add_argument(
         "--type",
@@ -621,6 +631,13 @@ def main(argv: list[str]) -> int:
         return 0
     if args.action == "backup":
         return backup(settings, args.type)
+    if args.action == "denials":
+        log = broker_dir() / "mosquitto.log"
+        if not log.exists():
+            _log(f"no broker log at {log}")
+            return 1
+        print(broker_log.summary(log), end="")
+        return 0
     if args.action == "restore":
         return restore(settings)
     if args.action == "restart-broker":
