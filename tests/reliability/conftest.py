@@ -70,7 +70,6 @@ def archived_cluster() -> Iterator[tuple[PrivateTimescale, Archive]]:
         port=cluster.port,
         user=cluster.user,
         repository=PurePosixPath(cluster.inside) / "backup",
-        stanza="test",
         archive_timeout_seconds=1,
     )
     try:

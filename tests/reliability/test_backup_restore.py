@@ -114,3 +114,42 @@ def test_restore_to_the_latest_point_after_the_data_directory_is_lost(
     # the restored cluster takes writes again, and keeps archiving
     assert len(_write(conninfo, 10)) == 10
     assert os.stat(data).st_uid == archive.uid
+
+
+@pytest.mark.slow  # ~45 s: a full backup, then a restore of a running cluster
+def test_services_backup_and_restore_commands(
+    archived_cluster: tuple[PrivateTimescale, Archive], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``carebeacon services backup`` and ``restore`` themselves, pointed at the private
+    cluster (its data directory, socket and repository in place of the project's)."""
+    from carebeacon.settings import Settings
+    from lab import services
+
+    pg, archive = archived_cluster
+    conninfo = pg.create_database("services_restore")
+    monkeypatch.setattr(services, "PG_DATA_IN_ROOT", str(archive.data))
+    monkeypatch.setattr(services, "PG_SOCKET_IN_ROOT", str(archive.socket_dir))
+    monkeypatch.setattr(services, "PG_BACKUP_IN_ROOT", str(archive.repository))
+    settings = Settings(pg_port=pg.port, pg_user=pg.user, pg_database="services_restore")
+    archive.ensure_stanza()
+    before = _write(conninfo, 500)
+    assert services.backup(settings, "full") == 0
+    after = _write(conninfo, 500)
+    last = str(_one(conninfo, "SELECT pg_current_wal_insert_lsn()::text"))
+    asyncio.run(
+        eventually(
+            lambda: _one(
+                conninfo,
+                "SELECT coalesce(last_archived_wal >= pg_walfile_name(%s::pg_lsn), false)"
+                " FROM pg_stat_archiver",
+                last,
+            ),
+            within=60,
+            step=0.2,
+        )
+    )
+    assert services.restore(settings) == 0
+    ids = [str(i) for i in before + after]
+    assert _one(conninfo, "SELECT count(*) FROM readings WHERE reading_id = ANY(%s)", ids) == 1000
+    kept = sorted(p.name for p in pg.outside.iterdir() if p.name.startswith("pgdata.before"))
+    assert len(kept) == 1  # the replaced data directory is kept, not deleted
