@@ -4,9 +4,11 @@
 connections. TimescaleDB is not packaged for Debian 12: PostgreSQL 17 + TimescaleDB (Apache
 build) + pg_cron run from a Debian trixie root built once with mmdebstrap into a cache
 directory (built under a temporary name and renamed, so an interrupted build never leaves half
-a root). The same root holds Mosquitto 2.0.21 (run by the root's loader, not chrooted:
-:func:`mosquitto_command`) and pgBackRest (continuous archiving; ``services backup|restore``,
-``lab.backup``). The broker runs the project's configuration: an internal listener for
+a root). The same root holds pgBackRest (continuous archiving; ``services backup|restore``,
+``lab.backup``) and trixie's Mosquitto 2.0.21, which only the broker comparison test runs
+(:func:`trixie_mosquitto_command`): the project's broker stays Debian 12's 2.0.11
+(:func:`mosquitto_command`, chosen by measurement). It runs the project's configuration: an
+internal listener for
 server-side users and a TLS listener with per-gateway users and a pattern ACL. Configuration
 files are templates in ``deploy/mosquitto/`` and ``deploy/postgresql/``, filled here
 (:func:`render_mosquitto`).
@@ -44,6 +46,7 @@ __all__ = [
     "main",
     "mosquitto_command",
     "render_mosquitto",
+    "trixie_mosquitto_command",
     "up",
 ]
 
@@ -64,7 +67,8 @@ TRIXIE_PACKAGES: dict[str, str] = {
     "postgresql-17": "usr/lib/postgresql/17/bin/postgres",
     "postgresql-17-timescaledb": "usr/share/postgresql/17/extension/timescaledb.control",
     "postgresql-17-cron": "usr/share/postgresql/17/extension/pg_cron.control",
-    "mosquitto": "usr/sbin/mosquitto",  # 2.0.21 (the host's Debian 12 has 2.0.11)
+    # 2.0.21, for tests/reliability/test_broker_versions.py only (not the project's broker)
+    "mosquitto": "usr/sbin/mosquitto",
     "pgbackrest": "usr/bin/pgbackrest",  # 2.55: continuous archiving (`services backup`)
 }
 TRIXIE_PACKAGES_MOSQUITTO = TRIXIE_PACKAGES["mosquitto"]
@@ -412,11 +416,19 @@ def _pg_down(settings: Settings) -> None:
 # --- Mosquitto ---------------------------------------------------------------------------------
 
 
-def mosquitto_command(root: Path | None = None) -> list[str]:
-    """The broker's command line up to its options: Mosquitto 2.0.21 from the trixie root, run
-    by the root's own dynamic loader on the root's libraries, without a chroot (it reads its
-    configuration, certificates and state where the host keeps them, and drops to the host's
-    ``mosquitto`` user). Chosen over Debian 12's 2.0.11 by measurement (README, Services)."""
+def mosquitto_command() -> list[str]:
+    """The project's broker, up to its options: Debian 12's Mosquitto 2.0.11. Measured against
+    trixie's 2.0.21 (``tests/reliability/test_broker_versions.py``): with
+    ``per_listener_settings true``, which the two listeners' separate logins and ACLs need,
+    2.0.21 (like every release since 2.0.12, mosquitto#2618) queues nothing for a persistent
+    session while it is offline — an ingest that is down would lose every reading."""
+    return ["mosquitto"]
+
+
+def trixie_mosquitto_command(root: Path | None = None) -> list[str]:
+    """Mosquitto 2.0.21 from the trixie root, run by the root's own dynamic loader on the
+    root's libraries without a chroot (it reads configuration and state where the host keeps
+    them and drops to the host's ``mosquitto`` user); for the comparison test."""
     root = root or _ensure_root()
     libc = sorted(root.glob("usr/lib/*-linux-gnu/libc.so.6"))
     # the loader itself, not ``usr/lib64``'s link to it (an absolute link names the host's)
