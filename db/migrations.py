@@ -4,9 +4,20 @@ Files live in ``db/sql/NNN_name.sql`` and run in order, each in its own transact
 an advisory lock so that concurrent runners wait for each other. An applied file whose content
 changed is refused (``MigrationError``): write a new migration instead.
 
-A file whose first line is ``-- requires: timescale_license`` uses Timescale-licensed features
-(compression, continuous aggregates, job policies); it is applied only where the running
-TimescaleDB has them, and stays pending otherwise.
+Markers are comment lines at the top of a file:
+
+- ``-- requires: timescale_license``: the file uses Timescale-licensed features (compression,
+  continuous aggregates, job policies); it is applied only where the running TimescaleDB has
+  them, and stays pending otherwise.
+- ``-- carebeacon: no-transaction``: the file runs outside a transaction, one statement at a
+  time, for statements that refuse a transaction block or commit on their own: ``CREATE INDEX
+  CONCURRENTLY`` on a plain table, and on a hypertable ``CREATE INDEX … WITH
+  (timescaledb.transaction_per_chunk)`` (one transaction per chunk, so ingest waits only for
+  the chunk being indexed, not for the whole table). Statements end with ``;`` at the end of a
+  line and have no dollar quoting; each must be safe to run again (``IF NOT EXISTS``), because
+  a failure leaves the ones before it applied. The file is recorded only when every statement
+  succeeded and no index is left invalid (a failed concurrent or per-chunk build leaves one:
+  drop it, then run ``carebeacon migrate`` again).
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ __all__ = [
 SQL_DIR = Path(__file__).with_name("sql")
 _NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x43415245  # "CARE"
+_DOLLAR_QUOTE = re.compile(r"\$[A-Za-z_]*\$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +55,43 @@ class Migration:
     sql: str
     checksum: str
     requires_license: bool
+    no_transaction: bool = False
+
+    def statements(self) -> list[str]:
+        """A no-transaction file's statements, in order."""
+        if _DOLLAR_QUOTE.search(self.sql):
+            raise MigrationError(
+                f"migration {self.version:03d}_{self.name} is marked no-transaction and has "
+                "dollar quoting; put functions in a transactional migration"
+            )
+        statements: list[str] = []
+        current: list[str] = []
+        for line in self.sql.splitlines():
+            if not current and (not line.strip() or line.lstrip().startswith("--")):
+                continue
+            current.append(line)
+            if line.rstrip().endswith(";"):
+                statements.append("\n".join(current))
+                current = []
+        if any(line.strip() and not line.lstrip().startswith("--") for line in current):
+            raise MigrationError(
+                f"migration {self.version:03d}_{self.name}: the last statement has no ';'"
+            )
+        return statements
+
+
+REQUIRES_LICENSE = "-- requires: timescale_license"
+NO_TRANSACTION = "-- carebeacon: no-transaction"
+
+
+def _markers(text: str) -> set[str]:
+    """The comment lines at the top of a migration file."""
+    markers: set[str] = set()
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            break
+        markers.add(line.strip())
+    return markers
 
 
 def discover(directory: Path = SQL_DIR) -> list[Migration]:
@@ -52,13 +101,15 @@ def discover(directory: Path = SQL_DIR) -> list[Migration]:
         if not match:
             raise MigrationError(f"migration file name {path.name!r} is not NNN_name.sql")
         text = path.read_text(encoding="utf-8")
+        markers = _markers(text)
         found.append(
             Migration(
                 version=int(match.group(1)),
                 name=match.group(2),
                 sql=text,
                 checksum=hashlib.sha256(text.encode()).hexdigest(),
-                requires_license=text.startswith("-- requires: timescale_license"),
+                requires_license=REQUIRES_LICENSE in markers,
+                no_transaction=NO_TRANSACTION in markers,
             )
         )
     versions = [m.version for m in found]
@@ -114,13 +165,12 @@ def apply_migrations(conninfo: str, directory: Path = SQL_DIR) -> list[str]:
                     if not licensed:
                         continue
                 try:
-                    with conn.transaction():
-                        conn.execute(migration.sql.encode())
-                        conn.execute(
-                            "INSERT INTO schema_migrations (version, name, checksum)"
-                            " VALUES (%s, %s, %s)",
-                            (migration.version, migration.name, migration.checksum),
-                        )
+                    if migration.no_transaction:
+                        _apply_outside_transaction(conn, migration)
+                    else:
+                        with conn.transaction():
+                            conn.execute(migration.sql.encode())
+                            _record(conn, migration)
                 except psycopg.Error as exc:
                     raise MigrationError(
                         f"migration {migration.version:03d}_{migration.name} failed: {exc}"
@@ -129,6 +179,34 @@ def apply_migrations(conninfo: str, directory: Path = SQL_DIR) -> list[str]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now
+
+
+def _record(conn: psycopg.Connection[tuple[object, ...]], migration: Migration) -> None:
+    conn.execute(
+        "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+        (migration.version, migration.name, migration.checksum),
+    )
+
+
+def _apply_outside_transaction(
+    conn: psycopg.Connection[tuple[object, ...]], migration: Migration
+) -> None:
+    """Each statement on its own (the connection is in autocommit), then the check that no index
+    was left invalid, then the record."""
+    for statement in migration.statements():
+        conn.execute(statement.encode())
+    invalid = [
+        str(name)
+        for (name,) in conn.execute(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1"
+        )
+    ]
+    if invalid:
+        raise MigrationError(
+            f"migration {migration.version:03d}_{migration.name} left invalid indexes "
+            f"({', '.join(invalid)}): drop them and run the migrations again"
+        )
+    _record(conn, migration)
 
 
 def main(argv: list[str]) -> int:

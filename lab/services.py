@@ -4,10 +4,14 @@
 connections. TimescaleDB is not packaged for Debian 12: PostgreSQL 17 + TimescaleDB (Apache
 build) + pg_cron run from a Debian trixie root built once with mmdebstrap into a cache
 directory (built under a temporary name and renamed, so an interrupted build never leaves half
-a root). Mosquitto is Debian's, with the project's configuration: an internal listener for
-server-side users and a TLS listener with per-gateway users and a pattern ACL. Their
-configuration files are templates in ``deploy/mosquitto/`` and ``deploy/postgresql/``, filled
-here (:func:`render_mosquitto`).
+a root). The same root holds pgBackRest (continuous archiving; ``services backup|restore``,
+``lab.backup``) and trixie's Mosquitto 2.0.21, which only the broker comparison test runs
+(:func:`trixie_mosquitto_command`): the project's broker stays Debian 12's 2.0.11
+(:func:`mosquitto_command`, chosen by measurement). It runs the project's configuration: an
+internal listener for
+server-side users and a TLS listener with per-gateway users and a pattern ACL. Configuration
+files are templates in ``deploy/mosquitto/`` and ``deploy/postgresql/``, filled here
+(:func:`render_mosquitto`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from string import Template
 
 from carebeacon.broker import (
@@ -32,8 +36,19 @@ from carebeacon.broker import (
     write_owned,
 )
 from carebeacon.settings import Settings, env_file, read_env_file
+from lab import broker_log
+from lab.backup import Archive, BackupError
 
-__all__ = ["DEPLOY_DIR", "PACKET_HEADROOM_BYTES", "main", "render_mosquitto", "up"]
+__all__ = [
+    "DEPLOY_DIR",
+    "PACKET_HEADROOM_BYTES",
+    "TRIXIE_PACKAGES",
+    "main",
+    "mosquitto_command",
+    "render_mosquitto",
+    "trixie_mosquitto_command",
+    "up",
+]
 
 
 def _deploy_dir() -> Path:
@@ -46,10 +61,21 @@ def _deploy_dir() -> Path:
 
 DEPLOY_DIR = _deploy_dir()
 
-TRIXIE_PACKAGES = "postgresql-17,postgresql-17-timescaledb,postgresql-17-cron"
+#: what the trixie root holds, each with a file that shows it is installed; a root built before a
+#: package was added gets it from the root's own apt at the next ``up`` (a few seconds, once)
+TRIXIE_PACKAGES: dict[str, str] = {
+    "postgresql-17": "usr/lib/postgresql/17/bin/postgres",
+    "postgresql-17-timescaledb": "usr/share/postgresql/17/extension/timescaledb.control",
+    "postgresql-17-cron": "usr/share/postgresql/17/extension/pg_cron.control",
+    # 2.0.21, for tests/reliability/test_broker_versions.py only (not the project's broker)
+    "mosquitto": "usr/sbin/mosquitto",
+    "pgbackrest": "usr/bin/pgbackrest",  # 2.55: continuous archiving (`services backup`)
+}
+TRIXIE_PACKAGES_MOSQUITTO = TRIXIE_PACKAGES["mosquitto"]
 PG_BIN = "/usr/lib/postgresql/17/bin"
 PG_DATA_IN_ROOT = "/var/lib/carebeacon/pgdata"
 PG_SOCKET_IN_ROOT = "/var/lib/carebeacon/run"
+PG_BACKUP_IN_ROOT = "/var/lib/carebeacon/pgbackrest"
 
 
 def _render(template: str, **values: object) -> str:
@@ -132,25 +158,20 @@ def _root_dir() -> Path:
 def _ensure_root() -> Path:
     root = _root_dir()
     if (root / PG_BIN.lstrip("/") / "postgres").exists():
+        _ensure_root_packages(root)
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.with_name("trixie-root.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     mirror = os.environ.get("CAREBEACON_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+    include = "--include=" + ",".join(TRIXIE_PACKAGES)
     started = time.monotonic()
     try:
         _apt_install("mmdebstrap")
-        _log(f"building the trixie root for TimescaleDB in {root} (once, ~30 s)")
+        _log(f"building the trixie root for TimescaleDB and Mosquitto in {root} (once, ~35 s)")
         subprocess.run(
-            [
-                "mmdebstrap",
-                "--variant=minbase",
-                f"--include={TRIXIE_PACKAGES}",
-                "trixie",
-                str(tmp),
-                mirror,
-            ],
+            ["mmdebstrap", "--variant=minbase", include, "trixie", str(tmp), mirror],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -159,20 +180,37 @@ def _ensure_root() -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         _apt_install("debootstrap")
         subprocess.run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={TRIXIE_PACKAGES}",
-                "trixie",
-                str(tmp),
-                mirror,
-            ],
+            ["debootstrap", "--variant=minbase", include, "trixie", str(tmp), mirror],
             check=True,
             stdout=subprocess.DEVNULL,
         )
     tmp.rename(root)
     _log(f"trixie root ready in {time.monotonic() - started:.1f} s")
     return root
+
+
+def _ensure_root_packages(root: Path) -> None:
+    """Install into an existing root what :data:`TRIXIE_PACKAGES` added since it was built
+    (the root's own apt, in a chroot; nothing already there is upgraded)."""
+    missing = [name for name, marker in TRIXIE_PACKAGES.items() if not (root / marker).exists()]
+    if not missing:
+        return
+    _log(f"installing {' '.join(missing)} into the trixie root")
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8",
+        "DEBIAN_FRONTEND": "noninteractive",
+    }
+    for argv in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+    ):
+        subprocess.run(
+            ["/usr/sbin/chroot", str(root), *argv],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
 
 
 def _root_postgres_ids(root: Path) -> tuple[int, int]:
@@ -227,6 +265,8 @@ def _pg_up(settings: Settings, password: str) -> None:
             )
         finally:
             pwfile.unlink(missing_ok=True)
+        archive = _archive(settings)
+        archive.write_config()
         conf = data / "postgresql.conf"
         with conf.open("a", encoding="utf-8") as fh:
             fh.write(
@@ -234,6 +274,7 @@ def _pg_up(settings: Settings, password: str) -> None:
                     "postgresql/carebeacon.conf.template",
                     socket_dir=PG_SOCKET_IN_ROOT,
                     database=settings.pg_database,
+                    archiving=archive.postgresql_settings(),
                 )
             )
     if _port_open(settings.pg_port):
@@ -262,6 +303,88 @@ def _pg_up(settings: Settings, password: str) -> None:
     )
     if exists.stdout.strip() != "1":
         _psql(root, settings, "-c", f'CREATE DATABASE "{settings.pg_database}"')
+    archive = _archive(settings)
+    if _archiving_configured(settings) and not archive.initialised:
+        archive.ensure_stanza()  # once: from then on every WAL segment is archived
+
+
+def _archive(settings: Settings) -> Archive:
+    """The project cluster's pgBackRest archive (``lab.backup``)."""
+    root = _root_dir()
+    uid, gid = _root_postgres_ids(root)
+    return Archive(
+        root=root,
+        uid=uid,
+        gid=gid,
+        data=PurePosixPath(PG_DATA_IN_ROOT),
+        socket_dir=PurePosixPath(PG_SOCKET_IN_ROOT),
+        port=settings.pg_port,
+        user=settings.pg_user,
+        repository=PurePosixPath(PG_BACKUP_IN_ROOT),
+    )
+
+
+def _archiving_configured(settings: Settings) -> bool:
+    conf = _root_dir() / PG_DATA_IN_ROOT.lstrip("/") / "postgresql.conf"
+    archive = _archive(settings)
+    return conf.exists() and str(archive.config) in conf.read_text(encoding="utf-8")
+
+
+def backup(settings: Settings, kind: str) -> int:
+    """``services backup``: a base backup of the project cluster (WAL is archived continuously)."""
+    archive = _archive(settings)
+    if not _archiving_configured(settings):
+        # a cluster initialised before archiving was part of `up`: configure it; PostgreSQL
+        # reads archive_mode only at start
+        archive.write_config()
+        conf = _root_dir() / PG_DATA_IN_ROOT.lstrip("/") / "postgresql.conf"
+        with conf.open("a", encoding="utf-8") as fh:
+            fh.write("\n" + archive.postgresql_settings())
+        _log(
+            "continuous archiving configured; it starts with PostgreSQL: run "
+            "`carebeacon services restart-db`, then `carebeacon services backup` again"
+        )
+        return 1
+    try:
+        print(archive.backup(kind), end="")
+    except BackupError as exc:
+        _log(f"{exc}\n{exc.output}")
+        return 1
+    return 0
+
+
+def restore(settings: Settings) -> int:
+    """``services restore``: the latest backup plus every archived WAL segment, into a fresh
+    data directory; the old one is moved aside (``pgdata.before-restore-<time>``), never
+    deleted."""
+    archive = _archive(settings)
+    try:
+        if not archive.has_backup():
+            raise BackupError("no backup in the repository: nothing to restore from")
+    except BackupError as exc:
+        _log(str(exc))
+        return 1
+    _pg_down(settings)
+    data = _root_dir() / PG_DATA_IN_ROOT.lstrip("/")
+    if data.exists():
+        aside = data.with_name(f"pgdata.before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
+        data.rename(aside)
+        _log(f"the previous data directory is kept in {aside}")
+    started = time.monotonic()
+    try:
+        archive.restore()
+    except BackupError as exc:
+        _log(f"{exc}\n{exc.output}")
+        return 1
+    _pg_up(settings, _ensure_secrets()["CAREBEACON_PG_PASSWORD"])
+    deadline = time.monotonic() + 3600
+    while _psql(_root_dir(), settings, "-tAc", "SELECT pg_is_in_recovery()").stdout.strip() == "t":
+        if time.monotonic() > deadline:  # replaying the archived WAL; then it takes writes
+            _log("still replaying WAL after an hour: see postgresql.log in the trixie root")
+            return 1
+        time.sleep(0.2)
+    _log(f"restored and recovered in {time.monotonic() - started:.1f} s")
+    return 0
 
 
 def _psql(root: Path, settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -291,6 +414,37 @@ def _pg_down(settings: Settings) -> None:
 
 
 # --- Mosquitto ---------------------------------------------------------------------------------
+
+
+def mosquitto_command() -> list[str]:
+    """The project's broker, up to its options: Debian 12's Mosquitto 2.0.11. Measured against
+    trixie's 2.0.21 (``tests/reliability/test_broker_versions.py``): with
+    ``per_listener_settings true``, which the two listeners' separate logins and ACLs need,
+    2.0.21 (like every release since 2.0.12, mosquitto#2618) queues nothing for a persistent
+    session while it is offline — an ingest that is down would lose every reading."""
+    return ["mosquitto"]
+
+
+def trixie_mosquitto_command(root: Path | None = None) -> list[str]:
+    """Mosquitto 2.0.21 from the trixie root, run by the root's own dynamic loader on the
+    root's libraries without a chroot (it reads configuration and state where the host keeps
+    them and drops to the host's ``mosquitto`` user); for the comparison test."""
+    root = root or _ensure_root()
+    libc = sorted(root.glob("usr/lib/*-linux-gnu/libc.so.6"))
+    # the loader itself, not ``usr/lib64``'s link to it (an absolute link names the host's)
+    loaders = [
+        path
+        for path in sorted(root.glob("usr/lib/*-linux-gnu/ld-linux*.so.*"))
+        if not path.is_symlink()
+    ]
+    if not libc or not loaders or not (root / TRIXIE_PACKAGES_MOSQUITTO).exists():
+        raise SystemExit(f"services: no Mosquitto in the trixie root {root}")
+    return [
+        str(loaders[0]),
+        "--library-path",
+        str(libc[0].parent),
+        str(root / TRIXIE_PACKAGES_MOSQUITTO),
+    ]
 
 
 def _ensure_tls(directory: Path) -> None:
@@ -409,7 +563,7 @@ def _mosquitto_up(settings: Settings, values: dict[str, str]) -> None:
         return
     _log(f"starting Mosquitto on 127.0.0.1:{settings.mqtt_port} (TLS {settings.mqtt_tls_port})")
     subprocess.run(
-        ["mosquitto", "-d", "-c", str(directory / "mosquitto.conf")],
+        [*mosquitto_command(), "-d", "-c", str(directory / "mosquitto.conf")],
         check=True,
         start_new_session=True,
     )
@@ -449,7 +603,25 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="carebeacon services", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("action", choices=["up", "down", "status", "restart-db", "restart-broker"])
+    parser.add_argument(
+        "action",
+        choices=[
+            "up",
+            "down",
+            "status",
+            "restart-db",
+            "restart-broker",
+            "backup",
+            "restore",
+            "denials",
+        ],
+    )
+    parser.add_argument(
+        "--type",
+        choices=["full", "diff", "incr"],
+        default="incr",
+        help="backup: full, differential or incremental (the first is always full)",
+    )
     args = parser.parse_args(argv)
     if args.action == "up":
         started = time.monotonic()
@@ -469,6 +641,17 @@ def main(argv: list[str]) -> int:
         _pg_down(settings)
         _pg_up(settings, _ensure_secrets()["CAREBEACON_PG_PASSWORD"])
         return 0
+    if args.action == "backup":
+        return backup(settings, args.type)
+    if args.action == "denials":
+        log = broker_dir() / "mosquitto.log"
+        if not log.exists():
+            _log(f"no broker log at {log}")
+            return 1
+        print(broker_log.summary(log), end="")
+        return 0
+    if args.action == "restore":
+        return restore(settings)
     if args.action == "restart-broker":
         _mosquitto_down()
         _mosquitto_up(settings, _ensure_secrets())

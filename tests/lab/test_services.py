@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -20,7 +20,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from carebeacon.broker import set_password, write_owned
 from carebeacon.settings import Settings
-from lab.services import DEPLOY_DIR, render_mosquitto
+from lab.backup import Archive
+from lab.services import DEPLOY_DIR, _render, mosquitto_command, render_mosquitto
 from tests.support.network import free_port
 
 pytestmark = pytest.mark.broker
@@ -95,6 +96,32 @@ def test_templates_have_no_unfilled_placeholder() -> None:
     ]
 
 
+def test_postgresql_template_archives_every_wal_segment() -> None:
+    archive = Archive(
+        root=Path("/unused"),
+        uid=0,
+        gid=0,
+        data=PurePosixPath("/var/lib/carebeacon/pgdata"),
+        socket_dir=PurePosixPath("/run"),
+        port=5432,
+        user="carebeacon",
+        repository=PurePosixPath("/var/lib/carebeacon/pgbackrest"),
+    )
+    text = _render(
+        "postgresql/carebeacon.conf.template",
+        socket_dir="/run",
+        database="carebeacon",
+        archiving=archive.postgresql_settings(),
+    )
+    assert "$" not in text
+    assert "archive_mode = on\n" in text
+    assert (
+        "archive_command = 'pgbackrest --config=/var/lib/carebeacon/pgbackrest/pgbackrest.conf"
+        " --stanza=carebeacon archive-push %p'\n"
+    ) in text
+    assert "pg1-path=/var/lib/carebeacon/pgdata\n" in archive.render_config()
+
+
 def test_mosquitto_runs_the_rendered_configuration(broker_dir: Path) -> None:
     settings = Settings(mqtt_port=free_port(), mqtt_tls_port=free_port())
     (broker_dir / "data").mkdir()
@@ -108,7 +135,7 @@ def test_mosquitto_runs_the_rendered_configuration(broker_dir: Path) -> None:
         for path in [broker_dir, *broker_dir.rglob("*")]:
             os.chown(path, entry.pw_uid, entry.pw_gid)
     log = broker_dir / "mosquitto.log"
-    process = subprocess.Popen(["mosquitto", "-c", str(broker_dir / "mosquitto.conf")])
+    process = subprocess.Popen([*mosquitto_command(), "-c", str(broker_dir / "mosquitto.conf")])
     try:
         _wait_listening(settings.mqtt_port, process, log)
         _wait_listening(settings.mqtt_tls_port, process, log)

@@ -32,7 +32,7 @@ from pydantic import SecretStr
 
 from carebeacon.broker import mosquitto_password_line, provision_gateway_credentials
 from carebeacon.settings import Settings
-from lab.services import render_mosquitto
+from lab.services import mosquitto_command, render_mosquitto
 from tests.support.network import free_port
 
 __all__ = [
@@ -73,6 +73,7 @@ class PrivateBroker:
         (self.dir / "mosquitto.conf").write_text(
             f"pid_file {self.dir}/mosquitto.pid\npersistence true\n"
             f"persistence_location {self.dir}/data/\nlog_dest file {self.dir}/log\n"
+            "autosave_on_changes true\nautosave_interval 100\n"
             "max_queued_messages 0\nmax_inflight_messages 1000\n"
             f"listener {self.port} 127.0.0.1\nallow_anonymous false\n"
             f"password_file {self.dir}/passwd\n{acl_line}"
@@ -85,7 +86,9 @@ class PrivateBroker:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(["mosquitto", "-c", str(self.dir / "mosquitto.conf")])
+        self.process = subprocess.Popen(
+            [*mosquitto_command(), "-c", str(self.dir / "mosquitto.conf")]
+        )
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             with socket.socket() as s:
@@ -163,7 +166,9 @@ class RenderedBroker(PrivateBroker):
         self.process = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(["mosquitto", "-c", str(self.dir / "mosquitto.conf")])
+        self.process = subprocess.Popen(
+            [*mosquitto_command(), "-c", str(self.dir / "mosquitto.conf")]
+        )
         deadline = time.monotonic() + 10
         waiting = [self.port, self.tls_port]
         while waiting and time.monotonic() < deadline:

@@ -233,11 +233,13 @@ class PgTarget:
 
 
 class IngestProcess:
-    """``carebeacon ingest`` as operators run it: one process, plain subscription, persistent
-    session under a fixed client id; metrics on a private port; stderr kept in a log file."""
+    """``carebeacon ingest`` as operators run it: one process, plain subscription (or, scaled
+    out, its ``share_group``), persistent session under a fixed client id; metrics on a private
+    port; stderr kept in a log file."""
 
-    def __init__(self, pg: PgTarget, mqtt_port: int, log: Path) -> None:
+    def __init__(self, pg: PgTarget, mqtt_port: int, log: Path, share_group: str = "") -> None:
         self.pg = pg
+        self.share_group = share_group
         self.mqtt_port = mqtt_port
         self.log = log
         self.client_id = f"ingest-rel-{uuid.uuid4().hex[:8]}"
@@ -260,7 +262,7 @@ class IngestProcess:
             "CAREBEACON_MQTT_INGEST_USER": "ingest",
             "CAREBEACON_MQTT_INGEST_PASSWORD": "ingest-pw",
             "CAREBEACON_INGEST_CLIENT_ID": self.client_id,
-            "CAREBEACON_INGEST_SHARE_GROUP": "",
+            "CAREBEACON_INGEST_SHARE_GROUP": self.share_group,
             "CAREBEACON_INGEST_SESSION_EXPIRY_SECONDS": "3600",
             "CAREBEACON_METRICS_PORT": str(self.metrics_port),
             "CAREBEACON_LOG_LEVEL": "INFO",  # ingest logs only its connections at INFO

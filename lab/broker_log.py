@@ -1,0 +1,73 @@
+"""Publishes the broker refused, read from its log.
+
+Over MQTT 3.1.1 a publish that the ACL denies is acknowledged like any other (3.1.1's PUBACK
+has no reason code) and dropped: the gateway deletes the reading, ingest never sees it. The
+only trace is Mosquitto's log line ``Denied PUBLISH from <client> (d0, q1, r0, m1, '<topic>',
+... (<n> bytes))``, which Mosquitto 2.0.11 and 2.0.21 write at the ``debug`` level only; the
+project's broker configuration therefore logs ``debug`` (``deploy/mosquitto/``; measured
+~260 bytes of log per message delivered). On the gateway listener the client id is the
+gateway's username (``use_username_as_clientid``), so ``client_id`` names the gateway.
+
+``carebeacon services denials`` prints them grouped by client and topic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+__all__ = ["DeniedPublish", "denied_publishes", "summary"]
+
+# Mosquitto 2.0 (src/handle_publish.c): "Denied PUBLISH from %s (d%d, q%d, r%d, m%d, '%s',
+# ... (%ld bytes))", after the default unix-seconds timestamp
+_DENIED = re.compile(
+    r"^(?P<at>\d+): Denied PUBLISH from (?P<client>.+) \(d(?P<dup>[01]), q(?P<qos>[0-2]),"
+    r" r(?P<retain>[01]), m(?P<mid>\d+), '(?P<topic>.*)', \.\.\. \((?P<size>\d+) bytes\)\)$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeniedPublish:
+    at: datetime
+    client_id: str
+    topic: str
+    qos: int
+    retain: bool
+    payload_bytes: int
+
+
+def denied_publishes(lines: Iterable[str]) -> Iterator[DeniedPublish]:
+    """The denied publishes among a Mosquitto log's lines (other lines are skipped)."""
+    for line in lines:
+        match = _DENIED.match(line.rstrip("\n"))
+        if match is None:
+            continue
+        yield DeniedPublish(
+            at=datetime.fromtimestamp(int(match["at"]), UTC),
+            client_id=match["client"],
+            topic=match["topic"],
+            qos=int(match["qos"]),
+            retain=match["retain"] == "1",
+            payload_bytes=int(match["size"]),
+        )
+
+
+def summary(log: Path) -> str:
+    """One line per client and topic: how many publishes were denied, the last one's time."""
+    counts: Counter[tuple[str, str]] = Counter()
+    last: dict[tuple[str, str], datetime] = {}
+    with log.open(encoding="utf-8", errors="replace") as fh:
+        for denied in denied_publishes(fh):
+            key = (denied.client_id, denied.topic)
+            counts[key] += 1
+            last[key] = denied.at
+    if not counts:
+        return f"no denied publishes in {log}\n"
+    return "".join(
+        f"{n:6d}  {client}  {topic}  last {last[(client, topic)].isoformat()}\n"
+        for (client, topic), n in sorted(counts.items())
+    )
