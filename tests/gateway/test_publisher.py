@@ -199,7 +199,7 @@ def receipts_broker(settings: Settings) -> Iterator[tuple[RenderedBroker, Login]
 
 
 def _receipt(gateway_id: str, **outcomes: list[str]) -> bytes:
-    body = {"schema": "carebeacon.receipts/1", "gateway_id": gateway_id}
+    body: dict[str, object] = {"schema": "carebeacon.receipts/1", "gateway_id": gateway_id}
     body.update({k: outcomes.get(k, []) for k in ("stored", "duplicate", "quarantined")})
     return json.dumps(body).encode()
 
