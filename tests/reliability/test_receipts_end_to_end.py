@@ -9,7 +9,9 @@ receipts (``carebeacon.readings/2``) → a private Mosquitto with the project's 
   does not ask for receipts (``/1``, forgets on PUBACK) runs beside them as the control;
 * a gateway's power cut while it waits for receipts (ingest offline, so none can come): after
   ingest stores the burst its receipts find no one; the restarted gateway sends everything
-  again — all stored once, as duplicates the second time.
+  again — all stored once, as duplicates the second time;
+* ingest SIGKILLed mid-stream again and again: what it had not committed the broker redelivers,
+  a receipt it never published is made good by the gateway's re-send after its timeout.
 
 Figures (sent / stored / lost / duplicated) are printed (``pytest -s``) and merged into
 ``test-artifacts/reliability-faults.json``. Quick versions run in ``make test``; the ``slow``
@@ -268,4 +270,77 @@ async def test_gateway_power_cut_during_a_receipt_timeout(
     assert (result.stored, result.lost, result.duplicated) == (len(sent), 0, 0)
     assert result.rows == result.rows_expected
     assert duplicates == len(sent)  # the re-sends after the restart, each stored once already
+    assert ingest.log_problems() == []
+
+
+@pytest.mark.parametrize(
+    ("gateways", "steps", "kills"),
+    [
+        pytest.param(2, 24, 3, id="quick"),
+        pytest.param(4, 120, 6, id="slow", marks=[pytest.mark.slow, pytest.mark.timeout(900)]),
+    ],
+)
+async def test_ingest_sigkill_mid_stream_receipts_lost_with_it_are_made_good(
+    tmp_path: Path, database: str, gateways: int, steps: int, kills: int
+) -> None:
+    """Ingest dies between commits, acks and receipts: what it had not committed the broker
+    redelivers; a receipt it never published the gateway makes good by sending again after its
+    timeout (a duplicate, receipted)."""
+    homes = new_homes(gateways)
+    await asyncio.to_thread(register_homes, database, homes)
+    broker = fleet_broker(homes)
+    broker.start()
+    ingest = IngestProcess(PgTarget.from_conninfo(database), broker.port, tmp_path / "ingest.log")
+    configs = [
+        receipts_config(h, broker.port, tmp_path / h.gateway_id, receipt_timeout=2.0) for h in homes
+    ]
+    sent: list[uuid.UUID] = []
+    started = time.monotonic()
+    try:
+        await ingest.start_connected()
+        async with contextlib.AsyncExitStack() as stack:
+            publishers = [await stack.enter_async_context(publishing(c)) for c in configs]
+
+            async def stream() -> None:
+                for step in range(steps):
+                    for home, publisher in zip(homes, publishers, strict=True):
+                        sent.extend(_add(publisher, home.meter_id, 25, 1 + step * 25))
+                    await asyncio.sleep(0.25)
+
+            streaming = asyncio.create_task(stream())
+            at_kills: list[int] = []
+            for _ in range(kills):
+                before = await asyncio.to_thread(stored_count, database, sent)
+                assert await wait_until(
+                    lambda b=before: stored_count(database, sent) > b,  # type: ignore[misc]
+                    30,
+                    step=0.05,
+                )
+                ingest.kill()
+                at_kills.append(await asyncio.to_thread(stored_count, database, sent))
+                await asyncio.sleep(0.5)
+                await ingest.start_connected()
+            await streaming
+            emptied = await wait_until(lambda: all(p.outbox.depth == 0 for p in publishers), 120)
+            resent = sum(p.resent_readings for p in publishers)
+        assert await asyncio.to_thread(ingest.stop) == 0
+    finally:
+        if ingest.alive():
+            await asyncio.to_thread(ingest.stop)
+        broker.remove()
+    result = await asyncio.to_thread(
+        figures,
+        database,
+        f"ingest SIGKILL x{kills} mid-stream, receipts",
+        sent,
+        homes,
+        time.monotonic() - started,
+        {"stored_at_kills": at_kills, "resent_readings": resent},
+    )
+    record(result)
+    assert emptied
+    assert len(sent) == gateways * steps * 25
+    assert at_kills[-1] < len(sent)  # the last kill struck mid-stream
+    assert (result.stored, result.lost, result.duplicated) == (len(sent), 0, 0)
+    assert result.rows == result.rows_expected
     assert ingest.log_problems() == []
