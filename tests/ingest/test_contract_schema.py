@@ -378,6 +378,19 @@ def test_a_config_is_valid_for_the_schema_exactly_when_the_gateway_takes_it(
 # --- receipts (issue 19): readings/2 is readings/1 asking for them ----------------------------
 
 
+def test_readings_2_is_readings_1_field_for_field() -> None:
+    """Only the schema's name differs (a change to /1's fields is a change to /2's)."""
+
+    def body(name: str) -> dict[str, Any]:
+        schema = json.loads((CONTRACTS / f"{name}.schema.json").read_text(encoding="utf-8"))
+        for key in ("$id", "title", "description"):
+            schema.pop(key)
+        schema["properties"] = {**schema["properties"], "schema": None}
+        return dict(schema)
+
+    assert body("carebeacon.readings-2") == body("carebeacon.readings-1")
+
+
 @pytest.mark.parametrize(("name", "body", "valid"), BATCH_SAMPLES, ids=lambda x: x)
 def test_a_readings_2_batch_is_valid_exactly_when_ingest_takes_it_and_asks_for_receipts(
     name: str, body: Any, valid: bool
