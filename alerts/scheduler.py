@@ -47,6 +47,7 @@ from alerts._store import (
     lock_patients,
     save_book,
 )
+from carebeacon import systemd
 
 __all__ = [
     "LEADER_LOCK",
@@ -341,6 +342,8 @@ async def run(
 
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(lead())
+        tasks.create_task(systemd.watchdog_task(stop))  # Type=notify units: see carebeacon.systemd
+        systemd.notify_ready()
         await stop.wait()
 
 

@@ -52,6 +52,7 @@ Reading id (``uuid5`` in :data:`READING_NAMESPACE`)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable
@@ -70,15 +71,26 @@ from devices.characteristics import normalize_uuid
 from devices.date_time import DateTime, naive_datetime
 from devices.errors import UnsupportedCharacteristic
 from devices.glucose import (
+    CarbohydrateId,
     ConcentrationUnit,
     GlucoseMeasurement,
+    GlucoseMeasurementContext,
+    GlucoseTester,
     GlucoseType,
+    Health,
+    Meal,
+    MedicationId,
+    MedicationUnit,
     SampleLocation,
     SensorStatus,
 )
 from devices.ieee11073 import Number, SpecialValue
 from devices.mi_scale import MiBodyCompositionScaleMeasurement, MiScaleMeasurement, MiScaleUnit
 from devices.units import (
+    G_PER_KG,
+    MG_PER_KG,
+    ML_PER_L,
+    exact_scale,
     inches_to_m,
     jin_to_kg,
     kg_per_l_to_mg_dl,
@@ -90,6 +102,7 @@ from devices.uuids import GattCharacteristic, GattService
 from devices.weight_scale import MassUnit, WeightScaleMeasurement
 
 __all__ = [
+    "CONTEXT_RANGES",
     "DEVICE_TYPES",
     "DEVICE_TYPE_BY_CHARACTERISTIC",
     "FLAGS",
@@ -102,6 +115,7 @@ __all__ = [
     "DeviceIdentity",
     "Value",
     "canonical_reading",
+    "with_glucose_context",
 ]
 
 DEVICE_TYPES = frozenset(
@@ -127,6 +141,25 @@ UNITS: dict[str, str] = {
     "soft_lean_mass": "kg",
     "body_water_mass": "kg",
     "impedance": "Ohm",
+    # Glucose Measurement Context (0x2A34), merged into the glucose reading
+    "carbohydrate": "g",
+    "exercise_duration": "s",
+    "exercise_intensity": "%",
+    "medication": "mg",
+    "medication_volume": "mL",
+    "hba1c": "%",
+}
+
+#: the glucose context's values outside these (inclusive) are not sent as numbers but flagged
+#: ``<code>_out_of_range``: a meter's odd context field must not get the glucose reading
+#: quarantined (ingest's ``POSSIBLE`` holds the same ranges)
+CONTEXT_RANGES: dict[str, tuple[Decimal, Decimal]] = {
+    "carbohydrate": (Decimal(0), Decimal(1000)),
+    "exercise_duration": (Decimal(0), Decimal(65534)),
+    "exercise_intensity": (Decimal(0), Decimal(100)),
+    "medication": (Decimal(0), Decimal(10000)),
+    "medication_volume": (Decimal(0), Decimal(100)),
+    "hba1c": (Decimal(2), Decimal(25)),
 }
 
 #: namespace of the reading ids (uuid5)
@@ -135,7 +168,17 @@ READING_NAMESPACE = uuid.UUID("5f0b8a2e-4c1d-5e7a-9b3f-2d6c8e1a4b70")
 #: a device date before this is a reset clock
 CLOCK_RESET_BEFORE = naive_datetime(2010, 1, 1)
 
-_SFLOAT_CODES = ("systolic", "diastolic", "mean_arterial", "pulse", "glucose")
+_SFLOAT_CODES = (
+    "systolic",
+    "diastolic",
+    "mean_arterial",
+    "pulse",
+    "glucose",
+    "carbohydrate",
+    "medication",
+    "medication_volume",
+    "hba1c",
+)
 
 _BP_STATUS = {
     MeasurementStatusBits.BODY_MOVEMENT: "body_movement",
@@ -165,7 +208,33 @@ _GLUCOSE_STATUS = {
 }
 _GLUCOSE_STATUS_KNOWN = 0x0FFF
 
+#: Glucose Measurement Context (0x2A34) fields that become ``<field>:<value>`` flags; values
+#: the profile reserves become ``<field>:reserved``; "not available" (0xF) gives no flag
+_CONTEXT_ENUMS: dict[str, type[CarbohydrateId | Meal | GlucoseTester | Health | MedicationId]] = {
+    "carbohydrate": CarbohydrateId,
+    "meal": Meal,
+    "tester": GlucoseTester,
+    "health": Health,
+    "medication": MedicationId,
+}
+_CONTEXT_FLAGS = {
+    f"{field}:{member.name.lower()}": f"glucose context: {field} {member.name.lower()}"
+    for field, enum in _CONTEXT_ENUMS.items()
+    for member in enum
+    if member.name != "NOT_AVAILABLE"
+} | {
+    f"{field}:reserved": f"glucose context: a {field} value the profile reserves"
+    for field in _CONTEXT_ENUMS
+}
+
 _OTHER_FLAGS = {
+    **_CONTEXT_FLAGS,
+    "exercise_duration_overrun": "glucose context: exercise longer than 65534 s (no value)",
+    **{
+        f"{code}_out_of_range": f"glucose context: {code} outside {low}-{high} {UNITS[code]}"
+        " (left out of values)"
+        for code, (low, high) in CONTEXT_RANGES.items()
+    },
     "control_solution": "glucose type or sample location is control solution: a device check, "
     "never a patient value; no alert may use it",
     "device_clock_reset": "the device sent a reset, default or impossible time (unknown parts, "
@@ -494,4 +563,88 @@ def canonical_reading(
         values=tuple(d.values),
         flags=tuple(sorted(flags)),
         raw=raw,
+    )
+
+
+def _context_flag(field_name: str, value: object) -> str | None:
+    name = getattr(value, "name", None)
+    if name == "NOT_AVAILABLE":
+        return None
+    flag = f"{field_name}:{name.lower()}" if isinstance(name, str) else f"{field_name}:reserved"
+    return flag if flag in _CONTEXT_FLAGS else f"{field_name}:reserved"
+
+
+def with_glucose_context(reading: CanonicalReading, context: bytes) -> CanonicalReading:
+    """The glucose ``reading`` with its Glucose Measurement Context (0x2A34) merged in.
+
+    Flags: ``meal:<preprandial|postprandial|fasting|casual|bedtime>``,
+    ``tester:<self|health_care_professional|lab_test>``, ``health:<…>`` (the
+    :class:`~devices.glucose.Health` names), ``carbohydrate:<breakfast|…>``,
+    ``medication:<rapid_acting_insulin|…>``; ``<field>:reserved`` for a reserved value; no flag
+    for "not available". Values: ``carbohydrate`` g (sent in kg), ``exercise_duration`` s
+    (65535 = overrun: flag ``exercise_duration_overrun``, no value), ``exercise_intensity`` %,
+    ``medication`` mg (sent in kg) or ``medication_volume`` mL (sent in L), ``hba1c`` %.
+    ``raw["context_hex"]`` keeps the bytes. The id is the measurement's (unchanged).
+
+    Raises :class:`~devices.errors.ParseError` for bytes that are no context, ``ValueError``
+    when the reading is not a glucose reading or the sequence numbers differ.
+    """
+    parsed = GlucoseMeasurementContext.from_bytes(context)
+    if reading.type != "glucose" or reading.sequence != parsed.sequence_number:
+        raise ValueError("a glucose context merges only into the glucose reading it numbers")
+    d = _Draft("glucose", None)
+    coded = {
+        "carbohydrate": parsed.carbohydrate_id,
+        "meal": parsed.meal,
+        "tester": parsed.tester,
+        "health": parsed.health,
+        "medication": parsed.medication_id,
+    }
+    for field_name, code in coded.items():
+        flag = None if code is None else _context_flag(field_name, code)
+        if flag is not None:
+            d.flags.add(flag)
+    if parsed.carbohydrate is not None:
+        d.number("carbohydrate", parsed.carbohydrate, lambda kg: exact_scale(kg, G_PER_KG))
+    if parsed.exercise_duration is not None:
+        if parsed.exercise_duration == 0xFFFF:
+            d.flags.add("exercise_duration_overrun")
+        else:
+            d.values.append(
+                Value(
+                    "exercise_duration",
+                    Decimal(parsed.exercise_duration),
+                    UNITS["exercise_duration"],
+                )
+            )
+    if parsed.exercise_intensity is not None:
+        d.values.append(
+            Value(
+                "exercise_intensity",
+                Decimal(parsed.exercise_intensity),
+                UNITS["exercise_intensity"],
+            )
+        )
+    if parsed.medication is not None:
+        if parsed.medication_unit == MedicationUnit.LITRES:
+            d.number(
+                "medication_volume", parsed.medication, lambda litres: exact_scale(litres, ML_PER_L)
+            )
+        else:
+            d.number("medication", parsed.medication, lambda kg: exact_scale(kg, MG_PER_KG))
+    if parsed.hba1c is not None:
+        d.number("hba1c", parsed.hba1c, _same)
+    present = {v.code for v in reading.values}
+    values: list[Value] = []
+    for number in d.values:
+        low, high = CONTEXT_RANGES[number.code]
+        if not low <= number.value <= high:
+            d.flags.add(f"{number.code}_out_of_range")
+        elif number.code not in present:
+            values.append(number)
+    return dataclasses.replace(
+        reading,
+        values=reading.values + tuple(values),
+        flags=tuple(sorted(set(reading.flags) | d.flags)),
+        raw={**reading.raw, "context_hex": bytes(context).hex()},
     )

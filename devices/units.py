@@ -21,13 +21,17 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from devices._codec import EXACT
 
 __all__ = [
+    "G_PER_KG",
     "KG_PER_JIN",
     "KG_PER_LB",
     "MG_DL_PER_KG_L",
     "MG_DL_PER_MMOL_L",
+    "MG_PER_KG",
+    "ML_PER_L",
     "MMHG_PER_KPA",
     "M_PER_IN",
     "QUANTUM",
+    "exact_scale",
     "inches_to_m",
     "jin_to_kg",
     "kg_per_l_to_mg_dl",
@@ -43,6 +47,10 @@ MG_DL_PER_KG_L = Decimal("100000")
 KG_PER_LB = Decimal("0.45359237")
 M_PER_IN = Decimal("0.0254")
 KG_PER_JIN = Decimal("0.5")
+#: glucose context (0x2A34): carbohydrate kg → g, medication kg → mg or L → mL (exact)
+G_PER_KG = Decimal("1000")
+MG_PER_KG = Decimal("1000000")
+ML_PER_L = Decimal("1000")
 
 #: the finest step kept after a conversion, per canonical unit
 QUANTUM: dict[str, Decimal] = {
@@ -87,3 +95,8 @@ def jin_to_kg(value: Decimal) -> Decimal:
 
 def inches_to_m(value: Decimal) -> Decimal:
     return round_to_quantum(EXACT.multiply(value, M_PER_IN), "m")
+
+
+def exact_scale(value: Decimal, factor: Decimal) -> Decimal:
+    """``value * factor`` with no rounding (a power-of-ten change of prefix: kg → g, L → mL)."""
+    return EXACT.multiply(value, factor)

@@ -29,11 +29,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.errors import ConfigError
@@ -51,6 +53,7 @@ __all__ = [
     "normalise_address",
     "parse_config",
     "parse_server_config",
+    "preflight",
 ]
 
 PASSWORD_ENV = "CAREBEACON_GATEWAY_PASSWORD"  # noqa: S105 (a variable name)
@@ -341,3 +344,57 @@ def parse_server_config(payload: bytes) -> tuple[DeviceEntry, ...] | None:
     if not isinstance(body, dict) or body.get("schema") != SERVER_CONFIG_SCHEMA:
         raise ConfigError("config.schema", f"must be {SERVER_CONFIG_SCHEMA!r}")
     return _device_entries(body.get("devices"), "config.devices")
+
+
+class _Resolver(Protocol):
+    def __call__(self, host: str, port: int, *, type: int) -> object: ...
+
+
+def _resolve(host: str, port: int, *, type: int) -> object:
+    return socket.getaddrinfo(host, port, type=type)
+
+
+def preflight(
+    config: GatewayConfig, *, resolve: _Resolver | None = _resolve, create: bool = True
+) -> None:
+    """What a valid file can still get wrong, checked once at start (``ConfigError``, exit 2):
+    the state directory is writable (created if ``create``), the CA file is a usable
+    certificate, the broker host has a name (unless ``resolve`` is ``None``). A DNS that does
+    not answer *yet* (boot, network down) is not an error here: the publisher retries and says
+    why."""
+    state = config.state_dir
+    if create:
+        try:
+            state.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                "state_dir",
+                f"{state} cannot be created ({exc.strerror}); create it for the gateway",
+            ) from exc
+    if state.exists() and not os.access(state, os.W_OK | os.X_OK):
+        raise ConfigError("state_dir", f"{state} is not writable by this user")
+    mqtt = config.mqtt
+    if mqtt.tls and mqtt.ca_file is not None:
+        if not Path(mqtt.ca_file).is_file():
+            raise ConfigError(
+                "mqtt.ca_file",
+                f"{mqtt.ca_file} does not exist; copy the broker's CA certificate (ca.crt) there",
+            )
+        try:
+            ssl.create_default_context(cafile=mqtt.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            problem = "no PEM certificate in it" if isinstance(exc, ssl.SSLError) else exc.strerror
+            raise ConfigError(
+                "mqtt.ca_file", f"{mqtt.ca_file} is not a usable CA certificate ({problem})"
+            ) from exc
+    if resolve is None:
+        return
+    try:
+        resolve(mqtt.host, mqtt.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+            raise ConfigError(
+                "mqtt.host", f"{mqtt.host} does not resolve; check the broker's host name"
+            ) from exc
+    except UnicodeError as exc:
+        raise ConfigError("mqtt.host", f"{mqtt.host!r} is not a valid host name") from exc

@@ -7,6 +7,11 @@ meter was reset and numbers restarted, or its memory was cleared), or the count 
 filtered, the session fetches *all* records and the outbox drops the ones it already has
 (reading ids are stable, and delivered ids are remembered).
 
+A record whose measurement says "context information follows" waits for its Glucose
+Measurement Context (0x2A34, sent right after it), matched by sequence number and merged into
+the reading (meal, tester, health, exercise, medication, HbA1c: ``merge_context``); if the
+next measurement or the end of the transfer comes first, the record is stored without it.
+
 Records are committed in chunks together with the meter's progress (last sequence, record
 count), so a power cut or a dropped connection mid-transfer loses nothing: what was not stored
 is still on the meter and is fetched next time. Before fetching, the outbox must have room for
@@ -28,6 +33,7 @@ from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakError
 
+from devices.canonical import CanonicalReading, with_glucose_context
 from devices.errors import ParseError
 from devices.glucose import GlucoseMeasurement
 from devices.racp import (
@@ -41,16 +47,25 @@ from devices.uuids import GattCharacteristic
 from gateway.errors import GatewayError, OutboxFull
 from gateway.outbox import Outbox, ReadingLike
 
-__all__ = ["GlucoseTransfer", "TransferMode", "TransferResult"]
+__all__ = ["GlucoseTransfer", "TransferMode", "TransferResult", "merge_glucose_context"]
 
 logger = logging.getLogger(__name__)
 
 _MEASUREMENT = GattCharacteristic.GLUCOSE_MEASUREMENT
+_CONTEXT = GattCharacteristic.GLUCOSE_MEASUREMENT_CONTEXT
 _RACP = GattCharacteristic.RECORD_ACCESS_CONTROL_POINT
 
 _MAX_SEQUENCE = 0xFFFF
 
 MakeReading = Callable[[str, bytes, datetime], ReadingLike]
+MergeContext = Callable[[ReadingLike, bytes], ReadingLike]
+
+
+def merge_glucose_context(reading: ReadingLike, context: bytes) -> ReadingLike:
+    """:func:`devices.canonical.with_glucose_context` for the canonical readings the radio makes."""
+    if not isinstance(reading, CanonicalReading):
+        raise TypeError("a glucose context merges into a canonical reading")
+    return with_glucose_context(reading, context)
 
 
 class TransferMode(enum.Enum):
@@ -94,8 +109,13 @@ class GlucoseTransfer:
         idle_timeout: float = 10.0,
         chunk_size: int = 50,
         on_outbox_full: Callable[[], None] | None = None,
+        merge_context: MergeContext | None = None,
     ) -> None:
         self.client = client
+        self.merge_context = merge_context
+        #: sequence → the reading whose context is announced and not yet received
+        self._awaiting: dict[int, ReadingLike] = {}
+        self.contexts_merged = 0
         self.device_id = device_id
         self.outbox = outbox
         self.make_reading = make_reading
@@ -127,7 +147,8 @@ class GlucoseTransfer:
         self._activity = self._loop.time()
         payload = bytes(data)
         try:
-            sequence = GlucoseMeasurement.from_bytes(payload).sequence_number
+            measurement = GlucoseMeasurement.from_bytes(payload)
+            sequence = measurement.sequence_number
             reading = self.make_reading(_MEASUREMENT.short, payload, datetime.now(UTC))
         except ParseError as exc:
             self.parse_errors += 1
@@ -142,9 +163,44 @@ class GlucoseTransfer:
             return  # stays on the meter; the transfer is being aborted
         self._sequences.add(sequence)
         self._last_in_order = sequence
+        self._release_awaiting()  # a context that did not come: stored without it
+        if measurement.context_follows and self.merge_context is not None:
+            self._awaiting[sequence] = reading
+            return
+        self._take(sequence, reading)
+
+    def _take(self, sequence: int, reading: ReadingLike) -> None:
         self._buffer.append((sequence, reading))
         if len(self._buffer) >= self.chunk_size:
             self._flush(final=False)
+
+    def _release_awaiting(self) -> None:
+        while self._awaiting:
+            sequence, reading = next(iter(self._awaiting.items()))
+            del self._awaiting[sequence]
+            self._take(sequence, reading)
+
+    def _on_context(self, _char: BleakGATTCharacteristic, data: bytearray) -> None:
+        self._activity = self._loop.time()
+        payload = bytes(data)
+        if len(payload) < 3 or self.merge_context is None:
+            return
+        sequence = int.from_bytes(payload[1:3], "little")
+        reading = self._awaiting.pop(sequence, None)
+        if reading is None:
+            return  # no measurement waits for it (already stored, or never announced)
+        try:
+            reading = self.merge_context(reading, payload)
+            self.contexts_merged += 1
+        except (ParseError, ValueError) as exc:
+            logger.warning(
+                "glucose meter %s sent an unreadable context (%s, %d bytes); the record is"
+                " stored without it",
+                self.device_id,
+                type(exc).__name__,
+                len(payload),
+            )
+        self._take(sequence, reading)
 
     def _on_racp(self, _char: BleakGATTCharacteristic, data: bytearray) -> None:
         self._activity = self._loop.time()
@@ -184,6 +240,9 @@ class GlucoseTransfer:
     def _flush(self, *, final: bool) -> None:
         """Commit what fits: records already stored or delivered take no room; at the first
         one that does not fit the transfer stops (it and the rest stay on the meter)."""
+        if final and self._awaiting:
+            self._buffer.extend(self._awaiting.items())
+            self._awaiting.clear()
         kept: list[tuple[int, ReadingLike]] = []
         room = self.outbox.free()
         for sequence, reading in self._buffer:
@@ -310,6 +369,12 @@ class GlucoseTransfer:
 
     async def run(self) -> TransferResult:
         await self.client.start_notify(_MEASUREMENT.uuid128, self._on_measurement)
+        if self.merge_context is not None:
+            context = self.client.services.get_characteristic(_CONTEXT.uuid128)
+            if context is not None and "notify" in context.properties:
+                await self.client.start_notify(context, self._on_context)
+            else:
+                self.merge_context = None  # no context will come: nothing waits for one
         await self.client.start_notify(_RACP.uuid128, self._on_racp)
         state = self.outbox.device(self.device_id)
         last = state.last_sequence if state else None

@@ -36,6 +36,7 @@ from gateway.backoff import Backoff
 from gateway.config import GatewayConfig, parse_server_config
 from gateway.errors import ConfigError, PublishDenied
 from gateway.outbox import Outbox, PendingReading
+from gateway.problems import ProblemLog, broker_problem, probe_broker
 from gateway.status import StatusBoard, build_status, iso_utc, offline_status
 
 __all__ = [
@@ -224,6 +225,7 @@ class Publisher:
         self._unreceipted: dict[str, _Sent] = {}
         self._room = asyncio.Event()
         self._client: _ConfirmingClient | None = None
+        self.problems = ProblemLog("broker", board.set_alarm)
         stored = outbox.get_setting(SERVER_CONFIG_KEY)
         if stored is not None:
             with contextlib.suppress(ConfigError):
@@ -253,12 +255,13 @@ class Publisher:
         """Connect, publish, reconnect with capped backoff and jitter, until :attr:`stopping`."""
         backoff = Backoff(base=1.0, cap=120.0)
         while not self.stopping.is_set():
-            client = self._new_client()
             try:
+                client = self._new_client()
                 async with client:
                     self._client = client
                     self.connected.set()
                     self.board.set_alarm("broker_unreachable", False)
+                    self.problems.resolved()
                     logger.info("connected to the broker")
                     await _flattened(self._session(client, backoff))
                     with contextlib.suppress(aiomqtt.MqttError, PublishDenied):
@@ -269,14 +272,18 @@ class Publisher:
                             ack_timeout=5.0,
                         )
                     return
-            except (aiomqtt.MqttError, PublishDenied) as exc:
+            except (aiomqtt.MqttError, PublishDenied, OSError, ssl.SSLError) as exc:
+                delay = backoff.next_delay()
                 if isinstance(exc, PublishDenied):
                     self.board.set_alarm("publish_denied", True)
                     logger.error("the broker refused a publish: %s", exc.reason)
-                delay = backoff.next_delay()
-                logger.warning(
-                    "broker connection failed (%s); retrying in %.1f s", type(exc).__name__, delay
-                )
+                else:
+                    # the cause, said once: aiomqtt keeps only the text of a socket error,
+                    # so the network and TLS steps are tried again on their own
+                    found = None
+                    if not isinstance(exc, aiomqtt.MqttCodeError):
+                        found = await probe_broker(self.config.mqtt, within=5.0)
+                    self.problems.report(broker_problem(exc, found), delay)
             finally:
                 self._client = None
                 self.connected.clear()

@@ -37,10 +37,12 @@ from devices.errors import ParseError
 from devices.uuids import GattCharacteristic, GattService, short_uuid
 from gateway.allowlist import Allowlist, address_identity
 from gateway.backoff import Backoff
+from gateway.clock import ClockSync
 from gateway.config import DeviceEntry, GatewayConfig, normalise_address
 from gateway.errors import OutboxFull
-from gateway.glucose import GlucoseTransfer, TransferResult
+from gateway.glucose import GlucoseTransfer, TransferResult, merge_glucose_context
 from gateway.outbox import Outbox
+from gateway.problems import ProblemLog, bluetooth_problem
 from gateway.status import StatusBoard
 
 __all__ = ["Radio", "SessionOutcome"]
@@ -112,8 +114,12 @@ class Radio:
         *,
         scanner_backend: type[Any] | None = None,
         client_backend: type[Any] | None = None,
+        clock_sync: ClockSync | None = None,
     ) -> None:
         self.config = config
+        #: device clocks are set only while the gateway's own clock is synchronised
+        self.clock_sync = clock_sync or ClockSync()
+        self.problems = ProblemLog("bluetooth", board.set_alarm)
         self.outbox = outbox
         self.board = board
         self.allowlist = allowlist
@@ -149,17 +155,14 @@ class Radio:
                     async with scanner:
                         self.scanning.set()
                         backoff.reset()
+                        self.problems.resolved()
                         logger.info(
                             "scanning for %d allowlisted devices", len(self.allowlist.entries)
                         )
                         await self.stopping.wait()
                 except (BleakError, OSError) as exc:
                     delay = backoff.next_delay()
-                    logger.warning(
-                        "Bluetooth scanning failed (%s); retrying in %.1f s",
-                        type(exc).__name__,
-                        delay,
-                    )
+                    self.problems.report(bluetooth_problem(exc), delay)  # once, with the fix
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stopping.wait(), delay)
                 finally:
@@ -376,6 +379,7 @@ class Radio:
                 disconnected=disconnected,
                 stopping=self.stopping,
                 on_outbox_full=lambda: self.board.set_alarm("outbox_full", True),
+                merge_context=merge_glucose_context,  # 0x2A34, matched by sequence number
             )
             result = await transfer.run()
             outcome.transfer = result
@@ -477,6 +481,16 @@ class Radio:
             self.outbox.update_device(identity.id, clock_drift_seconds=drift)
         if "write" not in characteristic.properties:
             return
+        sync = self.clock_sync.state()
+        if not sync.synchronised:
+            if "clock_unsynchronised" not in self.board.alarms:  # said once, while it lasts
+                logger.warning(
+                    "not setting device clocks until the gateway's clock is synchronised: %s",
+                    sync.detail,
+                )
+            self.board.set_alarm("clock_unsynchronised", True)
+            return
+        self.board.set_alarm("clock_unsynchronised", False)
         local_now = datetime.now(self.config.zone).replace(tzinfo=None)
         value = CurrentTime(
             DateTime.from_datetime(local_now),

@@ -54,6 +54,12 @@ POSSIBLE: dict[str, tuple[float, float]] = {
     "bmi": (5, 150),
     "height": (0.3, 2.8),
     "body_fat": (0, 80),
+    "carbohydrate": (0, 1000),  # g, glucose context (0x2A34)
+    "exercise_duration": (0, 65534),  # s (65535 = overrun: a flag, no value)
+    "exercise_intensity": (0, 100),  # %
+    "medication": (0, 10000),  # mg
+    "medication_volume": (0, 100),  # mL
+    "hba1c": (2, 25),  # %
 }
 
 

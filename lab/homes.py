@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 if TYPE_CHECKING:
+    from gateway.clock import ClockSync
     from gateway.config import GatewayConfig
     from lab.emulation import EmulatedAir
 
@@ -299,11 +300,18 @@ def provision_homes_bulk(
 
 @contextlib.asynccontextmanager
 async def gateway_running(
-    config: GatewayConfig, air: EmulatedAir
+    config: GatewayConfig, air: EmulatedAir, *, clock_sync: ClockSync | None = None
 ) -> AsyncIterator[asyncio.Task[None]]:
     """The real gateway (:func:`gateway.service.run`, unmodified) with the emulated radio's
-    bleak backends injected; stopped (drained, as on SIGTERM) when the block ends."""
+    bleak backends injected; stopped (drained, as on SIGTERM) when the block ends. The
+    emulated devices keep this machine's time, so by default the gateway is told its clock is
+    synchronised (``clock_sync``: the kernel's answer, injected)."""
+    from gateway.clock import TIME_OK
+    from gateway.clock import ClockSync as _ClockSync
     from gateway.service import run
+
+    if clock_sync is None:
+        clock_sync = _ClockSync(adjtimex=lambda: TIME_OK)
 
     stop = asyncio.Event()
     task = asyncio.create_task(
@@ -312,6 +320,7 @@ async def gateway_running(
             scanner_backend=air.scanner_backend,
             client_backend=air.client_backend,
             stop=stop,
+            clock_sync=clock_sync,
         )
     )
     try:

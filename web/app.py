@@ -9,6 +9,7 @@ and the billing ledger, in one FastAPI app.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from carebeacon import broker
+from carebeacon import broker, systemd
 from carebeacon.logs import configure_logging
 from carebeacon.settings import Settings
 from web import (
@@ -79,11 +80,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.open(wait=True)
+        stop_watchdog = asyncio.Event()  # Type=notify units: see carebeacon.systemd
+        watchdog = asyncio.create_task(systemd.watchdog_task(stop_watchdog))
         try:
             async with _queue.QueueNotifier(pool) as notifier:
                 state.extra["notifier"] = notifier
+                systemd.notify_ready()
                 yield
         finally:
+            stop_watchdog.set()
+            await watchdog
             await pool.close()
 
     app = CareBeaconAPI(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from carebeacon.logs import logging_config
 from carebeacon.settings import Settings
 from gateway import GatewayConfig
-from gateway.service import main
+from gateway.service import main, run
 from lab.emulation import (
     BloodPressureCuff,
     BloodPressureReading,
@@ -26,6 +27,7 @@ from lab.homes import gateway_running
 from tests.support.broker import Login, watching
 from tests.support.gateway import make_config, read_state
 from tests.support.network import free_port
+from tests.support.systemd import NotifySocket
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.ble, pytest.mark.broker]
@@ -185,3 +187,152 @@ def test_command_line_refuses_a_bad_config(
     assert main(["--config", str(tmp_path / "gateway.toml")]) == 2
     assert "gateway_id" in capsys.readouterr().err
     assert main(["--config", str(tmp_path / "missing.toml")]) == 2
+
+
+# --- errors an installer can act on ---------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "gateway.example.toml"
+
+
+def _example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, edit: tuple[str, str] = ("", "")
+) -> Path:
+    """deploy/gateway.example.toml as a new installer would use it (password and state
+    directory as the shipped unit gives them)."""
+    monkeypatch.setenv("CAREBEACON_GATEWAY_PASSWORD", "x")
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    path = tmp_path / "gateway.toml"
+    text = EXAMPLE.read_text(encoding="utf-8")
+    path.write_text(text.replace(*edit) if edit[0] else text, encoding="utf-8")
+    return path
+
+
+def test_a_missing_ca_file_is_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(_example(tmp_path, monkeypatch))]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith("carebeacon gateway: mqtt.ca_file: ")
+    assert str(tmp_path / "ca.crt") in line
+    assert "does not exist" in line
+
+
+def test_an_unresolvable_broker_host_is_refused_at_start(
+    tmp_path: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = _example(
+        tmp_path,
+        monkeypatch,
+        # the .invalid top-level domain never resolves (RFC 6761)
+        edit=('host = "mqtt.carebeacon.example.org"', 'host = "mqtt.carebeacon.invalid"'),
+    )
+    (tmp_path / "ca.crt").write_bytes(Path(settings.mqtt_ca_file).read_bytes())
+    assert main(["--config", str(path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        "carebeacon gateway: mqtt.host: mqtt.carebeacon.invalid does not resolve;"
+        " check the broker's host name"
+    )
+
+
+def test_a_ca_file_that_is_no_certificate_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _example(tmp_path, monkeypatch)
+    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\nnope\n", encoding="utf-8")
+    assert main(["--config", str(path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "mqtt.ca_file" in line
+    assert "not a usable CA certificate" in line
+
+
+def _problem_lines(caplog: pytest.LogCaptureFixture, level: int, where: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "gateway.problems" and r.levelno == level and r.getMessage().startswith(where)
+    ]
+
+
+@pytest.mark.skipif(
+    Path("/run/dbus/system_bus_socket").exists(), reason="this machine has a D-Bus system bus"
+)
+async def test_no_bluez_is_said_once_then_quiet_and_kept_in_the_status(
+    tmp_path: Path,
+    settings: Settings,
+    login: Login,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real BlueZ backend (no emulation) on this machine, which has no D-Bus system bus;
+    under systemd: READY, the problem in STATUS, the watchdog fed, STOPPING."""
+    config = make_config(tmp_path, login, settings)
+    caplog.set_level(logging.DEBUG, logger="gateway")
+    with NotifySocket(tmp_path) as notify:
+        monkeypatch.setenv("NOTIFY_SOCKET", str(notify.path))
+        monkeypatch.setenv("WATCHDOG_USEC", "400000")
+        stop = asyncio.Event()
+        async with watching(settings, login.gateway_id) as watcher:
+            task = asyncio.create_task(run(config, stop=stop))
+            await eventually(lambda: len(_problem_lines(caplog, logging.DEBUG, "bluetooth")) >= 3)
+            await watcher.wait_for(
+                lambda: any(
+                    "bluetooth_unavailable" in s.get("alarms", []) for s in watcher.statuses
+                )
+            )
+            await asyncio.to_thread(notify.wait_for, "WATCHDOG", count=2)
+            stop.set()
+            await task
+        await asyncio.to_thread(notify.wait_for, "STOPPING")
+    (warning,) = _problem_lines(caplog, logging.WARNING, "bluetooth")
+    assert "no D-Bus system bus" in warning
+    assert "apt install" in warning
+    assert not [r for r in caplog.records if "FileNotFoundError" in r.getMessage()]
+    messages = notify.messages()
+    assert messages[0]["READY"] == "1"
+    assert any("no D-Bus system bus" in m.get("STATUS", "") for m in messages)
+
+
+async def test_an_unresolvable_broker_at_runtime_names_its_cause_once(
+    tmp_path: Path,
+    settings: Settings,
+    login: Login,
+    air: EmulatedAir,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The host stopped resolving after the start (a DNS change): said once, then quiet."""
+    config = make_config(tmp_path, login, settings)
+    config = dataclasses.replace(
+        config, mqtt=dataclasses.replace(config.mqtt, host="mqtt.carebeacon.invalid")
+    )
+    caplog.set_level(logging.DEBUG, logger="gateway")
+    async with gateway_running(config, air):
+        await eventually(lambda: len(_problem_lines(caplog, logging.DEBUG, "broker")) >= 2)
+    (warning,) = _problem_lines(caplog, logging.WARNING, "broker")
+    assert "mqtt.carebeacon.invalid does not resolve" in warning
+    assert "check mqtt.host" in warning
+    assert not [r for r in caplog.records if "MqttError" in r.getMessage()]
+
+
+async def test_a_refused_login_is_said_once(
+    tmp_path: Path,
+    settings: Settings,
+    login: Login,
+    air: EmulatedAir,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = make_config(tmp_path, login, settings)
+    config = dataclasses.replace(
+        config, mqtt=dataclasses.replace(config.mqtt, password="not-" + login.password)
+    )
+    caplog.set_level(logging.DEBUG, logger="gateway")
+    async with gateway_running(config, air):
+        await eventually(lambda: len(_problem_lines(caplog, logging.DEBUG, "broker")) >= 2)
+    (warning,) = _problem_lines(caplog, logging.WARNING, "broker")
+    assert "the broker refused the login" in warning
+    assert login.password not in " ".join(r.getMessage() for r in caplog.records)
