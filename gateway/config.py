@@ -14,6 +14,7 @@ ca_file = "/etc/carebeacon-gateway/ca.crt"
 
 [outbox]
 max_readings = 100000               # unacknowledged readings held before reading stops
+receipts = true                     # keep each reading until ingest's receipt (readings/2)
 
 [[devices]]                         # the allowlist: by stable identity and/or address
 id = "A&D-5123001"
@@ -99,6 +100,12 @@ class OutboxConfig:
     batch_size: int = 50
     max_in_flight: int = 4
     delivered_memory: int = 50_000
+    #: ask ingest for receipts (``carebeacon.readings/2``): a reading leaves the outbox on its
+    #: receipt, not on the broker's PUBACK, and is sent again after ``receipt_timeout`` seconds
+    #: (doubling per attempt, at most an hour); at most ``max_unreceipted`` readings wait for one
+    receipts: bool = False
+    receipt_timeout: float = 60.0
+    max_unreceipted: int = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,8 +265,18 @@ def parse_config(
         delivered_memory=_take(
             outbox_table, "delivered_memory", int, _OUTBOXCONFIG_DEFAULT.delivered_memory
         ),
+        receipts=_take(outbox_table, "receipts", bool, False),
+        receipt_timeout=float(_take(outbox_table, "receipt_timeout", (int, float), 60.0)),
+        max_unreceipted=_take(outbox_table, "max_unreceipted", int, 2000),
     )
-    for key in ("max_readings", "batch_size", "max_in_flight", "delivered_memory"):
+    for key in (
+        "max_readings",
+        "batch_size",
+        "max_in_flight",
+        "delivered_memory",
+        "receipt_timeout",
+        "max_unreceipted",
+    ):
         _positive(getattr(outbox, key), f"outbox.{key}")
     if outbox.batch_size > 50:
         raise ConfigError("outbox.batch_size", "at most 50 readings per message")

@@ -1,9 +1,11 @@
 """The durable outbox and per-device state: one SQLite database (WAL) under the state directory.
 
 Every reading is committed here before anything else happens to it. It leaves the ``outbox``
-table only when the broker has acknowledged the message that carried it; its id then moves to
+table only when it is acknowledged — by ingest's receipt when the gateway asks for receipts
+(``[outbox] receipts = true``: the reading is stored, already stored, or quarantined for good),
+else by the broker's PUBACK of the message that carried it; its id then moves to
 ``delivered``, so that a meter replaying its memory (or a re-read after a crash) does not send it
-again. ``synchronous=FULL``: a commit that returned survives a power cut; an interrupted one is
+again. A reading sent and not yet receipted stays here: after a restart it is sent again. ``synchronous=FULL``: a commit that returned survives a power cut; an interrupted one is
 rolled back by SQLite on the next open, never half-applied.
 
 When ``max_readings`` unacknowledged readings are waiting, :meth:`Outbox.add` refuses new ones
@@ -222,10 +224,28 @@ class Outbox:
             )
         ]
 
-    def acknowledge(self, ids: Iterable[str], *, now: datetime | None = None) -> None:
-        """The broker acknowledged these: forget their bodies, remember their ids."""
+    def waiting(self, ids: Iterable[str]) -> list[PendingReading]:
+        """Those of ``ids`` still waiting (not acknowledged since), oldest first."""
+        wanted = list(dict.fromkeys(ids))
+        found: list[PendingReading] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found += [
+                PendingReading(seq, id_, body)
+                for seq, id_, body in self._db.execute(
+                    f"SELECT seq, id, body FROM outbox WHERE id IN ({marks})",
+                    chunk,
+                )
+            ]
+        return sorted(found, key=lambda p: p.seq)
+
+    def acknowledge(self, ids: Iterable[str], *, now: datetime | None = None) -> int:
+        """Acknowledged (receipt, or PUBACK without receipts): forget their bodies, remember
+        their ids. Returns how many were waiting."""
         stamp = _iso(now or datetime.now(UTC))
         id_list = list(ids)
+        before = self._depth
         with self._transaction() as db:
             db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in id_list])
             db.executemany(
@@ -242,6 +262,7 @@ class Outbox:
                     " (SELECT id FROM delivered ORDER BY delivered_at LIMIT ?)",
                     (excess,),
                 )
+        return before - self._depth
 
     def was_delivered(self, reading_id: str) -> bool:
         return (

@@ -22,6 +22,7 @@ from ingest.errors import RejectedReading
 __all__ = [
     "MAX_PAYLOAD_BYTES",
     "READINGS_SCHEMA",
+    "READINGS_SCHEMA_RECEIPTS",
     "STATUS_SCHEMA",
     "IncomingReading",
     "ReadingsBatch",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 READINGS_SCHEMA = "carebeacon.readings/1"
+#: the same batch from a gateway that asks for receipts (README, MQTT contract)
+READINGS_SCHEMA_RECEIPTS = "carebeacon.readings/2"
 STATUS_SCHEMA = "carebeacon.status/1"
 MAX_PAYLOAD_BYTES = 1_048_576
 MAX_READINGS_PER_MESSAGE = 1000
@@ -94,6 +97,7 @@ class ReadingsBatch:
     readings: tuple[IncomingReading, ...]
     rejected: tuple[tuple[int, dict[str, Any] | Any, RejectedReading], ...]  # (index, reading, why)
     timezone: str | None = None  # the batch's IANA zone (UTC if unsent): a release needs it
+    receipts: bool = False  # carebeacon.readings/2: the gateway asks for receipts
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,8 +295,10 @@ def decode_readings(topic_gateway: str, payload: bytes) -> ReadingsBatch:
     if not isinstance(body, dict):
         raise RejectedReading("invalid_payload", "a batch must be a JSON object")
     schema = body.get("schema")
-    if schema != READINGS_SCHEMA:
-        raise RejectedReading("unknown_schema", f"schema must be {READINGS_SCHEMA!r}")
+    if schema not in (READINGS_SCHEMA, READINGS_SCHEMA_RECEIPTS):
+        raise RejectedReading(
+            "unknown_schema", f"schema must be {READINGS_SCHEMA!r} or {READINGS_SCHEMA_RECEIPTS!r}"
+        )
     if body.get("gateway_id") != topic_gateway:
         raise RejectedReading(
             "gateway_mismatch", "gateway_id in the payload differs from the topic"
@@ -313,7 +319,14 @@ def decode_readings(topic_gateway: str, payload: bytes) -> ReadingsBatch:
             readings.append(_reading(item, zone))
         except RejectedReading as why:
             rejected.append((index, item, why))
-    return ReadingsBatch(topic_gateway, sent_at, tuple(readings), tuple(rejected), zone.key)
+    return ReadingsBatch(
+        topic_gateway,
+        sent_at,
+        tuple(readings),
+        tuple(rejected),
+        zone.key,
+        receipts=schema == READINGS_SCHEMA_RECEIPTS,
+    )
 
 
 def decode_status(topic_gateway: str, payload: bytes) -> StatusMessage:

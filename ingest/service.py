@@ -32,6 +32,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from alerts import evaluate_readings
 from carebeacon.logs import configure_logging
 from carebeacon.settings import Settings
+from ingest.receipts import ReceiptSender
 from ingest.release import release_requested
 from ingest.store import (
     Decoded,
@@ -119,6 +120,11 @@ LAG_SECONDS = Histogram(
 )
 PENDING = Gauge("carebeacon_ingest_pending_messages", "Messages received and not yet committed")
 DB_ERRORS = Counter("carebeacon_ingest_database_errors_total", "Database errors (batch retried)")
+UNKNOWN_STATUSES = Counter(
+    "carebeacon_ingest_unknown_gateway_statuses_total",
+    "Statuses of gateways this deployment does not know (another deployment's on a shared"
+    " broker, or retained under a reused id): counted, not quarantined",
+)
 
 
 def default_client_id(settings: Settings) -> str:
@@ -186,6 +192,7 @@ class _Ingest:
         self.client: aiomqtt.Client | None = None
         self.ready = ready or asyncio.Event()
         self.limits = QuarantineLimits.from_settings(config.settings)
+        self.receipts = ReceiptSender(lambda: self.client)
 
     def _new_client(self) -> aiomqtt.Client:
         s = self.config.settings
@@ -342,6 +349,7 @@ class _Ingest:
         for reason, count in result.summarised.items():
             SUMMARISED.labels(reason).inc(count)
         REPEATED.inc(result.repeated)
+        UNKNOWN_STATUSES.inc(result.unknown_statuses)
         EMPTY.inc(result.empty)
         now = datetime.now(UTC)
         for reading in result.readings:
@@ -383,6 +391,14 @@ class _Ingest:
                             await conn.close()
                             conn = await self._connect_db()
                 self._ack(batch)
+                self.receipts.send(  # after the commit and the acks (ingest/receipts.py)
+                    result.outcomes,
+                    {
+                        r.decoded.readings.gateway_id
+                        for r in batch
+                        if r.decoded.readings and r.decoded.readings.receipts
+                    },
+                )
                 self._record(batch, result, started)
         finally:
             await conn.close()
@@ -439,12 +455,15 @@ async def run(
         receiver = tasks.create_task(service.receive())
         writer = tasks.create_task(service.write())
         releaser = tasks.create_task(service.release())
+        sender = tasks.create_task(service.receipts.run())
         tasks.create_task(watch_stop())
         await service.stopping.wait()
         # the receiver stops taking work; the writer drains, commits and acks; then disconnect
         await writer
         await releaser
+        await service.receipts.close()
         receiver.cancel()
+        sender.cancel()
 
 
 def main(argv: list[str]) -> int:

@@ -223,7 +223,16 @@ class StoreResult:
     repeated: int = 0  # already quarantined (sent again, redelivered, retained): no new row
     empty: int = 0  # empty payloads (retained messages being cleared)
     statuses: int = 0
+    unknown_statuses: int = 0  # statuses of gateways this deployment does not know: counted only
     readings: list[StoredReading] = field(default_factory=list)
+    #: gateway id -> {"stored" | "duplicate" | "quarantined": reading ids} (ingest/receipts.py)
+    outcomes: dict[str, dict[str, list[uuid.UUID]]] = field(default_factory=dict)
+
+    def outcome(self, gateway_id: str, kind: str, reading_id: uuid.UUID) -> None:
+        lists = self.outcomes.setdefault(
+            gateway_id, {"stored": [], "duplicate": [], "quarantined": []}
+        )
+        lists[kind].append(reading_id)
 
     def add(self, other: StoreResult) -> None:
         self.stored.update(other.stored)
@@ -233,7 +242,12 @@ class StoreResult:
         self.repeated += other.repeated
         self.empty += other.empty
         self.statuses += other.statuses
+        self.unknown_statuses += other.unknown_statuses
         self.readings.extend(other.readings)
+        for gateway_id, lists in other.outcomes.items():
+            for kind, ids in lists.items():
+                for reading_id in ids:
+                    self.outcome(gateway_id, kind, reading_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +285,14 @@ class _Quarantine:
 def message_digest(message: Message) -> str:
     """A stable key for a message: redeliveries of it quarantine nothing twice."""
     return hashlib.sha256(message.topic.encode() + b"\0" + message.payload).hexdigest()[:40]
+
+
+def _reading_id(item: Any) -> uuid.UUID | None:
+    """The id of a reading that failed validation, if it has a readable one (for its receipt)."""
+    try:
+        return uuid.UUID(str(item["id"])) if isinstance(item, dict) else None
+    except (KeyError, ValueError):
+        return None
 
 
 def _reading_bytes(item: Any) -> bytes:
@@ -459,6 +481,9 @@ async def store_messages(
                         _reading_bytes(reading_item),
                     )
                 )
+                rejected_id = _reading_id(reading_item)
+                if rejected_id is not None:
+                    result.outcome(gateway_id, "quarantined", rejected_id)
         accepted.extend((gateway_id, message, batch.timezone, r) for r in batch.readings)
 
     directory = await _directory(
@@ -486,9 +511,11 @@ async def store_messages(
                     zone,
                 )
             )
+            result.outcome(gateway_id, "quarantined", reading.id)
             continue
         if reading.id in rows:
             result.duplicates += 1  # the same reading twice in one delivery
+            result.outcome(gateway_id, "duplicate", reading.id)
             continue
         rows[reading.id] = (gateway_id, patient, reading)
 
@@ -507,6 +534,10 @@ async def store_messages(
             await cur.execute(_INSERT_FROM_STAGE)
             inserted = {row[0] for row in await cur.fetchall()}
         result.duplicates += len(rows) - len(inserted)
+        for reading_id, (gateway_id, _, _) in rows.items():
+            result.outcome(
+                gateway_id, "stored" if reading_id in inserted else "duplicate", reading_id
+            )
         if inserted:
             for reading_id in inserted:
                 gateway_id, patient, r = rows[reading_id]
@@ -527,20 +558,11 @@ async def store_messages(
         # readings traffic first: a status in the same delivery (a last will) has the last word
         for gateway_id in sorted(heard & directory.gateways) if traffic else ():
             await _gateway_seen(cur, gateway_id, now, now, True, None)
-        for message, status in statuses:
+        for _message, status in statuses:
             if status.gateway_id not in directory.gateways:
-                quarantine.append(
-                    _Quarantine(
-                        f"m:{message_digest(message)}",
-                        "unknown_gateway",
-                        "the gateway is not registered",
-                        message.topic,
-                        status.gateway_id,
-                        None,
-                        None,
-                        message.payload,
-                    )
-                )
+                # gateway ids are global on a shared broker: another deployment's gateway (or a
+                # retained status left under a reused id) is counted, not quarantined (issue 16)
+                result.unknown_statuses += 1
                 continue
             await _gateway_seen(
                 cur, status.gateway_id, now, status.sent_at or now, status.online, status.body
@@ -666,4 +688,7 @@ async def quarantine_unstorable(
     )
     async with conn.cursor() as cur:
         await _quarantine(cur, [entry], limits or QuarantineLimits(), datetime.now(UTC), result)
+    if decoded.readings is not None and decoded.gateway_id is not None:
+        for reading in decoded.readings.readings:
+            result.outcome(decoded.gateway_id, "quarantined", reading.id)
     return result

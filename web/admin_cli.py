@@ -37,7 +37,7 @@ from psycopg.rows import dict_row
 from carebeacon import broker
 from carebeacon.settings import Settings
 from web._admin._common import ID_PATTERN
-from web._admin.gateways import deprovision, reserved_gateway_id
+from web._admin.gateways import clear_retained_topics, deprovision, reserved_gateway_id
 from web._audit import audit
 from web._db import Conn
 from web._passwords import hash_password, new_token, token_digest
@@ -274,6 +274,12 @@ async def _gateways_provision(conn: Conn, settings: Settings, args: argparse.Nam
             "INSERT INTO gateway_patients (gateway_id, patient_id) VALUES (%s, %s)",
             (args.gateway_id, patient),
         )
+    try:  # gateway ids are global on a shared broker: nothing left under this id is inherited
+        await clear_retained_topics(settings, args.gateway_id)
+    except aiomqtt.MqttError:
+        raise _Refused(
+            "the broker could not be reached to clear the id's retained topics"
+        ) from None
     password = secrets.token_urlsafe(24)
     await asyncio.to_thread(broker.provision_gateway_credentials, args.gateway_id, password)
     await audit(conn, None, "provision gateway", resource=f"gateway/{args.gateway_id}", detail=_VIA)

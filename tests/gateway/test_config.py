@@ -75,6 +75,8 @@ def test_password_in_the_file_is_refused(tmp_path: Path) -> None:
         (('type = "glucose_meter"', 'type = "toaster"'), "devices[1].type"),
         (('host = "mqtt.example.org"', "host = 3"), "host"),
         (("[mqtt]", "[outbox]\nbatch_size = 500\n[mqtt]"), "outbox.batch_size"),
+        (("[mqtt]", "[outbox]\nreceipt_timeout = 0\n[mqtt]"), "outbox.receipt_timeout"),
+        (("[mqtt]", "[outbox]\nreceipts = 1\n[mqtt]"), "receipts"),
     ],
 )
 def test_invalid_values_name_the_field(tmp_path: Path, edit: tuple[str, str], field: str) -> None:

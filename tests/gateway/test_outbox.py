@@ -130,3 +130,20 @@ def test_kill_during_writes_loses_nothing_committed(tmp_path: Path, kill_after: 
     for reading in fake_readings("dev-power", state.last_sequence):
         assert outbox.known(str(reading.id)), reading.number
     assert not outbox.known(str(fake_readings("dev-power", 1, start=state.last_sequence + 1)[0].id))
+
+
+def test_waiting_and_acknowledge_count_only_what_still_waits(tmp_path: Path) -> None:
+    """Receipts may name a reading twice, or one already forgotten: nothing is counted twice."""
+    path = tmp_path / "o.sqlite3"
+    outbox = Outbox(path, max_readings=100)
+    readings = fake_readings("dev-r", 6)
+    ids = [str(r.id) for r in readings]
+    outbox.add(readings)
+    assert [p.id for p in outbox.waiting([ids[4], ids[1], "not-there"])] == [ids[1], ids[4]]
+    assert outbox.acknowledge(ids[:2]) == 2
+    assert outbox.acknowledge(ids[:3]) == 1
+    assert outbox.waiting(ids[:3]) == []
+    outbox.close()
+    reopened = Outbox(path, max_readings=100)  # what has no receipt is still there after a restart
+    assert [p.id for p in reopened.pending()] == ids[3:]
+    reopened.close()

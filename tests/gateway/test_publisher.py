@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import ssl
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,13 +18,14 @@ from gateway import Allowlist, DeviceEntry, GatewayConfig, Outbox, PublishDenied
 from gateway.publisher import Publisher, _ConfirmingClient, topics
 from tests.support.broker import (
     Login,
+    RenderedBroker,
     clear_retained,
     new_login,
     publish_as_admin,
     wait_login,
     watching,
 )
-from tests.support.gateway import make_config
+from tests.support.gateway import make_config, read_state
 from tests.support.network import free_port
 from tests.support.readings import fake_readings
 from tests.support.waiting import eventually
@@ -178,3 +181,89 @@ async def test_retained_status_is_cleared_after_the_test(
         await asyncio.sleep(0.5)  # a retained message arrives right after subscribing
     assert watcher.statuses == []
     assert watcher.batches == []
+
+
+# --- receipts (issue 19), on a private broker with the project's ACL ------------------------
+
+
+@pytest.fixture
+def receipts_broker(settings: Settings) -> Iterator[tuple[RenderedBroker, Login]]:
+    """The shared broker runs the ACL it was started with: receipts need this tree's."""
+    login = Login(f"gwr-{uuid.uuid4().hex[:10]}", secrets.token_urlsafe(18))
+    broker = RenderedBroker(settings, {login.gateway_id: login.password})
+    broker.start()
+    try:
+        yield broker, login
+    finally:
+        broker.remove()
+
+
+def _receipt(gateway_id: str, **outcomes: list[str]) -> bytes:
+    body: dict[str, object] = {"schema": "carebeacon.receipts/1", "gateway_id": gateway_id}
+    body.update({k: outcomes.get(k, []) for k in ("stored", "duplicate", "quarantined")})
+    return json.dumps(body).encode()
+
+
+async def test_only_a_receipt_takes_a_reading_out_and_the_rest_is_sent_again(
+    tmp_path: Path, receipts_broker: tuple[RenderedBroker, Login]
+) -> None:
+    broker, login = receipts_broker
+    config = make_config(
+        tmp_path, login, broker.settings, extra="[outbox]\nreceipts = true\nreceipt_timeout = 2"
+    )
+    readings = fake_readings("meter-r", 60)
+    ids = [str(r.id) for r in readings]
+    receipts = topics(login.gateway_id)["receipts"]
+    async with (
+        watching(broker.settings, login.gateway_id) as watcher,
+        publishing(config) as publisher,
+    ):
+        publisher.outbox.add(readings)
+        await eventually(lambda: publisher.published_messages >= 2)
+        assert {b["schema"] for b in watcher.batches} == {"carebeacon.readings/2"}
+        assert publisher.outbox.depth == 60  # the broker has them: not a reason to forget
+        await publish_as_admin(
+            broker.settings,
+            receipts,
+            _receipt(login.gateway_id, stored=ids[:40], duplicate=ids[40:45],
+                     quarantined=ids[45:50]),
+            retain=False,
+        )  # fmt: skip
+        await eventually(lambda: publisher.outbox.depth == 10)
+        answered = len(watcher.readings)
+        assert publisher.quarantined_readings == 5
+        # no receipt for the last ten: sent again, with the same ids, and only they
+        await watcher.wait_for(lambda: len(watcher.readings) >= answered + 10)
+        assert sorted(watcher.reading_ids[answered:]) == sorted(ids[50:])
+        assert publisher.resent_readings >= 10
+        # another gateway's receipt (the ACL keeps them away; a stray one is ignored)
+        publisher._on_receipt(_receipt("someone-else", stored=ids[50:]))
+        assert publisher.outbox.depth == 10
+        await publish_as_admin(
+            broker.settings, receipts, _receipt(login.gateway_id, stored=ids[50:]),
+            retain=False,
+        )  # fmt: skip
+        await eventually(lambda: publisher.outbox.depth == 0)
+        assert publisher.receipted_readings == 60
+        assert publisher.outbox.add(readings) == 0  # remembered as delivered
+    assert set(watcher.reading_ids) == set(ids)
+
+
+async def test_unreceipted_readings_survive_a_restart_and_are_sent_again(
+    tmp_path: Path, receipts_broker: tuple[RenderedBroker, Login]
+) -> None:
+    broker, login = receipts_broker
+    config = make_config(
+        tmp_path, login, broker.settings, extra="[outbox]\nreceipts = true\nreceipt_timeout = 600"
+    )
+    readings = fake_readings("meter-s", 30)
+    async with watching(broker.settings, login.gateway_id) as watcher:
+        async with publishing(config) as publisher:
+            publisher.outbox.add(readings)
+            await watcher.wait_for(lambda: len(watcher.readings) >= 30)
+        state = read_state(config)
+        assert state.depth == 30
+        state.close()
+        async with publishing(config) as publisher:  # restarted: sent again at once
+            await watcher.wait_for(lambda: len(watcher.readings) >= 60)
+            assert sorted(watcher.reading_ids[30:]) == sorted(str(r.id) for r in readings)

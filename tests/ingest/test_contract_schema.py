@@ -23,11 +23,12 @@ from jsonschema import Draft202012Validator
 from devices.canonical import CanonicalReading, DeviceIdentity, canonical_reading
 from gateway.config import parse_server_config
 from gateway.errors import ConfigError
-from gateway.outbox import Outbox
-from gateway.publisher import batch_payload
+from gateway.outbox import Outbox, PendingReading
+from gateway.publisher import READINGS_SCHEMA_RECEIPTS, batch_payload, parse_receipt
 from gateway.status import StatusBoard, build_status, offline_status
 from ingest.errors import RejectedReading
 from ingest.payload import decode_readings, decode_status, gateway_from_topic
+from ingest.receipts import receipt_messages
 from tests.support.readings import bp_reading, fake_readings
 from tests.support.vectors import FULL
 
@@ -44,10 +45,13 @@ def _validator(name: str) -> Draft202012Validator:
 READINGS = _validator("carebeacon.readings-1")
 STATUS = _validator("carebeacon.status-1")
 CONFIG = _validator("carebeacon.gateway-config-1")
+READINGS_2 = _validator("carebeacon.readings-2")
+RECEIPTS = _validator("carebeacon.receipts-1")
 BY_SCHEMA = {
     "carebeacon.readings/1": READINGS,
     "carebeacon.status/1": STATUS,
     "carebeacon.gateway-config/1": CONFIG,
+    "carebeacon.receipts/1": RECEIPTS,
 }
 
 
@@ -260,7 +264,7 @@ BATCH_SAMPLES: list[tuple[str, Any, bool]] = [
     ("no sent_at", {k: v for k, v in _batch([]).items() if k != "sent_at"}, True),
     ("null timezone", _batch([], timezone=None), True),
     ("1001 readings", _batch(_many(1001)), False),
-    ("next version", _batch([], schema="carebeacon.readings/2"), False),
+    ("next version", _batch([], schema="carebeacon.readings/3"), False),
     ("no schema", {k: v for k, v in _batch([]).items() if k != "schema"}, False),
     ("readings an object", _batch({}), False),  # type: ignore[arg-type]
     ("no readings", {k: v for k, v in _batch([]).items() if k != "readings"}, False),
@@ -369,3 +373,79 @@ def test_a_config_is_valid_for_the_schema_exactly_when_the_gateway_takes_it(
     else:
         taken = True
     assert taken is valid
+
+
+# --- receipts (issue 19): readings/2 is readings/1 asking for them ----------------------------
+
+
+def test_readings_2_is_readings_1_field_for_field() -> None:
+    """Only the schema's name differs (a change to /1's fields is a change to /2's)."""
+
+    def body(name: str) -> dict[str, Any]:
+        schema = json.loads((CONTRACTS / f"{name}.schema.json").read_text(encoding="utf-8"))
+        for key in ("$id", "title", "description"):
+            schema.pop(key)
+        schema["properties"] = {**schema["properties"], "schema": None}
+        return dict(schema)
+
+    assert body("carebeacon.readings-2") == body("carebeacon.readings-1")
+
+
+@pytest.mark.parametrize(("name", "body", "valid"), BATCH_SAMPLES, ids=lambda x: x)
+def test_a_readings_2_batch_is_valid_exactly_when_ingest_takes_it_and_asks_for_receipts(
+    name: str, body: Any, valid: bool
+) -> None:
+    if isinstance(body, dict) and body.get("schema") == "carebeacon.readings/1":
+        body = {**body, "schema": "carebeacon.readings/2"}
+    assert (_errors(READINGS_2, body) == []) is valid
+    if isinstance(body, dict) and valid:
+        assert _ingest_accepts(body)
+        assert decode_readings("gw-9", json.dumps(body).encode()).receipts
+
+
+def test_the_gateways_receipt_asking_batches_validate_and_ingests_receipts_too() -> None:
+    readings = [(str(r.id), json.dumps(r.to_json())) for r in fake_readings("glu-3", 3)]
+    pending = [PendingReading(i, rid, body) for i, (rid, body) in enumerate(readings, 1)]
+    payload = batch_payload(
+        "gw-7", "UTC", pending, datetime.now(UTC), schema=READINGS_SCHEMA_RECEIPTS
+    )
+    assert _errors(READINGS_2, json.loads(payload)) == []
+    batch = decode_readings("gw-7", payload)
+    assert batch.receipts
+    ids = [r.id for r in batch.readings]
+    outcomes = {"gw-7": {"stored": ids[:1], "duplicate": ids[1:2], "quarantined": ids[2:]}}
+    ((topic, body),) = receipt_messages(outcomes, {"gw-7"})
+    assert topic == "carebeacon/v1/gateways/gw-7/receipts"
+    assert _errors(RECEIPTS, json.loads(body)) == []
+    receipt = parse_receipt(body, "gw-7")
+    assert receipt is not None
+    assert receipt.ids == tuple(rid for rid, _ in readings)
+
+
+_RECEIPT = {
+    "schema": "carebeacon.receipts/1",
+    "gateway_id": "gw-9",
+    "stored": ["0f3c2b8e-5a1d-5d6e-9b2a-7c4e1f0a9d35"],
+    "duplicate": [],
+    "quarantined": [],
+}
+
+RECEIPT_SAMPLES: list[tuple[str, dict[str, Any], bool]] = [
+    ("one stored", _RECEIPT, True),
+    ("all empty", {**_RECEIPT, "stored": []}, True),
+    ("not a uuid", {**_RECEIPT, "quarantined": ["reading-1"]}, False),
+    ("a number", {**_RECEIPT, "duplicate": [42]}, False),
+    ("no duplicate list", {k: v for k, v in _RECEIPT.items() if k != "duplicate"}, False),
+    ("another gateway's", {**_RECEIPT, "gateway_id": "gw-8"}, False),
+    ("next version", {**_RECEIPT, "schema": "carebeacon.receipts/2"}, False),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "valid"), RECEIPT_SAMPLES, ids=lambda x: x)
+def test_a_receipt_is_valid_for_the_schema_exactly_when_the_gateway_takes_it(
+    name: str, body: dict[str, Any], valid: bool
+) -> None:
+    """Addressed to gw-9 (the schema checks the shape; the gateway also its own id)."""
+    schema_valid = _errors(RECEIPTS, body) == [] and body.get("gateway_id") == "gw-9"
+    assert schema_valid is valid
+    assert (parse_receipt(json.dumps(body).encode(), "gw-9") is not None) is valid

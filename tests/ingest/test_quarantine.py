@@ -145,7 +145,7 @@ async def test_quarantined_total_equals_the_rows_across_repeats_and_restarts(
             broker,
             *[(topic(gw), b"{not json", False)] * 3,
             (topic(gw), b"{retained junk", True),
-            (_status_topic(stranger), _status(stranger), True),
+            (topic(stranger), batch(stranger, [bp_reading(home.cuff_id)]), True),
         )
         await _marker(broker, database, home)
     for _ in range(2):  # each restart subscribes again: the retained messages come again

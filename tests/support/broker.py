@@ -252,8 +252,8 @@ async def wait_login(settings: Settings, login: Login, deadline: float = 10.0) -
 
 async def clear_retained(settings: Settings, gateway_ids: Iterable[str]) -> None:
     """Publish an empty retained payload on each gateway's status and config topics: a retained
-    status left on the shared broker reaches every ingest that subscribes later, which
-    quarantines it as ``unknown_gateway`` in its own database."""
+    status left on the shared broker reaches every ingest that subscribes later, which counts
+    it as an unknown gateway's status in its own database's metrics."""
     ids = sorted(set(gateway_ids))
     if not ids:
         return

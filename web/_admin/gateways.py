@@ -122,6 +122,7 @@ async def _provision(request: Request, gateway_id: str) -> str:
     response_model=GatewayProvisioned,
     status_code=201,
     summary="Provision a gateway (creates its MQTT login)",
+    responses={503: {"description": "the broker could not be reached: nothing was created"}},
 )
 async def create_gateway(
     request: Request, body: GatewayIn, principal: Annotated[Principal, Depends(ADMIN)]
@@ -131,6 +132,13 @@ async def create_gateway(
     _check_not_reserved(app_state(request).settings, body.id)
     for pid in body.patient_ids:
         await check_patient_access(request, principal, pid, "api provision gateway")
+    try:  # gateway ids are global on a shared broker: nothing left under this id is inherited
+        await clear_retained_topics(app_state(request).settings, body.id)
+    except aiomqtt.MqttError:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the broker could not be reached to clear the id's retained topics: try again",
+        ) from None
     async with app_state(request).pool.connection() as conn:
         row = await one_row(
             conn,
