@@ -35,3 +35,12 @@ class PublishDenied(GatewayError):
         super().__init__(f"publish refused by the broker: {reason} ({reason_code})")
         self.reason_code = reason_code
         self.reason = reason
+
+
+class NoSubscribers(GatewayError):
+    """The broker took a QoS 1 publish but said no one subscribes to it (MQTT 5 reason 16):
+    nothing will store it (e.g. ingest's shared subscription is not yet restored after a broker
+    restart), so the readings stay in the outbox and are sent again."""
+
+    def __init__(self) -> None:
+        super().__init__("the broker has no subscriber for the readings (reason 16)")

@@ -34,7 +34,7 @@ import paho.mqtt.client as paho
 from gateway.allowlist import Allowlist
 from gateway.backoff import Backoff
 from gateway.config import GatewayConfig, parse_server_config
-from gateway.errors import ConfigError, PublishDenied
+from gateway.errors import ConfigError, NoSubscribers, PublishDenied
 from gateway.outbox import Outbox, PendingReading
 from gateway.problems import ProblemLog, broker_problem, probe_broker
 from gateway.status import StatusBoard, build_status, iso_utc, offline_status
@@ -143,7 +143,7 @@ async def _flattened(session: Coroutine[Any, Any, None]) -> None:
     try:
         await session
     except BaseExceptionGroup as group:
-        matched, rest = group.split((aiomqtt.MqttError, PublishDenied))
+        matched, rest = group.split((aiomqtt.MqttError, PublishDenied, NoSubscribers))
         if rest is not None or matched is None:
             raise
         leaves: list[BaseException] = []
@@ -166,14 +166,21 @@ class _ConfirmingClient(aiomqtt.Client):
     def _on_publish(
         self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any
     ) -> None:
-        if getattr(reason_code, "is_failure", False):
-            self._refusals[mid] = reason_code
+        if getattr(reason_code, "is_failure", False) or getattr(reason_code, "value", 0) == 16:
+            self._refusals[mid] = reason_code  # a refusal, or "no matching subscribers" (16)
         super()._on_publish(client, userdata, mid, reason_code, properties)
 
     async def publish_confirmed(
-        self, topic: str, payload: bytes, *, retain: bool = False, ack_timeout: float = 30.0
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        retain: bool = False,
+        ack_timeout: float = 30.0,
+        needs_subscriber: bool = False,
     ) -> None:
-        """Publish at QoS 1; return on a successful PUBACK, raise otherwise."""
+        """Publish at QoS 1; return on a successful PUBACK, raise otherwise (with
+        ``needs_subscriber``, also :class:`NoSubscribers` on reason 16)."""
         info = self._client.publish(topic, payload, 1, retain)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
@@ -195,8 +202,13 @@ class _ConfirmingClient(aiomqtt.Client):
                         raise aiomqtt.MqttError("disconnected before PUBACK")
                     raise aiomqtt.MqttError("no PUBACK in time")
         refusal = self._refusals.pop(info.mid, None)
-        if refusal is not None:
-            raise PublishDenied(int(refusal.value), str(refusal.getName()))
+        if refusal is None:
+            return
+        if int(refusal.value) == 16:
+            if needs_subscriber:
+                raise NoSubscribers()
+            return
+        raise PublishDenied(int(refusal.value), str(refusal.getName()))
 
 
 class Publisher:
@@ -272,9 +284,12 @@ class Publisher:
                             ack_timeout=5.0,
                         )
                     return
-            except (aiomqtt.MqttError, PublishDenied, OSError, ssl.SSLError) as exc:
+            except (aiomqtt.MqttError, PublishDenied, NoSubscribers, OSError, ssl.SSLError) as exc:
                 delay = backoff.next_delay()
-                if isinstance(exc, PublishDenied):
+                if isinstance(exc, NoSubscribers):
+                    # kept in the outbox; a new session sends it again (after the backoff)
+                    logger.warning("%s; sending again in %.0f s", exc, delay)
+                elif isinstance(exc, PublishDenied):
                     self.board.set_alarm("publish_denied", True)
                     logger.error("the broker refused a publish: %s", exc.reason)
                 else:
@@ -453,7 +468,11 @@ class Publisher:
             if receipts:
                 self._sending(batch)
             await client.publish_confirmed(
-                self.topics["readings"], payload, ack_timeout=self.config.mqtt.publish_timeout
+                self.topics["readings"],
+                payload,
+                ack_timeout=self.config.mqtt.publish_timeout,
+                # with receipts, what no one received is sent again when its receipt is late
+                needs_subscriber=not receipts,
             )
             if not receipts:
                 self.outbox.acknowledge(r.id for r in batch)

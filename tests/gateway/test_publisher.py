@@ -267,3 +267,22 @@ async def test_unreceipted_readings_survive_a_restart_and_are_sent_again(
         async with publishing(config) as publisher:  # restarted: sent again at once
             await watcher.wait_for(lambda: len(watcher.readings) >= 60)
             assert sorted(watcher.reading_ids[30:]) == sorted(str(r.id) for r in readings)
+
+
+async def test_readings_no_one_subscribes_to_stay_in_the_outbox(
+    tmp_path: Path, receipts_broker: tuple[RenderedBroker, Login]
+) -> None:
+    """MQTT 5 PUBACK reason 16 ("no matching subscribers", e.g. ingest's shared subscription
+    not yet restored after a broker restart) is not a delivery: nothing would store the
+    readings, so they stay in the outbox and are sent again once someone subscribes."""
+    broker, login = receipts_broker
+    config = make_config(tmp_path, login, broker.settings)
+    readings = fake_readings("meter-16", 30)
+    async with publishing(config) as publisher:
+        publisher.outbox.add(readings)
+        await asyncio.sleep(2.0)  # no subscriber: the broker answers 16 to every batch
+        assert publisher.outbox.depth == 30
+        async with watching(broker.settings, login.gateway_id) as watcher:
+            await watcher.wait_for(lambda: len(set(watcher.reading_ids)) >= 30, within=60)
+            await eventually(lambda: publisher.outbox.depth == 0)
+    assert set(watcher.reading_ids) == {str(r.id) for r in readings}
