@@ -5,20 +5,22 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import psycopg
 
-from alerts._engine import Book, Event, evaluate_patient, history_needs
+from alerts._batch import prefilter_enabled, quiet_mask, settled
+from alerts._engine import Book, Episode, Event, PatientContext, evaluate_patient, history_needs
 from alerts._history import History
-from alerts._metrics import EVALUATE_SECONDS, READINGS_EVALUATED, count_event
+from alerts._metrics import EVALUATE_SECONDS, READINGS_EVALUATED, READINGS_SETTLED, count_event
 from alerts._model import Point, StoredReading, assess_parts
 from alerts._rules import RULES
 from alerts._store import load_state, save_book
 
-__all__ = ["HISTORY_CAP", "evaluate_readings", "load_history"]
+__all__ = ["HISTORY_CAP", "evaluate_per_reading", "evaluate_readings", "load_history"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +129,32 @@ async def evaluate_readings(
     rolls back. Pass only readings that were actually inserted; a reading id already known to
     the history or to an episode raises nothing new either way. Late readings are evaluated in
     clinical-time order and recorded without paging (see ``alerts/README.md``).
+
+    Patients whose readings can open, change or clear nothing (``alerts._batch``: no episode
+    these readings or time could touch, every value inside the patient's thresholds by vector
+    comparison) are settled in bulk: no history, no engine.
     """
+    await _evaluate(conn, readings, now, prefilter=prefilter_enabled())
+
+
+async def evaluate_per_reading(
+    conn: psycopg.AsyncConnection[Any],
+    readings: Sequence[StoredReading],
+    *,
+    now: datetime | None = None,
+) -> None:
+    """:func:`evaluate_readings` without the batch prefilter: every patient through the
+    per-reading engine (the reference the tests and ``carebeacon bench alerts`` compare)."""
+    await _evaluate(conn, readings, now, prefilter=False)
+
+
+async def _evaluate(
+    conn: psycopg.AsyncConnection[Any],
+    readings: Sequence[StoredReading],
+    now: datetime | None,
+    *,
+    prefilter: bool,
+) -> None:
     if not readings:
         return
     started = time.perf_counter()
@@ -137,15 +164,18 @@ async def evaluate_readings(
         by_patient.setdefault(r.patient_id, []).append(r)
     patients = sorted(by_patient)
     contexts, episodes, resolved = await load_state(conn, patients, now)
+    known = [pid for pid in patients if pid in contexts]
+    if len(known) < len(patients):
+        logger.debug(
+            "%d patients unknown to alerts; their readings skipped", len(patients) - len(known)
+        )
+    settled = _settled(known, contexts, episodes, by_patient) if prefilter else set()
     books: dict[uuid.UUID, Book] = {}
     needs: dict[uuid.UUID, dict[str, tuple[datetime, datetime]]] = {}
-    for pid in patients:
-        ctx = contexts.get(pid)
-        if ctx is None:
-            logger.debug(
-                "patient %s unknown to alerts; %d readings skipped", pid, len(by_patient[pid])
-            )
+    for pid in known:
+        if pid in settled:
             continue
+        ctx = contexts[pid]
         books[pid] = Book.of(episodes.get(pid, ()), resolved.get(pid, ()), ctx)
         needs[pid] = history_needs(ctx, books[pid], by_patient[pid])
     histories = await load_history(conn, needs, {r.reading_id for r in readings})
@@ -156,6 +186,8 @@ async def evaluate_readings(
             changed.append(book)
     events: list[Event] = await save_book(conn, changed) if changed else []
     READINGS_EVALUATED.inc(len(readings))
+    if settled:
+        READINGS_SETTLED.inc(sum(len(by_patient[pid]) for pid in settled))
     _count(events, changed)
     EVALUATE_SECONDS.observe(time.perf_counter() - started)
     if events:
@@ -165,6 +197,28 @@ async def evaluate_readings(
             len(patients),
             len(events),
         )
+
+
+def _settled(
+    patients: Sequence[uuid.UUID],
+    contexts: Mapping[uuid.UUID, PatientContext],
+    episodes: Mapping[uuid.UUID, Sequence[Episode]],
+    by_patient: Mapping[uuid.UUID, Sequence[StoredReading]],
+) -> set[uuid.UUID]:
+    """The patients whose readings can open, change or clear nothing (``alerts._batch``)."""
+    candidates = [
+        pid
+        for pid in patients
+        if pid not in episodes
+        or settled(contexts[pid], episodes[pid], {r.type for r in by_patient[pid]})
+    ]
+    if not candidates:
+        return set()
+    rows = [r for pid in candidates for r in by_patient[pid]]
+    mask = quiet_mask(rows, [contexts[r.patient_id] for r in rows])
+    starts = np.cumsum([0] + [len(by_patient[pid]) for pid in candidates[:-1]])
+    quiet = np.logical_and.reduceat(mask, starts)
+    return {pid for pid, q in zip(candidates, quiet.tolist(), strict=True) if q}
 
 
 def _count(events: Sequence[Event], books: Sequence[Book]) -> None:
