@@ -1099,6 +1099,12 @@ class SymptomRule(Rule):
 
     kind = "symptom"
 
+    @staticmethod
+    def _source(ev: Eval) -> str:
+        """The thresholds' source and limit (built only for a finding: most readings have
+        none)."""
+        return f"{ev.source('systolic', 'diastolic')} {_limit(ev)} mmHg"
+
     def quiet(self, cols: ReadingColumns, params: Mapping[str, ThresholdValue]) -> Mask | None:
         if cols.type == SYMPTOM_TYPE:
             return None  # a report names symptoms: always through the engine
@@ -1130,7 +1136,6 @@ class SymptomRule(Rule):
             return None
         window = timedelta(hours=ev.p("window_hours"))
         lim = (ev.p("systolic"), ev.p("diastolic"), bool(ev.p("inclusive")))
-        src = f"{ev.source('systolic', 'diastolic')} {_limit(ev)} mmHg"
         if r.type == SYMPTOM_TYPE:
             named = [k for k, v in pt.values.items() if k in SYMPTOMS and v]
             if not named:
@@ -1147,7 +1152,7 @@ class SymptomRule(Rule):
                 worst = max(high, key=lambda p: p.values.get("systolic", 0.0))
                 text = (
                     f"Symptoms reported ({words}) with blood pressure {_bp(worst.values)} in the "
-                    f"last {_span(window)}; {src}"
+                    f"last {_span(window)}; {self._source(ev)}"
                 )
                 evidence = (worst.reading_id, pt.reading_id)
                 return self.finding(ev, Severity.CRITICAL, "symptom", len(named), text, evidence)
@@ -1171,7 +1176,10 @@ class SymptomRule(Rule):
             return None
         names = sorted({k for p in reported for k, v in p.values.items() if k in SYMPTOMS and v})
         words = ", ".join(SYMPTOMS[k] for k in names) or "see the open symptom report"
-        text = f"Blood pressure {_bp(pt.values)} after symptoms were reported ({words}); {src}"
+        text = (
+            f"Blood pressure {_bp(pt.values)} after symptoms were reported ({words}); "
+            + self._source(ev)
+        )
         return self.finding(
             ev,
             Severity.CRITICAL,

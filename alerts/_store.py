@@ -157,25 +157,32 @@ def _tz(name: str | None) -> tzinfo:
         return UTC
 
 
+# Each patient's running enrollments (not ended, consent not withdrawn; consent_state once per
+# enrollment): the latest is the primary, all of them give the templates and the delivery date.
 _BASE_SQL = """
-    SELECT DISTINCT ON (p.id) p.id, p.risk_tier, coalesce(e.site_id, p.site_id),
-           e.program_id, coalesce(pr.template, 'general'), s.timezone,
-           (SELECT array_agg(DISTINCT pr2.template) FROM enrollments e2
-            JOIN programs pr2 ON pr2.id = e2.program_id
-            WHERE e2.patient_id = p.id AND (e2.ended_at IS NULL OR e2.ended_at > %(now)s)
-              AND consent_state(e2.id, %(now)s) IS DISTINCT FROM 'withdrawn'),
-           -- the postpartum delivery date, where enrollments carry one
-           (SELECT max((to_jsonb(e3) ->> 'delivery_date')::date) FROM enrollments e3
-            WHERE e3.patient_id = p.id AND (e3.ended_at IS NULL OR e3.ended_at > %(now)s)
-              AND consent_state(e3.id, %(now)s) IS DISTINCT FROM 'withdrawn')
+    WITH running AS MATERIALIZED (
+        SELECT e.patient_id, e.program_id, e.site_id, e.enrolled_at, pr.template,
+               -- the postpartum delivery date, where enrollments carry one
+               (to_jsonb(e) ->> 'delivery_date')::date AS delivery_date
+        FROM enrollments e
+        LEFT JOIN programs pr ON pr.id = e.program_id
+        WHERE e.patient_id = ANY(%(ids)s) AND (e.ended_at IS NULL OR e.ended_at > %(now)s)
+          AND consent_state(e.id, %(now)s) IS DISTINCT FROM 'withdrawn'
+    ), every AS (
+        SELECT patient_id,
+               array_agg(DISTINCT template) FILTER (WHERE template IS NOT NULL) AS templates,
+               max(delivery_date) AS delivery_date
+        FROM running GROUP BY patient_id
+    )
+    SELECT DISTINCT ON (p.id) p.id, p.risk_tier, coalesce(r.site_id, p.site_id),
+           r.program_id, coalesce(r.template, 'general'), s.timezone,
+           a.templates, a.delivery_date
     FROM patients p
-    LEFT JOIN enrollments e ON e.patient_id = p.id
-         AND (e.ended_at IS NULL OR e.ended_at > %(now)s)
-         AND consent_state(e.id, %(now)s) IS DISTINCT FROM 'withdrawn'
-    LEFT JOIN programs pr ON pr.id = e.program_id
-    LEFT JOIN sites s ON s.id = coalesce(e.site_id, p.site_id)
+    LEFT JOIN running r ON r.patient_id = p.id
+    LEFT JOIN every a ON a.patient_id = p.id
+    LEFT JOIN sites s ON s.id = coalesce(r.site_id, p.site_id)
     WHERE p.id = ANY(%(ids)s)
-    ORDER BY p.id, e.enrolled_at DESC NULLS LAST
+    ORDER BY p.id, r.enrolled_at DESC NULLS LAST
 """
 # Every override that may apply to these patients (their own, their sites', their programs');
 # independent of the query above so that both go in one round trip.

@@ -149,6 +149,7 @@ async def measure(
     async with await psycopg.AsyncConnection.connect(conninfo) as conn:
         await _copy(conn, history)
         await conn.commit()
+        del history  # stored: the process keeps no copy of it (as ingest keeps none)
         for b in range(args.batches * len(paths)):
             path = paths[b % len(paths)]
             at = T0 + timedelta(minutes=per * b)
