@@ -16,7 +16,7 @@ from alerts._batch import prefilter_enabled, quiet_mask, settled
 from alerts._engine import Book, Episode, Event, PatientContext, evaluate_patient, history_needs
 from alerts._history import History
 from alerts._metrics import EVALUATE_SECONDS, READINGS_EVALUATED, READINGS_SETTLED, count_event
-from alerts._model import Point, StoredReading, assess_parts
+from alerts._model import Point, StoredReading, assess_parts, plausible
 from alerts._rules import RULES
 from alerts._store import load_state, save_book
 
@@ -90,25 +90,28 @@ async def load_history(
             ),
         )
         rows = await cur.fetchall()
-    merged: dict[tuple[uuid.UUID, str], dict[uuid.UUID, list[Any]]] = {}
+    # keyed by the id's integer (hashed in C; a UUID hashes in Python), time-ordered by it too
+    skip = {rid.int for rid in exclude}
+    merged: dict[tuple[uuid.UUID, str], dict[int, tuple[uuid.UUID, datetime, str, Any]]] = {}
     for pid, code, ids, times, vals, flags in rows:
         per = merged.setdefault((pid, CODE_TYPE[code]), {})
         for rid, t, v, f in zip(ids, times, vals, flags, strict=True):
-            if rid in exclude:
-                continue
-            entry = per.get(rid)
-            if entry is None:
-                per[rid] = [t, f, {code: v}]
-            else:
-                entry[2][code] = v
+            key = rid.int
+            entry = per.get(key)
+            if entry is not None:
+                entry[3][code] = v
+            elif key not in skip:
+                per[key] = (rid, t, f, {code: v})
     for (pid, type_), per in merged.items():
         points = []
-        for rid, (t, f, values) in per.items():
-            q = assess_parts(tuple(f.split(",")) if f else (), values)
-            if q.excluded or not q.values:
-                continue
-            points.append(Point(t, rid, q.values, q.suspect, q.time_trusted, ""))
-        points.sort(key=lambda p: (p.time, p.reading_id))
+        for t, _, rid, f, values in sorted((t, k, rid, f, v) for k, (rid, t, f, v) in per.items()):
+            if f:
+                q = assess_parts(tuple(f.split(",")), values)
+                if q.excluded or not q.values:
+                    continue
+                points.append(Point(t, rid, q.values, q.suspect, q.time_trusted, ""))
+            elif kept := plausible(values):  # no flags: what assess_parts keeps, nothing else
+                points.append(Point(t, rid, kept, False, True, ""))
         out[pid].extend(type_, points)
     return out
 

@@ -26,6 +26,7 @@ __all__ = [
     "StoredReading",
     "assess",
     "assess_parts",
+    "plausible",
 ]
 
 
@@ -165,6 +166,15 @@ def assess_parts(flags: tuple[str, ...] | list[str], raw: Mapping[str, float]) -
             continue
         else:
             suspect = True
+    time_trusted = not any(f in UNTRUSTED_TIME_FLAGS for f in flags)
+    return Quality(
+        excluded=excluded, suspect=suspect, time_trusted=time_trusted, values=plausible(raw)
+    )
+
+
+def plausible(raw: Mapping[str, float]) -> dict[str, float]:
+    """The values the rules may use: numbers in their physiologically possible range, and a
+    pressure pair only when diastolic is below systolic (whatever the flags say)."""
     values: dict[str, float] = {}
     for code, value in raw.items():
         bounds = PLAUSIBLE.get(code)
@@ -177,8 +187,7 @@ def assess_parts(flags: tuple[str, ...] | list[str], raw: Mapping[str, float]) -
     if sys_ is not None and dia is not None and dia >= sys_:
         # a pressure pair that cannot be: neither number is trusted
         del values["systolic"], values["diastolic"]
-    time_trusted = not any(f in UNTRUSTED_TIME_FLAGS for f in flags)
-    return Quality(excluded=excluded, suspect=suspect, time_trusted=time_trusted, values=values)
+    return values
 
 
 # The value codes the per-reading rules compare (ReadingColumns holds these as columns).
