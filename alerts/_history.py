@@ -98,7 +98,7 @@ class History:
         return [
             p
             for p in points[lo:hi]
-            if (p.time_trusted or not trusted_only) and p.reading_id != exclude
+            if (p.time_trusted or not trusted_only) and (exclude is None or p.reading_id != exclude)
         ]
 
     def last(
