@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,10 +13,18 @@ import numpy as np
 import psycopg
 
 from alerts._batch import prefilter_enabled, quiet_mask, settled
-from alerts._engine import Book, Episode, Event, PatientContext, evaluate_patient, history_needs
+from alerts._engine import (
+    Book,
+    Episode,
+    Event,
+    PatientContext,
+    evaluate_patient,
+    history_needs,
+    rules_for,
+)
 from alerts._history import History
 from alerts._metrics import EVALUATE_SECONDS, READINGS_EVALUATED, READINGS_SETTLED, count_event
-from alerts._model import Point, StoredReading, assess_parts, plausible
+from alerts._model import Point, StoredReading, assess, assess_parts, plausible
 from alerts._rules import RULES
 from alerts._store import load_state, save_book
 
@@ -41,7 +49,27 @@ CODE_TYPE = {
 # enough for every per-reading rule (last M of N-of-M, 15 min, 7 daily weights, 24 h of
 # glucose) and a bound on the work whatever a device sends.
 HISTORY_CAP = 48
+# The batch path reads first this many (plus the patient's readings in the batch, which the
+# query returns too) and goes back for HISTORY_CAP only for a patient one of whose rules may
+# read further back than that: the same history for every read (see _covered).
+HISTORY_FIRST = 12
 _RULE_IDS = frozenset(RULES)
+_Key = tuple[uuid.UUID, str]
+
+
+def _wanted(
+    needs: Mapping[uuid.UUID, Mapping[str, tuple[datetime, datetime]]],
+) -> dict[_Key, tuple[datetime, datetime]]:
+    """Per (patient, value code), the clinical-time window to read."""
+    wanted: dict[_Key, tuple[datetime, datetime]] = {}
+    for pid, per_type in needs.items():
+        for type_, (t0, t1) in per_type.items():
+            for code in TYPE_CODES.get(type_, ()):
+                old = wanted.get((pid, code))
+                wanted[(pid, code)] = (
+                    (t0, t1) if old is None else (min(old[0], t0), max(old[1], t1))
+                )
+    return wanted
 
 
 async def load_history(
@@ -52,24 +80,31 @@ async def load_history(
 ) -> dict[uuid.UUID, History]:
     """One query for every (patient, code) window that some rule needs: the latest ``cap``
     values each, by the (patient_id, code, time DESC) index, aggregated into arrays."""
-    wanted: dict[tuple[uuid.UUID, str], tuple[datetime, datetime]] = {}
-    for pid, per_type in needs.items():
-        for type_, (t0, t1) in per_type.items():
-            for code in TYPE_CODES.get(type_, ()):
-                old = wanted.get((pid, code))
-                wanted[(pid, code)] = (
-                    (t0, t1) if old is None else (min(old[0], t0), max(old[1], t1))
-                )
-    out: dict[uuid.UUID, History] = {pid: History() for pid in needs}
+    wanted = _wanted(needs)
+    histories, _ = await _load(conn, needs, wanted, exclude, dict.fromkeys(wanted, cap))
+    return histories
+
+
+async def _load(
+    conn: psycopg.AsyncConnection[Any],
+    patients: Iterable[uuid.UUID],
+    wanted: Mapping[_Key, tuple[datetime, datetime]],
+    exclude: set[uuid.UUID],
+    caps: Mapping[_Key, int],
+) -> tuple[dict[uuid.UUID, History], dict[_Key, datetime]]:
+    """The histories, and per (patient, reading type) where a code's cap was reached, the time
+    of the oldest value read: at or before it, values of the window may be missing."""
+    out: dict[uuid.UUID, History] = {pid: History() for pid in patients}
+    edges: dict[_Key, datetime] = {}
     if not wanted:
-        return out
+        return out, edges
     keys = list(wanted)
     async with conn.cursor(binary=True) as cur:
         await cur.execute(
             """
             SELECT w.pid, w.code, x.ids, x.times, x.vals, x.flags
-            FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::timestamptz[])
-                 AS w(pid, code, t0, t1)
+            FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[])
+                 AS w(pid, code, t0, t1, cap)
             CROSS JOIN LATERAL (
                 SELECT array_agg(r.reading_id) AS ids, array_agg(r.time) AS times,
                        array_agg(r.value) AS vals,
@@ -77,7 +112,7 @@ async def load_history(
                 FROM (SELECT reading_id, time, value, flags FROM readings
                       WHERE patient_id = w.pid AND code = w.code
                         AND time >= w.t0 AND time <= w.t1
-                      ORDER BY time DESC LIMIT %s) AS r
+                      ORDER BY time DESC LIMIT w.cap) AS r
             ) AS x
             WHERE x.ids IS NOT NULL
             """,
@@ -86,15 +121,20 @@ async def load_history(
                 [k[1] for k in keys],
                 [wanted[k][0] for k in keys],
                 [wanted[k][1] for k in keys],
-                cap,
+                [caps[k] for k in keys],
             ),
         )
         rows = await cur.fetchall()
     # keyed by the id's integer (hashed in C; a UUID hashes in Python), time-ordered by it too
     skip = {rid.int for rid in exclude}
-    merged: dict[tuple[uuid.UUID, str], dict[int, tuple[uuid.UUID, datetime, str, Any]]] = {}
+    merged: dict[_Key, dict[int, tuple[uuid.UUID, datetime, str, Any]]] = {}
     for pid, code, ids, times, vals, flags in rows:
-        per = merged.setdefault((pid, CODE_TYPE[code]), {})
+        type_ = CODE_TYPE[code]
+        if len(ids) >= caps[(pid, code)]:
+            oldest = min(times)
+            edge = edges.get((pid, type_))
+            edges[(pid, type_)] = oldest if edge is None else max(edge, oldest)
+        per = merged.setdefault((pid, type_), {})
         for rid, t, v, f in zip(ids, times, vals, flags, strict=True):
             key = rid.int
             entry = per.get(key)
@@ -113,7 +153,74 @@ async def load_history(
             elif kept := plausible(values):  # no flags: what assess_parts keeps, nothing else
                 points.append(Point(t, rid, kept, False, True, ""))
         out[pid].extend(type_, points)
-    return out
+    return out, edges
+
+
+async def _load_covering(
+    conn: psycopg.AsyncConnection[Any],
+    needs: dict[uuid.UUID, dict[str, tuple[datetime, datetime]]],
+    exclude: set[uuid.UUID],
+    contexts: Mapping[uuid.UUID, PatientContext],
+    by_patient: Mapping[uuid.UUID, Sequence[StoredReading]],
+) -> dict[uuid.UUID, History]:
+    """What :func:`load_history` gives for every read the rules make, in fewer values: first
+    the latest ``HISTORY_FIRST`` (+ the patient's batch) per key, then ``HISTORY_CAP`` for the
+    patients some read of which that does not cover (a second query, only if needed)."""
+    wanted = _wanted(needs)
+    cap_of = {
+        pid: HISTORY_CAP
+        if contexts[pid].thresholds.postpartum_end is not None  # parameters change with time
+        else min(HISTORY_CAP, HISTORY_FIRST + len(by_patient[pid]))
+        for pid in needs
+    }
+    caps = {key: cap_of[key[0]] for key in wanted}
+    histories, edges = await _load(conn, needs, wanted, exclude, caps)
+    short: dict[uuid.UUID, dict[str, datetime]] = {}
+    for (pid, type_), edge in edges.items():
+        if cap_of[pid] < HISTORY_CAP:
+            short.setdefault(pid, {})[type_] = edge
+    again = {
+        pid
+        for pid, edges_of in short.items()
+        if not _covered(contexts[pid], by_patient[pid], histories[pid], edges_of)
+    }
+    if again:
+        sub = {k: w for k, w in wanted.items() if k[0] in again}
+        more, _ = await _load(conn, again, sub, exclude, dict.fromkeys(sub, HISTORY_CAP))
+        histories.update(more)
+    return histories
+
+
+def _covered(
+    ctx: PatientContext,
+    readings: Sequence[StoredReading],
+    history: History,
+    edges: Mapping[str, datetime],
+) -> bool:
+    """Whether every read that a per-reading rule may make for these readings sees what
+    HISTORY_CAP would have given: its window starts after the edge (the oldest value read
+    where the first cap was reached), or it reads the last N values (``Rule.reads_last``) and N
+    of them lie after the edge. A rule reads history only where ``wants_history`` says so; its
+    episode may open during the batch, so each is asked as if its family were active."""
+    for r in readings:
+        values = assess(r).values
+        for rid in rules_for(ctx.thresholds.enabled, r.type):
+            rule = RULES[rid]
+            params = ctx.thresholds.rule(rid)
+            if not rule.wants_history(values, r.flags, params, True):
+                continue
+            start = r.time - rule.lookback(params)
+            for type_ in rule.types:
+                edge = edges.get(type_)
+                if edge is None or start > edge:
+                    continue
+                n = rule.reads_last(params)
+                if n is not None:
+                    after = history.window(type_, start, r.time, trusted_only=False)
+                    if sum(1 for p in after if p.time > edge) >= n:
+                        continue
+                return False
+    return True
 
 
 async def evaluate_readings(
@@ -181,7 +288,12 @@ async def _evaluate(
         ctx = contexts[pid]
         books[pid] = Book.of(episodes.get(pid, ()), resolved.get(pid, ()), ctx)
         needs[pid] = history_needs(ctx, books[pid], by_patient[pid])
-    histories = await load_history(conn, needs, {r.reading_id for r in readings})
+    exclude = {r.reading_id for r in readings}
+    histories = (
+        await _load_covering(conn, needs, exclude, contexts, by_patient)
+        if prefilter
+        else await load_history(conn, needs, exclude)
+    )
     changed: list[Book] = []
     for pid, book in books.items():
         evaluate_patient(contexts[pid], histories[pid], book, by_patient[pid], now)

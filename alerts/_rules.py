@@ -241,6 +241,11 @@ class Rule:
     def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
         return timedelta(0)
 
+    def reads_last(self, params: Mapping[str, ThresholdValue]) -> int | None:
+        """When ``evaluate`` reads only the last N values of its window (N of M): N. The live
+        path then need not read the whole window once N values are known."""
+        return None
+
     def quiet(self, cols: ReadingColumns, params: Mapping[str, ThresholdValue]) -> Mask | None:
         """Per reading of ``cols`` (all of one type this rule reads): True where ``evaluate``
         surely finds nothing in it, whatever the history, while no episode of the rule's
@@ -492,6 +497,9 @@ class CountRule(Rule):
         """:meth:`_beyond` over columns."""
         s, d = cols.values["systolic"], cols.values["diastolic"]
         return (s >= s_lim) | (d >= d_lim)
+
+    def reads_last(self, params: Mapping[str, ThresholdValue]) -> int | None:
+        return int(params["m"].value)  # history.last(..., m, ...): nothing else
 
     def quiet(self, cols: ReadingColumns, params: Mapping[str, ThresholdValue]) -> Mask | None:
         # with its family inactive, a reading not beyond level 1 returns before any history

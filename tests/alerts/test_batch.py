@@ -171,3 +171,52 @@ def test_a_generated_cohort_replays_the_same_on_both_paths(both_paths: dict[str,
     lines = alerts.replay(cohort)
     assert lines  # the cohort's labelled events open episodes
     assert both_paths["replay"] == len(cohort["patients"])
+
+
+@pytest.mark.db
+async def test_a_late_reading_reads_the_whole_window_as_before(
+    conn: Conn, both_paths: dict[str, int]
+) -> None:
+    """The batch path reads a short history first; a reading whose rules look further back
+    (here a late reading, measured five days before it arrived, behind eighteen newer ones
+    and next to a current high one) reads what the per-reading path reads: with the two high readings before it, three
+    occasions at or above 145/90 (2025 AHA/ACC home values; ACOG PB 222: occasions 4 h apart)."""
+    pid = await make_patient(conn, "hypertension")
+    day = timedelta(days=1)
+    old = [bp(pid, T0 - 6 * day, 152, 95), bp(pid, T0 - 5.5 * day, 151, 94)]
+    recent = [bp(pid, T0 - 3 * day + k * 4 * HOUR, 121, 76) for k in range(18)]
+    await store(conn, old + recent, now=T0 - day)
+    late = bp(pid, T0 - 5 * day, 150, 95, received_at=T0)
+    await store(conn, [late, bp(pid, T0, 150, 95)], now=T0 + timedelta(minutes=1))
+    cur = await conn.execute(
+        "SELECT family, late, count FROM alert_episodes WHERE patient_id = %s", (pid,)
+    )
+    assert await cur.fetchall() == [("bp_high", True, 1)]
+    assert both_paths["live"] == 2
+
+
+@pytest.mark.db
+async def test_long_histories_read_the_same_on_both_paths(
+    conn: Conn, both_paths: dict[str, int]
+) -> None:
+    """Weeks of readings several times a day (more than the batch path's first read) for a
+    high-BP, a heart-failure and a diabetes patient: every batch gives the same episodes."""
+    bp_pid = await make_patient(conn, "hypertension")
+    hf = await make_patient(conn, "heart_failure")
+    dm = await make_patient(conn, "diabetes")
+    start = T0 - timedelta(days=14)
+    history = (
+        [bp(bp_pid, start + k * 6 * HOUR, 150 + k % 7, 92) for k in range(56)]
+        + [weight(hf, start + k * 12 * HOUR, 80.0 + 0.15 * k) for k in range(28)]
+        + [glucose(dm, start + k * 4 * HOUR, 180.0 + (k % 9) * 15) for k in range(84)]
+    )
+    await store(conn, history, now=T0 - timedelta(minutes=30))
+    batch = [
+        bp(bp_pid, T0, 158, 97),
+        bp(bp_pid, T0 + timedelta(minutes=3), 154, 95),
+        weight(hf, T0, 85.2),
+        glucose(dm, T0, 320.0),
+        glucose(dm, T0 - timedelta(hours=30), 310.0, received_at=T0),
+    ]
+    await store(conn, batch, now=T0 + timedelta(minutes=5))
+    assert both_paths["live"] == 2
