@@ -231,11 +231,12 @@ async def evaluate_readings(
 ) -> None:
     """Run the rules on readings that ingest has just inserted, in ingest's transaction.
 
-    Batch-oriented: whatever the number of readings and patients, at most three round trips —
+    Batch-oriented: whatever the number of readings and patients, at most four round trips —
     (1) pipelined: per-patient advisory locks (held to the end of the caller's transaction, so
     concurrent ingest processes and the scheduler serialise per patient), contexts, threshold
     overrides, active episodes ``FOR UPDATE``; (2) one history query, only if some rule on some
-    reading needs history; (3) pipelined writes, only if an episode changed. Never commits or
+    reading needs history, and a second one only for patients whose rules read further back
+    than the first read (``_load_covering``); (3) pipelined writes, only if an episode changed. Never commits or
     rolls back. Pass only readings that were actually inserted; a reading id already known to
     the history or to an episode raises nothing new either way. Late readings are evaluated in
     clinical-time order and recorded without paging (see ``alerts/README.md``).
