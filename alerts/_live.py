@@ -215,10 +215,9 @@ def _covered(
                 if edge is None or start > edge:
                     continue
                 n = rule.reads_last(params)
-                if n is not None:
-                    after = history.window(type_, start, r.time, trusted_only=False)
-                    if sum(1 for p in after if p.time > edge) >= n:
-                        continue
+                # (start <= edge here: N values after the edge are all inside the window)
+                if n is not None and history.count_after(type_, edge, r.time) >= n:
+                    continue
                 return False
     return True
 
