@@ -63,6 +63,7 @@ __all__ = [
     "quiet_ends",
     "quiet_for",
     "quiet_held",
+    "rules_for",
     "sla_for",
     "thresholds_for",
     "timers",
@@ -829,7 +830,9 @@ class Book:
             patient_id=ctx.patient_id,
             family=f.family,
             rule_id=f.rule_id,
-            state="pending",
+            # created in the state it is in: pending only while a value waits for its
+            # re-measure; any other finding is open from the start (the audit trail says so)
+            state="pending" if f.confirm_by is not None else "open",
             severity=f.severity,
             priority=priority_for(f.severity, ctx.risk_tier, late, f.family),
             site_id=ctx.site_id,
@@ -1001,11 +1004,13 @@ PERIOD = timedelta(hours=6)  # how often the periodic rules (7-day mean) run
 
 
 def _rules_for(ctx: PatientContext, type_: str) -> tuple[str, ...]:
-    return _rules_cached(ctx.thresholds.enabled, type_)
+    return rules_for(ctx.thresholds.enabled, type_)
 
 
 @functools.lru_cache(maxsize=1024)
-def _rules_cached(enabled: frozenset[str], type_: str) -> tuple[str, ...]:
+def rules_for(enabled: frozenset[str], type_: str) -> tuple[str, ...]:
+    """The per-reading rules (neither timed nor periodic) among ``enabled`` that read
+    ``type_``, in the order the engine runs them."""
     return tuple(
         sorted(
             rid

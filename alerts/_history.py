@@ -98,8 +98,17 @@ class History:
         return [
             p
             for p in points[lo:hi]
-            if (p.time_trusted or not trusted_only) and p.reading_id != exclude
+            if (p.time_trusted or not trusted_only) and (exclude is None or p.reading_id != exclude)
         ]
+
+    def count_after(self, type_: str, after: datetime, end: datetime) -> int:
+        """How many points (trusted or not) have ``after < time <= end``."""
+        keys = self._keys.get(type_)
+        if not keys:
+            return 0
+        lo = bisect.bisect_right(keys, (after, _MAX_UUID))
+        hi = bisect.bisect_right(keys, (end, _MAX_UUID))
+        return max(0, hi - lo)
 
     def last(
         self, type_: str, end: datetime, n: int, start: datetime, *, trusted_only: bool = True

@@ -11,6 +11,7 @@ __all__ = [
     "EVALUATE_SECONDS",
     "PIPELINE_STALLED",
     "READINGS_EVALUATED",
+    "READINGS_SETTLED",
     "SCHEDULER_LAST_PASS",
     "SCHEDULER_LEADER",
     "SCHEDULER_TICK_SECONDS",
@@ -18,6 +19,10 @@ __all__ = [
 
 READINGS_EVALUATED = Counter(
     "carebeacon_alert_readings_evaluated_total", "Readings evaluated by the alert rules"
+)
+READINGS_SETTLED = Counter(
+    "carebeacon_alert_readings_settled_total",
+    "Readings the batch prefilter settled without history or engine (of those evaluated)",
 )
 EPISODES_OPENED = Counter(
     "carebeacon_alert_episodes_opened_total",

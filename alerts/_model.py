@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "EXCLUDING_FLAGS",
@@ -18,10 +21,12 @@ __all__ = [
     "UNTRUSTED_TIME_FLAGS",
     "Point",
     "Quality",
+    "ReadingColumns",
     "Severity",
     "StoredReading",
     "assess",
     "assess_parts",
+    "plausible",
 ]
 
 
@@ -161,6 +166,15 @@ def assess_parts(flags: tuple[str, ...] | list[str], raw: Mapping[str, float]) -
             continue
         else:
             suspect = True
+    time_trusted = not any(f in UNTRUSTED_TIME_FLAGS for f in flags)
+    return Quality(
+        excluded=excluded, suspect=suspect, time_trusted=time_trusted, values=plausible(raw)
+    )
+
+
+def plausible(raw: Mapping[str, float]) -> dict[str, float]:
+    """The values the rules may use: numbers in their physiologically possible range, and a
+    pressure pair only when diastolic is below systolic (whatever the flags say)."""
     values: dict[str, float] = {}
     for code, value in raw.items():
         bounds = PLAUSIBLE.get(code)
@@ -173,5 +187,56 @@ def assess_parts(flags: tuple[str, ...] | list[str], raw: Mapping[str, float]) -
     if sys_ is not None and dia is not None and dia >= sys_:
         # a pressure pair that cannot be: neither number is trusted
         del values["systolic"], values["diastolic"]
-    time_trusted = not any(f in UNTRUSTED_TIME_FLAGS for f in flags)
-    return Quality(excluded=excluded, suspect=suspect, time_trusted=time_trusted, values=values)
+    return values
+
+
+# The value codes the per-reading rules compare (ReadingColumns holds these as columns).
+COLUMN_CODES = ("systolic", "diastolic", "mean_arterial", "glucose", "body_weight")
+_NAN = float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingColumns:
+    """Readings of one type as columns, for vector comparisons (the batch prefilter): per code
+    of :data:`COLUMN_CODES`, ``values`` holds what :func:`assess_parts` keeps (NaN where it keeps
+    nothing: absent, NaN, implausible, or an impossible pressure pair) and ``raw`` the number
+    as stored (NaN where absent); ``flags`` is each reading's flags. Row ``i`` is
+    ``readings[i]``."""
+
+    type: str
+    values: Mapping[str, npt.NDArray[np.float64]]
+    raw: Mapping[str, npt.NDArray[np.float64]]
+    flags: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def of(cls, type_: str, readings: Sequence[StoredReading]) -> ReadingColumns:
+        raw = {
+            code: np.array([r.values.get(code, _NAN) for r in readings], dtype=np.float64)
+            for code in COLUMN_CODES
+        }
+        values: dict[str, npt.NDArray[np.float64]] = {}
+        for code, col in raw.items():
+            bounds = PLAUSIBLE.get(code)
+            if bounds is None:
+                values[code] = col
+                continue
+            # NaN compares false: dropped with the implausible values, as assess_parts does
+            values[code] = np.where((col >= bounds[0]) & (col <= bounds[1]), col, np.nan)
+        s, d = values["systolic"], values["diastolic"]
+        impossible = d >= s  # a pressure pair that cannot be (false where either is NaN)
+        if impossible.any():
+            values["systolic"] = np.where(impossible, np.nan, s)
+            values["diastolic"] = np.where(impossible, np.nan, d)
+        return cls(type_, values, raw, tuple(r.flags for r in readings))
+
+    def take(self, rows: npt.NDArray[np.intp]) -> ReadingColumns:
+        """These rows only, in this order."""
+        return ReadingColumns(
+            self.type,
+            {code: col[rows] for code, col in self.values.items()},
+            {code: col[rows] for code, col in self.raw.items()},
+            tuple(self.flags[i] for i in rows),
+        )
+
+    def __len__(self) -> int:
+        return len(self.flags)

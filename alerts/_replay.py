@@ -41,6 +41,7 @@ from typing import Any
 
 import polars as pl
 
+from alerts._batch import prefilter_enabled, quiet_mask, settled
 from alerts._engine import (
     ESCALATION_LEVELS,
     PERIOD,
@@ -550,6 +551,8 @@ def _replay_patient(
         else timedelta(0)
     )
     periodic = bool(periodic_rules(ctx))
+    # the batch prefilter: readings no rule could find anything in (alerts._batch)
+    quiet = quiet_mask(readings, [ctx] * len(readings)) if prefilter_enabled() else None
     start = min([r.received_at for r in readings] + [a.at for a in actions], default=end)
     next_periodic = _next_boundary(start)
     clock = start
@@ -607,7 +610,16 @@ def _replay_patient(
         while j < len(readings) and readings[j].received_at == arrival:
             j += 1
         run_until(arrival, inclusive=False)
-        evaluate_patient(ctx, history, book, readings[i:j], arrival)
+        group = readings[i:j]
+        if (
+            quiet is not None
+            and quiet[i:j].all()
+            and settled(ctx, book.active.values(), {r.type for r in group})
+        ):
+            for r in group:
+                history.add(r)  # what the engine would do with them, and all it would do
+        else:
+            evaluate_patient(ctx, history, book, group, arrival)
         advance(ctx, book, arrival, arrival, escalate=True)
         clock = max(clock, arrival)
         emit()

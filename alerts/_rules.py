@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
 import numpy as np
+import numpy.typing as npt
 
 from alerts._history import History
-from alerts._model import Point, Severity, StoredReading
+from alerts._model import Point, ReadingColumns, Severity, StoredReading
 from alerts._programs import LB, RuleParams, ThresholdSet, ThresholdValue
 
 __all__ = [
@@ -27,11 +28,13 @@ __all__ = [
     "Eval",
     "Family",
     "Finding",
+    "Mask",
     "Rule",
     "Verdict",
 ]
 
 MMOL = 18.016  # mg/dL per mmol/L
+Mask = npt.NDArray[np.bool_]  # one truth value per reading of a ReadingColumns
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +241,19 @@ class Rule:
     def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
         return timedelta(0)
 
+    def reads_last(self, params: Mapping[str, ThresholdValue]) -> int | None:
+        """When ``evaluate`` reads only the last N values of its window (N of M): N. The live
+        path then need not read the whole window once N values are known."""
+        return None
+
+    def quiet(self, cols: ReadingColumns, params: Mapping[str, ThresholdValue]) -> Mask | None:
+        """Per reading of ``cols`` (all of one type this rule reads): True where ``evaluate``
+        surely finds nothing in it, whatever the history, while no episode of the rule's
+        family is active — the batch prefilter then spares it the history and the engine.
+        ``None``: cannot tell, every reading goes through the engine (the default: a rule is
+        prefiltered only where it says exactly when it stays silent)."""
+        return None
+
     def finding(
         self,
         ev: Eval,
@@ -264,6 +280,14 @@ class Rule:
                 confirm_by=confirm_by,
             ),
         )
+
+
+def _severe_v(cols: ReadingColumns, s_lim: float, d_lim: float, inclusive: bool) -> Mask:
+    """:func:`_severe` over columns (a NaN — no usable value — is never beyond a limit)."""
+    s, d = cols.values["systolic"], cols.values["diastolic"]
+    if inclusive:
+        return (s >= s_lim) | (d >= d_lim)
+    return (s > s_lim) | (d > d_lim)
 
 
 def _bp(values: Mapping[str, float]) -> str:
@@ -336,6 +360,11 @@ class ConfirmationRule(Rule):
 
     def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
         return timedelta(minutes=params["confirm_minutes"].value)
+
+    def quiet(self, cols: ReadingColumns, params: Mapping[str, ThresholdValue]) -> Mask | None:
+        # a finding needs a severe value; anything else only speaks to an active episode
+        inclusive = bool(params.get("inclusive") and params["inclusive"].value)
+        return ~_severe_v(cols, params["systolic"].value, params["diastolic"].value, inclusive)
 
     def check(self, ev: Eval) -> Verdict | None:
         pt = ev.point
@@ -464,6 +493,18 @@ class CountRule(Rule):
     def lookback(self, params: Mapping[str, ThresholdValue]) -> timedelta:
         return timedelta(hours=params["window_hours"].value)
 
+    def _beyond_v(self, cols: ReadingColumns, s_lim: float, d_lim: float) -> Mask:
+        """:meth:`_beyond` over columns."""
+        s, d = cols.values["systolic"], cols.values["diastolic"]
+        return (s >= s_lim) | (d >= d_lim)
+
+    def reads_last(self, params: Mapping[str, ThresholdValue]) -> int | None:
+        return int(params["m"].value)  # history.last(..., m, ...): nothing else
+
+    def quiet(self, cols: ReadingColumns, params: Mapping[str, ThresholdValue]) -> Mask | None:
+        # with its family inactive, a reading not beyond level 1 returns before any history
+        return ~self._beyond_v(cols, *self._level(params, "level1"))
+
     def check(self, ev: Eval) -> Verdict | None:
         pt = ev.point
         if pt is None:
@@ -548,6 +589,13 @@ class LowBpRule(CountRule):
             return False
         mean = _map(values)
         return (s is not None and s < s_lim) or (mean is not None and mean < d_lim)
+
+    def _beyond_v(self, cols: ReadingColumns, s_lim: float, d_lim: float) -> Mask:
+        s, d = cols.values["systolic"], cols.values["diastolic"]
+        hypertensive = (s >= 140) | (d >= 90)
+        pair = ~np.isnan(s) & ~np.isnan(d)
+        mean = np.where(pair, (s + 2 * d) / 3, cols.values["mean_arterial"])
+        return ~hypertensive & ((s < s_lim) | (mean < d_lim))
 
     def _inside(self, values: Mapping[str, float], s_lim: float, d_lim: float) -> bool:
         s, mean = values.get("systolic"), _map(values)
@@ -857,6 +905,9 @@ class ThresholdRule(Rule):
 
     kind = "threshold"
 
+    def quiet(self, cols: ReadingColumns, params: Mapping[str, ThresholdValue]) -> Mask | None:
+        return ~(cols.values["glucose"] < params["level1"].value)
+
     def check(self, ev: Eval) -> Verdict | None:
         pt = ev.point
         if pt is None or "glucose" not in pt.values:
@@ -888,6 +939,9 @@ class _GlucoseAboveRule(Rule):
         active: bool,
     ) -> bool:
         return values.get("glucose", 0.0) > params["mg_dl"].value
+
+    def quiet(self, cols: ReadingColumns, params: Mapping[str, ThresholdValue]) -> Mask | None:
+        return ~(cols.values["glucose"] > params["mg_dl"].value)
 
     def check(self, ev: Eval) -> Verdict | None:
         pt = ev.point
@@ -999,6 +1053,17 @@ class FlagRule(Rule):
             else timedelta(0)
         )
 
+    def quiet(self, cols: ReadingColumns, params: Mapping[str, ThresholdValue]) -> Mask | None:
+        names = self.flags | self.value_flags
+        mask = np.array([not names.intersection(f) for f in cols.flags], dtype=np.bool_)
+        for f in self.value_flags:  # an infinite number says the same as HI/LO
+            code = f.removesuffix("_positive_infinity").removesuffix("_negative_infinity")
+            col = cols.raw.get(code)
+            if col is None:
+                return None  # a value flag this prefilter does not hold as a column
+            mask &= ~np.isinf(col)
+        return mask
+
     def _flagged(self, r: StoredReading) -> bool:
         if self.flags.intersection(r.flags):
             return True
@@ -1042,6 +1107,18 @@ class SymptomRule(Rule):
 
     kind = "symptom"
 
+    @staticmethod
+    def _source(ev: Eval) -> str:
+        """The thresholds' source and limit (built only for a finding: most readings have
+        none)."""
+        return f"{ev.source('systolic', 'diastolic')} {_limit(ev)} mmHg"
+
+    def quiet(self, cols: ReadingColumns, params: Mapping[str, ThresholdValue]) -> Mask | None:
+        if cols.type == SYMPTOM_TYPE:
+            return None  # a report names symptoms: always through the engine
+        lim = (params["systolic"].value, params["diastolic"].value, bool(params["inclusive"].value))
+        return ~_severe_v(cols, *lim)
+
     def wants_history(
         self,
         values: Mapping[str, float],
@@ -1067,7 +1144,6 @@ class SymptomRule(Rule):
             return None
         window = timedelta(hours=ev.p("window_hours"))
         lim = (ev.p("systolic"), ev.p("diastolic"), bool(ev.p("inclusive")))
-        src = f"{ev.source('systolic', 'diastolic')} {_limit(ev)} mmHg"
         if r.type == SYMPTOM_TYPE:
             named = [k for k, v in pt.values.items() if k in SYMPTOMS and v]
             if not named:
@@ -1084,7 +1160,7 @@ class SymptomRule(Rule):
                 worst = max(high, key=lambda p: p.values.get("systolic", 0.0))
                 text = (
                     f"Symptoms reported ({words}) with blood pressure {_bp(worst.values)} in the "
-                    f"last {_span(window)}; {src}"
+                    f"last {_span(window)}; {self._source(ev)}"
                 )
                 evidence = (worst.reading_id, pt.reading_id)
                 return self.finding(ev, Severity.CRITICAL, "symptom", len(named), text, evidence)
@@ -1108,7 +1184,10 @@ class SymptomRule(Rule):
             return None
         names = sorted({k for p in reported for k, v in p.values.items() if k in SYMPTOMS and v})
         words = ", ".join(SYMPTOMS[k] for k in names) or "see the open symptom report"
-        text = f"Blood pressure {_bp(pt.values)} after symptoms were reported ({words}); {src}"
+        text = (
+            f"Blood pressure {_bp(pt.values)} after symptoms were reported ({words}); "
+            + self._source(ev)
+        )
         return self.finding(
             ev,
             Severity.CRITICAL,

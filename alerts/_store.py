@@ -150,6 +150,12 @@ async def load_active_episodes(
     return out
 
 
+def _ids(patients: Iterable[uuid.UUID]) -> str:
+    """The patients as one ``uuid[]`` literal: dumped once, however many queries of a round
+    trip take it (psycopg dumps a list parameter element by element for each query)."""
+    return "{" + ",".join(map(str, patients)) + "}"
+
+
 def _tz(name: str | None) -> tzinfo:
     try:
         return zoneinfo.ZoneInfo(name) if name else UTC
@@ -157,25 +163,33 @@ def _tz(name: str | None) -> tzinfo:
         return UTC
 
 
+# Each patient's running enrollments (not ended, consent not withdrawn; consent_state once per
+# enrollment): the latest is the primary, all of them give the templates and the delivery date.
 _BASE_SQL = """
-    SELECT DISTINCT ON (p.id) p.id, p.risk_tier, coalesce(e.site_id, p.site_id),
-           e.program_id, coalesce(pr.template, 'general'), s.timezone,
-           (SELECT array_agg(DISTINCT pr2.template) FROM enrollments e2
-            JOIN programs pr2 ON pr2.id = e2.program_id
-            WHERE e2.patient_id = p.id AND (e2.ended_at IS NULL OR e2.ended_at > %(now)s)
-              AND consent_state(e2.id, %(now)s) IS DISTINCT FROM 'withdrawn'),
-           -- the postpartum delivery date, where enrollments carry one
-           (SELECT max((to_jsonb(e3) ->> 'delivery_date')::date) FROM enrollments e3
-            WHERE e3.patient_id = p.id AND (e3.ended_at IS NULL OR e3.ended_at > %(now)s)
-              AND consent_state(e3.id, %(now)s) IS DISTINCT FROM 'withdrawn')
+    WITH running AS MATERIALIZED (
+        SELECT e.patient_id, e.program_id, e.site_id, e.enrolled_at, pr.template,
+               -- the postpartum delivery date, where enrollments carry one
+               (to_jsonb(e) ->> 'delivery_date')::date AS delivery_date
+        FROM enrollments e
+        LEFT JOIN programs pr ON pr.id = e.program_id
+        WHERE e.patient_id = ANY(%(ids)s::uuid[])
+          AND (e.ended_at IS NULL OR e.ended_at > %(now)s)
+          AND consent_state(e.id, %(now)s) IS DISTINCT FROM 'withdrawn'
+    ), every AS (
+        SELECT patient_id,
+               array_agg(DISTINCT template) FILTER (WHERE template IS NOT NULL) AS templates,
+               max(delivery_date) AS delivery_date
+        FROM running GROUP BY patient_id
+    )
+    SELECT DISTINCT ON (p.id) p.id, p.risk_tier, coalesce(r.site_id, p.site_id),
+           r.program_id, coalesce(r.template, 'general'), s.timezone,
+           a.templates, a.delivery_date
     FROM patients p
-    LEFT JOIN enrollments e ON e.patient_id = p.id
-         AND (e.ended_at IS NULL OR e.ended_at > %(now)s)
-         AND consent_state(e.id, %(now)s) IS DISTINCT FROM 'withdrawn'
-    LEFT JOIN programs pr ON pr.id = e.program_id
-    LEFT JOIN sites s ON s.id = coalesce(e.site_id, p.site_id)
-    WHERE p.id = ANY(%(ids)s)
-    ORDER BY p.id, e.enrolled_at DESC NULLS LAST
+    LEFT JOIN running r ON r.patient_id = p.id
+    LEFT JOIN every a ON a.patient_id = p.id
+    LEFT JOIN sites s ON s.id = coalesce(r.site_id, p.site_id)
+    WHERE p.id = ANY(%(ids)s::uuid[])
+    ORDER BY p.id, r.enrolled_at DESC NULLS LAST
 """
 # Every override that may apply to these patients (their own, their sites', their programs');
 # independent of the query above so that both go in one round trip.
@@ -184,12 +198,12 @@ _THRESHOLDS_SQL = """
            ordered_by, reason, valid_from, valid_until
     FROM alert_thresholds
     WHERE valid_from <= %(now)s AND (valid_until IS NULL OR valid_until > %(now)s)
-      AND ((scope = 'patient' AND patient_id = ANY(%(ids)s))
+      AND ((scope = 'patient' AND patient_id = ANY(%(ids)s::uuid[]))
         OR (scope = 'program' AND program_id IN (
-                SELECT program_id FROM enrollments WHERE patient_id = ANY(%(ids)s)))
+                SELECT program_id FROM enrollments WHERE patient_id = ANY(%(ids)s::uuid[])))
         OR (scope = 'site' AND site_id IN (
-                SELECT site_id FROM enrollments WHERE patient_id = ANY(%(ids)s)
-                UNION SELECT site_id FROM patients WHERE id = ANY(%(ids)s))))
+                SELECT site_id FROM enrollments WHERE patient_id = ANY(%(ids)s::uuid[])
+                UNION SELECT site_id FROM patients WHERE id = ANY(%(ids)s::uuid[]))))
     ORDER BY scope, (program_id IS NOT NULL), version
 """
 
@@ -244,7 +258,8 @@ def _contexts(
 # a new episode of that family is held quiet (alerts._engine.QUIET).
 _RESOLVED_SQL = f"""
     SELECT DISTINCT ON (patient_id, family) {_COLS} FROM alert_episodes
-    WHERE patient_id = ANY(%(ids)s) AND state = 'resolved' AND resolved_by <> 'system'
+    WHERE patient_id = ANY(%(ids)s::uuid[])
+      AND state = 'resolved' AND resolved_by <> 'system'
       AND resolved_at > %(now)s - make_interval(days => %(quiet_days)s)
     ORDER BY patient_id, family, resolved_at DESC
 """
@@ -262,7 +277,7 @@ async def load_resolved(
     out: dict[uuid.UUID, list[Episode]] = {}
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            _RESOLVED_SQL, {"ids": list(patients), "now": now, "quiet_days": _quiet_days()}
+            _RESOLVED_SQL, {"ids": _ids(patients), "now": now, "quiet_days": _quiet_days()}
         )
         for row in await cur.fetchall():
             ep = episode_from_row(row)
@@ -276,7 +291,7 @@ async def load_contexts(
     """Each patient's current enrollment (latest one still running), program template, site
     time zone, risk tier and effective thresholds. A patient with no running enrollment gets
     the ``general`` template at their own site."""
-    params = {"ids": list(patients), "now": now}
+    params = {"ids": _ids(patients), "now": now}
     async with conn.cursor() as cur:
         await cur.execute(_BASE_SQL, params)
         base = await cur.fetchall()
@@ -294,7 +309,7 @@ async def load_state(
 ]:
     """In one round trip (pipeline): lock the patients, load their contexts and thresholds,
     their active episodes ``FOR UPDATE`` and their latest person-resolved ones (quiet)."""
-    params = {"ids": list(patients), "now": now, "quiet_days": _quiet_days()}
+    params = {"ids": _ids(patients), "now": now, "quiet_days": _quiet_days()}
     keys = sorted({patient_lock_key(p) for p in patients})
     async with conn.pipeline() as pipe:
         lock = conn.cursor()
@@ -309,7 +324,7 @@ async def load_state(
         ep_cur = conn.cursor(row_factory=dict_row)
         await ep_cur.execute(
             f"SELECT {_COLS} FROM alert_episodes"
-            " WHERE patient_id = ANY(%(ids)s) AND state <> 'resolved' FOR UPDATE",
+            " WHERE patient_id = ANY(%(ids)s::uuid[]) AND state <> 'resolved' FOR UPDATE",
             params,
         )
         res_cur = conn.cursor(row_factory=dict_row)

@@ -82,6 +82,38 @@ async def test_claim_acknowledge_resolve_with_audit_trail(conn: Conn) -> None:
     assert (await get_episode(conn, eid)).state == "resolved"
 
 
+async def test_created_records_the_state_the_episode_is_created_in(conn: Conn) -> None:
+    """Issue 17, finding 8: a rule that never waits for a re-measure creates an open episode,
+    and its trail says so (no ``pending`` it never was); a crisis value waiting for its
+    re-measure (2025 AHA/ACC: severe hypertension confirmed by a repeat) is pending."""
+    hour = timedelta(hours=1)
+    pid = await make_patient(conn, "hypertension")
+    # home readings at or above 145/90 on three occasions at least 4 h apart: persistent high
+    # BP (2025 AHA/ACC corresponding home values; ACOG PB 222 counts occasions 4 h apart)
+    for k in range(3):
+        await store(conn, [bp(pid, T0 + k * 5 * hour, 152, 94)], now=T0 + k * 5 * hour + MIN)
+    trail = await episode_events(conn, await _episode_id(conn, pid, "bp_high"))
+    assert [(e.kind, e.from_state, e.to_state) for e in trail] == [
+        ("created", None, "open"),
+        ("opened", "open", "open"),
+    ]
+    # an open crisis speaks for a high BP created under it: created open, suppressed, opened
+    crisis_pid, _ = await _crisis(conn)
+    for k in range(3):
+        at = T0 + (k + 1) * 5 * hour
+        await store(conn, [bp(crisis_pid, at, 172, 106)], now=at + MIN)
+    trail = await episode_events(conn, await _episode_id(conn, crisis_pid, "bp_high"))
+    assert [(e.kind, e.from_state, e.to_state) for e in trail] == [
+        ("created", None, "open"),
+        ("suppressed", "open", "open"),
+        ("opened", "open", "open"),
+    ]
+    single = await make_patient(conn, "hypertension")
+    await store(conn, [bp(single, T0, 188, 104)], now=T0 + MIN)
+    trail = await episode_events(conn, await _episode_id(conn, single, "bp_crisis"))
+    assert [(e.kind, e.from_state, e.to_state) for e in trail] == [("pending", None, "pending")]
+
+
 async def test_invalid_transitions_raise_with_data(conn: Conn) -> None:
     _, eid = await _crisis(conn)
     # a critical episode needs a note to resolve (issue 15, item 9)
