@@ -139,6 +139,10 @@ class IngestConfig:
     flush_seconds: float = 0.0
     session_expiry_seconds: int = 7 * 24 * 3600
     release_seconds: float = 5.0  # how often quarantined readings asked for release are taken
+    #: the receive window: at most this many messages delivered and not yet acknowledged (MQTT 5
+    #: Receive Maximum; the broker holds the rest), and at most ``2 * batch_readings`` readings
+    #: decoded and waiting; a backlog waits in the broker, not in ingest's memory
+    receive_maximum: int = 1000
 
     @property
     def readings_filter(self) -> str:
@@ -156,8 +160,10 @@ class IngestConfig:
             client_id=default_client_id(settings),
             share_group=settings.ingest_share_group,
             batch_messages=settings.ingest_batch_messages,
+            batch_readings=settings.ingest_batch_readings,
             flush_seconds=settings.ingest_flush_ms / 1000,
             session_expiry_seconds=settings.ingest_session_expiry_seconds,
+            receive_maximum=settings.ingest_receive_maximum,
         )
 
 
@@ -180,7 +186,12 @@ class _Ingest:
     ) -> None:
         self.config = config
         self.evaluate = evaluate
-        self.queue: asyncio.Queue[_Received] = asyncio.Queue()
+        # bounded twice over: by the broker's window (Receive Maximum) and here
+        self.queue: asyncio.Queue[_Received] = asyncio.Queue(maxsize=config.receive_maximum)
+        self.queued_readings = 0
+        self.room = asyncio.Event()  # set when decoded readings waiting fall below the limit
+        self.room.set()
+        self.arrived = asyncio.Event()  # set by the receiver at each message
         self.stopping = asyncio.Event()
         self.generation = 0
         self.client: aiomqtt.Client | None = None
@@ -191,6 +202,7 @@ class _Ingest:
         s = self.config.settings
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self.config.session_expiry_seconds
+        properties.ReceiveMaximum = self.config.receive_maximum
         client = aiomqtt.Client(
             hostname=s.mqtt_host,
             port=s.mqtt_port,
@@ -234,10 +246,15 @@ class _Ingest:
                             self.config.settings.mqtt_max_payload_bytes,
                         )
                         readings = len(decoded.readings.readings) if decoded.readings else 0
-                        self.queue.put_nowait(
+                        await self.queue.put(
                             _Received(generation, msg.mid, msg.qos, decoded, readings)
                         )
                         PENDING.inc()
+                        self.arrived.set()
+                        self.queued_readings += readings
+                        if self.queued_readings >= 2 * self.config.batch_readings:
+                            self.room.clear()
+                            await self.room.wait()  # until the writer takes a batch
             except aiomqtt.MqttError as exc:
                 self.client = None
                 if self.stopping.is_set():
@@ -252,26 +269,39 @@ class _Ingest:
             finally:
                 self.client = None
 
+    async def _arrival(self, within: float) -> bool:
+        """Whether a message is waiting, or arrives ``within`` seconds. Only an event is waited
+        for: a timeout never cancels a ``get`` that may already hold a message."""
+        deadline = time.monotonic() + within
+        while self.queue.empty():
+            self.arrived.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self.arrived.wait(), remaining)
+            except TimeoutError:
+                return not self.queue.empty()
+        return True
+
     async def _collect(self) -> list[_Received]:
         """What has arrived, up to the batch limits (a batch forms while the previous one
-        commits); with ``flush_seconds`` > 0, wait that long at most for more."""
-        first = await self.queue.get()
-        batch = [first]
-        readings = first.readings
+        commits); with ``flush_seconds`` > 0, wait that long at most for more. Empty if nothing
+        arrives within half a second."""
+        if not await self._arrival(0.5):
+            return []
+        batch: list[_Received] = []
+        readings = 0
         deadline = time.monotonic() + self.config.flush_seconds
         while len(batch) < self.config.batch_messages and readings < self.config.batch_readings:
-            try:
-                item = self.queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self.queue.get(), remaining)
-                except TimeoutError:
-                    break
+            if self.queue.empty() and not await self._arrival(deadline - time.monotonic()):
+                break
+            item = self.queue.get_nowait()
             batch.append(item)
             readings += item.readings
+        self.queued_readings -= readings
+        if self.queued_readings < 2 * self.config.batch_readings:
+            self.room.set()
         return batch
 
     async def _connect_db(self) -> psycopg.AsyncConnection[Any]:
@@ -299,11 +329,14 @@ class _Ingest:
             )
 
     async def _store_one_by_one(
-        self, conn: psycopg.AsyncConnection[Any], batch: list[_Received]
-    ) -> StoreResult:
-        """A batch failed on its data: store message by message; quarantine the one that fails."""
-        total = StoreResult()
-        for item in batch:
+        self, conn: psycopg.AsyncConnection[Any], pending: list[_Received]
+    ) -> None:
+        """A batch failed on its data: store message by message; quarantine the one that fails.
+        Each message is counted once its own transaction has committed, and leaves ``pending``
+        (a database outage part way resumes with what is left, counting nothing twice)."""
+        while pending:
+            item = pending[0]
+            started = time.monotonic()
             try:
                 part = await self._store(conn, [item])
             except psycopg.OperationalError:
@@ -317,8 +350,8 @@ class _Ingest:
                         f"the database refused the message ({type(exc).__name__})",
                         self.limits,
                     )
-            total.add(part)
-        return total
+            pending.pop(0)
+            self._record([item], part, started)
 
     def _ack(self, batch: list[_Received]) -> None:
         client = self.client
@@ -331,6 +364,8 @@ class _Ingest:
             client._client.ack(item.mid, item.qos)
 
     def _record(self, batch: list[_Received], result: StoreResult, started: float) -> None:
+        """Count a batch whose transaction has committed (never before: a rolled-back batch is
+        retried, and would count twice)."""
         COMMIT_SECONDS.observe(time.monotonic() - started)
         BATCH_SIZE.observe(len(batch))
         MESSAGES.inc(len(batch))
@@ -351,24 +386,26 @@ class _Ingest:
         conn = await self._connect_db()
         try:
             while not (self.stopping.is_set() and self.queue.empty()):
-                try:
-                    batch = await asyncio.wait_for(self._collect(), 0.5)
-                except TimeoutError:
+                batch = await self._collect()
+                if not batch:
                     continue
+                pending = list(batch)  # what is not committed yet
                 attempt = 0
-                while True:
+                while pending:
                     started = time.monotonic()
                     try:
                         try:
-                            result = await self._store(conn, batch)
+                            result = await self._store(conn, pending)
                         except psycopg.OperationalError:
                             raise
                         except psycopg.Error as exc:
                             logger.warning(
                                 "batch failed (%s); storing message by message", type(exc).__name__
                             )
-                            result = await self._store_one_by_one(conn, batch)
-                        break
+                            await self._store_one_by_one(conn, pending)
+                            continue
+                        self._record(pending, result, started)
+                        pending = []
                     except psycopg.OperationalError as exc:
                         DB_ERRORS.inc()
                         delay = _backoff(attempt)
@@ -383,7 +420,6 @@ class _Ingest:
                             await conn.close()
                             conn = await self._connect_db()
                 self._ack(batch)
-                self._record(batch, result, started)
         finally:
             await conn.close()
 

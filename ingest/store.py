@@ -39,6 +39,7 @@ from ingest.payload import (
 )
 
 __all__ = [
+    "OUTCOMES",
     "Decoded",
     "Evaluator",
     "Message",
@@ -292,6 +293,10 @@ def decode_message(message: Message, max_payload_bytes: int = MAX_PAYLOAD_BYTES)
         return Decoded(message, gateway_id, rejection=rejection)
 
 
+#: what became of a reading in a batch (``StoreResult.outcomes``)
+OUTCOMES = ("stored", "duplicate", "quarantined")
+
+
 @dataclass(slots=True)
 class StoreResult:
     stored: Counter[str] = field(default_factory=Counter)  # reading type -> count
@@ -302,6 +307,16 @@ class StoreResult:
     empty: int = 0  # empty payloads (retained messages being cleared)
     statuses: int = 0
     readings: list[StoredReading] = field(default_factory=list)
+    #: gateway id → outcome ("stored", "duplicate", "quarantined") → the ids of the readings
+    #: of this batch with that outcome (readings whose id could be read; what receipts carry)
+    outcomes: dict[str, dict[str, list[uuid.UUID]]] = field(default_factory=dict)
+
+    def outcome(self, gateway_id: str, outcome: str, reading_id: uuid.UUID) -> None:
+        """Note that ``reading_id`` from ``gateway_id`` had ``outcome``."""
+        by_outcome = self.outcomes.get(gateway_id)
+        if by_outcome is None:
+            by_outcome = self.outcomes[gateway_id] = {o: [] for o in OUTCOMES}
+        by_outcome[outcome].append(reading_id)
 
     def add(self, other: StoreResult) -> None:
         self.stored.update(other.stored)
@@ -312,6 +327,10 @@ class StoreResult:
         self.empty += other.empty
         self.statuses += other.statuses
         self.readings.extend(other.readings)
+        for gateway_id, by_outcome in other.outcomes.items():
+            for outcome, ids in by_outcome.items():
+                for reading_id in ids:
+                    self.outcome(gateway_id, outcome, reading_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +363,28 @@ class _Quarantine:
     device_id: str | None
     payload: bytes
     timezone: str | None = None  # of the reading's batch: what a release needs besides it
+
+
+def _reading_id(item: Any) -> uuid.UUID | None:
+    """The id of a reading as received, if it has one that reads as a UUID."""
+    if not isinstance(item, dict):
+        return None
+    try:
+        return uuid.UUID(str(item["id"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _payload_reading_ids(payload: bytes) -> list[uuid.UUID]:
+    """The ids of the readings in a readings message rejected whole, as far as they can be read."""
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return []
+    readings = body.get("readings") if isinstance(body, dict) else None
+    if not isinstance(readings, list):
+        return []
+    return [i for i in map(_reading_id, readings) if i is not None]
 
 
 def message_digest(message: Message) -> str:
@@ -526,6 +567,9 @@ async def store_messages(
                     message.payload,
                 )
             )
+            if gateway_id is not None and message.topic.endswith("/readings"):
+                for reading_id in _payload_reading_ids(message.payload):
+                    result.outcome(gateway_id, "quarantined", reading_id)
             continue
         if decoded.status is not None:
             statuses.append((message, decoded.status))
@@ -538,6 +582,9 @@ async def store_messages(
         if batch.rejected:
             digest = message_digest(message)
             for index, reading_item, rejection in batch.rejected:
+                rejected_id = _reading_id(reading_item)
+                if rejected_id is not None:
+                    result.outcome(gateway_id, "quarantined", rejected_id)
                 quarantine.append(
                     _Quarantine(
                         f"m:{digest}:{index}",
@@ -577,9 +624,11 @@ async def store_messages(
                     zone,
                 )
             )
+            result.outcome(gateway_id, "quarantined", reading.id)
             continue
         if reading.id in rows:
             result.duplicates += 1  # the same reading twice in one delivery
+            result.outcome(gateway_id, "duplicate", reading.id)
             continue
         rows[reading.id] = (gateway_id, patient, reading)
 
@@ -593,6 +642,10 @@ async def store_messages(
             await cur.execute(_INSERT_FROM_STAGE)
             inserted = {row[0] for row in await cur.fetchall()}
         result.duplicates += len(rows) - len(inserted)
+        for reading_id, (gateway_id, _, _) in rows.items():
+            result.outcome(
+                gateway_id, "stored" if reading_id in inserted else "duplicate", reading_id
+            )
         if inserted:
             for reading_id in inserted:
                 gateway_id, patient, r = rows[reading_id]
@@ -754,4 +807,7 @@ async def quarantine_unstorable(
     )
     async with conn.cursor() as cur:
         await _quarantine(cur, [entry], limits or QuarantineLimits(), datetime.now(UTC), result)
+    if decoded.gateway_id is not None and message.topic.endswith("/readings"):
+        for reading_id in _payload_reading_ids(message.payload):
+            result.outcome(decoded.gateway_id, "quarantined", reading_id)
     return result
