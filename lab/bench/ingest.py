@@ -9,6 +9,15 @@
   (p50/p99 from the ingest's own histogram), lost and duplicated readings, ingest RSS;
 
 and prints each ingest figure as a ratio to its ceiling. Medians of ``--repeat`` runs.
+
+The load (issue 13): ``--gateways`` homes, one patient and one BP cuff each; every
+``ALERTING``-th gateway's cuff (20 % of patients) sends severe-range pressures (> 180 mmHg
+systolic, AHA/ACC 2025), which open or update episodes; the others stay below 130/80. Each run
+prints the episodes opened and the share of patients whose episodes changed.
+
+``--backlog N`` measures back-pressure instead: N one-reading messages are published while
+ingest is stopped (its persistent session queues them in the broker), then ingest starts and
+drains them; printed are the drain rate and ingest's peak resident memory (VmHWM).
 """
 
 from __future__ import annotations
@@ -61,6 +70,19 @@ _COPY_READINGS_TYPES = [
 ]
 
 
+#: every ALERTING-th gateway's patient has severe-range pressures: 20 % of patients
+ALERTING = 5
+
+
+def _pressures(rng: random.Random, gateway: int) -> tuple[float, float]:
+    """Systolic and diastolic for a reading from ``gateway``: severe (> 180 and/or > 120, the
+    2025 AHA/ACC severe hypertension limits) for every ``ALERTING``-th gateway; otherwise below
+    130/80 (no rule's threshold)."""
+    if gateway % ALERTING == 0:
+        return max(181.0, rng.gauss(188, 5)), max(60.0, rng.gauss(104, 6))
+    return min(128.0, max(95.0, rng.gauss(116, 7))), min(79.0, max(55.0, rng.gauss(72, 5)))
+
+
 def _gateway(i: int) -> str:
     return f"bench-gw-{i:04d}"
 
@@ -102,10 +124,12 @@ def publish_main(argv: list[str]) -> int:
 
     def payload(i: int) -> tuple[str, str]:
         g = i % args.gateways
-        now = datetime.now(UTC).isoformat()
+        at = datetime.now(UTC)
+        now = at.isoformat()
+        measured = at.replace(tzinfo=None).isoformat()  # the cuff's clock: UTC, no offset
         readings = []
         for _ in range(args.per_message):
-            sys_, dia = rng.gauss(132, 14), rng.gauss(82, 9)
+            sys_, dia = _pressures(rng, g)
             values = (
                 (sys_, "mm[Hg]"),
                 (dia, "mm[Hg]"),
@@ -114,7 +138,7 @@ def publish_main(argv: list[str]) -> int:
             )
             readings.append(
                 f'{{"id":"{uuid.uuid4()}","device":{{"id":"{_cuff(g)}","type":"blood_pressure_monitor"}},'
-                f'"type":"blood_pressure","measured_at":null,"received_at":"{now}","sequence":null,'
+                f'"type":"blood_pressure","measured_at":"{measured}","received_at":"{now}","sequence":null,'
                 f'"user_index":null,"values":['
                 + ",".join(
                     f'{{"code":"{code}","value":{max(40.0, v):.1f},"unit":"{unit}"}}'
@@ -372,7 +396,7 @@ def _copy_ceiling(env: BenchEnv, readings: int) -> float:
 
 
 def _start_ingest(
-    env: BenchEnv, index: int, group: str, metrics_port: int
+    env: BenchEnv, index: int, group: str, metrics_port: int, session_expiry: int = 120
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "carebeacon.cli", "ingest"],
@@ -381,7 +405,7 @@ def _start_ingest(
             CAREBEACON_PG_DATABASE=env.database,
             CAREBEACON_INGEST_CLIENT_ID=f"{group}-{index}",
             CAREBEACON_INGEST_SHARE_GROUP=group,
-            CAREBEACON_INGEST_SESSION_EXPIRY_SECONDS="120",
+            CAREBEACON_INGEST_SESSION_EXPIRY_SECONDS=str(session_expiry),
             CAREBEACON_METRICS_PORT=str(metrics_port),
             CAREBEACON_LOG_LEVEL="WARNING",
         ),
@@ -397,6 +421,8 @@ def _ingest_run(
     ports = [19464 + i + random.randrange(0, 500) * 4 for i in range(processes)]  # noqa: S311
     before = count(env, "SELECT count(*) FROM reading_receipts")
     rows_before = count(env, "SELECT count(*) FROM readings")
+    episodes_before = count(env, "SELECT count(*) FROM alert_episodes")
+    started_at = _db_now(env)
     procs = [_start_ingest(env, i, group, port) for i, port in enumerate(ports)]
     expected = messages * per_message
     steps = bar(expected, desc=f"ingest x{processes}", unit="reading")
@@ -415,7 +441,7 @@ def _ingest_run(
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 break
             steps.update(stored - steps.n)
-            time.sleep(0.1)
+            time.sleep(0.25)  # each look costs the ingest processes a metrics scrape
         elapsed = time.monotonic() - first_at
         publisher.wait()
         time.sleep(0.5)
@@ -437,6 +463,92 @@ def _ingest_run(
         "lost": float(expected - stored),
         "duplicated": float(rows - stored * len(VALUES)),
         "rss_mib": rss,
+        **_episodes(env, episodes_before, started_at, gateways),
+    }
+
+
+def _db_now(env: BenchEnv) -> datetime:
+    import psycopg
+
+    with psycopg.connect(env.conninfo) as conn:
+        row = conn.execute("SELECT now()").fetchone()
+        assert row is not None
+        return row[0]  # type: ignore[no-any-return]
+
+
+def _episodes(
+    env: BenchEnv, episodes_before: int, since: datetime, gateways: int
+) -> dict[str, float]:
+    """Episodes opened in a run, and the share of the patients whose episodes changed."""
+    import psycopg
+
+    with psycopg.connect(env.conninfo) as conn:
+        row = conn.execute(
+            "SELECT count(DISTINCT e.patient_id) FROM alert_episode_events ev"
+            " JOIN alert_episodes e ON e.id = ev.episode_id WHERE ev.at >= %s",
+            (since,),
+        ).fetchone()
+    changed = row[0] if row else 0
+    return {
+        "episodes": float(count(env, "SELECT count(*) FROM alert_episodes") - episodes_before),
+        "patients_changed": changed / gateways,
+    }
+
+
+def _backlog_run(env: BenchEnv, gateways: int, messages: int) -> dict[str, float]:
+    """Publish ``messages`` one-reading messages while ingest is stopped, then let it drain."""
+    from carebeacon.progress import bar
+
+    group = f"bench-{uuid.uuid4().hex[:6]}"
+    port = 19464 + random.randrange(0, 500) * 4  # noqa: S311
+    before = count(env, "SELECT count(*) FROM reading_receipts")
+    rows_before = count(env, "SELECT count(*) FROM readings")
+    # a first start makes the persistent session (and its subscription) that will hold the
+    # backlog; it stops before anything is published
+    first = _start_ingest(env, 0, group, port, session_expiry=3600)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until its metrics answer: it has started
+            try:
+                _metrics_text(port)
+                break
+            except OSError:
+                time.sleep(0.2)
+        time.sleep(2.0)  # connected and subscribed
+    finally:
+        first.terminate()
+        first.wait(30)
+    publisher = start_publisher(env, gateways, messages, 1, 0.0)
+    publisher.wait()
+    proc = _start_ingest(env, 0, group, port, session_expiry=3600)
+    steps = bar(messages, desc="backlog drain", unit="reading")
+    rss_samples: list[float] = []
+    try:
+        started = time.monotonic()
+        deadline = started + 1800
+        while (stored := _metric_total([port], "carebeacon_ingest_readings_stored_total")) < (
+            messages
+        ):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                break
+            rss_samples.append(_rss_mib(proc.pid))
+            steps.update(stored - steps.n)
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+        time.sleep(0.5)
+        stored = count(env, "SELECT count(*) FROM reading_receipts") - before
+        rows = count(env, "SELECT count(*) FROM readings") - rows_before
+        peak = _rss_mib(proc.pid)
+    finally:
+        steps.close()
+        proc.terminate()
+        proc.wait(30)
+    return {
+        "readings_per_s": stored / elapsed,
+        "lost": float(messages - stored),
+        "duplicated": float(rows - stored * len(VALUES)),
+        "rss_peak_mib": peak,
+        "rss_median_mib": statistics.median(rss_samples) if rss_samples else 0.0,
     }
 
 
@@ -444,7 +556,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="carebeacon bench ingest", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--gateways", type=int, default=500)
+    parser.add_argument("--gateways", type=int, default=200)
     parser.add_argument("--readings", type=int, default=30000, help="readings per run and mode")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--modes", default="1,50", help="readings per message, comma separated")
@@ -457,10 +569,29 @@ def main(argv: list[str]) -> int:
         default=1000.0,
         help="readings/s for the latency run; 0 = skip",
     )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=0,
+        help="instead: N one-reading messages queued at the broker, then drained; peak RSS",
+    )
     args = parser.parse_args(argv)
     env = setup_database(args.gateways)
+    if args.backlog:
+        try:
+            r = _backlog_run(env, args.gateways, args.backlog)
+        finally:
+            drop_database(env)
+        print(
+            f"bench ingest --backlog: {args.backlog:,} one-reading messages queued at the broker "
+            f"while ingest was stopped, then drained at {r['readings_per_s']:,.0f} readings/s; "
+            f"ingest peak RSS (VmHWM) {r['rss_peak_mib']:.0f} MiB, median while draining "
+            f"{r['rss_median_mib']:.0f} MiB; lost {r['lost']:.0f}, duplicated {r['duplicated']:.0f}"
+        )
+        return 0
     print(
-        f"bench ingest: {args.gateways} gateways, {args.readings} readings per run, median of {args.repeat}"
+        f"bench ingest: {args.gateways} gateways, {args.readings} readings per run, median of {args.repeat}; "
+        f"the cuffs of {1 / ALERTING:.0%} of the patients send severe-range pressures"
     )
     try:
         for per_message in (int(m) for m in args.modes.split(",")):
@@ -489,7 +620,8 @@ def main(argv: list[str]) -> int:
                     f"({med['readings_per_s'] / ceiling_sub:.0%} of subscriber ceiling, "
                     f"{med['readings_per_s'] / ceiling_copy:.0%} of COPY ceiling); "
                     f"lost {max(r['lost'] for r in runs):.0f}, duplicated {max(r['duplicated'] for r in runs):.0f}; "
-                    f"RSS {med['rss_mib']:.0f} MiB; runs: {', '.join(format(r['readings_per_s'], ',.0f') for r in runs)}"
+                    f"RSS {med['rss_mib']:.0f} MiB; runs: {', '.join(format(r['readings_per_s'], ',.0f') for r in runs)}; "
+                    f"episodes opened {med['episodes']:.0f}, patients with episode changes {med['patients_changed']:.0%}"
                 )
         if args.latency_rate:
             n = int(args.latency_rate * 20)
@@ -500,7 +632,8 @@ def main(argv: list[str]) -> int:
             print(
                 f"\nlatency at {args.latency_rate:,.0f} readings/s (1/message, 20 s): publish → committed-and-evaluated "
                 f"p50 {statistics.median(r['p50_ms'] for r in runs):.0f} ms, p99 {statistics.median(r['p99_ms'] for r in runs):.0f} ms; "
-                f"lost {max(r['lost'] for r in runs):.0f}, duplicated {max(r['duplicated'] for r in runs):.0f}"
+                f"lost {max(r['lost'] for r in runs):.0f}, duplicated {max(r['duplicated'] for r in runs):.0f}; "
+                f"patients with episode changes {statistics.median(r['patients_changed'] for r in runs):.0%}"
             )
     finally:
         drop_database(env)
