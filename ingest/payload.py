@@ -395,14 +395,19 @@ def _fast_reading(
         measured_at = datetime.fromisoformat(item.measured_at)
         if measured_at.tzinfo is not None:
             raise _NotFast
-    values = tuple((value.code, value.value, value.unit) for value in item.values)
+    values = tuple([(value.code, value.value, value.unit) for value in item.values])
     if len({code for code, _, _ in values}) != len(values):
         raise _NotFast  # a code twice
     flags = tuple(sorted(set(item.flags))) if item.flags else ()
     if measured_at is None or CLOCK_UNTRUSTED_FLAGS.intersection(flags):
         time = received_at
     else:
-        time = measured_at.replace(tzinfo=zone).astimezone(UTC)
+        # UTC, the usual zone, needs no conversion (the same instant, the same tzinfo)
+        time = (
+            measured_at.replace(tzinfo=UTC)
+            if zone.key == "UTC"
+            else measured_at.replace(tzinfo=zone).astimezone(UTC)
+        )
         if time > received_at + FUTURE_TOLERANCE or time < received_at - PAST_TOLERANCE:
             raise _NotFast
     return IncomingReading(

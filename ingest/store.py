@@ -311,12 +311,16 @@ class StoreResult:
     #: of this batch with that outcome (readings whose id could be read; what receipts carry)
     outcomes: dict[str, dict[str, list[uuid.UUID]]] = field(default_factory=dict)
 
-    def outcome(self, gateway_id: str, outcome: str, reading_id: uuid.UUID) -> None:
-        """Note that ``reading_id`` from ``gateway_id`` had ``outcome``."""
+    def for_gateway(self, gateway_id: str) -> dict[str, list[uuid.UUID]]:
+        """The outcomes of ``gateway_id``'s readings (made empty at first)."""
         by_outcome = self.outcomes.get(gateway_id)
         if by_outcome is None:
             by_outcome = self.outcomes[gateway_id] = {o: [] for o in OUTCOMES}
-        by_outcome[outcome].append(reading_id)
+        return by_outcome
+
+    def outcome(self, gateway_id: str, outcome: str, reading_id: uuid.UUID) -> None:
+        """Note that ``reading_id`` from ``gateway_id`` had ``outcome``."""
+        self.for_gateway(gateway_id)[outcome].append(reading_id)
 
     def add(self, other: StoreResult) -> None:
         self.stored.update(other.stored)
@@ -643,9 +647,8 @@ async def store_messages(
             inserted = {row[0] for row in await cur.fetchall()}
         result.duplicates += len(rows) - len(inserted)
         for reading_id, (gateway_id, _, _) in rows.items():
-            result.outcome(
-                gateway_id, "stored" if reading_id in inserted else "duplicate", reading_id
-            )
+            by_outcome = result.outcomes.get(gateway_id) or result.for_gateway(gateway_id)
+            by_outcome["stored" if reading_id in inserted else "duplicate"].append(reading_id)
         if inserted:
             for reading_id in inserted:
                 gateway_id, patient, r = rows[reading_id]
@@ -689,7 +692,8 @@ async def store_messages(
             result.statuses += 1
         await _quarantine(cur, quarantine, limits or QuarantineLimits(), now, result)
     if result.readings and evaluate is not None:
-        result.readings.sort(key=lambda s: (s.patient_id, s.time))
+        # by patient (UUID order: their 128-bit integers, compared in C) and time
+        result.readings.sort(key=lambda s: (s.patient_id.int, s.time))
         await evaluate(conn, result.readings)
     return result
 

@@ -484,8 +484,7 @@ def _episodes(
 
     with psycopg.connect(env.conninfo) as conn:
         row = conn.execute(
-            "SELECT count(DISTINCT e.patient_id) FROM alert_episode_events ev"
-            " JOIN alert_episodes e ON e.id = ev.episode_id WHERE ev.at >= %s",
+            "SELECT count(DISTINCT patient_id) FROM alert_episodes WHERE updated_at >= %s",
             (since,),
         ).fetchone()
     changed = row[0] if row else 0
