@@ -83,12 +83,14 @@ def _pressures(rng: random.Random, gateway: int) -> tuple[float, float]:
     return min(128.0, max(95.0, rng.gauss(116, 7))), min(79.0, max(55.0, rng.gauss(72, 5)))
 
 
-def _gateway(i: int) -> str:
-    return f"bench-gw-{i:04d}"
+def _gateway(prefix: str, i: int) -> str:
+    """Gateway ``i`` of one bench run (``prefix``: the run's; concurrent runs on the same broker
+    must not feed one another's ingest)."""
+    return f"bench-{prefix}-gw-{i:04d}"
 
 
-def _cuff(i: int) -> str:
-    return f"bench-cuff-{i:04d}"
+def _cuff(prefix: str, i: int) -> str:
+    return f"bench-{prefix}-cuff-{i:04d}"
 
 
 # --- the simulated gateways (a separate process, paho with a bounded in-flight window) --------
@@ -106,6 +108,7 @@ def publish_main(argv: list[str]) -> int:
         "--rate", type=float, default=0.0, help="readings/s; 0 = as fast as possible"
     )
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--prefix", required=True)
     args = parser.parse_args(argv)
     password = os.environ["CAREBEACON_BENCH_MQTT_PASSWORD"]
     client = mqtt.Client(
@@ -137,7 +140,7 @@ def publish_main(argv: list[str]) -> int:
                 (rng.gauss(72, 9), "/min"),
             )
             readings.append(
-                f'{{"id":"{uuid.uuid4()}","device":{{"id":"{_cuff(g)}","type":"blood_pressure_monitor"}},'
+                f'{{"id":"{uuid.uuid4()}","device":{{"id":"{_cuff(args.prefix, g)}","type":"blood_pressure_monitor"}},'
                 f'"type":"blood_pressure","measured_at":"{measured}","received_at":"{now}","sequence":null,'
                 f'"user_index":null,"values":['
                 + ",".join(
@@ -147,10 +150,10 @@ def publish_main(argv: list[str]) -> int:
                 + '],"flags":[],"raw":{}}'
             )
         body = (
-            f'{{"schema":"carebeacon.readings/1","gateway_id":"{_gateway(g)}","sent_at":"{now}",'
+            f'{{"schema":"carebeacon.readings/1","gateway_id":"{_gateway(args.prefix, g)}","sent_at":"{now}",'
             f'"readings":[{",".join(readings)}]}}'
         )
-        return f"carebeacon/v1/gateways/{_gateway(g)}/readings", body
+        return f"carebeacon/v1/gateways/{_gateway(args.prefix, g)}/readings", body
 
     # As fast as possible: payloads are made up front so that the publisher is not the limit
     # (their received_at is then not a publish time: latency is measured in --rate runs only).
@@ -184,6 +187,11 @@ class BenchEnv:
     mqtt_port: int
     admin_user: str
     admin_password: str = field(repr=False)
+    prefix: str = ""  # this run's gateway and cuff ids: bench-<prefix>-gw-NNNN
+
+    @property
+    def topic_prefix(self) -> str:
+        return f"carebeacon/v1/gateways/bench-{self.prefix}-"
 
 
 def start_publisher(
@@ -206,6 +214,8 @@ def start_publisher(
             str(rate),
             "--port",
             str(env.mqtt_port),
+            "--prefix",
+            env.prefix,
         ],
         env=dict(
             os.environ,
@@ -224,7 +234,8 @@ def setup_database(gateways: int) -> BenchEnv:
     from lab.homes import Device, HomeSpec, Program, Site, provision_homes_bulk
 
     settings = Settings.from_env()
-    name = f"cbbench_{uuid.uuid4().hex[:8]}"
+    prefix = uuid.uuid4().hex[:8]
+    name = f"cbbench_{prefix}"
     with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     conninfo = settings.pg_conninfo(name)
@@ -241,8 +252,8 @@ def setup_database(gateways: int) -> BenchEnv:
                     program=program,
                     enrolled_at=since,
                     display_name=f"Bench {i}",
-                    gateway_id=_gateway(i),
-                    devices=(Device(_cuff(i), "blood_pressure_monitor"),),
+                    gateway_id=_gateway(prefix, i),
+                    devices=(Device(_cuff(prefix, i), "blood_pressure_monitor"),),
                 )
                 for i in range(gateways)
             ],
@@ -253,6 +264,7 @@ def setup_database(gateways: int) -> BenchEnv:
         settings.mqtt_port,
         settings.mqtt_admin_user,
         settings.mqtt_admin_password.get_secret_value(),
+        prefix,
     )
 
 
@@ -349,7 +361,9 @@ async def _subscriber_ceiling(
         )
         publisher = start_publisher(env, gateways, messages, per_message, 0.0)
         received, first, last = 0, 0.0, 0.0
-        async for _ in client.messages:
+        async for msg in client.messages:
+            if not msg.topic.value.startswith(env.topic_prefix):
+                continue  # another run's gateways on the same broker
             last = time.monotonic()
             if received == 0:
                 first = last
@@ -364,7 +378,7 @@ def _copy_ceiling(env: BenchEnv, readings: int) -> float:
     import psycopg
 
     now = datetime.now(UTC)
-    patient, device = uuid.uuid4(), _cuff(0)
+    patient, device = uuid.uuid4(), _cuff(env.prefix, 0)
     batch = 5000
     started = time.monotonic()
     with psycopg.connect(env.conninfo) as conn:
@@ -384,7 +398,7 @@ def _copy_ceiling(env: BenchEnv, readings: int) -> float:
                                 "mm[Hg]",
                                 rid,
                                 device,
-                                _gateway(0),
+                                _gateway(env.prefix, 0),
                                 None,
                                 now,
                                 [],
@@ -396,10 +410,15 @@ def _copy_ceiling(env: BenchEnv, readings: int) -> float:
 
 
 def _start_ingest(
-    env: BenchEnv, index: int, group: str, metrics_port: int, session_expiry: int = 120
+    env: BenchEnv,
+    index: int,
+    group: str,
+    metrics_port: int,
+    session_expiry: int = 120,
+    alerts: bool = True,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "carebeacon.cli", "ingest"],
+        [sys.executable, "-m", "carebeacon.cli", "ingest", *([] if alerts else ["--no-alerts"])],
         env=dict(
             os.environ,
             CAREBEACON_PG_DATABASE=env.database,
@@ -494,7 +513,7 @@ def _episodes(
     }
 
 
-def _backlog_run(env: BenchEnv, gateways: int, messages: int) -> dict[str, float]:
+def _backlog_run(env: BenchEnv, gateways: int, messages: int, alerts: bool) -> dict[str, float]:
     """Publish ``messages`` one-reading messages while ingest is stopped, then let it drain."""
     from carebeacon.progress import bar
 
@@ -504,7 +523,7 @@ def _backlog_run(env: BenchEnv, gateways: int, messages: int) -> dict[str, float
     rows_before = count(env, "SELECT count(*) FROM readings")
     # a first start makes the persistent session (and its subscription) that will hold the
     # backlog; it stops before anything is published
-    first = _start_ingest(env, 0, group, port, session_expiry=3600)
+    first = _start_ingest(env, 0, group, port, session_expiry=3600, alerts=alerts)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # until its metrics answer: it has started
@@ -519,7 +538,7 @@ def _backlog_run(env: BenchEnv, gateways: int, messages: int) -> dict[str, float
         first.wait(30)
     publisher = start_publisher(env, gateways, messages, 1, 0.0)
     publisher.wait()
-    proc = _start_ingest(env, 0, group, port, session_expiry=3600)
+    proc = _start_ingest(env, 0, group, port, session_expiry=3600, alerts=alerts)
     steps = bar(messages, desc="backlog drain", unit="reading")
     rss_samples: list[float] = []
     try:
@@ -574,16 +593,19 @@ def main(argv: list[str]) -> int:
         default=0,
         help="instead: N one-reading messages queued at the broker, then drained; peak RSS",
     )
+    parser.add_argument(
+        "--no-alerts", action="store_true", help="with --backlog: ingest without alert rules"
+    )
     args = parser.parse_args(argv)
     env = setup_database(args.gateways)
     if args.backlog:
         try:
-            r = _backlog_run(env, args.gateways, args.backlog)
+            r = _backlog_run(env, args.gateways, args.backlog, not args.no_alerts)
         finally:
             drop_database(env)
         print(
             f"bench ingest --backlog: {args.backlog:,} one-reading messages queued at the broker "
-            f"while ingest was stopped, then drained at {r['readings_per_s']:,.0f} readings/s; "
+            f"while ingest{' (no alerts)' if args.no_alerts else ''} was stopped, then drained at {r['readings_per_s']:,.0f} readings/s; "
             f"ingest peak RSS (VmHWM) {r['rss_peak_mib']:.0f} MiB, median while draining "
             f"{r['rss_median_mib']:.0f} MiB; lost {r['lost']:.0f}, duplicated {r['duplicated']:.0f}"
         )
