@@ -32,6 +32,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from alerts import evaluate_readings
 from carebeacon.logs import configure_logging
 from carebeacon.settings import Settings
+from ingest._mqtt import PahoAdapter
 from ingest.release import release_requested
 from ingest.store import (
     Decoded,
@@ -186,12 +187,13 @@ class _Ingest:
     ) -> None:
         self.config = config
         self.evaluate = evaluate
-        # bounded twice over: by the broker's window (Receive Maximum) and here
-        self.queue: asyncio.Queue[_Received] = asyncio.Queue(maxsize=config.receive_maximum)
+        # the receive window: while this holds receive_maximum messages or two batches of
+        # readings, the socket is not read (ingest/_mqtt.py) and the backlog waits in the broker
+        self.queue: asyncio.Queue[_Received] = asyncio.Queue()
         self.queued_readings = 0
-        self.room = asyncio.Event()  # set when decoded readings waiting fall below the limit
-        self.room.set()
+        self.unacked = 0  # messages taken from the client and not yet acknowledged
         self.arrived = asyncio.Event()  # set by the receiver at each message
+        self.adapter: PahoAdapter | None = None
         self.stopping = asyncio.Event()
         self.generation = 0
         self.client: aiomqtt.Client | None = None
@@ -216,7 +218,8 @@ class _Ingest:
         )
         # Acknowledge only after the commit (see the module docstring). Set before connecting
         # so that messages queued for the persistent session are covered too.
-        client._client.manual_ack_set(True)
+        self.adapter = PahoAdapter(client)
+        self.adapter.manual_ack()
         return client
 
     async def receive(self) -> None:
@@ -246,15 +249,15 @@ class _Ingest:
                             self.config.settings.mqtt_max_payload_bytes,
                         )
                         readings = len(decoded.readings.readings) if decoded.readings else 0
-                        await self.queue.put(
+                        self.queue.put_nowait(
                             _Received(generation, msg.mid, msg.qos, decoded, readings)
                         )
                         PENDING.inc()
                         self.arrived.set()
+                        self.unacked += 1
                         self.queued_readings += readings
-                        if self.queued_readings >= 2 * self.config.batch_readings:
-                            self.room.clear()
-                            await self.room.wait()  # until the writer takes a batch
+                        if self._window_full() and self.adapter is not None:
+                            self.adapter.pause_reading()
             except aiomqtt.MqttError as exc:
                 self.client = None
                 if self.stopping.is_set():
@@ -300,9 +303,21 @@ class _Ingest:
             batch.append(item)
             readings += item.readings
         self.queued_readings -= readings
-        if self.queued_readings < 2 * self.config.batch_readings:
-            self.room.set()
+        self._resume_if_room()
         return batch
+
+    def _window_full(self) -> bool:
+        """Whether the receive window is full: ``receive_maximum`` messages read and not yet
+        acknowledged, or two batches of decoded readings waiting."""
+        read = self.unacked + (self.adapter.queued() if self.adapter is not None else 0)
+        return (
+            read >= self.config.receive_maximum
+            or self.queued_readings >= 2 * self.config.batch_readings
+        )
+
+    def _resume_if_room(self) -> None:
+        if self.adapter is not None and self.adapter.paused and not self._window_full():
+            self.adapter.resume_reading()
 
     async def _connect_db(self) -> psycopg.AsyncConnection[Any]:
         attempt = 0
@@ -359,9 +374,11 @@ class _Ingest:
             PENDING.dec()
             if item.qos == 0:
                 continue
-            if client is None or item.generation != self.generation:
+            if client is None or self.adapter is None or item.generation != self.generation:
                 continue  # that connection is gone: the broker redelivers, and it is a duplicate
-            client._client.ack(item.mid, item.qos)
+            self.adapter.ack(item.mid, item.qos)
+        self.unacked -= len(batch)
+        self._resume_if_room()
 
     def _record(self, batch: list[_Received], result: StoreResult, started: float) -> None:
         """Count a batch whose transaction has committed (never before: a rolled-back batch is
