@@ -307,11 +307,14 @@ class _Ingest:
         return batch
 
     def _window_full(self) -> bool:
-        """Whether the receive window is full: ``receive_maximum`` messages read and not yet
-        acknowledged, or two batches of decoded readings waiting."""
+        """Whether reading must pause: more than ``receive_maximum`` messages read and not yet
+        acknowledged (a broker that keeps to Receive Maximum never sends that many), or two
+        batches of decoded readings waiting. A pause lasts until the writer takes a batch or
+        acknowledges one; a pause longer than the keepalive (a database outage) ends the
+        connection, and the broker redelivers what was not acknowledged (duplicates, no loss)."""
         read = self.unacked + (self.adapter.queued() if self.adapter is not None else 0)
         return (
-            read >= self.config.receive_maximum
+            read > self.config.receive_maximum
             or self.queued_readings >= 2 * self.config.batch_readings
         )
 
@@ -370,8 +373,8 @@ class _Ingest:
 
     def _ack(self, batch: list[_Received]) -> None:
         client = self.client
+        PENDING.dec(len(batch))
         for item in batch:
-            PENDING.dec()
             if item.qos == 0:
                 continue
             if client is None or self.adapter is None or item.generation != self.generation:
