@@ -16,6 +16,7 @@ from paho.mqtt.properties import Properties
 from carebeacon.settings import Settings
 from ingest._mqtt import PahoAdapter
 from tests.support.broker import admin_client
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.broker
 
@@ -49,12 +50,14 @@ async def _collect(client: aiomqtt.Client, into: list[aiomqtt.Message]) -> None:
         into.append(message)
 
 
-async def _settle(received: list[aiomqtt.Message]) -> int:
-    """Wait until nothing more arrives for a while; the count then."""
+async def _settle(received: list[aiomqtt.Message], at_least: int) -> int:
+    """Wait until ``at_least`` messages have arrived and then nothing more for a second; the
+    count then."""
+    await eventually(lambda: len(received) >= at_least)
     seen = -1
     while seen != len(received):
         seen = len(received)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
     return seen
 
 
@@ -81,16 +84,16 @@ async def test_unacknowledged_messages_stay_unacknowledged_and_reading_pauses(
             for i in range(12):
                 await publisher.publish(topic, f"{i}".encode(), qos=1)
             # MQTT 5 Receive Maximum 5, nothing acknowledged: the broker sends 5 and waits
-            assert await _settle(received) == 5
+            assert await _settle(received, 5) == 5
             adapter.pause_reading()
             assert adapter.paused
             for mid in [m.mid for m in received]:
                 adapter.ack(mid, 1)  # 5 slots free: the broker sends more, unread
-            assert await _settle(received) == 5
+            assert await _settle(received, 5) == 5
             adapter.resume_reading()
             assert not adapter.paused
             # read again: at least the next 5, and never a message twice
-            assert await _settle(received) >= 10
+            assert await _settle(received, 10) >= 10
             payloads = [m.payload for m in received]
             assert len(set(payloads)) == len(payloads)
             assert adapter.queued() == 0  # the iterator has taken all that was read
