@@ -28,13 +28,40 @@ import aiomqtt
 __all__ = ["PahoAdapter"]
 
 
-class PahoAdapter:
-    """Manual acks and read pausing for one connected :class:`aiomqtt.Client`."""
+class Inbox(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's queue of incoming messages, through its public ``queue_type`` parameter: kept
+    so that ingest takes a burst of messages without aiomqtt's task and wait per message."""
 
-    def __init__(self, client: aiomqtt.Client) -> None:
+
+class PahoAdapter:
+    """Manual acks and read pausing for one :class:`aiomqtt.Client`, made by :meth:`client`."""
+
+    def __init__(self, client: aiomqtt.Client, inbox: Inbox) -> None:
         self._client = client
         self._paho = client._client
+        self._inbox = inbox
         self._paused: int | None = None  # the socket's fd while reading is paused
+
+    @classmethod
+    def client(cls, **options: Any) -> tuple[aiomqtt.Client, PahoAdapter]:
+        """An :class:`aiomqtt.Client` made with ``options``, and its adapter."""
+        made: list[Inbox] = []
+
+        class _Inbox(Inbox):
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                made.append(self)
+
+        client = aiomqtt.Client(queue_type=_Inbox, **options)
+        (inbox,) = made
+        return client, cls(client, inbox)
+
+    def take_nowait(self) -> aiomqtt.Message | None:
+        """The next message already read, if any (after one from ``client.messages``)."""
+        try:
+            return self._inbox.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
 
     def manual_ack(self) -> None:
         """Acknowledge only through :meth:`ack` (call before connecting: messages queued for a
@@ -45,8 +72,8 @@ class PahoAdapter:
         self._paho.ack(mid, qos)
 
     def queued(self) -> int:
-        """Messages read from the broker that aiomqtt holds for its ``messages`` iterator."""
-        return self._client._queue.qsize()
+        """Messages read from the broker and not yet taken."""
+        return self._inbox.qsize()
 
     @property
     def paused(self) -> bool:

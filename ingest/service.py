@@ -205,7 +205,7 @@ class _Ingest:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self.config.session_expiry_seconds
         properties.ReceiveMaximum = self.config.receive_maximum
-        client = aiomqtt.Client(
+        client, self.adapter = PahoAdapter.client(
             hostname=s.mqtt_host,
             port=s.mqtt_port,
             username=s.mqtt_ingest_user,
@@ -218,7 +218,6 @@ class _Ingest:
         )
         # Acknowledge only after the commit (see the module docstring). Set before connecting
         # so that messages queued for the persistent session are covered too.
-        self.adapter = PahoAdapter(client)
         self.adapter.manual_ack()
         return client
 
@@ -236,28 +235,16 @@ class _Ingest:
                     self.ready.set()
                     logger.info("connected to the broker (connection %d)", generation)
                     attempt = 0
-                    async for msg in client.messages:
-                        if self.stopping.is_set():
-                            continue  # not acked: the broker keeps it for the next consumer
-                        payload = (
-                            msg.payload
-                            if isinstance(msg.payload, bytes)
-                            else str(msg.payload).encode()
-                        )
-                        decoded = decode_message(
-                            Message(str(msg.topic), payload),
-                            self.config.settings.mqtt_max_payload_bytes,
-                        )
-                        readings = len(decoded.readings.readings) if decoded.readings else 0
-                        self.queue.put_nowait(
-                            _Received(generation, msg.mid, msg.qos, decoded, readings)
-                        )
-                        PENDING.inc()
+                    adapter = self.adapter
+                    async for first in client.messages:
+                        msg: aiomqtt.Message | None = first
+                        while msg is not None:  # and the rest of a burst, without awaiting
+                            if not self.stopping.is_set():  # else not acked: the broker keeps it
+                                self._take(generation, msg)
+                            msg = adapter.take_nowait() if adapter is not None else None
                         self.arrived.set()
-                        self.unacked += 1
-                        self.queued_readings += readings
-                        if self._window_full() and self.adapter is not None:
-                            self.adapter.pause_reading()
+                        if adapter is not None and self._window_full():
+                            adapter.pause_reading()
             except aiomqtt.MqttError as exc:
                 self.client = None
                 if self.stopping.is_set():
@@ -271,6 +258,19 @@ class _Ingest:
                     await asyncio.wait_for(self.stopping.wait(), delay)
             finally:
                 self.client = None
+
+    def _take(self, generation: int, msg: aiomqtt.Message) -> None:
+        """Validate a message on receipt (overlapping the commit of the batch before) and queue
+        it for the writer."""
+        payload = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
+        decoded = decode_message(
+            Message(msg.topic.value, payload), self.config.settings.mqtt_max_payload_bytes
+        )
+        readings = len(decoded.readings.readings) if decoded.readings else 0
+        self.queue.put_nowait(_Received(generation, msg.mid, msg.qos, decoded, readings))
+        PENDING.inc()
+        self.unacked += 1
+        self.queued_readings += readings
 
     async def _arrival(self, within: float) -> bool:
         """Whether a message is waiting, or arrives ``within`` seconds. Only an event is waited

@@ -315,7 +315,11 @@ class StoreResult:
         """The outcomes of ``gateway_id``'s readings (made empty at first)."""
         by_outcome = self.outcomes.get(gateway_id)
         if by_outcome is None:
-            by_outcome = self.outcomes[gateway_id] = {o: [] for o in OUTCOMES}
+            by_outcome = self.outcomes[gateway_id] = {
+                "stored": [],
+                "duplicate": [],
+                "quarantined": [],
+            }  # OUTCOMES
         return by_outcome
 
     def outcome(self, gateway_id: str, outcome: str, reading_id: uuid.UUID) -> None:

@@ -22,21 +22,21 @@ pytestmark = pytest.mark.broker
 
 
 async def test_the_private_names_exist() -> None:
-    client = aiomqtt.Client("127.0.0.1", 1)
+    client, adapter = PahoAdapter.client(hostname="127.0.0.1", port=1)
     paho = client._client
     for name in ("manual_ack_set", "ack", "socket", "loop_read"):
         assert callable(getattr(paho, name)), name
     assert isinstance(client._disconnected, asyncio.Future)
-    assert isinstance(client._queue, asyncio.Queue)
+    assert adapter.queued() == len(client.messages) == 0  # the inbox is the client's queue
 
 
-def _client(settings: Settings, identifier: str, window: int) -> aiomqtt.Client:
+def _client(settings: Settings, identifier: str, window: int) -> tuple[aiomqtt.Client, PahoAdapter]:
     properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.SessionExpiryInterval = 0
     properties.ReceiveMaximum = window
-    return aiomqtt.Client(
-        settings.mqtt_host,
-        settings.mqtt_port,
+    return PahoAdapter.client(
+        hostname=settings.mqtt_host,
+        port=settings.mqtt_port,
         username=settings.mqtt_ingest_user,
         password=settings.mqtt_ingest_password.get_secret_value(),
         identifier=identifier,
@@ -62,21 +62,22 @@ async def _settle(received: list[aiomqtt.Message], at_least: int) -> int:
 
 
 @pytest.fixture
-async def subscribed(settings: Settings) -> AsyncIterator[tuple[aiomqtt.Client, str]]:
+async def subscribed(
+    settings: Settings,
+) -> AsyncIterator[tuple[aiomqtt.Client, PahoAdapter, str]]:
     tag = uuid.uuid4().hex[:8]
     topic = f"carebeacon/v1/gateways/adapter-{tag}/readings"
-    client = _client(settings, f"ingest-adapter-{tag}", window=5)
-    PahoAdapter(client).manual_ack()
+    client, adapter = _client(settings, f"ingest-adapter-{tag}", window=5)
+    adapter.manual_ack()
     async with client:
         await client.subscribe(topic, qos=1)
-        yield client, topic
+        yield client, adapter, topic
 
 
 async def test_unacknowledged_messages_stay_unacknowledged_and_reading_pauses(
-    settings: Settings, subscribed: tuple[aiomqtt.Client, str]
+    settings: Settings, subscribed: tuple[aiomqtt.Client, PahoAdapter, str]
 ) -> None:
-    client, topic = subscribed
-    adapter = PahoAdapter(client)
+    client, adapter, topic = subscribed
     received: list[aiomqtt.Message] = []
     task = asyncio.create_task(_collect(client, received))
     try:
@@ -99,3 +100,15 @@ async def test_unacknowledged_messages_stay_unacknowledged_and_reading_pauses(
             assert adapter.queued() == 0  # the iterator has taken all that was read
     finally:
         task.cancel()
+
+
+async def test_a_burst_is_taken_without_the_iterator(
+    settings: Settings, subscribed: tuple[aiomqtt.Client, PahoAdapter, str]
+) -> None:
+    _client, adapter, topic = subscribed
+    async with admin_client(settings) as publisher:
+        for i in range(3):
+            await publisher.publish(topic, f"{i}".encode(), qos=1)
+    await eventually(lambda: adapter.queued() == 3)
+    taken = [adapter.take_nowait() for _ in range(4)]
+    assert [m.payload if m else None for m in taken] == [b"0", b"1", b"2", None]
