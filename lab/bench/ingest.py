@@ -446,7 +446,7 @@ def _ingest_run(
     expected = messages * per_message
     steps = bar(expected, desc=f"ingest x{processes}", unit="reading")
     try:
-        time.sleep(2.0)  # connected and subscribed
+        _wait_subscribed(ports)
         publisher = start_publisher(env, gateways, messages, per_message, rate)
         deadline = time.monotonic() + 600
         first_at, first_count = 0.0, 0
@@ -484,6 +484,21 @@ def _ingest_run(
         "rss_mib": rss,
         **_episodes(env, episodes_before, started_at, gateways),
     }
+
+
+def _wait_subscribed(ports: list[int]) -> None:
+    """Until the ingest processes have started (their metrics answer; the slow part is the
+    imports), then 2 s to connect and subscribe: a message published before its subscription
+    reaches no session."""
+    deadline = time.monotonic() + 60
+    for port in ports:
+        while time.monotonic() < deadline:
+            try:
+                _metrics_text(port)
+                break
+            except OSError:
+                time.sleep(0.2)
+    time.sleep(2.0)
 
 
 def _db_now(env: BenchEnv) -> datetime:
@@ -525,14 +540,7 @@ def _backlog_run(env: BenchEnv, gateways: int, messages: int, alerts: bool) -> d
     # backlog; it stops before anything is published
     first = _start_ingest(env, 0, group, port, session_expiry=3600, alerts=alerts)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # until its metrics answer: it has started
-            try:
-                _metrics_text(port)
-                break
-            except OSError:
-                time.sleep(0.2)
-        time.sleep(2.0)  # connected and subscribed
+        _wait_subscribed([port])
     finally:
         first.terminate()
         first.wait(30)
