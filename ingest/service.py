@@ -119,6 +119,9 @@ LAG_SECONDS = Histogram(
     ),
 )
 PENDING = Gauge("carebeacon_ingest_pending_messages", "Messages received and not yet committed")
+SUBSCRIBED = Gauge(
+    "carebeacon_ingest_subscribed", "1 while connected to the broker with the subscriptions made"
+)
 DB_ERRORS = Counter("carebeacon_ingest_database_errors_total", "Database errors (batch retried)")
 
 
@@ -232,6 +235,7 @@ class _Ingest:
                     self.client = client
                     await client.subscribe(self.config.readings_filter, qos=1)
                     await client.subscribe(STATUS_FILTER, qos=1)
+                    SUBSCRIBED.set(1)
                     self.ready.set()
                     logger.info("connected to the broker (connection %d)", generation)
                     attempt = 0
@@ -247,6 +251,7 @@ class _Ingest:
                             adapter.pause_reading()
             except aiomqtt.MqttError as exc:
                 self.client = None
+                SUBSCRIBED.set(0)
                 if self.stopping.is_set():
                     break
                 delay = _backoff(attempt)
@@ -258,6 +263,7 @@ class _Ingest:
                     await asyncio.wait_for(self.stopping.wait(), delay)
             finally:
                 self.client = None
+                SUBSCRIBED.set(0)
 
     def _take(self, generation: int, msg: aiomqtt.Message) -> None:
         """Validate a message on receipt (overlapping the commit of the batch before) and queue

@@ -450,18 +450,26 @@ def _ingest_run(
         publisher = start_publisher(env, gateways, messages, per_message, rate)
         deadline = time.monotonic() + 600
         first_at, first_count = 0.0, 0
-        # progress from the ingest processes' own counters, 10 times a second (a count(*)
+        moved_at, last = time.monotonic(), 0
+        # progress from the ingest processes' own counters, 4 times a second (a count(*)
         # query in a tight loop would take CPU from what is being measured)
         while (
             stored := _metric_total(ports, "carebeacon_ingest_readings_stored_total")
         ) < expected:
             if stored and not first_at:
                 first_at, first_count = time.monotonic(), stored  # the stream has begun
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            if stored != last:
+                moved_at, last = time.monotonic(), stored
+            stalled = publisher.poll() is not None and time.monotonic() - moved_at > 20
+            if (
+                stalled  # all published, nothing stored for 20 s: the rest is lost
+                or time.monotonic() > deadline
+                or any(p.poll() is not None for p in procs)
+            ):
                 break
             steps.update(stored - steps.n)
             time.sleep(0.25)  # each look costs the ingest processes a metrics scrape
-        elapsed = time.monotonic() - first_at
+        elapsed = (time.monotonic() if stored >= expected else moved_at) - first_at
         publisher.wait()
         time.sleep(0.5)
         stored = count(env, "SELECT count(*) FROM reading_receipts") - before
@@ -487,18 +495,17 @@ def _ingest_run(
 
 
 def _wait_subscribed(ports: list[int]) -> None:
-    """Until the ingest processes have started (their metrics answer; the slow part is the
-    imports), then 2 s to connect and subscribe: a message published before its subscription
-    reaches no session."""
+    """Until every ingest process has subscribed (``carebeacon_ingest_subscribed``): a message
+    published before its subscription reaches no session."""
     deadline = time.monotonic() + 60
     for port in ports:
         while time.monotonic() < deadline:
             try:
-                _metrics_text(port)
-                break
+                if "\ncarebeacon_ingest_subscribed 1.0" in _metrics_text(port):
+                    break
             except OSError:
-                time.sleep(0.2)
-    time.sleep(2.0)
+                pass
+            time.sleep(0.2)
 
 
 def _db_now(env: BenchEnv) -> datetime:
