@@ -30,8 +30,10 @@ from paho.mqtt.properties import Properties
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from alerts import evaluate_readings
+from carebeacon import systemd
 from carebeacon.logs import configure_logging
 from carebeacon.settings import Settings
+from ingest._mqtt import PahoAdapter
 from ingest.receipts import ReceiptSender
 from ingest.release import release_requested
 from ingest.store import (
@@ -119,6 +121,9 @@ LAG_SECONDS = Histogram(
     ),
 )
 PENDING = Gauge("carebeacon_ingest_pending_messages", "Messages received and not yet committed")
+SUBSCRIBED = Gauge(
+    "carebeacon_ingest_subscribed", "1 while connected to the broker with the subscriptions made"
+)
 DB_ERRORS = Counter("carebeacon_ingest_database_errors_total", "Database errors (batch retried)")
 UNKNOWN_STATUSES = Counter(
     "carebeacon_ingest_unknown_gateway_statuses_total",
@@ -145,6 +150,10 @@ class IngestConfig:
     flush_seconds: float = 0.0
     session_expiry_seconds: int = 7 * 24 * 3600
     release_seconds: float = 5.0  # how often quarantined readings asked for release are taken
+    #: the receive window: at most this many messages delivered and not yet acknowledged (MQTT 5
+    #: Receive Maximum; the broker holds the rest), and at most ``2 * batch_readings`` readings
+    #: decoded and waiting; a backlog waits in the broker, not in ingest's memory
+    receive_maximum: int = 1000
 
     @property
     def readings_filter(self) -> str:
@@ -162,8 +171,10 @@ class IngestConfig:
             client_id=default_client_id(settings),
             share_group=settings.ingest_share_group,
             batch_messages=settings.ingest_batch_messages,
+            batch_readings=settings.ingest_batch_readings,
             flush_seconds=settings.ingest_flush_ms / 1000,
             session_expiry_seconds=settings.ingest_session_expiry_seconds,
+            receive_maximum=settings.ingest_receive_maximum,
         )
 
 
@@ -186,7 +197,13 @@ class _Ingest:
     ) -> None:
         self.config = config
         self.evaluate = evaluate
+        # the receive window: while this holds receive_maximum messages or two batches of
+        # readings, the socket is not read (ingest/_mqtt.py) and the backlog waits in the broker
         self.queue: asyncio.Queue[_Received] = asyncio.Queue()
+        self.queued_readings = 0
+        self.unacked = 0  # messages taken from the client and not yet acknowledged
+        self.arrived = asyncio.Event()  # set by the receiver at each message
+        self.adapter: PahoAdapter | None = None
         self.stopping = asyncio.Event()
         self.generation = 0
         self.client: aiomqtt.Client | None = None
@@ -198,7 +215,8 @@ class _Ingest:
         s = self.config.settings
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self.config.session_expiry_seconds
-        client = aiomqtt.Client(
+        properties.ReceiveMaximum = self.config.receive_maximum
+        client, self.adapter = PahoAdapter.client(
             hostname=s.mqtt_host,
             port=s.mqtt_port,
             username=s.mqtt_ingest_user,
@@ -211,7 +229,7 @@ class _Ingest:
         )
         # Acknowledge only after the commit (see the module docstring). Set before connecting
         # so that messages queued for the persistent session are covered too.
-        client._client.manual_ack_set(True)
+        self.adapter.manual_ack()
         return client
 
     async def receive(self) -> None:
@@ -225,28 +243,23 @@ class _Ingest:
                     self.client = client
                     await client.subscribe(self.config.readings_filter, qos=1)
                     await client.subscribe(STATUS_FILTER, qos=1)
+                    SUBSCRIBED.set(1)
                     self.ready.set()
                     logger.info("connected to the broker (connection %d)", generation)
                     attempt = 0
-                    async for msg in client.messages:
-                        if self.stopping.is_set():
-                            continue  # not acked: the broker keeps it for the next consumer
-                        payload = (
-                            msg.payload
-                            if isinstance(msg.payload, bytes)
-                            else str(msg.payload).encode()
-                        )
-                        decoded = decode_message(
-                            Message(str(msg.topic), payload),
-                            self.config.settings.mqtt_max_payload_bytes,
-                        )
-                        readings = len(decoded.readings.readings) if decoded.readings else 0
-                        self.queue.put_nowait(
-                            _Received(generation, msg.mid, msg.qos, decoded, readings)
-                        )
-                        PENDING.inc()
+                    adapter = self.adapter
+                    async for first in client.messages:
+                        msg: aiomqtt.Message | None = first
+                        while msg is not None:  # and the rest of a burst, without awaiting
+                            if not self.stopping.is_set():  # else not acked: the broker keeps it
+                                self._take(generation, msg)
+                            msg = adapter.take_nowait() if adapter is not None else None
+                        self.arrived.set()
+                        if adapter is not None and self._window_full():
+                            adapter.pause_reading()
             except aiomqtt.MqttError as exc:
                 self.client = None
+                SUBSCRIBED.set(0)
                 if self.stopping.is_set():
                     break
                 delay = _backoff(attempt)
@@ -258,28 +271,70 @@ class _Ingest:
                     await asyncio.wait_for(self.stopping.wait(), delay)
             finally:
                 self.client = None
+                SUBSCRIBED.set(0)
+
+    def _take(self, generation: int, msg: aiomqtt.Message) -> None:
+        """Validate a message on receipt (overlapping the commit of the batch before) and queue
+        it for the writer."""
+        payload = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
+        decoded = decode_message(
+            Message(msg.topic.value, payload), self.config.settings.mqtt_max_payload_bytes
+        )
+        readings = len(decoded.readings.readings) if decoded.readings else 0
+        self.queue.put_nowait(_Received(generation, msg.mid, msg.qos, decoded, readings))
+        PENDING.inc()
+        self.unacked += 1
+        self.queued_readings += readings
+
+    async def _arrival(self, within: float) -> bool:
+        """Whether a message is waiting, or arrives ``within`` seconds. Only an event is waited
+        for: a timeout never cancels a ``get`` that may already hold a message."""
+        deadline = time.monotonic() + within
+        while self.queue.empty():
+            self.arrived.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self.arrived.wait(), remaining)
+            except TimeoutError:
+                return not self.queue.empty()
+        return True
 
     async def _collect(self) -> list[_Received]:
         """What has arrived, up to the batch limits (a batch forms while the previous one
-        commits); with ``flush_seconds`` > 0, wait that long at most for more."""
-        first = await self.queue.get()
-        batch = [first]
-        readings = first.readings
+        commits); with ``flush_seconds`` > 0, wait that long at most for more. Empty if nothing
+        arrives within half a second."""
+        if not await self._arrival(0.5):
+            return []
+        batch: list[_Received] = []
+        readings = 0
         deadline = time.monotonic() + self.config.flush_seconds
         while len(batch) < self.config.batch_messages and readings < self.config.batch_readings:
-            try:
-                item = self.queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self.queue.get(), remaining)
-                except TimeoutError:
-                    break
+            if self.queue.empty() and not await self._arrival(deadline - time.monotonic()):
+                break
+            item = self.queue.get_nowait()
             batch.append(item)
             readings += item.readings
+        self.queued_readings -= readings
+        self._resume_if_room()
         return batch
+
+    def _window_full(self) -> bool:
+        """Whether reading must pause: more than ``receive_maximum`` messages read and not yet
+        acknowledged (a broker that keeps to Receive Maximum never sends that many), or two
+        batches of decoded readings waiting. A pause lasts until the writer takes a batch or
+        acknowledges one; a pause longer than the keepalive (a database outage) ends the
+        connection, and the broker redelivers what was not acknowledged (duplicates, no loss)."""
+        read = self.unacked + (self.adapter.queued() if self.adapter is not None else 0)
+        return (
+            read > self.config.receive_maximum
+            or self.queued_readings >= 2 * self.config.batch_readings
+        )
+
+    def _resume_if_room(self) -> None:
+        if self.adapter is not None and self.adapter.paused and not self._window_full():
+            self.adapter.resume_reading()
 
     async def _connect_db(self) -> psycopg.AsyncConnection[Any]:
         attempt = 0
@@ -306,11 +361,18 @@ class _Ingest:
             )
 
     async def _store_one_by_one(
-        self, conn: psycopg.AsyncConnection[Any], batch: list[_Received]
-    ) -> StoreResult:
-        """A batch failed on its data: store message by message; quarantine the one that fails."""
-        total = StoreResult()
-        for item in batch:
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        pending: list[_Received],
+        committed: list[StoreResult],
+    ) -> None:
+        """A batch failed on its data: store message by message; quarantine the one that fails.
+        Each message is counted once its own transaction has committed, and leaves ``pending``
+        for ``committed`` (a database outage part way resumes with what is left, counting
+        nothing twice)."""
+        while pending:
+            item = pending[0]
+            started = time.monotonic()
             try:
                 part = await self._store(conn, [item])
             except psycopg.OperationalError:
@@ -324,20 +386,25 @@ class _Ingest:
                         f"the database refused the message ({type(exc).__name__})",
                         self.limits,
                     )
-            total.add(part)
-        return total
+            pending.pop(0)
+            self._record([item], part, started)
+            committed.append(part)
 
     def _ack(self, batch: list[_Received]) -> None:
         client = self.client
+        PENDING.dec(len(batch))
         for item in batch:
-            PENDING.dec()
             if item.qos == 0:
                 continue
-            if client is None or item.generation != self.generation:
+            if client is None or self.adapter is None or item.generation != self.generation:
                 continue  # that connection is gone: the broker redelivers, and it is a duplicate
-            client._client.ack(item.mid, item.qos)
+            self.adapter.ack(item.mid, item.qos)
+        self.unacked -= len(batch)
+        self._resume_if_room()
 
     def _record(self, batch: list[_Received], result: StoreResult, started: float) -> None:
+        """Count a batch whose transaction has committed (never before: a rolled-back batch is
+        retried, and would count twice)."""
         COMMIT_SECONDS.observe(time.monotonic() - started)
         BATCH_SIZE.observe(len(batch))
         MESSAGES.inc(len(batch))
@@ -359,24 +426,28 @@ class _Ingest:
         conn = await self._connect_db()
         try:
             while not (self.stopping.is_set() and self.queue.empty()):
-                try:
-                    batch = await asyncio.wait_for(self._collect(), 0.5)
-                except TimeoutError:
+                batch = await self._collect()
+                if not batch:
                     continue
+                pending = list(batch)  # what is not committed yet
+                committed: list[StoreResult] = []  # the results of its committed parts
                 attempt = 0
-                while True:
+                while pending:
                     started = time.monotonic()
                     try:
                         try:
-                            result = await self._store(conn, batch)
+                            result = await self._store(conn, pending)
                         except psycopg.OperationalError:
                             raise
                         except psycopg.Error as exc:
                             logger.warning(
                                 "batch failed (%s); storing message by message", type(exc).__name__
                             )
-                            result = await self._store_one_by_one(conn, batch)
-                        break
+                            await self._store_one_by_one(conn, pending, committed)
+                            continue
+                        self._record(pending, result, started)
+                        committed.append(result)
+                        pending = []
                     except psycopg.OperationalError as exc:
                         DB_ERRORS.inc()
                         delay = _backoff(attempt)
@@ -391,17 +462,22 @@ class _Ingest:
                             await conn.close()
                             conn = await self._connect_db()
                 self._ack(batch)
-                self.receipts.send(  # after the commit and the acks (ingest/receipts.py)
-                    result.outcomes,
-                    {
-                        r.decoded.readings.gateway_id
-                        for r in batch
-                        if r.decoded.readings and r.decoded.readings.receipts
-                    },
-                )
-                self._record(batch, result, started)
+                self._send_receipts(batch, committed)
         finally:
             await conn.close()
+
+    def _send_receipts(self, batch: list[_Received], committed: list[StoreResult]) -> None:
+        """After the commit and the acks: receipts to the gateways that ask for them
+        (``carebeacon.readings/2``; ingest/receipts.py)."""
+        requested = {
+            r.decoded.readings.gateway_id
+            for r in batch
+            if r.decoded.readings is not None and r.decoded.readings.receipts
+        }
+        if not requested:
+            return
+        for result in committed:
+            self.receipts.send(result.outcomes, requested)
 
     async def release(self) -> None:
         """Every ``release_seconds``: the quarantined readings asked for release, through the
@@ -451,13 +527,22 @@ async def run(
         await stop.wait()
         service.stopping.set()
 
+    async def announce_ready() -> None:  # to systemd (Type=notify): subscribed, taking work
+        await service.ready.wait()
+        systemd.notify_ready()
+
     async with asyncio.TaskGroup() as tasks:
         receiver = tasks.create_task(service.receive())
         writer = tasks.create_task(service.write())
         releaser = tasks.create_task(service.release())
         sender = tasks.create_task(service.receipts.run())
         tasks.create_task(watch_stop())
+        announcer = tasks.create_task(announce_ready())
+        # the watchdog is fed while the event loop runs and the writer is alive
+        tasks.create_task(systemd.watchdog_task(service.stopping, alive=lambda: not writer.done()))
         await service.stopping.wait()
+        systemd.notify_stopping()
+        announcer.cancel()
         # the receiver stops taking work; the writer drains, commits and acks; then disconnect
         await writer
         await releaser

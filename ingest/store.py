@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import struct
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -37,6 +39,7 @@ from ingest.payload import (
 )
 
 __all__ = [
+    "OUTCOMES",
     "Decoded",
     "Evaluator",
     "Message",
@@ -77,8 +80,9 @@ _CREATE_STAGE = (
     + ", ".join(f"{name} {kind}" for name, kind in _STAGE_COLUMNS)
     + ") ON COMMIT DELETE ROWS"
 )
-_COPY_STAGE = f"COPY ingest_stage ({', '.join(n for n, _ in _STAGE_COLUMNS)}) FROM STDIN"
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_STAGE = (
+    f"COPY ingest_stage ({', '.join(n for n, _ in _STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+)
 _INSERT_FROM_STAGE = """
 WITH new AS (
     INSERT INTO reading_receipts
@@ -103,37 +107,112 @@ SELECT id FROM new
 """
 
 
-def _copy_text(value: str) -> str:
-    """A field of COPY's text format."""
-    return value.translate(_COPY_ESCAPES)
+# PostgreSQL's binary COPY format (protocol docs, "COPY ... BINARY"): a header, then per row the
+# field count and each field as a length and its binary send format; -1 is NULL.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+_ROW_START = struct.pack(">h", len(_STAGE_COLUMNS))
+_NULL = struct.pack(">i", -1)
+_UUID_FIELD = struct.pack(">i", 16)
+_INT64_FIELD = struct.Struct(">iq")  # length 8, an int8 or a timestamp (µs since 2000-01-01)
+_INT16_FIELD = struct.Struct(">ih")
+_LENGTH = struct.Struct(">i")
+_TEXT_OID, _FLOAT8_OID = 25, 701
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_PG_EPOCH_NAIVE = _PG_EPOCH.replace(tzinfo=None)
+_MICROSECOND = timedelta(microseconds=1)
+_EMPTY_JSONB = struct.pack(">i", 3) + b"\x01{}"
 
 
-def _stage_line(gateway_id: str, patient: uuid.UUID, r: IncomingReading) -> str:
-    """One reading as a line of COPY text (built in Python: psycopg's per-row array dumping is
-    the slowest part of a batch otherwise). Codes, units and flags are validated identifiers, so
-    their array literals need no quoting; free text (ids, raw JSON) is escaped."""
-    return (
-        "\t".join(
-            (
-                str(r.id),
-                str(patient),
-                r.type,
-                r.time.isoformat(),
-                r.measured_at.isoformat() if r.measured_at is not None else "\\N",
-                r.received_at.isoformat(),
-                _copy_text(r.device_id),
-                _copy_text(gateway_id),
-                str(r.sequence) if r.sequence is not None else "\\N",
-                str(r.user_index) if r.user_index is not None else "\\N",
-                "{" + ",".join(r.flags) + "}",
-                _copy_text(json.dumps(r.raw, separators=(",", ":"))),
-                "{" + ",".join(code for code, _, _ in r.values) + "}",
-                "{" + ",".join(repr(value) for _, value, _ in r.values) + "}",
-                "{" + ",".join(unit for _, _, unit in r.values) + "}",
-            )
+def _text(value: str) -> bytes:
+    """A text field. A lone surrogate is sent as is for PostgreSQL to refuse (the message is
+    then quarantined as ``storage_error``) rather than failing the writer here."""
+    data = value.encode("utf-8", "surrogatepass")
+    return _LENGTH.pack(len(data)) + data
+
+
+def _text_array(items: Sequence[str]) -> bytes:
+    if not items:
+        body = struct.pack(">iii", 0, 0, _TEXT_OID)
+    else:
+        body = struct.pack(">iiiii", 1, 0, _TEXT_OID, len(items), 1) + b"".join(
+            _text(item) for item in items
         )
-        + "\n"
+    return _LENGTH.pack(len(body)) + body
+
+
+@lru_cache(maxsize=256)
+def _cached_text_array(items: tuple[str, ...]) -> bytes:
+    """The codes or units array of a reading (a few shapes recur)."""
+    return _text_array(items)
+
+
+@lru_cache(maxsize=64)
+def _float8_array(count: int) -> struct.Struct:
+    """The layout of a float8[] field of ``count`` values: length, header, then each value."""
+    if not count:
+        return struct.Struct(">iiii")  # length 12, ndim 0, no nulls, element type
+    return struct.Struct(">iiiiii" + "id" * count)
+
+
+def _float8_field(values: Sequence[float]) -> bytes:
+    layout = _float8_array(len(values))
+    if not values:
+        return layout.pack(12, 0, 0, _FLOAT8_OID)
+    items: list[float | int] = []
+    for value in values:
+        items += (8, value)
+    return layout.pack(layout.size - 4, 1, 0, _FLOAT8_OID, len(values), 1, *items)
+
+
+def _jsonb(value: dict[str, Any]) -> bytes:
+    """A jsonb field: version 1, then the JSON text."""
+    # json, not msgspec: an infinite float (the checked path lets one through in raw) must stay
+    # Infinity for PostgreSQL to refuse, not become null
+    data = b"\x01" + json.dumps(value, separators=(",", ":")).encode()
+    return _LENGTH.pack(len(data)) + data
+
+
+def _stage_row(gateway: bytes, patient: uuid.UUID, r: IncomingReading) -> bytes:
+    """One reading as a row of binary COPY into ``ingest_stage`` (``_STAGE_COLUMNS``' order)."""
+    raw = _EMPTY_JSONB if not r.raw else _jsonb(r.raw)
+    return b"".join(
+        (
+            _ROW_START,
+            _UUID_FIELD,
+            r.id.bytes,
+            _UUID_FIELD,
+            patient.bytes,
+            _text(r.type),
+            _INT64_FIELD.pack(8, (r.time - _PG_EPOCH) // _MICROSECOND),
+            _NULL
+            if r.measured_at is None
+            else _INT64_FIELD.pack(8, (r.measured_at - _PG_EPOCH_NAIVE) // _MICROSECOND),
+            _INT64_FIELD.pack(8, (r.received_at - _PG_EPOCH) // _MICROSECOND),
+            _text(r.device_id),
+            gateway,
+            _NULL if r.sequence is None else _INT64_FIELD.pack(8, r.sequence),
+            _NULL if r.user_index is None else _INT16_FIELD.pack(2, r.user_index),
+            _cached_text_array(r.flags),
+            raw,
+            _cached_text_array(tuple(code for code, _, _ in r.values)),
+            _float8_field([value for _, value, _ in r.values]),
+            _cached_text_array(tuple(unit for _, _, unit in r.values)),
+        )
     )
+
+
+def _stage_data(rows: Iterable[tuple[str, uuid.UUID, IncomingReading]]) -> bytes:
+    """The whole COPY stream of a batch."""
+    gateways: dict[str, bytes] = {}
+    parts = [_COPY_HEADER]
+    for gateway_id, patient, r in rows:
+        gateway = gateways.get(gateway_id)
+        if gateway is None:
+            gateway = gateways[gateway_id] = _text(gateway_id)
+        parts.append(_stage_row(gateway, patient, r))
+    parts.append(_COPY_TRAILER)
+    return b"".join(parts)
 
 
 _INSERT_QUARANTINE = """
@@ -214,6 +293,10 @@ def decode_message(message: Message, max_payload_bytes: int = MAX_PAYLOAD_BYTES)
         return Decoded(message, gateway_id, rejection=rejection)
 
 
+#: what became of a reading in a batch (``StoreResult.outcomes``)
+OUTCOMES = ("stored", "duplicate", "quarantined")
+
+
 @dataclass(slots=True)
 class StoreResult:
     stored: Counter[str] = field(default_factory=Counter)  # reading type -> count
@@ -225,14 +308,24 @@ class StoreResult:
     statuses: int = 0
     unknown_statuses: int = 0  # statuses of gateways this deployment does not know: counted only
     readings: list[StoredReading] = field(default_factory=list)
-    #: gateway id -> {"stored" | "duplicate" | "quarantined": reading ids} (ingest/receipts.py)
+    #: gateway id → outcome ("stored", "duplicate", "quarantined") → the ids of the readings
+    #: of this batch with that outcome (readings whose id could be read; what receipts carry)
     outcomes: dict[str, dict[str, list[uuid.UUID]]] = field(default_factory=dict)
 
-    def outcome(self, gateway_id: str, kind: str, reading_id: uuid.UUID) -> None:
-        lists = self.outcomes.setdefault(
-            gateway_id, {"stored": [], "duplicate": [], "quarantined": []}
-        )
-        lists[kind].append(reading_id)
+    def for_gateway(self, gateway_id: str) -> dict[str, list[uuid.UUID]]:
+        """The outcomes of ``gateway_id``'s readings (made empty at first)."""
+        by_outcome = self.outcomes.get(gateway_id)
+        if by_outcome is None:
+            by_outcome = self.outcomes[gateway_id] = {
+                "stored": [],
+                "duplicate": [],
+                "quarantined": [],
+            }  # OUTCOMES
+        return by_outcome
+
+    def outcome(self, gateway_id: str, outcome: str, reading_id: uuid.UUID) -> None:
+        """Note that ``reading_id`` from ``gateway_id`` had ``outcome``."""
+        self.for_gateway(gateway_id)[outcome].append(reading_id)
 
     def add(self, other: StoreResult) -> None:
         self.stored.update(other.stored)
@@ -244,10 +337,10 @@ class StoreResult:
         self.statuses += other.statuses
         self.unknown_statuses += other.unknown_statuses
         self.readings.extend(other.readings)
-        for gateway_id, lists in other.outcomes.items():
-            for kind, ids in lists.items():
+        for gateway_id, by_outcome in other.outcomes.items():
+            for outcome, ids in by_outcome.items():
                 for reading_id in ids:
-                    self.outcome(gateway_id, kind, reading_id)
+                    self.outcome(gateway_id, outcome, reading_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,17 +375,31 @@ class _Quarantine:
     timezone: str | None = None  # of the reading's batch: what a release needs besides it
 
 
+def _reading_id(item: Any) -> uuid.UUID | None:
+    """The id of a reading as received, if it has one that reads as a UUID."""
+    if not isinstance(item, dict):
+        return None
+    try:
+        return uuid.UUID(str(item["id"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _payload_reading_ids(payload: bytes) -> list[uuid.UUID]:
+    """The ids of the readings in a readings message rejected whole, as far as they can be read."""
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return []
+    readings = body.get("readings") if isinstance(body, dict) else None
+    if not isinstance(readings, list):
+        return []
+    return [i for i in map(_reading_id, readings) if i is not None]
+
+
 def message_digest(message: Message) -> str:
     """A stable key for a message: redeliveries of it quarantine nothing twice."""
     return hashlib.sha256(message.topic.encode() + b"\0" + message.payload).hexdigest()[:40]
-
-
-def _reading_id(item: Any) -> uuid.UUID | None:
-    """The id of a reading that failed validation, if it has a readable one (for its receipt)."""
-    try:
-        return uuid.UUID(str(item["id"])) if isinstance(item, dict) else None
-    except (KeyError, ValueError):
-        return None
 
 
 def _reading_bytes(item: Any) -> bytes:
@@ -344,43 +451,45 @@ class _Directory:
         return patient
 
 
+# The directory of a batch in one round trip: the gateways that exist; the devices with their
+# assignments; which of the gateways serve the devices' patients; those patients' consent
+# windows (migration 060: every window, re-consents included). Read at every batch, never
+# cached: a device assigned a second ago resolves.
+_DIRECTORY = """
+SELECT 'g', id, NULL::uuid, NULL::int, NULL::timestamptz, NULL::timestamptz
+FROM gateways WHERE id = ANY(%(gateways)s)
+UNION ALL
+SELECT 'd', d.id, a.patient_id, a.user_index::int, a.valid_from, a.valid_to
+FROM devices d LEFT JOIN device_assignments a ON a.device_id = d.id
+WHERE d.id = ANY(%(devices)s)
+UNION ALL
+SELECT 's', gateway_id, patient_id, NULL, NULL, NULL FROM gateway_patients
+WHERE gateway_id = ANY(%(gateways)s)
+  AND patient_id IN (SELECT patient_id FROM device_assignments WHERE device_id = ANY(%(devices)s))
+UNION ALL
+SELECT 'c', NULL, e.patient_id, NULL, w.given_at, w.withdrawn_at
+FROM consent_windows w JOIN enrollments e ON e.id = w.enrollment_id
+WHERE e.patient_id IN (SELECT patient_id FROM device_assignments WHERE device_id = ANY(%(devices)s))
+"""
+
+
 async def _directory(
     conn: psycopg.AsyncConnection[Any], gateway_ids: set[str], device_ids: set[str]
 ) -> _Directory:
     directory = _Directory(set(), set(), defaultdict(list), set(), defaultdict(list))
     async with conn.cursor() as cur:
-        await cur.execute("SELECT id FROM gateways WHERE id = ANY(%s)", (list(gateway_ids),))
-        directory.gateways = {row[0] for row in await cur.fetchall()}
-        if not device_ids:
-            return directory
-        await cur.execute(
-            "SELECT d.id, a.user_index, a.patient_id, a.valid_from, a.valid_to"
-            " FROM devices d LEFT JOIN device_assignments a ON a.device_id = d.id"
-            " WHERE d.id = ANY(%s)",
-            (list(device_ids),),
-        )
-        patients: set[uuid.UUID] = set()
-        for device_id, user_index, patient_id, start, end in await cur.fetchall():
-            directory.devices.add(device_id)
-            if patient_id is not None:
-                directory.assignments[device_id].append((user_index, patient_id, start, end))
-                patients.add(patient_id)
-        if not patients:
-            return directory
-        await cur.execute(
-            "SELECT gateway_id, patient_id FROM gateway_patients"
-            " WHERE gateway_id = ANY(%s) AND patient_id = ANY(%s)",
-            (list(gateway_ids), list(patients)),
-        )
-        directory.served = {(g, p) for g, p in await cur.fetchall()}
-        await cur.execute(
-            # the consent history (migration 060): every window, re-consents included
-            "SELECT e.patient_id, w.given_at, w.withdrawn_at FROM consent_windows w"
-            " JOIN enrollments e ON e.id = w.enrollment_id WHERE e.patient_id = ANY(%s)",
-            (list(patients),),
-        )
-        for patient_id, given, withdrawn in await cur.fetchall():
-            directory.consents[patient_id].append((given, withdrawn))
+        await cur.execute(_DIRECTORY, {"gateways": list(gateway_ids), "devices": list(device_ids)})
+        for kind, key, patient_id, user_index, start, end in await cur.fetchall():
+            if kind == "g":
+                directory.gateways.add(key)
+            elif kind == "d":
+                directory.devices.add(key)
+                if patient_id is not None:
+                    directory.assignments[key].append((user_index, patient_id, start, end))
+            elif kind == "s":
+                directory.served.add((key, patient_id))
+            else:
+                directory.consents[patient_id].append((start, end))
     return directory
 
 
@@ -399,6 +508,17 @@ UPDATE gateways SET
                           AND (status_at IS NULL OR status_at <= %(at)s)
                      THEN %(at)s ELSE status_at END
 WHERE id = %(id)s
+"""
+
+
+# ``_GATEWAY_SEEN`` for gateways that sent readings (no status, ``at`` = ``now``), all in one
+# statement; rows locked in id order like the loop it replaces (no deadlock between processes)
+_GATEWAYS_HEARD = """
+UPDATE gateways g SET
+    last_seen_at = greatest(g.last_seen_at, %(now)s),
+    online = CASE WHEN g.status_at IS NULL OR g.status_at <= %(now)s THEN true ELSE g.online END
+FROM (SELECT id FROM gateways WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE) locked
+WHERE g.id = locked.id
 """
 
 
@@ -457,6 +577,9 @@ async def store_messages(
                     message.payload,
                 )
             )
+            if gateway_id is not None and message.topic.endswith("/readings"):
+                for reading_id in _payload_reading_ids(message.payload):
+                    result.outcome(gateway_id, "quarantined", reading_id)
             continue
         if decoded.status is not None:
             statuses.append((message, decoded.status))
@@ -469,6 +592,9 @@ async def store_messages(
         if batch.rejected:
             digest = message_digest(message)
             for index, reading_item, rejection in batch.rejected:
+                rejected_id = _reading_id(reading_item)
+                if rejected_id is not None:
+                    result.outcome(gateway_id, "quarantined", rejected_id)
                 quarantine.append(
                     _Quarantine(
                         f"m:{digest}:{index}",
@@ -481,9 +607,6 @@ async def store_messages(
                         _reading_bytes(reading_item),
                     )
                 )
-                rejected_id = _reading_id(reading_item)
-                if rejected_id is not None:
-                    result.outcome(gateway_id, "quarantined", rejected_id)
         accepted.extend((gateway_id, message, batch.timezone, r) for r in batch.readings)
 
     directory = await _directory(
@@ -525,19 +648,13 @@ async def store_messages(
             # every batch: a mark kept on the connection would outlive a rolled-back creation
             await cur.execute(_CREATE_STAGE)
             async with cur.copy(_COPY_STAGE) as copy:
-                await copy.write(
-                    "".join(
-                        _stage_line(gateway_id, patient, r)
-                        for gateway_id, patient, r in rows.values()
-                    ).encode()
-                )
+                await copy.write(_stage_data(rows.values()))
             await cur.execute(_INSERT_FROM_STAGE)
             inserted = {row[0] for row in await cur.fetchall()}
         result.duplicates += len(rows) - len(inserted)
         for reading_id, (gateway_id, _, _) in rows.items():
-            result.outcome(
-                gateway_id, "stored" if reading_id in inserted else "duplicate", reading_id
-            )
+            by_outcome = result.outcomes.get(gateway_id) or result.for_gateway(gateway_id)
+            by_outcome["stored" if reading_id in inserted else "duplicate"].append(reading_id)
         if inserted:
             for reading_id in inserted:
                 gateway_id, patient, r = rows[reading_id]
@@ -556,8 +673,10 @@ async def store_messages(
                     )
                 )
         # readings traffic first: a status in the same delivery (a last will) has the last word
-        for gateway_id in sorted(heard & directory.gateways) if traffic else ():
-            await _gateway_seen(cur, gateway_id, now, now, True, None)
+        if traffic and heard & directory.gateways:
+            await cur.execute(
+                _GATEWAYS_HEARD, {"ids": sorted(heard & directory.gateways), "now": now}
+            )
         for _message, status in statuses:
             if status.gateway_id not in directory.gateways:
                 # gateway ids are global on a shared broker: another deployment's gateway (or a
@@ -570,7 +689,8 @@ async def store_messages(
             result.statuses += 1
         await _quarantine(cur, quarantine, limits or QuarantineLimits(), now, result)
     if result.readings and evaluate is not None:
-        result.readings.sort(key=lambda s: (s.patient_id, s.time))
+        # by patient (UUID order: their 128-bit integers, compared in C) and time
+        result.readings.sort(key=lambda s: (s.patient_id.int, s.time))
         await evaluate(conn, result.readings)
     return result
 
@@ -688,7 +808,7 @@ async def quarantine_unstorable(
     )
     async with conn.cursor() as cur:
         await _quarantine(cur, [entry], limits or QuarantineLimits(), datetime.now(UTC), result)
-    if decoded.readings is not None and decoded.gateway_id is not None:
-        for reading in decoded.readings.readings:
-            result.outcome(decoded.gateway_id, "quarantined", reading.id)
+    if decoded.gateway_id is not None and message.topic.endswith("/readings"):
+        for reading_id in _payload_reading_ids(message.payload):
+            result.outcome(decoded.gateway_id, "quarantined", reading_id)
     return result

@@ -9,6 +9,15 @@
   (p50/p99 from the ingest's own histogram), lost and duplicated readings, ingest RSS;
 
 and prints each ingest figure as a ratio to its ceiling. Medians of ``--repeat`` runs.
+
+The load (issue 13): ``--gateways`` homes, one patient and one BP cuff each; every
+``ALERTING``-th gateway's cuff (20 % of patients) sends severe-range pressures (> 180 mmHg
+systolic, AHA/ACC 2025), which open or update episodes; the others stay below 130/80. Each run
+prints the episodes opened and the share of patients whose episodes changed.
+
+``--backlog N`` measures back-pressure instead: N one-reading messages are published while
+ingest is stopped (its persistent session queues them in the broker), then ingest starts and
+drains them; printed are the drain rate and ingest's peak resident memory (VmHWM).
 """
 
 from __future__ import annotations
@@ -61,12 +70,27 @@ _COPY_READINGS_TYPES = [
 ]
 
 
-def _gateway(i: int) -> str:
-    return f"bench-gw-{i:04d}"
+#: every ALERTING-th gateway's patient has severe-range pressures: 20 % of patients
+ALERTING = 5
 
 
-def _cuff(i: int) -> str:
-    return f"bench-cuff-{i:04d}"
+def _pressures(rng: random.Random, gateway: int) -> tuple[float, float]:
+    """Systolic and diastolic for a reading from ``gateway``: severe (> 180 and/or > 120, the
+    2025 AHA/ACC severe hypertension limits) for every ``ALERTING``-th gateway; otherwise below
+    130/80 (no rule's threshold)."""
+    if gateway % ALERTING == 0:
+        return max(181.0, rng.gauss(188, 5)), max(60.0, rng.gauss(104, 6))
+    return min(128.0, max(95.0, rng.gauss(116, 7))), min(79.0, max(55.0, rng.gauss(72, 5)))
+
+
+def _gateway(prefix: str, i: int) -> str:
+    """Gateway ``i`` of one bench run (``prefix``: the run's; concurrent runs on the same broker
+    must not feed one another's ingest)."""
+    return f"bench-{prefix}-gw-{i:04d}"
+
+
+def _cuff(prefix: str, i: int) -> str:
+    return f"bench-{prefix}-cuff-{i:04d}"
 
 
 # --- the simulated gateways (a separate process, paho with a bounded in-flight window) --------
@@ -84,6 +108,7 @@ def publish_main(argv: list[str]) -> int:
         "--rate", type=float, default=0.0, help="readings/s; 0 = as fast as possible"
     )
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--prefix", required=True)
     args = parser.parse_args(argv)
     password = os.environ["CAREBEACON_BENCH_MQTT_PASSWORD"]
     client = mqtt.Client(
@@ -102,10 +127,12 @@ def publish_main(argv: list[str]) -> int:
 
     def payload(i: int) -> tuple[str, str]:
         g = i % args.gateways
-        now = datetime.now(UTC).isoformat()
+        at = datetime.now(UTC)
+        now = at.isoformat()
+        measured = at.replace(tzinfo=None).isoformat()  # the cuff's clock: UTC, no offset
         readings = []
         for _ in range(args.per_message):
-            sys_, dia = rng.gauss(132, 14), rng.gauss(82, 9)
+            sys_, dia = _pressures(rng, g)
             values = (
                 (sys_, "mm[Hg]"),
                 (dia, "mm[Hg]"),
@@ -113,8 +140,8 @@ def publish_main(argv: list[str]) -> int:
                 (rng.gauss(72, 9), "/min"),
             )
             readings.append(
-                f'{{"id":"{uuid.uuid4()}","device":{{"id":"{_cuff(g)}","type":"blood_pressure_monitor"}},'
-                f'"type":"blood_pressure","measured_at":null,"received_at":"{now}","sequence":null,'
+                f'{{"id":"{uuid.uuid4()}","device":{{"id":"{_cuff(args.prefix, g)}","type":"blood_pressure_monitor"}},'
+                f'"type":"blood_pressure","measured_at":"{measured}","received_at":"{now}","sequence":null,'
                 f'"user_index":null,"values":['
                 + ",".join(
                     f'{{"code":"{code}","value":{max(40.0, v):.1f},"unit":"{unit}"}}'
@@ -123,10 +150,10 @@ def publish_main(argv: list[str]) -> int:
                 + '],"flags":[],"raw":{}}'
             )
         body = (
-            f'{{"schema":"carebeacon.readings/1","gateway_id":"{_gateway(g)}","sent_at":"{now}",'
+            f'{{"schema":"carebeacon.readings/1","gateway_id":"{_gateway(args.prefix, g)}","sent_at":"{now}",'
             f'"readings":[{",".join(readings)}]}}'
         )
-        return f"carebeacon/v1/gateways/{_gateway(g)}/readings", body
+        return f"carebeacon/v1/gateways/{_gateway(args.prefix, g)}/readings", body
 
     # As fast as possible: payloads are made up front so that the publisher is not the limit
     # (their received_at is then not a publish time: latency is measured in --rate runs only).
@@ -160,6 +187,11 @@ class BenchEnv:
     mqtt_port: int
     admin_user: str
     admin_password: str = field(repr=False)
+    prefix: str = ""  # this run's gateway and cuff ids: bench-<prefix>-gw-NNNN
+
+    @property
+    def topic_prefix(self) -> str:
+        return f"carebeacon/v1/gateways/bench-{self.prefix}-"
 
 
 def start_publisher(
@@ -182,6 +214,8 @@ def start_publisher(
             str(rate),
             "--port",
             str(env.mqtt_port),
+            "--prefix",
+            env.prefix,
         ],
         env=dict(
             os.environ,
@@ -200,7 +234,8 @@ def setup_database(gateways: int) -> BenchEnv:
     from lab.homes import Device, HomeSpec, Program, Site, provision_homes_bulk
 
     settings = Settings.from_env()
-    name = f"cbbench_{uuid.uuid4().hex[:8]}"
+    prefix = uuid.uuid4().hex[:8]
+    name = f"cbbench_{prefix}"
     with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     conninfo = settings.pg_conninfo(name)
@@ -217,8 +252,8 @@ def setup_database(gateways: int) -> BenchEnv:
                     program=program,
                     enrolled_at=since,
                     display_name=f"Bench {i}",
-                    gateway_id=_gateway(i),
-                    devices=(Device(_cuff(i), "blood_pressure_monitor"),),
+                    gateway_id=_gateway(prefix, i),
+                    devices=(Device(_cuff(prefix, i), "blood_pressure_monitor"),),
                 )
                 for i in range(gateways)
             ],
@@ -229,6 +264,7 @@ def setup_database(gateways: int) -> BenchEnv:
         settings.mqtt_port,
         settings.mqtt_admin_user,
         settings.mqtt_admin_password.get_secret_value(),
+        prefix,
     )
 
 
@@ -325,7 +361,9 @@ async def _subscriber_ceiling(
         )
         publisher = start_publisher(env, gateways, messages, per_message, 0.0)
         received, first, last = 0, 0.0, 0.0
-        async for _ in client.messages:
+        async for msg in client.messages:
+            if not msg.topic.value.startswith(env.topic_prefix):
+                continue  # another run's gateways on the same broker
             last = time.monotonic()
             if received == 0:
                 first = last
@@ -340,7 +378,7 @@ def _copy_ceiling(env: BenchEnv, readings: int) -> float:
     import psycopg
 
     now = datetime.now(UTC)
-    patient, device = uuid.uuid4(), _cuff(0)
+    patient, device = uuid.uuid4(), _cuff(env.prefix, 0)
     batch = 5000
     started = time.monotonic()
     with psycopg.connect(env.conninfo) as conn:
@@ -360,7 +398,7 @@ def _copy_ceiling(env: BenchEnv, readings: int) -> float:
                                 "mm[Hg]",
                                 rid,
                                 device,
-                                _gateway(0),
+                                _gateway(env.prefix, 0),
                                 None,
                                 now,
                                 [],
@@ -372,16 +410,21 @@ def _copy_ceiling(env: BenchEnv, readings: int) -> float:
 
 
 def _start_ingest(
-    env: BenchEnv, index: int, group: str, metrics_port: int
+    env: BenchEnv,
+    index: int,
+    group: str,
+    metrics_port: int,
+    session_expiry: int = 120,
+    alerts: bool = True,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "carebeacon.cli", "ingest"],
+        [sys.executable, "-m", "carebeacon.cli", "ingest", *([] if alerts else ["--no-alerts"])],
         env=dict(
             os.environ,
             CAREBEACON_PG_DATABASE=env.database,
             CAREBEACON_INGEST_CLIENT_ID=f"{group}-{index}",
             CAREBEACON_INGEST_SHARE_GROUP=group,
-            CAREBEACON_INGEST_SESSION_EXPIRY_SECONDS="120",
+            CAREBEACON_INGEST_SESSION_EXPIRY_SECONDS=str(session_expiry),
             CAREBEACON_METRICS_PORT=str(metrics_port),
             CAREBEACON_LOG_LEVEL="WARNING",
         ),
@@ -397,26 +440,36 @@ def _ingest_run(
     ports = [19464 + i + random.randrange(0, 500) * 4 for i in range(processes)]  # noqa: S311
     before = count(env, "SELECT count(*) FROM reading_receipts")
     rows_before = count(env, "SELECT count(*) FROM readings")
+    episodes_before = count(env, "SELECT count(*) FROM alert_episodes")
+    started_at = _db_now(env)
     procs = [_start_ingest(env, i, group, port) for i, port in enumerate(ports)]
     expected = messages * per_message
     steps = bar(expected, desc=f"ingest x{processes}", unit="reading")
     try:
-        time.sleep(2.0)  # connected and subscribed
+        _wait_subscribed(ports)
         publisher = start_publisher(env, gateways, messages, per_message, rate)
         deadline = time.monotonic() + 600
         first_at, first_count = 0.0, 0
-        # progress from the ingest processes' own counters, 10 times a second (a count(*)
+        moved_at, last = time.monotonic(), 0
+        # progress from the ingest processes' own counters, 4 times a second (a count(*)
         # query in a tight loop would take CPU from what is being measured)
         while (
             stored := _metric_total(ports, "carebeacon_ingest_readings_stored_total")
         ) < expected:
             if stored and not first_at:
                 first_at, first_count = time.monotonic(), stored  # the stream has begun
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            if stored != last:
+                moved_at, last = time.monotonic(), stored
+            stalled = publisher.poll() is not None and time.monotonic() - moved_at > 20
+            if (
+                stalled  # all published, nothing stored for 20 s: the rest is lost
+                or time.monotonic() > deadline
+                or any(p.poll() is not None for p in procs)
+            ):
                 break
             steps.update(stored - steps.n)
-            time.sleep(0.1)
-        elapsed = time.monotonic() - first_at
+            time.sleep(0.25)  # each look costs the ingest processes a metrics scrape
+        elapsed = (time.monotonic() if stored >= expected else moved_at) - first_at
         publisher.wait()
         time.sleep(0.5)
         stored = count(env, "SELECT count(*) FROM reading_receipts") - before
@@ -437,6 +490,98 @@ def _ingest_run(
         "lost": float(expected - stored),
         "duplicated": float(rows - stored * len(VALUES)),
         "rss_mib": rss,
+        **_episodes(env, episodes_before, started_at, gateways),
+    }
+
+
+def _wait_subscribed(ports: list[int]) -> None:
+    """Until every ingest process has subscribed (``carebeacon_ingest_subscribed``): a message
+    published before its subscription reaches no session."""
+    deadline = time.monotonic() + 60
+    for port in ports:
+        while time.monotonic() < deadline:
+            try:
+                if "\ncarebeacon_ingest_subscribed 1.0" in _metrics_text(port):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+
+
+def _db_now(env: BenchEnv) -> datetime:
+    import psycopg
+
+    with psycopg.connect(env.conninfo) as conn:
+        row = conn.execute("SELECT now()").fetchone()
+        assert row is not None
+        return row[0]  # type: ignore[no-any-return]
+
+
+def _episodes(
+    env: BenchEnv, episodes_before: int, since: datetime, gateways: int
+) -> dict[str, float]:
+    """Episodes opened in a run, and the share of the patients whose episodes changed."""
+    import psycopg
+
+    with psycopg.connect(env.conninfo) as conn:
+        row = conn.execute(
+            "SELECT count(DISTINCT patient_id) FROM alert_episodes WHERE updated_at >= %s",
+            (since,),
+        ).fetchone()
+    changed = row[0] if row else 0
+    return {
+        "episodes": float(count(env, "SELECT count(*) FROM alert_episodes") - episodes_before),
+        "patients_changed": changed / gateways,
+    }
+
+
+def _backlog_run(env: BenchEnv, gateways: int, messages: int, alerts: bool) -> dict[str, float]:
+    """Publish ``messages`` one-reading messages while ingest is stopped, then let it drain."""
+    from carebeacon.progress import bar
+
+    group = f"bench-{uuid.uuid4().hex[:6]}"
+    port = 19464 + random.randrange(0, 500) * 4  # noqa: S311
+    before = count(env, "SELECT count(*) FROM reading_receipts")
+    rows_before = count(env, "SELECT count(*) FROM readings")
+    # a first start makes the persistent session (and its subscription) that will hold the
+    # backlog; it stops before anything is published
+    first = _start_ingest(env, 0, group, port, session_expiry=3600, alerts=alerts)
+    try:
+        _wait_subscribed([port])
+    finally:
+        first.terminate()
+        first.wait(30)
+    publisher = start_publisher(env, gateways, messages, 1, 0.0)
+    publisher.wait()
+    proc = _start_ingest(env, 0, group, port, session_expiry=3600, alerts=alerts)
+    steps = bar(messages, desc="backlog drain", unit="reading")
+    rss_samples: list[float] = []
+    try:
+        started = time.monotonic()
+        deadline = started + 1800
+        while (stored := _metric_total([port], "carebeacon_ingest_readings_stored_total")) < (
+            messages
+        ):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                break
+            rss_samples.append(_rss_mib(proc.pid))
+            steps.update(stored - steps.n)
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+        time.sleep(0.5)
+        stored = count(env, "SELECT count(*) FROM reading_receipts") - before
+        rows = count(env, "SELECT count(*) FROM readings") - rows_before
+        peak = _rss_mib(proc.pid)
+    finally:
+        steps.close()
+        proc.terminate()
+        proc.wait(30)
+    return {
+        "readings_per_s": stored / elapsed,
+        "lost": float(messages - stored),
+        "duplicated": float(rows - stored * len(VALUES)),
+        "rss_peak_mib": peak,
+        "rss_median_mib": statistics.median(rss_samples) if rss_samples else 0.0,
     }
 
 
@@ -444,7 +589,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="carebeacon bench ingest", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--gateways", type=int, default=500)
+    parser.add_argument("--gateways", type=int, default=200)
     parser.add_argument("--readings", type=int, default=30000, help="readings per run and mode")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--modes", default="1,50", help="readings per message, comma separated")
@@ -457,10 +602,32 @@ def main(argv: list[str]) -> int:
         default=1000.0,
         help="readings/s for the latency run; 0 = skip",
     )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=0,
+        help="instead: N one-reading messages queued at the broker, then drained; peak RSS",
+    )
+    parser.add_argument(
+        "--no-alerts", action="store_true", help="with --backlog: ingest without alert rules"
+    )
     args = parser.parse_args(argv)
     env = setup_database(args.gateways)
+    if args.backlog:
+        try:
+            r = _backlog_run(env, args.gateways, args.backlog, not args.no_alerts)
+        finally:
+            drop_database(env)
+        print(
+            f"bench ingest --backlog: {args.backlog:,} one-reading messages queued at the broker "
+            f"while ingest{' (no alerts)' if args.no_alerts else ''} was stopped, then drained at {r['readings_per_s']:,.0f} readings/s; "
+            f"ingest peak RSS (VmHWM) {r['rss_peak_mib']:.0f} MiB, median while draining "
+            f"{r['rss_median_mib']:.0f} MiB; lost {r['lost']:.0f}, duplicated {r['duplicated']:.0f}"
+        )
+        return 0
     print(
-        f"bench ingest: {args.gateways} gateways, {args.readings} readings per run, median of {args.repeat}"
+        f"bench ingest: {args.gateways} gateways, {args.readings} readings per run, median of {args.repeat}; "
+        f"the cuffs of {1 / ALERTING:.0%} of the patients send severe-range pressures"
     )
     try:
         for per_message in (int(m) for m in args.modes.split(",")):
@@ -489,7 +656,8 @@ def main(argv: list[str]) -> int:
                     f"({med['readings_per_s'] / ceiling_sub:.0%} of subscriber ceiling, "
                     f"{med['readings_per_s'] / ceiling_copy:.0%} of COPY ceiling); "
                     f"lost {max(r['lost'] for r in runs):.0f}, duplicated {max(r['duplicated'] for r in runs):.0f}; "
-                    f"RSS {med['rss_mib']:.0f} MiB; runs: {', '.join(format(r['readings_per_s'], ',.0f') for r in runs)}"
+                    f"RSS {med['rss_mib']:.0f} MiB; runs: {', '.join(format(r['readings_per_s'], ',.0f') for r in runs)}; "
+                    f"episodes opened {med['episodes']:.0f}, patients with episode changes {med['patients_changed']:.0%}"
                 )
         if args.latency_rate:
             n = int(args.latency_rate * 20)
@@ -500,7 +668,8 @@ def main(argv: list[str]) -> int:
             print(
                 f"\nlatency at {args.latency_rate:,.0f} readings/s (1/message, 20 s): publish → committed-and-evaluated "
                 f"p50 {statistics.median(r['p50_ms'] for r in runs):.0f} ms, p99 {statistics.median(r['p99_ms'] for r in runs):.0f} ms; "
-                f"lost {max(r['lost'] for r in runs):.0f}, duplicated {max(r['duplicated'] for r in runs):.0f}"
+                f"lost {max(r['lost'] for r in runs):.0f}, duplicated {max(r['duplicated'] for r in runs):.0f}; "
+                f"patients with episode changes {statistics.median(r['patients_changed'] for r in runs):.0%}"
             )
     finally:
         drop_database(env)

@@ -14,6 +14,7 @@ import pytest
 
 from carebeacon import systemd
 from carebeacon.settings import Settings
+from ingest.service import IngestConfig
 from tests.support.systemd import NotifySocket
 
 
@@ -148,3 +149,23 @@ def test_the_web_app_says_ready_and_feeds_the_watchdog(
         fed = len(sock.times("WATCHDOG"))
         time.sleep(0.3)  # stopped: the lifespan ended the watchdog task
         assert len(sock.times("WATCHDOG")) == fed
+
+
+@pytest.mark.db
+@pytest.mark.broker
+async def test_ingest_says_ready_once_subscribed_and_feeds_the_watchdog(
+    tmp_path: Path, ingest_config: IngestConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest.service import run
+
+    with NotifySocket(tmp_path) as sock:
+        monkeypatch.setenv("NOTIFY_SOCKET", str(sock.path))
+        monkeypatch.setenv("WATCHDOG_USEC", "200000")
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(run(ingest_config, stop=stop, ready=ready))
+        await asyncio.to_thread(sock.wait_for, "READY")
+        assert ready.is_set()  # READY only once the subscriptions are in place
+        await asyncio.to_thread(sock.wait_for, "WATCHDOG", count=2)
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await asyncio.to_thread(sock.wait_for, "STOPPING")
