@@ -129,6 +129,7 @@ UNUSUAL = [
     b'{"schema":"carebeacon.readings/1","gateway_id":"gw-fast","readings":[],"sent_at":null}',
     b'{"schema":"carebeacon.readings/1","gateway_id":"other","readings":[]}',
     b'{"schema":"carebeacon.readings/2","gateway_id":"gw-fast","readings":[]}',
+    b'{"schema":"carebeacon.readings/9","gateway_id":"gw-fast","readings":[]}',
     b'{"schema":"carebeacon.readings/1","gateway_id":"gw-fast","gateway_id":"x","readings":[]}',
     b'{"schema":"carebeacon.readings/1","gateway_id":"gw-fast","readings":[]} trailing',
     b'\xef\xbb\xbf{"schema":"carebeacon.readings/1","gateway_id":"gw-fast","readings":[]}',

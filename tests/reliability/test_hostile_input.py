@@ -28,7 +28,7 @@ def _mutations(rng: random.Random, home: Home) -> list[tuple[bytes, str | None]]
         (b"\xff\xfe\x00garbage", "bad_json"),
         (b"[1, 2, 3]", "invalid_payload"),
         (
-            b'{"schema": "carebeacon.readings/2", "gateway_id": "%s", "readings": []}'
+            b'{"schema": "carebeacon.readings/9", "gateway_id": "%s", "readings": []}'
             % gw.encode(),
             "unknown_schema",
         ),
