@@ -14,6 +14,7 @@ __all__ = [
     "READINGS_SETTLED",
     "SCHEDULER_LAST_PASS",
     "SCHEDULER_LEADER",
+    "SCHEDULER_PATIENT_ERRORS",
     "SCHEDULER_TICK_SECONDS",
 ]
 
@@ -46,6 +47,10 @@ SCHEDULER_LEADER = Gauge(
 SCHEDULER_LAST_PASS = Gauge(
     "carebeacon_scheduler_last_pass_timestamp_seconds",
     "Unix time at the end of this process's last completed scheduler pass",
+)
+SCHEDULER_PATIENT_ERRORS = Counter(
+    "carebeacon_scheduler_patient_errors_total",
+    "Patients whose scheduler pass the database refused (left out of that pass; the others go on)",
 )
 PIPELINE_STALLED = Gauge(
     "carebeacon_pipeline_stalled",

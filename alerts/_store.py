@@ -5,6 +5,7 @@ Every function runs in the caller's transaction and never commits or rolls back.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 import zoneinfo
 from collections.abc import Iterable, Sequence
@@ -343,9 +344,42 @@ async def load_state(
     return _contexts(base, rows), episodes, resolved
 
 
+async def _free_ids(conn: psycopg.AsyncConnection[Any], books: Sequence[Book]) -> None:
+    """A new episode's id derives from what opened it (patient, family, subject, the reading or
+    the finding's time), and the same evidence can open a second episode after a person
+    resolved the first (a quiet period ends while a trend window or a data gap still starts at
+    the same point). That second episode takes the next free id of the same derivation, so
+    that it is stored instead of failing the whole transaction (which would stop the scheduler,
+    or quarantine the reading in ingest)."""
+    fresh = {ep.id: book for book in books for ep in book.changed.values() if ep.id in book.new}
+    if not fresh:
+        return
+    cur = await conn.execute("SELECT id FROM alert_episodes WHERE id = ANY(%s)", (list(fresh),))
+    for (taken,) in await cur.fetchall():
+        book = fresh[taken]
+        n = 1
+        while True:
+            candidate = uuid.uuid5(taken, str(n))
+            cur = await conn.execute("SELECT 1 FROM alert_episodes WHERE id = %s", (candidate,))
+            if candidate not in fresh and await cur.fetchone() is None:
+                break
+            n += 1
+        ep = book.changed.pop(taken)
+        ep.id = candidate
+        book.changed[candidate] = ep
+        book.new.discard(taken)
+        book.new.add(candidate)
+        book.events[:] = [
+            dataclasses.replace(e, episode_id=candidate) if e.episode_id == taken else e
+            for e in book.events
+        ]
+
+
 async def save_book(conn: psycopg.AsyncConnection[Any], books: Iterable[Book]) -> list[Event]:
     """Write what changed: updates of existing episodes first (a resolve frees the one-active
     slot), then new episodes, then the events. Returns the events written."""
+    books = list(books)
+    await _free_ids(conn, books)
     updates: list[dict[str, Any]] = []
     inserts: list[dict[str, Any]] = []
     events: list[Event] = []

@@ -29,12 +29,21 @@ from typing import Any, Protocol
 
 import psycopg
 
-from alerts._engine import PERIOD, Book, Facts, advance, evaluate_periodic, periodic_rules
+from alerts._engine import (
+    PERIOD,
+    Book,
+    Event,
+    Facts,
+    advance,
+    evaluate_periodic,
+    periodic_rules,
+)
 from alerts._history import History
 from alerts._live import load_history
 from alerts._metrics import (
     SCHEDULER_LAST_PASS,
     SCHEDULER_LEADER,
+    SCHEDULER_PATIENT_ERRORS,
     SCHEDULER_TICK_SECONDS,
     count_event,
 )
@@ -194,6 +203,47 @@ async def _facts(
     return out
 
 
+async def _pass(
+    conn: psycopg.AsyncConnection[Any], part: list[uuid.UUID], now: datetime, periodic: bool
+) -> list[Event]:
+    """One transaction: the timers, escalations (and with ``periodic`` the periodic rules) of
+    the patients in ``part``; returns the events written (and counted)."""
+    async with conn.transaction():
+        await lock_patients(conn, part)
+        contexts = await load_contexts(conn, part, now)
+        episodes = await load_active_episodes(conn, part)
+        resolved = await load_resolved(conn, part, now)
+        facts = await _facts(conn, part, now)
+        histories: dict[uuid.UUID, History] = {}
+        if periodic:
+            needs: dict[uuid.UUID, dict[str, tuple[datetime, datetime]]] = {}
+            for pid, pctx in contexts.items():
+                for rid in periodic_rules(pctx):
+                    rule = RULES[rid]
+                    start = now - rule.lookback(pctx.thresholds.rule(rid))
+                    for type_ in rule.types:
+                        old = needs.setdefault(pid, {}).get(type_)
+                        needs[pid][type_] = (start if old is None else min(old[0], start), now)
+            histories = await load_history(conn, needs, set(), cap=PERIODIC_CAP)
+        books: list[Book] = []
+        for pid in part:
+            ctx = contexts.get(pid)
+            if ctx is None:
+                continue
+            book = Book.of(episodes.get(pid, ()), resolved.get(pid, ()), ctx)
+            advance(ctx, book, now, now, facts.get(pid), escalate=True)
+            if pid in histories:
+                evaluate_periodic(ctx, histories[pid], book, now, now)
+            if book.changed:
+                books.append(book)
+        written = await save_book(conn, books) if books else []
+    index = {ep.id: ep for b in books for ep in b.changed.values()}
+    for e in written:
+        ep = index[e.episode_id]
+        count_event(e.kind, ep.rule_id, ep.severity.label, _RULE_IDS)
+    return written
+
+
 async def tick(
     conn: psycopg.AsyncConnection[Any],
     *,
@@ -210,51 +260,37 @@ async def tick(
         await conn.commit()
     patients = await _patients(conn, now)
     await conn.commit()
-    events = escalations = 0
+    events = escalations = failed = 0
     for i in range(0, len(patients), chunk):
         part = patients[i : i + chunk]
-        async with conn.transaction():
-            await lock_patients(conn, part)
-            contexts = await load_contexts(conn, part, now)
-            episodes = await load_active_episodes(conn, part)
-            resolved = await load_resolved(conn, part, now)
-            facts = await _facts(conn, part, now)
-            histories: dict[uuid.UUID, History] = {}
-            if periodic:
-                needs: dict[uuid.UUID, dict[str, tuple[datetime, datetime]]] = {}
-                for pid, pctx in contexts.items():
-                    for rid in periodic_rules(pctx):
-                        rule = RULES[rid]
-                        start = now - rule.lookback(pctx.thresholds.rule(rid))
-                        for type_ in rule.types:
-                            old = needs.setdefault(pid, {}).get(type_)
-                            needs[pid][type_] = (start if old is None else min(old[0], start), now)
-                histories = await load_history(conn, needs, set(), cap=PERIODIC_CAP)
-            books: list[Book] = []
+        try:
+            written = await _pass(conn, part, now, periodic)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            # one patient's data must not stop the pass for everyone (an emergency is never
+            # silent): the chunk again patient by patient, and only the one that fails is left
+            logger.error("scheduler: a chunk failed (%s); patient by patient", type(exc).__name__)
+            written = []
             for pid in part:
-                ctx = contexts.get(pid)
-                if ctx is None:
-                    continue
-                book = Book.of(episodes.get(pid, ()), resolved.get(pid, ()), ctx)
-                advance(ctx, book, now, now, facts.get(pid), escalate=True)
-                if pid in histories:
-                    evaluate_periodic(ctx, histories[pid], book, now, now)
-                if book.changed:
-                    books.append(book)
-            written = await save_book(conn, books) if books else []
-        index = {ep.id: ep for b in books for ep in b.changed.values()}
-        for e in written:
-            ep = index[e.episode_id]
-            count_event(e.kind, ep.rule_id, ep.severity.label, _RULE_IDS)
-            escalations += e.kind == "escalated"
+                try:
+                    written += await _pass(conn, [pid], now, periodic)
+                except psycopg.OperationalError:
+                    raise
+                except psycopg.Error as one:
+                    failed += 1
+                    SCHEDULER_PATIENT_ERRORS.inc()
+                    logger.error("scheduler: a patient's pass failed (%s)", type(one).__name__)
+        escalations += sum(e.kind == "escalated" for e in written)
         events += len(written)
     SCHEDULER_TICK_SECONDS.observe(time.perf_counter() - started)
     SCHEDULER_LAST_PASS.set_to_current_time()
     logger.info(
-        "scheduler pass: %d patients, %d events, %d escalations",
+        "scheduler pass: %d patients, %d events, %d escalations, %d failed",
         len(patients),
         events,
         escalations,
+        failed,
     )
     return TickResult(len(patients), events, escalations)
 

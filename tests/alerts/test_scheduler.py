@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from alerts import acknowledge, episode_events
+from alerts import acknowledge, episode_events, resolve
 from alerts.scheduler import LEADER_LOCK, ManualClock, run, tick
 from carebeacon.settings import Settings
 from tests.support.alerts import T0, bp, make_patient, store
@@ -120,6 +120,74 @@ async def test_gateway_offline_suppresses_missing_data_and_battery_low(database:
         await tick(conn, now=T0 + HOUR)
         assert (await _episode(conn, off, "gateway_offline") or ())[1] == "resolved"
         assert (await _episode(conn, off, "missing_data") or ())[4] is None
+
+
+async def test_the_same_gap_after_a_resolved_episode_opens_a_new_one(database: str) -> None:
+    """A care manager resolves a missing-data episode (patient called); the quiet period ends
+    and the patient still sends nothing: the same gap (same last reading) is an episode again.
+    Its derived id is the first one's: it must be stored under a free id, not stop the pass
+    (a UniqueViolation used to end the scheduler: no escalation for anyone after it)."""
+    async with await psycopg.AsyncConnection.connect(database) as conn:
+        pid = await make_patient(conn, "hypertension", site=f"s-{uuid.uuid4().hex[:6]}")
+        await store(conn, [bp(pid, T0, 122, 78)], now=T0 + MIN)
+        await conn.commit()
+        day = timedelta(days=1)
+        await tick(conn, now=T0 + 4 * day)  # the hypertension template: 3 days without data
+        first = await _episode(conn, pid, "missing_data")
+        assert first is not None
+        assert first[1] == "open"
+        await resolve(
+            conn, first[0], actor="cm.ann", outcome="patient_unreachable", now=T0 + 4 * day + HOUR
+        )
+        await conn.commit()
+        later = T0 + 4 * day + HOUR + timedelta(days=8)  # past any quiet period; still no data
+        await tick(conn, now=later)
+        second = await _episode(conn, pid, "missing_data")
+        assert second is not None
+        assert second[0] != first[0]
+        assert second[1] == "open"
+        events = [e.kind for e in await episode_events(conn, second[0])]
+        assert events[:2] == ["created", "opened"]
+        await tick(conn, now=later + HOUR)  # and the passes go on
+        await conn.commit()
+
+
+async def test_a_patient_the_database_refuses_does_not_stop_the_pass(database: str) -> None:
+    """One patient's write fails (here a trigger refuses it); the pass goes on patient by
+    patient and every other patient's episode opens; the failure is counted."""
+    from prometheus_client import REGISTRY
+
+    def errors() -> float:
+        return REGISTRY.get_sample_value("carebeacon_scheduler_patient_errors_total") or 0.0
+
+    async with await psycopg.AsyncConnection.connect(database) as conn:
+        site = f"s-{uuid.uuid4().hex[:6]}"
+        bad = await make_patient(conn, "hypertension", site=site)
+        good = await make_patient(conn, "hypertension", site=site)
+        await store(conn, [bp(bad, T0, 122, 78), bp(good, T0, 122, 78)], now=T0 + MIN)
+        name = f"refuse_{uuid.uuid4().hex[:8]}"
+        await conn.execute(
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            f" IF NEW.patient_id = '{bad}' THEN RAISE EXCEPTION 'refused'; END IF;"
+            " RETURN NEW; END $$"
+        )
+        await conn.execute(
+            f"CREATE TRIGGER {name} BEFORE INSERT ON alert_episodes"
+            f" FOR EACH ROW EXECUTE FUNCTION {name}()"
+        )
+        await conn.commit()
+        before = errors()
+        try:
+            result = await tick(conn, now=T0 + timedelta(days=4))
+        finally:
+            await conn.rollback()
+            await conn.execute(f"DROP TRIGGER {name} ON alert_episodes")
+            await conn.execute(f"DROP FUNCTION {name}()")
+            await conn.commit()
+        assert result.events >= 2  # the good patient's missing_data: created, opened
+        assert (await _episode(conn, good, "missing_data") or ())[1] == "open"
+        assert await _episode(conn, bad, "missing_data") is None
+        assert errors() == before + 1
 
 
 async def test_only_the_leader_ticks(database: str, settings: Settings) -> None:
