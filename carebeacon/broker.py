@@ -12,15 +12,21 @@ import contextlib
 import hashlib
 import os
 import pwd
+import re
 import secrets
 import signal
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from carebeacon.settings import state_dir
 
 __all__ = [
+    "DeniedPublish",
     "broker_dir",
     "chown_mosquitto",
+    "denied_publishes",
     "mosquitto_password_line",
     "provision_gateway_credentials",
     "reload_broker",
@@ -105,3 +111,41 @@ def reload_broker() -> None:
     if pid_file.exists():
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)
+
+
+# --- the broker's log: publishes it refused ------------------------------------------------
+# Over MQTT 3.1.1 a publish the ACL denies is acknowledged like any other (3.1.1's PUBACK has no
+# reason code) and dropped; Mosquitto 2.0 logs it (at the debug level only).
+
+# Mosquitto 2.0 (src/handle_publish.c): "Denied PUBLISH from %s (d%d, q%d, r%d, m%d, '%s',
+# ... (%ld bytes))", after the default unix-seconds timestamp
+_DENIED = re.compile(
+    r"^(?P<at>\d+): Denied PUBLISH from (?P<client>.+) \(d(?P<dup>[01]), q(?P<qos>[0-2]),"
+    r" r(?P<retain>[01]), m(?P<mid>\d+), '(?P<topic>.*)', \.\.\. \((?P<size>\d+) bytes\)\)$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeniedPublish:
+    at: datetime
+    client_id: str
+    topic: str
+    qos: int
+    retain: bool
+    payload_bytes: int
+
+
+def denied_publishes(lines: Iterable[str]) -> Iterator[DeniedPublish]:
+    """The denied publishes among a Mosquitto log's lines (other lines are skipped)."""
+    for line in lines:
+        match = _DENIED.match(line.rstrip("\n"))
+        if match is None:
+            continue
+        yield DeniedPublish(
+            at=datetime.fromtimestamp(int(match["at"]), UTC),
+            client_id=match["client"],
+            topic=match["topic"],
+            qos=int(match["qos"]),
+            retain=match["retain"] == "1",
+            payload_bytes=int(match["size"]),
+        )

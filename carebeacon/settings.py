@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     mqtt_ingest_password: SecretStr = SecretStr("")
     mqtt_admin_user: str = "admin"
     mqtt_admin_password: SecretStr = SecretStr("")
+    # the broker's log, for ingest to count the publishes its ACL refused (empty: not followed)
+    mqtt_log_file: str = ""
     ingest_client_id: str = Field(default_factory=lambda: f"ingest-{socket.gethostname()}")
     ingest_share_group: str = ""
     ingest_batch_messages: int = Field(default=500, ge=1)

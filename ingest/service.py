@@ -34,6 +34,7 @@ from carebeacon import systemd
 from carebeacon.logs import configure_logging
 from carebeacon.settings import Settings
 from ingest._mqtt import PahoAdapter
+from ingest.brokerlog import follow_denials, log_file
 from ingest.receipts import ReceiptSender
 from ingest.release import release_requested
 from ingest.store import (
@@ -538,6 +539,9 @@ async def run(
         sender = tasks.create_task(service.receipts.run())
         tasks.create_task(watch_stop())
         announcer = tasks.create_task(announce_ready())
+        broker_log = log_file(config.settings.mqtt_log_file)
+        if broker_log is not None:
+            tasks.create_task(follow_denials(broker_log, service.stopping))
         # the watchdog is fed while the event loop runs and the writer is alive
         tasks.create_task(systemd.watchdog_task(service.stopping, alive=lambda: not writer.done()))
         await service.stopping.wait()

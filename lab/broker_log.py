@@ -8,52 +8,19 @@ project's broker configuration therefore logs ``debug`` (``deploy/mosquitto/``; 
 ~260 bytes of log per message delivered). On the gateway listener the client id is the
 gateway's username (``use_username_as_clientid``), so ``client_id`` names the gateway.
 
-``carebeacon services denials`` prints them grouped by client and topic.
+``carebeacon services denials`` prints them grouped by client and topic; ingest counts them
+as they come (``CAREBEACON_MQTT_LOG_FILE``; ingest/brokerlog.py).
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-__all__ = ["DeniedPublish", "denied_publishes", "summary"]
+from carebeacon.broker import DeniedPublish, denied_publishes
 
-# Mosquitto 2.0 (src/handle_publish.c): "Denied PUBLISH from %s (d%d, q%d, r%d, m%d, '%s',
-# ... (%ld bytes))", after the default unix-seconds timestamp
-_DENIED = re.compile(
-    r"^(?P<at>\d+): Denied PUBLISH from (?P<client>.+) \(d(?P<dup>[01]), q(?P<qos>[0-2]),"
-    r" r(?P<retain>[01]), m(?P<mid>\d+), '(?P<topic>.*)', \.\.\. \((?P<size>\d+) bytes\)\)$"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class DeniedPublish:
-    at: datetime
-    client_id: str
-    topic: str
-    qos: int
-    retain: bool
-    payload_bytes: int
-
-
-def denied_publishes(lines: Iterable[str]) -> Iterator[DeniedPublish]:
-    """The denied publishes among a Mosquitto log's lines (other lines are skipped)."""
-    for line in lines:
-        match = _DENIED.match(line.rstrip("\n"))
-        if match is None:
-            continue
-        yield DeniedPublish(
-            at=datetime.fromtimestamp(int(match["at"]), UTC),
-            client_id=match["client"],
-            topic=match["topic"],
-            qos=int(match["qos"]),
-            retain=match["retain"] == "1",
-            payload_bytes=int(match["size"]),
-        )
+__all__ = ["DeniedPublish", "denied_publishes", "summary"]  # the parser: carebeacon.broker
 
 
 def summary(log: Path) -> str:

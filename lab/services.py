@@ -136,6 +136,9 @@ def _ensure_secrets() -> dict[str, str]:
         if not values.get(key):
             values[key] = secrets.token_urlsafe(18)
             changed = True
+    if "CAREBEACON_MQTT_LOG_FILE" not in values:  # ingest counts the broker's denials from it
+        values["CAREBEACON_MQTT_LOG_FILE"] = str(broker_dir() / "mosquitto.log")
+        changed = True
     if changed:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.parent.chmod(0o755)

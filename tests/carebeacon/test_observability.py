@@ -68,7 +68,7 @@ def test_prometheus_configuration_and_rules_pass_promtool_check() -> None:
     assert config.returncode == 0, config.stdout + config.stderr
     rules = _promtool("check", "rules", "alerts.yml")
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "SUCCESS: 8 rules found" in rules.stdout
+    assert "SUCCESS: 10 rules found" in rules.stdout
 
 
 @needs_promtool

@@ -18,8 +18,10 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -28,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
 from carebeacon.broker import mosquitto_password_line, provision_gateway_credentials
@@ -319,3 +323,40 @@ async def publish_as_admin(
 ) -> None:
     async with admin_client(settings) as client:
         await client.publish(topic, payload, qos=1, retain=retain)
+
+
+# --- denied publishes (issue 17) ------------------------------------------------------------
+
+# Mosquitto 2.0.21's own lines (log_type debug), as written for a denied publish and an
+# accepted one
+DENIED_LOG = """\
+1796548959: Received PUBLISH from gw-a (d0, q1, r0, m1, 'carebeacon/v1/gateways/gw-b/readings', ... (12 bytes))
+1796548959: Denied PUBLISH from gw-a (d0, q1, r0, m1, 'carebeacon/v1/gateways/gw-b/readings', ... (12 bytes))
+1796548959: Sending PUBACK to gw-a (m1, rc0)
+1796548960: Received PUBLISH from gw-a (d0, q1, r0, m2, 'carebeacon/v1/gateways/gw-a/readings', ... (12 bytes))
+"""
+
+
+def publish_311(broker: RenderedBroker, user: str, password: str, topic: str) -> int:
+    """Publish as a 3.1.1 gateway on the TLS listener; the PUBACK's mid (3.1.1: no reason)."""
+    acked: list[int] = []
+    done = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv311)
+    client.username_pw_set(user, password)
+    assert broker.settings.mqtt_ca_file is not None
+    client.tls_set_context(ssl.create_default_context(cafile=str(broker.settings.mqtt_ca_file)))
+
+    def on_publish(client: mqtt.Client, userdata: object, mid: int, *rest: object) -> None:
+        acked.append(mid)
+        done.set()
+
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", broker.tls_port)
+    client.loop_start()
+    try:
+        client.publish(topic, b'{"x": 1}', qos=1)
+        assert done.wait(10), "no PUBACK"
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return len(acked)

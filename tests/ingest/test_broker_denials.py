@@ -1,0 +1,94 @@
+"""Issue 17: a gateway's MQTT 3.1.1 publish to another gateway's topic is acknowledged by the
+broker and dropped; ingest, following the broker's log (``CAREBEACON_MQTT_DENIED_LOG_FILE``), counts it
+in ``carebeacon_broker_denied_publishes_total`` and names it in its log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from carebeacon.settings import Settings
+from ingest.brokerlog import follow_denials
+from tests.support.broker import DENIED_LOG, RenderedBroker, publish_311
+from tests.support.waiting import eventually
+
+
+def _denied() -> float:
+    return REGISTRY.get_sample_value("carebeacon_broker_denied_publishes_total") or 0.0
+
+
+@pytest.fixture
+def broker() -> Iterator[tuple[RenderedBroker, dict[str, str]]]:
+    gateways = {"gw-a": secrets.token_urlsafe(12), "gw-b": secrets.token_urlsafe(12)}
+    rendered = RenderedBroker(Settings(), gateways)
+    rendered.start()
+    yield rendered, gateways
+    rendered.remove()
+
+
+@pytest.mark.broker
+async def test_a_311_publish_to_a_foreign_topic_is_counted_by_ingest(
+    broker: tuple[RenderedBroker, dict[str, str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    rendered, gateways = broker
+    foreign = "carebeacon/v1/gateways/gw-b/readings"
+    # history before ingest starts is not counted (an earlier run did, or it is old)
+    await asyncio.to_thread(publish_311, rendered, "gw-a", gateways["gw-a"], foreign)
+    stop = asyncio.Event()
+    before = _denied()
+    task = asyncio.create_task(
+        follow_denials(rendered.dir / "mosquitto.log", stop, poll_seconds=0.05)
+    )
+    try:
+        await asyncio.sleep(0.3)
+        assert _denied() == before
+        with caplog.at_level(logging.WARNING, logger="ingest.brokerlog"):
+            acked = await asyncio.to_thread(
+                publish_311, rendered, "gw-a", gateways["gw-a"], foreign
+            )
+            assert acked == 1  # the gateway is told nothing
+            await asyncio.to_thread(
+                publish_311, rendered, "gw-a", gateways["gw-a"], foreign.replace("gw-b", "gw-a")
+            )  # its own topic: not a denial
+            await eventually(lambda: _denied() == before + 1, within=10)
+            await asyncio.sleep(0.3)
+        assert _denied() == before + 1
+        (line,) = [r.getMessage() for r in caplog.records if r.name == "ingest.brokerlog"]
+        assert "gw-a" in line
+        assert foreign in line
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_rotated_log_is_followed_from_its_start(tmp_path: Path) -> None:
+    log = tmp_path / "mosquitto.log"
+    log.write_text(DENIED_LOG)  # history: one denial, not counted
+    stop = asyncio.Event()
+    before = _denied()
+    task = asyncio.create_task(follow_denials(log, stop, poll_seconds=0.02))
+    try:
+        await asyncio.sleep(0.1)
+        with log.open("a") as fh:  # a denial written in two pieces
+            line = DENIED_LOG.splitlines()[1]
+            fh.write(line[:20])
+            fh.flush()
+            await asyncio.sleep(0.1)
+            fh.write(line[20:] + "\n")
+        await eventually(lambda: _denied() == before + 1, within=5)
+        log.rename(tmp_path / "mosquitto.log.1")  # logrotate
+        log.write_text(DENIED_LOG + DENIED_LOG)  # the new file: two denials, both new
+        await eventually(lambda: _denied() == before + 3, within=5)
+        log.write_text("")  # truncated (copytruncate), then one more
+        await asyncio.sleep(0.1)
+        log.write_text(DENIED_LOG)
+        await eventually(lambda: _denied() == before + 4, within=5)
+    finally:
+        stop.set()
+        await task
