@@ -4,6 +4,7 @@ ingest running against them, a registered home, an emulated radio, the web app s
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from db.migrations import apply_migrations
 if TYPE_CHECKING:
     from ingest.service import IngestConfig
     from lab.emulation import EmulatedAir
+    from tests.support.broker import RenderedBroker
     from tests.support.homes import Home
     from tests.support.web import Server
 
@@ -128,3 +130,16 @@ def server(settings: Settings, database: str) -> Iterator[Server]:
     )
     with serving(app) as url:
         yield Server(url, database, provisioned)
+
+
+@pytest.fixture
+def rendered_broker() -> Iterator[tuple[RenderedBroker, dict[str, str]]]:
+    """A private broker with the project's configuration and two gateway logins, gw-a and gw-b
+    (``{id: password}``)."""
+    from tests.support.broker import RenderedBroker
+
+    gateways = {"gw-a": secrets.token_urlsafe(12), "gw-b": secrets.token_urlsafe(12)}
+    broker = RenderedBroker(Settings(), gateways)
+    broker.start()
+    yield broker, gateways
+    broker.remove()

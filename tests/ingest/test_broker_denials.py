@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
-from carebeacon.settings import Settings
 from ingest.brokerlog import follow_denials
 from tests.support.broker import DENIED_LOG, RenderedBroker, publish_311
 from tests.support.waiting import eventually
@@ -23,20 +20,11 @@ def _denied() -> float:
     return REGISTRY.get_sample_value("carebeacon_broker_denied_publishes_total") or 0.0
 
 
-@pytest.fixture
-def broker() -> Iterator[tuple[RenderedBroker, dict[str, str]]]:
-    gateways = {"gw-a": secrets.token_urlsafe(12), "gw-b": secrets.token_urlsafe(12)}
-    rendered = RenderedBroker(Settings(), gateways)
-    rendered.start()
-    yield rendered, gateways
-    rendered.remove()
-
-
 @pytest.mark.broker
 async def test_a_311_publish_to_a_foreign_topic_is_counted_by_ingest(
-    broker: tuple[RenderedBroker, dict[str, str]], caplog: pytest.LogCaptureFixture
+    rendered_broker: tuple[RenderedBroker, dict[str, str]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    rendered, gateways = broker
+    rendered, gateways = rendered_broker
     foreign = "carebeacon/v1/gateways/gw-b/readings"
     # history before ingest starts is not counted (an earlier run did, or it is old)
     await asyncio.to_thread(publish_311, rendered, "gw-a", gateways["gw-a"], foreign)

@@ -4,15 +4,12 @@ private broker) holds the one trace, which :mod:`lab.broker_log` reads."""
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from carebeacon.settings import Settings
 from lab.broker_log import DeniedPublish, denied_publishes, summary
 from tests.support.broker import DENIED_LOG, RenderedBroker, publish_311
 
@@ -30,15 +27,6 @@ def test_denied_lines_are_read_and_others_skipped() -> None:
             payload_bytes=12,
         )
     ]
-
-
-@pytest.fixture
-def rendered_broker() -> Iterator[tuple[RenderedBroker, dict[str, str]]]:
-    gateways = {"gw-a": secrets.token_urlsafe(12), "gw-b": secrets.token_urlsafe(12)}
-    broker = RenderedBroker(Settings(), gateways)
-    broker.start()
-    yield broker, gateways
-    broker.remove()
 
 
 def test_a_311_publish_to_a_foreign_topic_is_acknowledged_and_logged(
