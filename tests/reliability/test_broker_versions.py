@@ -40,7 +40,7 @@ from tests.support.network import free_port
 
 pytestmark = pytest.mark.broker
 
-PROJECT_PERSISTENCE = "autosave_on_changes true\nautosave_interval 100\n"
+PROJECT_PERSISTENCE = "autosave_interval 10\n"
 NO_MATCHING_SUBSCRIBERS = 16  # MQTT 5.0, 3.4.2.1
 
 
@@ -279,7 +279,8 @@ SETTINGS = {
     "autosave_interval 1": "autosave_interval 1\n",
     "on_changes, interval 1": "autosave_on_changes true\nautosave_interval 1\n",
     "on_changes, interval 10": "autosave_on_changes true\nautosave_interval 10\n",
-    "on_changes, interval 100 (chosen)": PROJECT_PERSISTENCE,
+    "on_changes, interval 100": "autosave_on_changes true\nautosave_interval 100\n",
+    "autosave_interval 10 (chosen)": PROJECT_PERSISTENCE,
 }
 
 

@@ -77,7 +77,7 @@ class PrivateBroker:
         (self.dir / "mosquitto.conf").write_text(
             f"pid_file {self.dir}/mosquitto.pid\npersistence true\n"
             f"persistence_location {self.dir}/data/\nlog_dest file {self.dir}/log\n"
-            "autosave_on_changes true\nautosave_interval 100\n"
+            "autosave_interval 10\n"
             "max_queued_messages 0\nmax_inflight_messages 1000\n"
             f"listener {self.port} 127.0.0.1\nallow_anonymous false\n"
             f"password_file {self.dir}/passwd\n{acl_line}"
