@@ -39,8 +39,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
-import polars as pl
-
 from alerts._batch import prefilter_enabled, quiet_mask, settled
 from alerts._engine import (
     ESCALATION_LEVELS,
@@ -468,6 +466,8 @@ def replay(
     for item, r in zip(raw_readings, readings, strict=True):
         names[r.reading_id] = str(item["id"])
     readings += parse_symptoms(cohort.get("symptoms"))
+    import polars as pl  # here: the live path (ingest, scheduler) never loads polars (~25 MB)
+
     frame = pl.DataFrame(
         {
             "i": list(range(len(readings))),
