@@ -657,11 +657,13 @@ class Book:
                 # missing data): no new item now; a later pass finds it, if it is still there
                 return None
             return self._create(ctx, f, now, late, reading_id, subject)
-        if reading_id is not None and reading_id in ep.evidence:
+        known = {rid.int for rid in ep.evidence}  # (an int hashes in C, a UUID in Python)
+        if reading_id is not None and reading_id.int in known:
             return ep  # the same reading again: nothing new
         ep.count += 1
         for rid in f.evidence:
-            if rid not in ep.evidence:
+            if rid.int not in known:
+                known.add(rid.int)
                 ep.evidence.append(rid)
         del ep.evidence[:-_MAX_EVIDENCE]
         if f.time >= ep.last_at:

@@ -55,9 +55,10 @@ logger = logging.getLogger(__name__)
 
 Evaluator = Callable[[psycopg.AsyncConnection[Any], Sequence[StoredReading]], Awaitable[None]]
 
-# Each batch is COPYed (binary) into a per-connection temporary table, one row per reading with
-# its values as arrays; one statement then inserts the receipts that are new and expands their
-# values into the hypertable, returning the new ids. Duplicates cost one index probe each.
+# The path that settles conflicts row by row (``_insert_new``'s last resort, while another ingest
+# process keeps storing the same readings): the batch is COPYed (binary) into a per-connection
+# temporary table, one row per reading with its values as arrays; one statement then inserts the
+# receipts that are new and expands their values into the hypertable, returning the new ids.
 _STAGE_COLUMNS = (
     ("id", "uuid"),
     ("patient_id", "uuid"),
@@ -203,7 +204,7 @@ def _stage_row(gateway: bytes, patient: uuid.UUID, r: IncomingReading) -> bytes:
 
 
 def _stage_data(rows: Iterable[tuple[str, uuid.UUID, IncomingReading]]) -> bytes:
-    """The whole COPY stream of a batch."""
+    """The whole COPY stream of a batch into ``ingest_stage``."""
     gateways: dict[str, bytes] = {}
     parts = [_COPY_HEADER]
     for gateway_id, patient, r in rows:
@@ -213,6 +214,132 @@ def _stage_data(rows: Iterable[tuple[str, uuid.UUID, IncomingReading]]) -> bytes
         parts.append(_stage_row(gateway, patient, r))
     parts.append(_COPY_TRAILER)
     return b"".join(parts)
+
+
+# The direct path: new readings are COPYed (binary) straight into their tables, a receipt row
+# and a row per value, as fast as a bare COPY of the same rows. The primary key of
+# reading_receipts keeps them exactly once: a reading already stored makes the COPY fail, and
+# the batch is copied again without what is stored (``_insert_new``).
+_RECEIPT_COLUMNS = (
+    "id, patient_id, type, time, measured_at, received_at, device_id, gateway_id, sequence,"
+    " user_index, flags, raw"
+)
+_VALUE_COLUMNS = (
+    "time, patient_id, code, value, unit, reading_id, device_id, gateway_id, measured_at,"
+    " received_at, flags"
+)
+_COPY_RECEIPTS = f"COPY reading_receipts ({_RECEIPT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_COPY_VALUES = f"COPY readings ({_VALUE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_RECEIPT_ROW_START = struct.pack(">h", 12)
+_VALUE_ROW_START = struct.pack(">h", 11)
+_FLOAT8_FIELD = struct.Struct(">id")
+#: COPY attempts of a batch: after a conflict, the next leaves out what is stored by then; a
+#: reading stored again meanwhile (by another ingest process) takes a further attempt; past
+#: these, the statement that settles each conflict on its own
+_COPY_ATTEMPTS = 3
+
+
+@lru_cache(maxsize=1024)
+def _vocabulary(value: str) -> bytes:
+    """A text field from a small vocabulary (reading types, value codes, units)."""
+    return _text(value)
+
+
+def _copy_data(rows: Iterable[tuple[str, uuid.UUID, IncomingReading]]) -> tuple[bytes, bytes]:
+    """The binary COPY streams of new readings: into ``reading_receipts`` (``_RECEIPT_COLUMNS``)
+    and into ``readings`` (``_VALUE_COLUMNS``, a row per value)."""
+    texts: dict[str, bytes] = {}  # device and gateway ids, each encoded once per batch
+    receipts = [_COPY_HEADER]
+    values = [_COPY_HEADER]
+    for gateway_id, patient, r in rows:
+        gateway = texts.get(gateway_id)
+        if gateway is None:
+            gateway = texts[gateway_id] = _text(gateway_id)
+        device = texts.get(r.device_id)
+        if device is None:
+            device = texts[r.device_id] = _text(r.device_id)
+        reading_id = _UUID_FIELD + r.id.bytes
+        patient_id = _UUID_FIELD + patient.bytes
+        at = _INT64_FIELD.pack(8, (r.time - _PG_EPOCH) // _MICROSECOND)
+        measured = (
+            _NULL
+            if r.measured_at is None
+            else _INT64_FIELD.pack(8, (r.measured_at - _PG_EPOCH_NAIVE) // _MICROSECOND)
+        )
+        received = _INT64_FIELD.pack(8, (r.received_at - _PG_EPOCH) // _MICROSECOND)
+        flags = _cached_text_array(r.flags)
+        receipts.append(
+            b"".join(
+                (
+                    _RECEIPT_ROW_START,
+                    reading_id,
+                    patient_id,
+                    _vocabulary(r.type),
+                    at,
+                    measured,
+                    received,
+                    device,
+                    gateway,
+                    _NULL if r.sequence is None else _INT64_FIELD.pack(8, r.sequence),
+                    _NULL if r.user_index is None else _INT16_FIELD.pack(2, r.user_index),
+                    flags,
+                    _EMPTY_JSONB if not r.raw else _jsonb(r.raw),
+                )
+            )
+        )
+        shared = reading_id + device + gateway + measured + received + flags
+        for code, value, unit in r.values:
+            values.append(
+                b"".join(
+                    (
+                        _VALUE_ROW_START,
+                        at,
+                        patient_id,
+                        _vocabulary(code),
+                        _FLOAT8_FIELD.pack(8, value),
+                        _vocabulary(unit),
+                        shared,
+                    )
+                )
+            )
+    receipts.append(_COPY_TRAILER)
+    values.append(_COPY_TRAILER)
+    return b"".join(receipts), b"".join(values)
+
+
+async def _insert_new(
+    cur: psycopg.AsyncCursor[Any],
+    rows: dict[uuid.UUID, tuple[str, uuid.UUID, IncomingReading]],
+    attempts: int = _COPY_ATTEMPTS,
+) -> set[uuid.UUID]:
+    """Insert the readings of ``rows`` that are not stored yet; return their ids. Each COPY
+    attempt runs in a savepoint: a reading already stored (a redelivery, a resend, another
+    ingest process) fails it, and the next attempt leaves out what is stored by then."""
+    new = rows
+    for attempt in range(attempts):
+        if attempt:  # only after a conflict: the look-up costs an index probe per reading
+            await cur.execute("SELECT id FROM reading_receipts WHERE id = ANY(%s)", (list(new),))
+            stored = {row[0] for row in await cur.fetchall()}
+            new = {rid: row for rid, row in new.items() if rid not in stored}
+        if not new:
+            return set()
+        receipts, values = _copy_data(new.values())
+        try:
+            async with cur.connection.transaction():
+                async with cur.copy(_COPY_RECEIPTS) as copy:
+                    await copy.write(receipts)
+                async with cur.copy(_COPY_VALUES) as copy:
+                    await copy.write(values)
+        except psycopg.errors.UniqueViolation:
+            continue
+        return set(new)
+    # still racing another process: the statement that settles each conflict on its own (the
+    # stage is created every time: a mark kept on the connection would outlive a rollback)
+    await cur.execute(_CREATE_STAGE)
+    async with cur.copy(_COPY_STAGE) as copy:
+        await copy.write(_stage_data(new.values()))
+    await cur.execute(_INSERT_FROM_STAGE)
+    return {row[0] for row in await cur.fetchall()}
 
 
 _INSERT_QUARANTINE = """
@@ -643,14 +770,7 @@ async def store_messages(
         rows[reading.id] = (gateway_id, patient, reading)
 
     async with conn.cursor() as cur:
-        inserted: set[uuid.UUID] = set()
-        if rows:
-            # every batch: a mark kept on the connection would outlive a rolled-back creation
-            await cur.execute(_CREATE_STAGE)
-            async with cur.copy(_COPY_STAGE) as copy:
-                await copy.write(_stage_data(rows.values()))
-            await cur.execute(_INSERT_FROM_STAGE)
-            inserted = {row[0] for row in await cur.fetchall()}
+        inserted = await _insert_new(cur, rows) if rows else set()
         result.duplicates += len(rows) - len(inserted)
         for reading_id, (gateway_id, _, _) in rows.items():
             by_outcome = result.outcomes.get(gateway_id) or result.for_gateway(gateway_id)
