@@ -156,6 +156,40 @@ async def _load(
     return out, edges
 
 
+class _DeepReaders:
+    """The patients whose last first read did not cover their rules (a second read followed):
+    for the next ``uses`` batches they are read at ``HISTORY_CAP`` at once, one query instead
+    of two. A hint only: that read is what :func:`load_history` gives, so the rules see the
+    same either way. Bounded: at most ``size`` patients, the oldest hint dropped first."""
+
+    def __init__(self, size: int = 10_000, uses: int = 20) -> None:
+        self.size = size
+        self.uses = uses
+        self._left: dict[uuid.UUID, int] = {}
+
+    def __contains__(self, pid: object) -> bool:
+        return pid in self._left
+
+    def used(self, patients: Iterable[uuid.UUID]) -> None:
+        for pid in patients:
+            left = self._left.get(pid)
+            if left is not None:
+                if left <= 1:
+                    del self._left[pid]  # the next batch tries the first read again
+                else:
+                    self._left[pid] = left - 1
+
+    def add(self, patients: Iterable[uuid.UUID]) -> None:
+        for pid in patients:
+            self._left.pop(pid, None)
+            self._left[pid] = self.uses
+        while len(self._left) > self.size:
+            del self._left[next(iter(self._left))]
+
+
+_DEEP = _DeepReaders()
+
+
 async def _load_covering(
     conn: psycopg.AsyncConnection[Any],
     needs: dict[uuid.UUID, dict[str, tuple[datetime, datetime]]],
@@ -170,9 +204,11 @@ async def _load_covering(
     cap_of = {
         pid: HISTORY_CAP
         if contexts[pid].thresholds.postpartum_end is not None  # parameters change with time
+        or pid in _DEEP
         else min(HISTORY_CAP, HISTORY_FIRST + len(by_patient[pid]))
         for pid in needs
     }
+    _DEEP.used(cap_of)
     caps = {key: cap_of[key[0]] for key in wanted}
     histories, edges = await _load(conn, needs, wanted, exclude, caps)
     short: dict[uuid.UUID, dict[str, datetime]] = {}
@@ -184,6 +220,7 @@ async def _load_covering(
         for pid, edges_of in short.items()
         if not _covered(contexts[pid], by_patient[pid], histories[pid], edges_of)
     }
+    _DEEP.add(again)
     if again:
         sub = {k: w for k, w in wanted.items() if k[0] in again}
         more, _ = await _load(conn, again, sub, exclude, dict.fromkeys(sub, HISTORY_CAP))
