@@ -580,8 +580,10 @@ class _Directory:
 
 # The directory of a batch in one round trip: the gateways that exist; the devices with their
 # assignments; which of the gateways serve the devices' patients; those patients' consent
-# windows (migration 060: every window, re-consents included). Read at every batch, never
-# cached: a device assigned a second ago resolves.
+# windows (migration 060: every window, re-consents included; OFFSET 0 keeps the view's
+# subquery apart, so that it is read per enrollment of the batch by its index instead of being
+# computed for every enrollment). Read at every batch, never cached: a device assigned a second
+# ago resolves.
 _DIRECTORY = """
 SELECT 'g', id, NULL::uuid, NULL::int, NULL::timestamptz, NULL::timestamptz
 FROM gateways WHERE id = ANY(%(gateways)s)
@@ -595,7 +597,9 @@ WHERE gateway_id = ANY(%(gateways)s)
   AND patient_id IN (SELECT patient_id FROM device_assignments WHERE device_id = ANY(%(devices)s))
 UNION ALL
 SELECT 'c', NULL, e.patient_id, NULL, w.given_at, w.withdrawn_at
-FROM consent_windows w JOIN enrollments e ON e.id = w.enrollment_id
+FROM enrollments e
+CROSS JOIN LATERAL (SELECT given_at, withdrawn_at FROM consent_windows
+                    WHERE enrollment_id = e.id OFFSET 0) w
 WHERE e.patient_id IN (SELECT patient_id FROM device_assignments WHERE device_id = ANY(%(devices)s))
 """
 
