@@ -134,7 +134,7 @@ def episode_params(ep: Episode) -> dict[str, Any]:
     row["thresholds"] = Jsonb(ep.thresholds)
     # up to 200 ids, written at every change: one uuid[] literal (psycopg's list dumper checks
     # each element for quoting, several times slower; the server parses the literal)
-    row["evidence"] = "{" + ",".join(["%032x" % rid.int for rid in ep.evidence]) + "}"
+    row["evidence"] = "{" + ",".join([f"{rid.int:032x}" for rid in ep.evidence]) + "}"
     return row
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from devices.uuids import GattCharacteristic
 from lab.demo_home import DEVICE_TYPES, SCRIPTED_HOMES, device_serials
+from lab.services import forget_ingest_session
 
 __all__ = ["main"]
 
@@ -333,22 +334,6 @@ async def _demo_overrides(conninfo: str, homes: list[_Home]) -> None:
         )
 
 
-async def _forget_ingest_session(settings: Any, client_id: str) -> None:
-    """A demo ingest session left by an earlier run would replay everything it queued since."""
-    import aiomqtt
-
-    async with aiomqtt.Client(
-        settings.mqtt_host,
-        settings.mqtt_port,
-        username=settings.mqtt_ingest_user,
-        password=settings.mqtt_ingest_password.get_secret_value(),
-        identifier=client_id,
-        protocol=aiomqtt.ProtocolVersion.V5,
-        clean_start=True,
-    ):
-        pass
-
-
 def _start_emulated_homes(
     settings: Any, homes: list[_Home], passwords: dict[int, str], env: dict[str, str]
 ) -> list[subprocess.Popen[bytes]]:
@@ -428,7 +413,7 @@ def main(argv: list[str]) -> int:
     accounts = _seed_users(conninfo)
     asyncio.run(_demo_overrides(conninfo, homes))
     setup.done()
-    asyncio.run(_forget_ingest_session(settings, env["CAREBEACON_INGEST_CLIENT_ID"]))
+    asyncio.run(forget_ingest_session(settings, env["CAREBEACON_INGEST_CLIENT_ID"]))
     cli = [sys.executable, "-m", "carebeacon.cli"]
     children = [
         subprocess.Popen([*cli, "ingest"], env=env),

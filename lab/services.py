@@ -43,6 +43,7 @@ __all__ = [
     "DEPLOY_DIR",
     "PACKET_HEADROOM_BYTES",
     "TRIXIE_PACKAGES",
+    "forget_ingest_session",
     "main",
     "mosquitto_command",
     "render_mosquitto",
@@ -592,6 +593,25 @@ def _mosquitto_down() -> None:
 
 
 # --- entry point -------------------------------------------------------------------------------
+
+
+async def forget_ingest_session(settings: Settings, client_id: str) -> None:
+    """Discard an ingest session that a run left at the broker, and what it queued. A demo
+    session left by an earlier run would replay everything queued since; a benchmark's keeps
+    its subscription and queues every later message, which the broker writes out again at
+    every save (a state of hundreds of MB stalls delivery for seconds each time)."""
+    import aiomqtt
+
+    async with aiomqtt.Client(
+        settings.mqtt_host,
+        settings.mqtt_port,
+        username=settings.mqtt_ingest_user,
+        password=settings.mqtt_ingest_password.get_secret_value(),
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=True,  # and no session expiry: the session ends with this connection
+    ):
+        pass
 
 
 def up() -> Settings:

@@ -483,6 +483,7 @@ def _ingest_run(
             p.terminate()
         for p in procs:
             p.wait(30)
+        _forget_sessions(group, len(procs))
     return {
         "readings_per_s": (stored - first_count) / elapsed,
         "p50_ms": p50 * 1000,
@@ -492,6 +493,18 @@ def _ingest_run(
         "rss_mib": rss,
         **_episodes(env, episodes_before, started_at, gateways),
     }
+
+
+def _forget_sessions(group: str, processes: int) -> None:
+    """Discard the persistent sessions of a run's ingest processes (``_start_ingest``'s client
+    ids): left at the broker, each would queue every later run's messages until it expires, and
+    the broker would write them all out at every save, stalling the runs that follow."""
+    from carebeacon.settings import Settings
+    from lab.services import forget_ingest_session
+
+    settings = Settings.from_env()
+    for index in range(processes):
+        asyncio.run(forget_ingest_session(settings, f"{group}-{index}"))
 
 
 def _wait_subscribed(ports: list[int]) -> None:
@@ -576,6 +589,7 @@ def _backlog_run(env: BenchEnv, gateways: int, messages: int, alerts: bool) -> d
         steps.close()
         proc.terminate()
         proc.wait(30)
+        _forget_sessions(group, 1)
     return {
         "readings_per_s": stored / elapsed,
         "lost": float(messages - stored),
