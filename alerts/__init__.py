@@ -88,7 +88,7 @@ from alerts._model import Severity, StoredReading
 from alerts._programs import TEMPLATES, ThresholdSet, ThresholdValue, check_threshold
 from alerts._replay import ReplayError, program_overrides, replay
 from alerts._rules import FAMILIES, RULES, Rule
-from alerts._store import EPISODE_COLUMNS
+from alerts._store import EPISODE_COLUMNS, lock_patients
 from alerts._symptoms import SYMPTOMS, SymptomReport, patient_symptoms, record_symptoms
 from alerts.errors import (
     AlertsError,
@@ -142,6 +142,7 @@ __all__ = [
     "evaluate_readings",
     "get_episode",
     "list_queue",
+    "lock_patients",
     "patient_episodes",
     "patient_symptoms",
     "priority_for",

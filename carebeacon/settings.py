@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     # the receive window: messages delivered to ingest and not yet acknowledged (MQTT 5
     # Receive Maximum, at most 65535); a larger backlog waits in the broker
     ingest_receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    ingest_writers: int = Field(default=2, ge=1, le=8)
     ingest_flush_ms: float = 0.0
     ingest_session_expiry_seconds: int = 7 * 24 * 3600
     # the largest message payload ingest accepts (larger: quarantined as ``oversized``); the

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -43,6 +44,7 @@ from ingest.store import (
     Message,
     QuarantineLimits,
     StoreResult,
+    Turn,
     decode_message,
     quarantine_unstorable,
     store_messages,
@@ -155,6 +157,10 @@ class IngestConfig:
     #: Receive Maximum; the broker holds the rest), and at most ``2 * batch_readings`` readings
     #: decoded and waiting; a backlog waits in the broker, not in ingest's memory
     receive_maximum: int = 1000
+    #: batches in flight at once, each on its own database connection: while one waits for
+    #: the database (COPY, commit), the rules of the other run (``Turn`` keeps each patient's
+    #: batches in arrival order)
+    writers: int = 2
 
     @property
     def readings_filter(self) -> str:
@@ -176,6 +182,7 @@ class IngestConfig:
             flush_seconds=settings.ingest_flush_ms / 1000,
             session_expiry_seconds=settings.ingest_session_expiry_seconds,
             receive_maximum=settings.ingest_receive_maximum,
+            writers=settings.ingest_writers,
         )
 
 
@@ -354,11 +361,11 @@ class _Ingest:
                 await asyncio.sleep(delay)
 
     async def _store(
-        self, conn: psycopg.AsyncConnection[Any], batch: list[_Received]
+        self, conn: psycopg.AsyncConnection[Any], batch: list[_Received], turn: Turn | None = None
     ) -> StoreResult:
         async with conn.transaction():
             return await store_messages(
-                conn, [r.decoded for r in batch], self.evaluate, limits=self.limits
+                conn, [r.decoded for r in batch], self.evaluate, limits=self.limits, turn=turn
             )
 
     async def _store_one_by_one(
@@ -424,48 +431,90 @@ class _Ingest:
             LAG_SECONDS.observe(max(0.0, (now - reading.received_at).total_seconds()))
 
     async def write(self) -> None:
-        conn = await self._connect_db()
+        """Take batches as they form and commit up to ``writers`` of them at once, each on its
+        own connection; each is acknowledged after its commit and after the batch before it
+        (acknowledgements go out in arrival order)."""
+        connections: list[psycopg.AsyncConnection[Any] | None] = [None] * self.config.writers
+        inflight: collections.deque[asyncio.Task[None]] = collections.deque()
+        locked = asyncio.Event()
+        locked.set()
+        previous: asyncio.Task[None] | None = None
+        count = 0
         try:
             while not (self.stopping.is_set() and self.queue.empty()):
                 batch = await self._collect()
                 if not batch:
                     continue
-                pending = list(batch)  # what is not committed yet
-                committed: list[StoreResult] = []  # the results of its committed parts
-                attempt = 0
-                while pending:
-                    started = time.monotonic()
-                    try:
-                        try:
-                            result = await self._store(conn, pending)
-                        except psycopg.OperationalError:
-                            raise
-                        except psycopg.Error as exc:
-                            logger.warning(
-                                "batch failed (%s); storing message by message", type(exc).__name__
-                            )
-                            await self._store_one_by_one(conn, pending, committed)
-                            continue
-                        self._record(pending, result, started)
-                        committed.append(result)
-                        pending = []
-                    except psycopg.OperationalError as exc:
-                        DB_ERRORS.inc()
-                        delay = _backoff(attempt)
-                        attempt += 1
-                        logger.warning(
-                            "database error (%s); retrying the batch in %.1f s",
-                            type(exc).__name__,
-                            delay,
-                        )
-                        await asyncio.sleep(delay)
-                        if conn.closed or conn.broken:
-                            await conn.close()
-                            conn = await self._connect_db()
-                self._ack(batch)
-                self._send_receipts(batch, committed)
+                while len(inflight) >= self.config.writers:
+                    await inflight.popleft()
+                turn = Turn(after=locked, locked=asyncio.Event())
+                previous = asyncio.create_task(
+                    self._commit(connections, count % self.config.writers, batch, turn, previous)
+                )
+                inflight.append(previous)
+                locked = turn.locked
+                count += 1
+            while inflight:
+                await inflight.popleft()
         finally:
-            await conn.close()
+            for task in inflight:
+                task.cancel()
+            for conn in connections:
+                if conn is not None:
+                    await conn.close()
+
+    async def _commit(
+        self,
+        connections: list[psycopg.AsyncConnection[Any] | None],
+        slot: int,
+        batch: list[_Received],
+        turn: Turn,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        """Store ``batch`` on connection ``slot`` (retrying through database outages), then
+        acknowledge it once ``previous`` (the batch before) is acknowledged."""
+        pending = list(batch)  # what is not committed yet
+        committed: list[StoreResult] = []  # the results of its committed parts
+        attempt = 0
+        try:
+            while pending:
+                conn = connections[slot]
+                if conn is None or conn.closed or conn.broken:
+                    if conn is not None:
+                        await conn.close()
+                    conn = connections[slot] = await self._connect_db()
+                started = time.monotonic()
+                try:
+                    try:
+                        result = await self._store(conn, pending, turn)
+                    except psycopg.OperationalError:
+                        raise
+                    except psycopg.Error as exc:
+                        logger.warning(
+                            "batch failed (%s); storing message by message", type(exc).__name__
+                        )
+                        turn.locked.set()  # message by message: no locks held for the batch
+                        await self._store_one_by_one(conn, pending, committed)
+                        continue
+                    self._record(pending, result, started)
+                    committed.append(result)
+                    pending = []
+                except psycopg.OperationalError as exc:
+                    DB_ERRORS.inc()
+                    delay = _backoff(attempt)
+                    attempt += 1
+                    logger.warning(
+                        "database error (%s); retrying the batch in %.1f s",
+                        type(exc).__name__,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+        finally:
+            turn.locked.set()  # the next batch may lock (this one's locks ended with it)
+        if previous is not None:
+            await previous
+        self._ack(batch)
+        self._send_receipts(batch, committed)
 
     def _send_receipts(self, batch: list[_Received], committed: list[StoreResult]) -> None:
         """After the commit and the acks: receipts to the gateways that ask for them

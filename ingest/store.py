@@ -10,6 +10,7 @@ only then acknowledges the messages to the broker.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -25,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from alerts import StoredReading
+from alerts import StoredReading, lock_patients
 from carebeacon.settings import Settings
 from ingest.errors import RejectedReading
 from ingest.payload import (
@@ -45,6 +46,7 @@ __all__ = [
     "Message",
     "QuarantineLimits",
     "StoreResult",
+    "Turn",
     "decode_message",
     "message_digest",
     "quarantine_unstorable",
@@ -374,6 +376,20 @@ SUMMARY_SAMPLE_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
+class Turn:
+    """The order of two batches in flight on different connections (the service overlaps the
+    database work of one with the rules of the other). A batch writes its readings and takes
+    its patients' locks (:func:`alerts.lock_patients`, held to its commit) only once the batch
+    before it has done both (``after``), and says when it has (``locked``). So a patient in both
+    is evaluated in the order the batches arrived (the later batch's rules read the earlier
+    one's readings), and the earlier batch never waits in the database for the later one (on a
+    reading id both carry, or a chunk the later one creates): no wait goes both ways."""
+
+    after: asyncio.Event
+    locked: asyncio.Event
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     topic: str
     payload: bytes
@@ -681,10 +697,14 @@ async def store_messages(
     now: datetime | None = None,
     limits: QuarantineLimits | None = None,
     traffic: bool = True,
+    turn: Turn | None = None,
 ) -> StoreResult:
     """Store ``messages`` (raw, or already :func:`decode_message`-d) in the caller's open
     transaction (see the module docstring). Without ``traffic`` (a released reading, not a
-    message just received) the gateways' liveness is left as it is."""
+    message just received) the gateways' liveness is left as it is. With ``evaluate``, the
+    patients of the new readings are locked right after they are written; with ``turn``
+    (batches in parallel), the readings are written after ``turn.after`` and ``turn.locked`` is
+    set once they are written and locked."""
     now = now or datetime.now(UTC)
     result = StoreResult()
     quarantine: list[_Quarantine] = []
@@ -774,7 +794,13 @@ async def store_messages(
         rows[reading.id] = (gateway_id, patient, reading)
 
     async with conn.cursor() as cur:
+        if turn is not None:
+            await turn.after.wait()
         inserted = await _insert_new(cur, rows) if rows else set()
+        if evaluate is not None and inserted:
+            await lock_patients(conn, {rows[reading_id][1] for reading_id in inserted})
+        if turn is not None:
+            turn.locked.set()
         result.duplicates += len(rows) - len(inserted)
         for reading_id, (gateway_id, _, _) in rows.items():
             by_outcome = result.outcomes.get(gateway_id) or result.for_gateway(gateway_id)
