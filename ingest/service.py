@@ -218,6 +218,10 @@ class _Ingest:
         self.ready = ready or asyncio.Event()
         self.limits = QuarantineLimits.from_settings(config.settings)
         self.receipts = ReceiptSender(lambda: self.client)
+        # cleared while the database is failing: one writer (the prober) backs off and tries
+        # again, the others wait for it (an outage costs one writer's attempts, not each's)
+        self.database_up = asyncio.Event()
+        self.database_up.set()
 
     def _new_client(self) -> aiomqtt.Client:
         s = self.config.settings
@@ -476,8 +480,11 @@ class _Ingest:
         pending = list(batch)  # what is not committed yet
         committed: list[StoreResult] = []  # the results of its committed parts
         attempt = 0
+        probing = False  # this writer retries for all of them (``database_up``)
         try:
             while pending:
+                if not probing:
+                    await self.database_up.wait()
                 conn = connections[slot]
                 if conn is None or conn.closed or conn.broken:
                     if conn is not None:
@@ -501,6 +508,13 @@ class _Ingest:
                     pending = []
                 except psycopg.OperationalError as exc:
                     DB_ERRORS.inc()
+                    # the attempt rolled back: the next batch may go first (after an outage,
+                    # as between two ingest processes, a patient's batches may swap)
+                    turn.locked.set()
+                    if not probing and not self.database_up.is_set():
+                        continue  # another writer is probing: wait for it
+                    probing = True
+                    self.database_up.clear()
                     delay = _backoff(attempt)
                     attempt += 1
                     logger.warning(
@@ -510,6 +524,8 @@ class _Ingest:
                     )
                     await asyncio.sleep(delay)
         finally:
+            if probing:
+                self.database_up.set()  # through (or ended): the others try again
             turn.locked.set()  # the next batch may lock (this one's locks ended with it)
         if previous is not None:
             await previous

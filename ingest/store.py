@@ -371,6 +371,14 @@ WHERE (gateway_id = ANY(%s) OR (gateway_id IS NULL AND %s))
 GROUP BY 1
 """
 
+# one lock per gateway's quarantine budget ("" for messages whose topic names none), taken in
+# key order (no lock-order deadlock between two transactions)
+_BUDGET_LOCK_CLASS = 0x51524E54  # "QRNT"
+_LOCK_BUDGETS = """
+SELECT count(pg_advisory_xact_lock(%s, k))
+FROM (SELECT DISTINCT hashtext(g) AS k FROM unnest(%s::text[]) AS g ORDER BY 1) AS keys
+"""
+
 #: a summary row keeps this much of the first over-budget payload
 SUMMARY_SAMPLE_BYTES = 1024
 
@@ -383,7 +391,9 @@ class Turn:
     before it has done both (``after``), and says when it has (``locked``). So a patient in both
     is evaluated in the order the batches arrived (the later batch's rules read the earlier
     one's readings), and the earlier batch never waits in the database for the later one (on a
-    reading id both carry, or a chunk the later one creates): no wait goes both ways."""
+    reading id both carry, or a chunk the later one creates): no wait goes both ways. An attempt
+    that fails on the database gives its turn up: after an outage, a patient's batches may swap
+    (as between two ingest processes)."""
 
     after: asyncio.Event
     locked: asyncio.Event
@@ -871,6 +881,9 @@ async def _quarantine(
     if not fresh:
         return
     buckets = {q.gateway_id or "" for q in fresh}
+    # the budget is read and spent under a lock per gateway, held to the commit: a batch in
+    # flight beside this one (or another ingest process) reads it after this one has spent
+    await cur.execute(_LOCK_BUDGETS, (_BUDGET_LOCK_CLASS, sorted(buckets)))
     await cur.execute(_QUARANTINE_USAGE, (sorted(b for b in buckets if b), "" in buckets, now))
     usage = {bucket: [rows, size] for bucket, rows, size in await cur.fetchall()}
     rows: list[tuple[Any, ...]] = []
