@@ -320,17 +320,28 @@ class _Ingest:
         if not await self._arrival(0.5):
             return []
         batch: list[_Received] = []
-        readings = 0
         deadline = time.monotonic() + self.config.flush_seconds
-        while len(batch) < self.config.batch_messages and readings < self.config.batch_readings:
-            if self.queue.empty() and not await self._arrival(deadline - time.monotonic()):
-                break
+        while self._top_up(batch) and await self._arrival(deadline - time.monotonic()):
+            pass
+        return batch
+
+    def _top_up(self, batch: list[_Received]) -> bool:
+        """Add to ``batch`` what has arrived, up to the batch limits; whether there is room
+        for more."""
+        readings = sum(item.readings for item in batch)
+
+        def room() -> bool:
+            return len(batch) < self.config.batch_messages and readings < self.config.batch_readings
+
+        taken = 0
+        while room() and not self.queue.empty():
             item = self.queue.get_nowait()
             batch.append(item)
             readings += item.readings
-        self.queued_readings -= readings
+            taken += item.readings
+        self.queued_readings -= taken
         self._resume_if_room()
-        return batch
+        return room()
 
     def _window_full(self) -> bool:
         """Whether reading must pause: more than ``receive_maximum`` messages read and not yet
@@ -439,7 +450,8 @@ class _Ingest:
         own connection; each is acknowledged after its commit and after the batch before it
         (acknowledgements go out in arrival order)."""
         connections: list[psycopg.AsyncConnection[Any] | None] = [None] * self.config.writers
-        inflight: collections.deque[asyncio.Task[None]] = collections.deque()
+        # the batches in flight, with their gateways
+        inflight: collections.deque[tuple[asyncio.Task[None], set[str]]] = collections.deque()
         locked = asyncio.Event()
         locked.set()
         previous: asyncio.Task[None] | None = None
@@ -449,19 +461,31 @@ class _Ingest:
                 batch = await self._collect()
                 if not batch:
                     continue
-                while len(inflight) >= self.config.writers:
-                    await inflight.popleft()
+                gateways = {item.decoded.gateway_id or "" for item in batch}
+                waited = False
+                # a batch from gateways of one in flight would wait for its commit in the
+                # database anyway (the same patients): it waits here instead, and grows with
+                # what arrives meanwhile (fewer, larger batches, as with one writer)
+                while inflight and (
+                    len(inflight) >= self.config.writers
+                    or any(gateways & busy for _, busy in inflight)
+                ):
+                    await inflight.popleft()[0]
+                    waited = True
+                if waited:
+                    self._top_up(batch)
+                    gateways = {item.decoded.gateway_id or "" for item in batch}
                 turn = Turn(after=locked, locked=asyncio.Event())
                 previous = asyncio.create_task(
                     self._commit(connections, count % self.config.writers, batch, turn, previous)
                 )
-                inflight.append(previous)
+                inflight.append((previous, gateways))
                 locked = turn.locked
                 count += 1
             while inflight:
-                await inflight.popleft()
+                await inflight.popleft()[0]
         finally:
-            for task in inflight:
+            for task, _ in inflight:
                 task.cancel()
             for conn in connections:
                 if conn is not None:

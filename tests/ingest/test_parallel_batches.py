@@ -4,6 +4,7 @@ still evaluated in the order their batches arrived (``ingest.store.Turn``)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -17,9 +18,12 @@ from tests.support.readings import batch, bp_reading, topic
 pytestmark = pytest.mark.db
 
 
-def _severe(home: Home, systolic: float) -> Message:
+def _severe(home: Home, systolic: float, minutes_ago: int = 1) -> Message:
     """One reading in the severe range (> 180 mmHg systolic, AHA/ACC 2025)."""
-    reading = bp_reading(home.cuff_id, systolic=systolic, diastolic=100)
+    measured = datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(
+        minutes=minutes_ago
+    )
+    reading = bp_reading(home.cuff_id, systolic=systolic, diastolic=100, measured_at=measured)
     return Message(topic(home.gateway_id), batch(home.gateway_id, [reading]))
 
 
@@ -35,6 +39,7 @@ async def _pending(task: asyncio.Task[Any]) -> bool:
 async def test_the_later_batch_of_a_patient_waits_for_the_earlier_one(
     database: str, home: Home
 ) -> None:
+    first_message, later_message = _severe(home, 186, minutes_ago=2), _severe(home, 196)
     first_turn = Turn(after=asyncio.Event(), locked=asyncio.Event())
     later_turn = Turn(after=first_turn.locked, locked=asyncio.Event())
     async with (
@@ -44,7 +49,7 @@ async def test_the_later_batch_of_a_patient_waits_for_the_earlier_one(
 
         async def later() -> StoreResult:
             async with later_conn.transaction():
-                return await _store(later_conn, _severe(home, 196), later_turn)
+                return await _store(later_conn, later_message, later_turn)
 
         # the later batch is ready first; it waits for the earlier batch to write its readings
         # and lock its patients (the earlier batch waits for its own turn)
@@ -54,7 +59,7 @@ async def test_the_later_batch_of_a_patient_waits_for_the_earlier_one(
 
         async with first_conn.transaction():
             first_turn.after.set()
-            first = await _store(first_conn, _severe(home, 186), first_turn)
+            first = await _store(first_conn, first_message, first_turn)
             assert first_turn.locked.is_set()
             # now the later batch waits in the database (the chunk the earlier batch created, the
             # patient's lock) until the earlier batch commits
