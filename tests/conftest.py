@@ -15,6 +15,7 @@ import pytest
 
 from carebeacon.settings import Settings
 from db.migrations import apply_migrations
+from lab.services import forget_ingest_session
 
 if TYPE_CHECKING:
     from ingest.service import IngestConfig
@@ -78,6 +79,9 @@ async def ingest_running(ingest_config: IngestConfig) -> AsyncIterator[IngestCon
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
+        # the session would queue every later message on the shared broker (benchmarks too)
+        # for its expiry, and the broker would write them all out at every save
+        await forget_ingest_session(ingest_config.settings, ingest_config.client_id)
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from alerts.scheduler import (
 )
 from carebeacon.settings import Settings
 from ingest.service import IngestConfig
+from lab.services import forget_ingest_session
 from tests.support.homes import Home
 from tests.support.readings import batch, bp_reading, topic
 
@@ -371,3 +372,6 @@ async def test_stopping_ingest_while_a_gateway_publishes_opens_no_readings_and_r
             await conn.commit()
         finally:
             _stop(proc)
+            await forget_ingest_session(
+                ingest_config.settings, f"{ingest_config.client_id}-deadman"
+            )

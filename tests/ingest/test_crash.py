@@ -13,6 +13,7 @@ import aiomqtt
 import pytest
 
 from ingest.service import IngestConfig
+from lab.services import forget_ingest_session
 from tests.support.db import count
 from tests.support.homes import Home
 from tests.support.readings import batch, bp_reading, topic
@@ -110,4 +111,5 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
             raise
         finally:
             _close(proc)
+            await forget_ingest_session(ingest_config.settings, f"{ingest_config.client_id}-proc")
         assert proc.returncode == 0
