@@ -60,7 +60,9 @@ def ingest_config(settings: Settings, database: str, share_group: str) -> Ingest
         settings=settings.model_copy(update={"pg_database": dbname}),
         client_id=f"ingest-{share_group}",
         share_group=share_group,
-        session_expiry_seconds=600,
+        # long enough for a test to restart ingest, short enough that a session a test leaves
+        # behind does not queue a later benchmark's messages on the shared broker for long
+        session_expiry_seconds=120,
     )
 
 

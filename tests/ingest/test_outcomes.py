@@ -25,6 +25,7 @@ from ingest.store import (
     quarantine_unstorable,
     store_messages,
 )
+from lab.services import forget_ingest_session
 from tests.support.db import count
 from tests.support.homes import Home, register_home
 from tests.support.readings import batch, bp_reading, topic
@@ -164,6 +165,7 @@ async def test_counters_count_what_committed_once_through_a_refusal_and_an_outag
         stop.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(task, 15)
+        await forget_ingest_session(config.settings, config.client_id)
     stored = count(
         database,
         "SELECT count(*) FROM reading_receipts WHERE id = ANY(%s)",
