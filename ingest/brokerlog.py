@@ -33,44 +33,64 @@ DENIED = Counter(
 )
 
 
-class _Follower:
-    """The lines appended to a file since the last :meth:`read` (blocking I/O: run in a thread)."""
+#: what a denial's line holds (``carebeacon.broker``); a chunk without it is not parsed (at
+#: the debug level the broker logs every packet: nearly all of the log is something else)
+_MARKER = b"Denied PUBLISH"
+#: at most this much of the log is read at once: a burst of the broker's lines (a backlog's
+#: delivery, logged packet by packet) is taken in steps, and ingest's memory stays flat
+CHUNK_BYTES = 1 << 20
 
-    def __init__(self, path: Path) -> None:
+
+class _Follower:
+    """The lines appended to a file since the last :meth:`read` that may name a denied publish
+    (blocking I/O: run in a thread)."""
+
+    def __init__(self, path: Path, chunk_bytes: int = CHUNK_BYTES) -> None:
         self.path = path
+        self.chunk_bytes = chunk_bytes
         self.inode: int | None = None
         self.position = 0
-        self.partial = ""
+        self.partial = b""
         self.first = True
 
-    def read(self) -> list[str]:
+    def read(self) -> tuple[list[str], bool]:
+        """The complete lines with a denial's marker in the next ``chunk_bytes`` of the file,
+        and whether that reached its end."""
         try:
             stat = self.path.stat()
         except OSError:
             self.first = False  # not there yet (or rotated away): all of the next one is new
-            return []
+            return [], True
         if self.inode != stat.st_ino or stat.st_size < self.position:
             # a new file (rotation) or a truncated one: from its start, except at our own
             # start, where what is there already is history
             self.position = stat.st_size if self.first else 0
-            self.inode, self.partial = stat.st_ino, ""
+            self.inode, self.partial = stat.st_ino, b""
         self.first = False
         if stat.st_size <= self.position:
-            return []
+            return [], True
         with self.path.open("rb") as fh:
             fh.seek(self.position)
-            chunk = fh.read(stat.st_size - self.position)
+            chunk = fh.read(min(self.chunk_bytes, stat.st_size - self.position))
         self.position += len(chunk)
-        lines = (self.partial + chunk.decode("utf-8", errors="replace")).split("\n")
-        self.partial = lines.pop()  # an unfinished last line waits for its end
-        return lines
+        data = self.partial + chunk
+        cut = data.rfind(b"\n") + 1
+        complete, self.partial = data[:cut], data[cut:]
+        if len(self.partial) > self.chunk_bytes:
+            self.partial = b""  # no line of the broker's is that long
+        lines: list[str] = []
+        if _MARKER in complete:
+            text = complete.decode("utf-8", errors="replace")
+            lines = [line for line in text.split("\n") if "Denied PUBLISH" in line]
+        return lines, self.position >= stat.st_size
 
 
 async def follow_denials(path: Path, stop: asyncio.Event, poll_seconds: float = 2.0) -> None:
     """Count the denied publishes written to ``path`` from now until ``stop`` is set."""
     follower = _Follower(path)
     while not stop.is_set():
-        for denied in denied_publishes(await asyncio.to_thread(follower.read)):
+        lines, caught_up = await asyncio.to_thread(follower.read)
+        for denied in denied_publishes(lines):
             DENIED.inc()
             logger.warning(
                 "the broker refused a publish from %s to %s (%d bytes); an MQTT 3.1.1 client"
@@ -79,6 +99,8 @@ async def follow_denials(path: Path, stop: asyncio.Event, poll_seconds: float = 
                 denied.topic,
                 denied.payload_bytes,
             )
+        if not caught_up:
+            continue  # the rest of a burst, at once
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), poll_seconds)
 

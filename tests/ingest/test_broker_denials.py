@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from ingest.brokerlog import follow_denials
+from carebeacon.broker import denied_publishes
+from ingest.brokerlog import _Follower, follow_denials
 from tests.support.broker import DENIED_LOG, RenderedBroker, publish_311
 from tests.support.waiting import eventually
 
@@ -80,3 +81,31 @@ async def test_a_rotated_log_is_followed_from_its_start(tmp_path: Path) -> None:
     finally:
         stop.set()
         await task
+
+
+def test_a_burst_is_read_in_bounded_steps_and_a_split_denial_found_once(tmp_path: Path) -> None:
+    """A burst of the broker's lines (a backlog's delivery, logged packet by packet) is read a
+    chunk at a time, not whole; a denial cut by a chunk's edge is found once, whole."""
+    log = tmp_path / "mosquitto.log"
+    log.write_text("")
+    follower = _Follower(log, chunk_bytes=4096)
+    assert follower.read() == ([], True)  # from the end: history is not counted
+    denial = DENIED_LOG.splitlines()[1]
+    noise = "1796564181: Received PUBACK from bench-d7f178-0 (Mid: 18924, RC:0)\n"
+    before = noise * (8192 // len(noise))
+    assert len(before) < 8192 < len(before) + len(denial)  # the denial crosses a chunk's edge
+    with log.open("a") as fh:
+        fh.write(before + denial + "\n" + noise * 300)
+    found: list[str] = []
+    steps = 0
+    while True:
+        lines, caught_up = follower.read()
+        steps += 1
+        found += lines
+        assert len(follower.partial) <= 4096
+        if caught_up:
+            break
+    assert steps == -(-log.stat().st_size // 4096)  # every step took one chunk at most
+    assert [d.topic for d in denied_publishes(found)] == [
+        d.topic for d in denied_publishes([denial])
+    ]
