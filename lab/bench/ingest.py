@@ -285,9 +285,10 @@ def count(env: BenchEnv, sql: str) -> int:
         return int(row[0]) if row else 0
 
 
-def _rss_mib(pid: int) -> float:
+def _rss_mib(pid: int, field: str = "VmHWM") -> float:
+    """A process's peak resident memory (``VmHWM``), or its current one (``VmRSS``), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -577,7 +578,7 @@ def _backlog_run(env: BenchEnv, gateways: int, messages: int, alerts: bool) -> d
         ):
             if time.monotonic() > deadline or proc.poll() is not None:
                 break
-            rss_samples.append(_rss_mib(proc.pid))
+            rss_samples.append(_rss_mib(proc.pid, "VmRSS"))
             steps.update(stored - steps.n)
             time.sleep(0.5)
         elapsed = time.monotonic() - started
