@@ -8,6 +8,7 @@ gateway's central and the meter), so these are upper bounds for the gateway alon
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from carebeacon.settings import Settings
-from tests.support.broker import Login
+from tests.support.broker import Login, watching
 from tests.support.gateway import write_config
 
 pytestmark = [pytest.mark.ble, pytest.mark.broker]
@@ -39,15 +40,8 @@ def sample(pid: int) -> tuple[float, float, int, int]:
     return time.monotonic(), cpu, rss, peak
 
 
-def test_rss_and_cpu_idle_and_during_a_500_record_transfer(
-    tmp_path: Path, settings: Settings, login: Login
-) -> None:
-    config = write_config(
-        tmp_path,
-        login,
-        settings,
-        devices=[{"id": "GM-RES", "type": "glucose_meter"}],
-    )
+def _run_child(config: Path) -> dict[str, tuple[float, float, int, int]]:
+    """Run the gateway child; sample it at each phase it prints."""
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.gateway.resource_child", str(config), "500", "10"],
         cwd=ROOT,
@@ -66,6 +60,22 @@ def test_rss_and_cpu_idle_and_during_a_500_record_transfer(
     finally:
         child.wait(timeout=60)
         child.stdout.close()
+    return marks
+
+
+async def test_rss_and_cpu_idle_and_during_a_500_record_transfer(
+    tmp_path: Path, settings: Settings, login: Login
+) -> None:
+    config = write_config(
+        tmp_path,
+        login,
+        settings,
+        devices=[{"id": "GM-RES", "type": "glucose_meter"}],
+    )
+    # a subscriber, as ingest is in service: a publish that no session subscribes to is
+    # answered "no matching subscribers", which the gateway does not count as delivered
+    async with watching(settings, login.gateway_id):
+        marks = await asyncio.to_thread(_run_child, config)
 
     def window(start: str, end: str) -> dict[str, float]:
         t0, cpu0, _, _ = marks[start]
