@@ -23,7 +23,12 @@ from alerts._engine import (
     rules_for,
 )
 from alerts._history import History
-from alerts._metrics import EVALUATE_SECONDS, READINGS_EVALUATED, READINGS_SETTLED, count_event
+from alerts._metrics import (
+    EVALUATE_SECONDS,
+    READINGS_EVALUATED,
+    READINGS_SETTLED,
+    count_events,
+)
 from alerts._model import Point, StoredReading, assess, assess_parts, plausible
 from alerts._rules import RULES
 from alerts._store import load_state, save_book
@@ -340,7 +345,7 @@ async def _evaluate(
     READINGS_EVALUATED.inc(len(readings))
     if settled:
         READINGS_SETTLED.inc(sum(len(by_patient[pid]) for pid in settled))
-    _count(events, changed)
+    count_events(events, changed, _RULE_IDS)
     EVALUATE_SECONDS.observe(time.perf_counter() - started)
     if events:
         logger.debug(
@@ -371,11 +376,3 @@ def _settled(
     starts = np.cumsum([0] + [len(by_patient[pid]) for pid in candidates[:-1]])
     quiet = np.logical_and.reduceat(mask, starts)
     return {pid for pid, q in zip(candidates, quiet.tolist(), strict=True) if q}
-
-
-def _count(events: Sequence[Event], books: Sequence[Book]) -> None:
-    index = {ep.id: ep for b in books for ep in b.changed.values()}
-    for e in events:
-        ep = index.get(e.episode_id)
-        if ep is not None:
-            count_event(e.kind, ep.rule_id, ep.severity.label, _RULE_IDS)

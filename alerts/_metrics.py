@@ -3,7 +3,13 @@ severities, event kinds and escalation levels; never a patient, device or gatewa
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from alerts._engine import Book, Event
 
 __all__ = [
     "EPISODES_OPENED",
@@ -87,3 +93,12 @@ def count_event(kind: str, rule: str, severity: str, rules: frozenset[str]) -> N
             rule=rule if rule in rules else "other",
             severity=severity,
         ).inc()
+
+
+def count_events(events: Iterable[Event], books: Iterable[Book], rules: frozenset[str]) -> None:
+    """:func:`count_event` for each of ``events``, written for the episodes ``books`` changed."""
+    index = {ep.id: ep for book in books for ep in book.changed.values()}
+    for e in events:
+        ep = index.get(e.episode_id)
+        if ep is not None:
+            count_event(e.kind, ep.rule_id, ep.severity.label, rules)

@@ -45,7 +45,7 @@ from alerts._metrics import (
     SCHEDULER_LEADER,
     SCHEDULER_PATIENT_ERRORS,
     SCHEDULER_TICK_SECONDS,
-    count_event,
+    count_events,
 )
 from alerts._pipeline import PIPELINE_CHECKS, PipelineBounds, broker_reachable, check_pipeline
 from alerts._rules import RULES
@@ -237,10 +237,7 @@ async def _pass(
             if book.changed:
                 books.append(book)
         written = await save_book(conn, books) if books else []
-    index = {ep.id: ep for b in books for ep in b.changed.values()}
-    for e in written:
-        ep = index[e.episode_id]
-        count_event(e.kind, ep.rule_id, ep.severity.label, _RULE_IDS)
+    count_events(written, books, _RULE_IDS)
     return written
 
 

@@ -35,7 +35,7 @@ DENIED = Counter(
 
 #: what a denial's line holds (``carebeacon.broker``); a chunk without it is not parsed (at
 #: the debug level the broker logs every packet: nearly all of the log is something else)
-_MARKER = b"Denied PUBLISH"
+_MARKER = "Denied PUBLISH"
 #: at most this much of the log is read at once: a burst of the broker's lines (a backlog's
 #: delivery, logged packet by packet) is taken in steps, and ingest's memory stays flat
 CHUNK_BYTES = 1 << 20
@@ -79,9 +79,9 @@ class _Follower:
         if len(self.partial) > self.chunk_bytes:
             self.partial = b""  # no line of the broker's is that long
         lines: list[str] = []
-        if _MARKER in complete:
+        if _MARKER.encode() in complete:
             text = complete.decode("utf-8", errors="replace")
-            lines = [line for line in text.split("\n") if "Denied PUBLISH" in line]
+            lines = [line for line in text.split("\n") if _MARKER in line]
         return lines, self.position >= stat.st_size
 
 

@@ -57,70 +57,16 @@ logger = logging.getLogger(__name__)
 
 Evaluator = Callable[[psycopg.AsyncConnection[Any], Sequence[StoredReading]], Awaitable[None]]
 
-# The path that settles conflicts row by row (``_insert_new``'s last resort, while another ingest
-# process keeps storing the same readings): the batch is COPYed (binary) into a per-connection
-# temporary table, one row per reading with its values as arrays; one statement then inserts the
-# receipts that are new and expands their values into the hypertable, returning the new ids.
-_STAGE_COLUMNS = (
-    ("id", "uuid"),
-    ("patient_id", "uuid"),
-    ("type", "text"),
-    ("time", "timestamptz"),
-    ("measured_at", "timestamp"),
-    ("received_at", "timestamptz"),
-    ("device_id", "text"),
-    ("gateway_id", "text"),
-    ("sequence", "int8"),
-    ("user_index", "int2"),
-    ("flags", "text[]"),
-    ("raw", "jsonb"),
-    ("codes", "text[]"),
-    ("vals", "float8[]"),
-    ("units", "text[]"),
-)
-_CREATE_STAGE = (
-    "CREATE TEMP TABLE IF NOT EXISTS ingest_stage ("
-    + ", ".join(f"{name} {kind}" for name, kind in _STAGE_COLUMNS)
-    + ") ON COMMIT DELETE ROWS"
-)
-_COPY_STAGE = (
-    f"COPY ingest_stage ({', '.join(n for n, _ in _STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-)
-_INSERT_FROM_STAGE = """
-WITH new AS (
-    INSERT INTO reading_receipts
-        (id, patient_id, type, time, measured_at, received_at, device_id, gateway_id,
-         sequence, user_index, flags, raw)
-    SELECT id, patient_id, type, time, measured_at, received_at, device_id, gateway_id,
-           sequence, user_index, flags, raw
-    FROM ingest_stage
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
-), stored_values AS (
-    INSERT INTO readings
-        (time, patient_id, code, value, unit, reading_id, device_id, gateway_id,
-         measured_at, received_at, flags)
-    SELECT s.time, s.patient_id, v.code, v.value, v.unit, s.id, s.device_id, s.gateway_id,
-           s.measured_at, s.received_at, s.flags
-    FROM ingest_stage s
-    JOIN new USING (id)
-    CROSS JOIN LATERAL unnest(s.codes, s.vals, s.units) AS v(code, value, unit)
-)
-SELECT id FROM new
-"""
-
-
 # PostgreSQL's binary COPY format (protocol docs, "COPY ... BINARY"): a header, then per row the
 # field count and each field as a length and its binary send format; -1 is NULL.
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
-_ROW_START = struct.pack(">h", len(_STAGE_COLUMNS))
 _NULL = struct.pack(">i", -1)
 _UUID_FIELD = struct.pack(">i", 16)
 _INT64_FIELD = struct.Struct(">iq")  # length 8, an int8 or a timestamp (µs since 2000-01-01)
 _INT16_FIELD = struct.Struct(">ih")
 _LENGTH = struct.Struct(">i")
-_TEXT_OID, _FLOAT8_OID = 25, 701
+_TEXT_OID = 25
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _PG_EPOCH_NAIVE = _PG_EPOCH.replace(tzinfo=None)
 _MICROSECOND = timedelta(microseconds=1)
@@ -146,26 +92,8 @@ def _text_array(items: Sequence[str]) -> bytes:
 
 @lru_cache(maxsize=256)
 def _cached_text_array(items: tuple[str, ...]) -> bytes:
-    """The codes or units array of a reading (a few shapes recur)."""
+    """The flags array of a reading (a few shapes recur)."""
     return _text_array(items)
-
-
-@lru_cache(maxsize=64)
-def _float8_array(count: int) -> struct.Struct:
-    """The layout of a float8[] field of ``count`` values: length, header, then each value."""
-    if not count:
-        return struct.Struct(">iiii")  # length 12, ndim 0, no nulls, element type
-    return struct.Struct(">iiiiii" + "id" * count)
-
-
-def _float8_field(values: Sequence[float]) -> bytes:
-    layout = _float8_array(len(values))
-    if not values:
-        return layout.pack(12, 0, 0, _FLOAT8_OID)
-    items: list[float | int] = []
-    for value in values:
-        items += (8, value)
-    return layout.pack(layout.size - 4, 1, 0, _FLOAT8_OID, len(values), 1, *items)
 
 
 def _jsonb(value: dict[str, Any]) -> bytes:
@@ -174,48 +102,6 @@ def _jsonb(value: dict[str, Any]) -> bytes:
     # Infinity for PostgreSQL to refuse, not become null
     data = b"\x01" + json.dumps(value, separators=(",", ":")).encode()
     return _LENGTH.pack(len(data)) + data
-
-
-def _stage_row(gateway: bytes, patient: uuid.UUID, r: IncomingReading) -> bytes:
-    """One reading as a row of binary COPY into ``ingest_stage`` (``_STAGE_COLUMNS``' order)."""
-    raw = _EMPTY_JSONB if not r.raw else _jsonb(r.raw)
-    return b"".join(
-        (
-            _ROW_START,
-            _UUID_FIELD,
-            r.id.bytes,
-            _UUID_FIELD,
-            patient.bytes,
-            _text(r.type),
-            _INT64_FIELD.pack(8, (r.time - _PG_EPOCH) // _MICROSECOND),
-            _NULL
-            if r.measured_at is None
-            else _INT64_FIELD.pack(8, (r.measured_at - _PG_EPOCH_NAIVE) // _MICROSECOND),
-            _INT64_FIELD.pack(8, (r.received_at - _PG_EPOCH) // _MICROSECOND),
-            _text(r.device_id),
-            gateway,
-            _NULL if r.sequence is None else _INT64_FIELD.pack(8, r.sequence),
-            _NULL if r.user_index is None else _INT16_FIELD.pack(2, r.user_index),
-            _cached_text_array(r.flags),
-            raw,
-            _cached_text_array(tuple(code for code, _, _ in r.values)),
-            _float8_field([value for _, value, _ in r.values]),
-            _cached_text_array(tuple(unit for _, _, unit in r.values)),
-        )
-    )
-
-
-def _stage_data(rows: Iterable[tuple[str, uuid.UUID, IncomingReading]]) -> bytes:
-    """The whole COPY stream of a batch into ``ingest_stage``."""
-    gateways: dict[str, bytes] = {}
-    parts = [_COPY_HEADER]
-    for gateway_id, patient, r in rows:
-        gateway = gateways.get(gateway_id)
-        if gateway is None:
-            gateway = gateways[gateway_id] = _text(gateway_id)
-        parts.append(_stage_row(gateway, patient, r))
-    parts.append(_COPY_TRAILER)
-    return b"".join(parts)
 
 
 # The direct path: new readings are COPYed (binary) straight into their tables, a receipt row
@@ -230,8 +116,10 @@ _VALUE_COLUMNS = (
     "time, patient_id, code, value, unit, reading_id, device_id, gateway_id, measured_at,"
     " received_at, flags"
 )
-_COPY_RECEIPTS = f"COPY reading_receipts ({_RECEIPT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-_COPY_VALUES = f"COPY readings ({_VALUE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_COPY_TABLES = (
+    f"COPY reading_receipts ({_RECEIPT_COLUMNS}) FROM STDIN (FORMAT BINARY)",
+    f"COPY readings ({_VALUE_COLUMNS}) FROM STDIN (FORMAT BINARY)",
+)
 _RECEIPT_ROW_START = struct.pack(">h", 12)
 _VALUE_ROW_START = struct.pack(">h", 11)
 _FLOAT8_FIELD = struct.Struct(">id")
@@ -239,6 +127,32 @@ _FLOAT8_FIELD = struct.Struct(">id")
 #: reading stored again meanwhile (by another ingest process) takes a further attempt; past
 #: these, the statement that settles each conflict on its own
 _COPY_ATTEMPTS = 3
+# That statement: the same two COPY streams into per-connection temporary tables of the same
+# columns; one statement inserts the receipts that are new and the values of those, returning
+# the new ids (the tables are created every time: a mark kept on the connection would outlive
+# a rolled-back creation)
+_CREATE_STAGES = (
+    "CREATE TEMP TABLE IF NOT EXISTS ingest_receipts_stage ON COMMIT DELETE ROWS"
+    f" AS SELECT {_RECEIPT_COLUMNS} FROM reading_receipts WITH NO DATA",
+    "CREATE TEMP TABLE IF NOT EXISTS ingest_values_stage ON COMMIT DELETE ROWS"
+    f" AS SELECT {_VALUE_COLUMNS} FROM readings WITH NO DATA",
+)
+_COPY_STAGES = (
+    f"COPY ingest_receipts_stage ({_RECEIPT_COLUMNS}) FROM STDIN (FORMAT BINARY)",
+    f"COPY ingest_values_stage ({_VALUE_COLUMNS}) FROM STDIN (FORMAT BINARY)",
+)
+_INSERT_FROM_STAGES = f"""
+WITH new AS (
+    INSERT INTO reading_receipts ({_RECEIPT_COLUMNS})
+    SELECT {_RECEIPT_COLUMNS} FROM ingest_receipts_stage
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), stored_values AS (
+    INSERT INTO readings ({_VALUE_COLUMNS})
+    SELECT {_VALUE_COLUMNS} FROM ingest_values_stage JOIN new ON new.id = reading_id
+)
+SELECT id FROM new
+"""
 
 
 @lru_cache(maxsize=1024)
@@ -325,23 +239,27 @@ async def _insert_new(
             new = {rid: row for rid, row in new.items() if rid not in stored}
         if not new:
             return set()
-        receipts, values = _copy_data(new.values())
         try:
             async with cur.connection.transaction():
-                async with cur.copy(_COPY_RECEIPTS) as copy:
-                    await copy.write(receipts)
-                async with cur.copy(_COPY_VALUES) as copy:
-                    await copy.write(values)
+                await _copy(cur, _COPY_TABLES, _copy_data(new.values()))
         except psycopg.errors.UniqueViolation:
             continue
         return set(new)
-    # still racing another process: the statement that settles each conflict on its own (the
-    # stage is created every time: a mark kept on the connection would outlive a rollback)
-    await cur.execute(_CREATE_STAGE)
-    async with cur.copy(_COPY_STAGE) as copy:
-        await copy.write(_stage_data(new.values()))
-    await cur.execute(_INSERT_FROM_STAGE)
+    # still racing another process: the statement that settles each conflict on its own
+    for create in _CREATE_STAGES:
+        await cur.execute(create)
+    await _copy(cur, _COPY_STAGES, _copy_data(new.values()))
+    await cur.execute(_INSERT_FROM_STAGES)
     return {row[0] for row in await cur.fetchall()}
+
+
+async def _copy(
+    cur: psycopg.AsyncCursor[Any], statements: tuple[str, str], streams: tuple[bytes, bytes]
+) -> None:
+    """COPY the receipts stream, then the values stream, each with its statement."""
+    for statement, data in zip(statements, streams, strict=True):
+        async with cur.copy(statement) as copy:
+            await copy.write(data)
 
 
 _INSERT_QUARANTINE = """
