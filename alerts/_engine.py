@@ -396,6 +396,9 @@ class Book:
     events: list[Event] = field(default_factory=list)
     quiet: dict[str, tuple[datetime, Severity, str]] = field(default_factory=dict)
     ctx: PatientContext | None = None
+    #: per episode, the integers of its evidence ids, kept with ``evidence`` by ``on_finding``
+    #: (its only writer after creation): a finding costs its own ids, not the 200 kept
+    known: dict[uuid.UUID, set[int]] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -657,7 +660,9 @@ class Book:
                 # missing data): no new item now; a later pass finds it, if it is still there
                 return None
             return self._create(ctx, f, now, late, reading_id, subject)
-        known = {rid.int for rid in ep.evidence}  # (an int hashes in C, a UUID in Python)
+        known = self.known.get(ep.id)
+        if known is None:  # (an int hashes in C, a UUID in Python)
+            known = self.known[ep.id] = {rid.int for rid in ep.evidence}
         if reading_id is not None and reading_id.int in known:
             return ep  # the same reading again: nothing new
         ep.count += 1
@@ -665,7 +670,13 @@ class Book:
             if rid.int not in known:
                 known.add(rid.int)
                 ep.evidence.append(rid)
-        del ep.evidence[:-_MAX_EVIDENCE]
+        dropped = len(ep.evidence) - _MAX_EVIDENCE
+        if dropped > 0:
+            known.difference_update(rid.int for rid in ep.evidence[:dropped])
+            del ep.evidence[:dropped]
+            if len(known) != len(ep.evidence):  # an id kept twice (never written so): recount
+                known.clear()
+                known.update(rid.int for rid in ep.evidence)
         if f.time >= ep.last_at:
             ep.last_at = f.time
             ep.last_value = f.value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 
 from alerts._model import REPORT_TYPES, Point, Quality, StoredReading, assess
@@ -89,17 +90,41 @@ class History:
         exclude: uuid.UUID | None = None,
     ) -> list[Point]:
         """Points with ``start <= time <= end`` (``< end`` unless include_end)."""
+        return list(
+            self.scan(
+                type_,
+                start,
+                end,
+                include_end=include_end,
+                trusted_only=trusted_only,
+                exclude=exclude,
+            )
+        )
+
+    def scan(
+        self,
+        type_: str,
+        start: datetime,
+        end: datetime,
+        *,
+        include_end: bool = True,
+        trusted_only: bool = True,
+        exclude: uuid.UUID | None = None,
+    ) -> Iterator[Point]:
+        """:meth:`window`'s points one by one, oldest first: a rule that needs only the first
+        that matches stops there (a meter's upload puts many readings in one window)."""
         keys = self._keys.get(type_)
         if not keys:
-            return []
+            return
         points = self._points[type_]
         lo = bisect.bisect_left(keys, (start, _MIN_UUID))
         hi = bisect.bisect_right(keys, (end, _MAX_UUID if include_end else _MIN_UUID))
-        return [
-            p
-            for p in points[lo:hi]
-            if (p.time_trusted or not trusted_only) and (exclude is None or p.reading_id != exclude)
-        ]
+        for i in range(lo, hi):
+            p = points[i]
+            if (p.time_trusted or not trusted_only) and (
+                exclude is None or p.reading_id != exclude
+            ):
+                yield p
 
     def count_after(self, type_: str, after: datetime, end: datetime) -> int:
         """How many points (trusted or not) have ``after < time <= end``."""
@@ -113,6 +138,19 @@ class History:
     def last(
         self, type_: str, end: datetime, n: int, start: datetime, *, trusted_only: bool = True
     ) -> list[Point]:
-        """The last ``n`` points with ``start <= time <= end``, oldest first."""
-        pts = self.window(type_, start, end, trusted_only=trusted_only)
-        return pts[-n:] if n > 0 else []
+        """The last ``n`` points with ``start <= time <= end``, oldest first (read from the
+        end: the cost is ``n``, not the window's size)."""
+        keys = self._keys.get(type_)
+        if not keys or n <= 0:
+            return []
+        points = self._points[type_]
+        lo = bisect.bisect_left(keys, (start, _MIN_UUID))
+        out: list[Point] = []
+        for i in range(bisect.bisect_right(keys, (end, _MAX_UUID)) - 1, lo - 1, -1):
+            p = points[i]
+            if p.time_trusted or not trusted_only:
+                out.append(p)
+                if len(out) == n:
+                    break
+        out.reverse()
+        return out

@@ -380,17 +380,20 @@ class ConfirmationRule(Rule):
         if severe:
             limit = _limit(ev)
             src = ev.source("systolic", "diastolic")
-            earlier = (
-                [
-                    p
-                    for p in ev.history.window("blood_pressure", pt.time - window, pt.time)
-                    if p.reading_id != pt.reading_id and _severe(p.values, *crisis, inclusive)
-                ]
+            # the first severe reading of the window (not this one) confirms it
+            first = (
+                next(
+                    (
+                        p
+                        for p in ev.history.scan("blood_pressure", pt.time - window, pt.time)
+                        if p.reading_id != pt.reading_id and _severe(p.values, *crisis, inclusive)
+                    ),
+                    None,
+                )
                 if pt.time_trusted
-                else []
+                else None
             )
-            if earlier:
-                first = earlier[0]
+            if first is not None:
                 text = (
                     f"Blood pressure {_bp(first.values)} confirmed by a repeat of "
                     f"{_bp(pt.values)} within {_n(window.total_seconds() / 60)} min; "
