@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -30,9 +31,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredReading:
-    """One stored reading, as ingest hands it over after inserting it."""
+class StoredReading(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One stored reading, as ingest hands it over after inserting it (a Struct: built in C,
+    one per reading; holds no reference back to itself, so the collector need not track it)."""
 
     reading_id: uuid.UUID
     patient_id: uuid.UUID
@@ -134,9 +135,9 @@ class Quality:
     values: Mapping[str, float]  # the plausible numeric values
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
-    """A reading's usable values at its clinical time, in a patient's history."""
+class Point(msgspec.Struct, frozen=True, gc=False):
+    """A reading's usable values at its clinical time, in a patient's history (a Struct, as
+    :class:`StoredReading`)."""
 
     time: datetime
     reading_id: uuid.UUID

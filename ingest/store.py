@@ -487,39 +487,38 @@ class _Directory:
     gateways: set[str]
     devices: set[str]
     assignments: dict[str, list[tuple[int | None, uuid.UUID, datetime, datetime | None]]]
-    served: set[tuple[str, uuid.UUID]]
-    consents: dict[uuid.UUID, list[tuple[datetime, datetime | None]]]
+    served: set[tuple[str, int]]  # (gateway, patient id's integer: hashed in C)
+    consents: dict[int, list[tuple[datetime, datetime | None]]]  # by patient id's integer
 
     def resolve(self, gateway_id: str, reading: IncomingReading, now: datetime) -> uuid.UUID:
         if reading.device_id not in self.devices:
             raise RejectedReading("unknown_device", "the device is not registered")
-        candidates = [
-            (user_index, patient)
-            for user_index, patient, start, end in self.assignments.get(reading.device_id, [])
-            if start <= reading.time
-            and (end is None or reading.time < end)
-            and (user_index is None or user_index == reading.user_index)
-        ]
-        if not candidates:
+        at = reading.time
+        patient: uuid.UUID | None = None
+        for user_index, candidate, start, end in self.assignments.get(reading.device_id, ()):
+            if start <= at and (end is None or at < end):
+                if user_index is None:
+                    if patient is None:
+                        patient = candidate  # the first any-user assignment, unless ...
+                elif user_index == reading.user_index:
+                    patient = candidate  # ... a user-specific one (it wins)
+                    break
+        if patient is None:
             raise RejectedReading(
                 "device_not_assigned",
                 "the device is not assigned to a patient at the reading's time",
             )
-        # a user-specific assignment beats an any-user one
-        candidates.sort(key=lambda c: c[0] is None)
-        patient = candidates[0][1]
-        if (gateway_id, patient) not in self.served:
+        key = patient.int
+        if (gateway_id, key) not in self.served:
             raise RejectedReading(
                 "device_not_on_gateway", "the device's patient is not served by this gateway"
             )
-        if not any(
-            given <= reading.time and (withdrawn is None or withdrawn > now)
-            for given, withdrawn in self.consents.get(patient, [])
-        ):
-            raise RejectedReading(
-                "no_consent", "the patient has no consent on file for the reading's time"
-            )
-        return patient
+        for given, withdrawn in self.consents.get(key, ()):
+            if given <= at and (withdrawn is None or withdrawn > now):
+                return patient
+        raise RejectedReading(
+            "no_consent", "the patient has no consent on file for the reading's time"
+        )
 
 
 # The directory of a batch in one round trip: the gateways that exist; the devices with their
@@ -562,9 +561,9 @@ async def _directory(
                 if patient_id is not None:
                     directory.assignments[key].append((user_index, patient_id, start, end))
             elif kind == "s":
-                directory.served.add((key, patient_id))
+                directory.served.add((key, patient_id.int))
             else:
-                directory.consents[patient_id].append((start, end))
+                directory.consents[patient_id.int].append((start, end))
     return directory
 
 
