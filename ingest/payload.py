@@ -75,7 +75,7 @@ PAST_TOLERANCE = timedelta(days=400)
 CLOCK_UNTRUSTED_FLAGS = frozenset({"device_clock_reset", "device_clock_unset"})
 
 
-class IncomingReading(msgspec.Struct, frozen=True, kw_only=True):
+class IncomingReading(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A valid reading (a Struct: built in C, many per second)."""
 
     id: uuid.UUID
@@ -102,8 +102,7 @@ class IncomingReading(msgspec.Struct, frozen=True, kw_only=True):
         return self.origin
 
 
-@dataclass(frozen=True, slots=True)
-class _Origin:
+class _Origin(msgspec.Struct, frozen=True, gc=False):
     """A reading decoded on the fast path: the message and its index in ``readings``."""
 
     payload: bytes
@@ -334,6 +333,7 @@ def _value_struct(code: str) -> type[msgspec.Struct]:
         tag=code,
         forbid_unknown_fields=False,
         frozen=True,
+        gc=False,
     )
 
 
@@ -344,14 +344,14 @@ else:
     _Value = Union[tuple(_value_struct(code) for code in UNITS)]  # noqa: UP007
 
 
-class _FastDevice(msgspec.Struct, frozen=True):
+class _FastDevice(msgspec.Struct, frozen=True, gc=False):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     type: str
     manufacturer: _Optional200 = None
     model: _Optional200 = None
 
 
-class _FastReading(msgspec.Struct, frozen=True):
+class _FastReading(msgspec.Struct, frozen=True, gc=False):
     id: uuid.UUID  # msgspec takes the canonical forms only: the others go the slow way
     device: _FastDevice
     type: str
