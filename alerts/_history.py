@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime
 
 from alerts._model import REPORT_TYPES, Point, Quality, StoredReading, assess
@@ -79,6 +79,18 @@ class History:
                 keys.insert(i, key)
                 existing.insert(i, point)
 
+    def _span(
+        self, type_: str, start: datetime, end: datetime, include_end: bool = True
+    ) -> tuple[list[Point], range]:
+        """The points of ``type_`` and the indexes of those with ``start <= time <= end``
+        (``< end`` unless include_end)."""
+        keys = self._keys.get(type_)
+        if not keys:
+            return [], range(0)
+        lo = bisect.bisect_left(keys, (start, _MIN_UUID))
+        hi = bisect.bisect_right(keys, (end, _MAX_UUID if include_end else _MIN_UUID))
+        return self._points[type_], range(lo, hi)
+
     def window(
         self,
         type_: str,
@@ -90,41 +102,24 @@ class History:
         exclude: uuid.UUID | None = None,
     ) -> list[Point]:
         """Points with ``start <= time <= end`` (``< end`` unless include_end)."""
-        return list(
-            self.scan(
-                type_,
-                start,
-                end,
-                include_end=include_end,
-                trusted_only=trusted_only,
-                exclude=exclude,
-            )
-        )
+        points, span = self._span(type_, start, end, include_end)
+        return [
+            p
+            for p in points[span.start : span.stop]
+            if (p.time_trusted or not trusted_only) and (exclude is None or p.reading_id != exclude)
+        ]
 
-    def scan(
-        self,
-        type_: str,
-        start: datetime,
-        end: datetime,
-        *,
-        include_end: bool = True,
-        trusted_only: bool = True,
-        exclude: uuid.UUID | None = None,
-    ) -> Iterator[Point]:
-        """:meth:`window`'s points one by one, oldest first: a rule that needs only the first
-        that matches stops there (a meter's upload puts many readings in one window)."""
-        keys = self._keys.get(type_)
-        if not keys:
-            return
-        points = self._points[type_]
-        lo = bisect.bisect_left(keys, (start, _MIN_UUID))
-        hi = bisect.bisect_right(keys, (end, _MAX_UUID if include_end else _MIN_UUID))
-        for i in range(lo, hi):
+    def first(
+        self, type_: str, start: datetime, end: datetime, where: Callable[[Point], bool]
+    ) -> Point | None:
+        """The oldest trusted point of :meth:`window` for which ``where`` holds: read from the
+        start, it stops there (a meter's upload puts many readings in one window)."""
+        points, span = self._span(type_, start, end)
+        for i in span:
             p = points[i]
-            if (p.time_trusted or not trusted_only) and (
-                exclude is None or p.reading_id != exclude
-            ):
-                yield p
+            if p.time_trusted and where(p):
+                return p
+        return None
 
     def count_after(self, type_: str, after: datetime, end: datetime) -> int:
         """How many points (trusted or not) have ``after < time <= end``."""
@@ -140,17 +135,14 @@ class History:
     ) -> list[Point]:
         """The last ``n`` points with ``start <= time <= end``, oldest first (read from the
         end: the cost is ``n``, not the window's size)."""
-        keys = self._keys.get(type_)
-        if not keys or n <= 0:
-            return []
-        points = self._points[type_]
-        lo = bisect.bisect_left(keys, (start, _MIN_UUID))
+        points, span = self._span(type_, start, end)
         out: list[Point] = []
-        for i in range(bisect.bisect_right(keys, (end, _MAX_UUID)) - 1, lo - 1, -1):
-            p = points[i]
-            if p.time_trusted or not trusted_only:
-                out.append(p)
-                if len(out) == n:
-                    break
+        if n > 0:
+            for i in reversed(span):
+                p = points[i]
+                if p.time_trusted or not trusted_only:
+                    out.append(p)
+                    if len(out) == n:
+                        break
         out.reverse()
         return out

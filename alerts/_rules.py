@@ -382,13 +382,13 @@ class ConfirmationRule(Rule):
             src = ev.source("systolic", "diastolic")
             # the first severe reading of the window (not this one) confirms it
             first = (
-                next(
-                    (
-                        p
-                        for p in ev.history.scan("blood_pressure", pt.time - window, pt.time)
-                        if p.reading_id != pt.reading_id and _severe(p.values, *crisis, inclusive)
+                ev.history.first(
+                    "blood_pressure",
+                    pt.time - window,
+                    pt.time,
+                    lambda p: (
+                        p.reading_id != pt.reading_id and _severe(p.values, *crisis, inclusive)
                     ),
-                    None,
                 )
                 if pt.time_trusted
                 else None
