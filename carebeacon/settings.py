@@ -95,11 +95,11 @@ class Settings(BaseSettings):
     mqtt_log_file: str = ""
     ingest_client_id: str = Field(default_factory=lambda: f"ingest-{socket.gethostname()}")
     ingest_share_group: str = ""
-    ingest_batch_messages: int = Field(default=500, ge=1)
+    ingest_batch_messages: int = Field(default=1000, ge=1)
     ingest_batch_readings: int = Field(default=5000, ge=1)
     # the receive window: messages delivered to ingest and not yet acknowledged (MQTT 5
     # Receive Maximum, at most 65535); a larger backlog waits in the broker
-    ingest_receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    ingest_receive_maximum: int = Field(default=2000, ge=1, le=65535)
     ingest_writers: int = Field(default=2, ge=1, le=8)
     ingest_flush_ms: float = 0.0
     ingest_session_expiry_seconds: int = 7 * 24 * 3600

@@ -150,7 +150,7 @@ class IngestConfig:
     settings: Settings
     client_id: str
     share_group: str = ""
-    batch_messages: int = 500
+    batch_messages: int = 1000
     batch_readings: int = 5000
     flush_seconds: float = 0.0
     session_expiry_seconds: int = 7 * 24 * 3600
@@ -158,7 +158,7 @@ class IngestConfig:
     #: the receive window: at most this many messages delivered and not yet acknowledged (MQTT 5
     #: Receive Maximum; the broker holds the rest), and at most ``2 * batch_readings`` readings
     #: decoded and waiting; a backlog waits in the broker, not in ingest's memory
-    receive_maximum: int = 1000
+    receive_maximum: int = 2000
     #: batches in flight at once, each on its own database connection: while one waits for
     #: the database (COPY, commit), the rules of the other run (``Turn`` keeps each patient's
     #: batches in arrival order)

@@ -49,7 +49,7 @@ def test_defaults_are_the_readmes(env_file: Path, monkeypatch: pytest.MonkeyPatc
     assert settings.mqtt_ingest_user == "ingest"
     assert settings.ingest_client_id.startswith("ingest-")
     assert settings.ingest_share_group == ""
-    assert (settings.ingest_batch_messages, settings.ingest_flush_ms) == (500, 0)
+    assert (settings.ingest_batch_messages, settings.ingest_flush_ms) == (1000, 0)
     assert settings.metrics_port == 9464
     assert settings.state_dir == Path("/srv/cb-state")
     assert settings.mqtt_ca_file == "/srv/cb-state/mosquitto/ca.crt"

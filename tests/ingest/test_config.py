@@ -58,8 +58,8 @@ def test_the_environment_overrides_the_env_file(
 def test_the_defaults_are_the_readmes(env_file: Path) -> None:
     config = IngestConfig.from_env()
     # README, Configuration
-    assert (config.batch_messages, config.batch_readings, config.flush_seconds) == (500, 5000, 0)
-    assert config.receive_maximum == 1000
+    assert (config.batch_messages, config.batch_readings, config.flush_seconds) == (1000, 5000, 0)
+    assert config.receive_maximum == 2000
     assert config.session_expiry_seconds == 604800
     assert config.readings_filter == "carebeacon/v1/gateways/+/readings"
 
