@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
-import numpy as np
 import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -443,13 +442,10 @@ class _Ingest:
         REPEATED.inc(result.repeated)
         UNKNOWN_STATUSES.inc(result.unknown_statuses)
         EMPTY.inc(result.empty)
-        if result.readings:
-            received = np.fromiter(
-                (r.received_at.timestamp() for r in result.readings),
-                dtype=np.float64,
-                count=len(result.readings),
-            )
-            LAG_SECONDS.observe_many(np.maximum(0.0, time.time() - received))
+        now = time.time()
+        LAG_SECONDS.observe_many(
+            [max(0.0, now - r.received_at.timestamp()) for r in result.readings]
+        )
 
     async def write(self) -> None:
         """Take batches as they form and commit up to ``writers`` of them at once, each on its
