@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -58,6 +59,9 @@ HISTORY_CAP = 48
 # query returns too) and goes back for HISTORY_CAP only for a patient one of whose rules may
 # read further back than that: the same history for every read (see _covered).
 HISTORY_FIRST = 12
+#: the rules of a batch hand the event loop back this often (ingest's other batch in flight
+#: writes meanwhile: its COPY stalls while the loop is busy)
+YIELD_EVERY_SECONDS = 0.002
 _RULE_IDS = frozenset(RULES)
 _Key = tuple[uuid.UUID, str]
 
@@ -337,10 +341,14 @@ async def _evaluate(
         else await load_history(conn, needs, exclude)
     )
     changed: list[Book] = []
+    pause = time.perf_counter() + YIELD_EVERY_SECONDS
     for pid, book in books.items():
         evaluate_patient(contexts[pid], histories[pid], book, by_patient[pid], now)
         if book.changed:
             changed.append(book)
+        if time.perf_counter() >= pause:
+            await asyncio.sleep(0)  # the event loop's other work (another batch's COPY) goes on
+            pause = time.perf_counter() + YIELD_EVERY_SECONDS
     events: list[Event] = await save_book(conn, changed) if changed else []
     READINGS_EVALUATED.inc(len(readings))
     if settled:

@@ -226,22 +226,25 @@ def _copy_data(rows: Iterable[tuple[str, uuid.UUID, IncomingReading]]) -> tuple[
 async def _insert_new(
     cur: psycopg.AsyncCursor[Any],
     rows: dict[uuid.UUID, tuple[str, uuid.UUID, IncomingReading]],
+    streams: tuple[bytes, bytes] | None = None,
     attempts: int = _COPY_ATTEMPTS,
 ) -> set[uuid.UUID]:
     """Insert the readings of ``rows`` that are not stored yet; return their ids. Each COPY
     attempt runs in a savepoint: a reading already stored (a redelivery, a resend, another
-    ingest process) fails it, and the next attempt leaves out what is stored by then."""
+    ingest process) fails it, and the next attempt leaves out what is stored by then.
+    ``streams``: ``_copy_data(rows.values())``, if the caller built it already."""
     new = rows
     for attempt in range(attempts):
         if attempt:  # only after a conflict: the look-up costs an index probe per reading
             await cur.execute("SELECT id FROM reading_receipts WHERE id = ANY(%s)", (list(new),))
             stored = {row[0] for row in await cur.fetchall()}
             new = {rid: row for rid, row in new.items() if rid not in stored}
+            streams = None
         if not new:
             return set()
         try:
             async with cur.connection.transaction():
-                await _copy(cur, _COPY_TABLES, _copy_data(new.values()))
+                await _copy(cur, _COPY_TABLES, streams or _copy_data(new.values()))
         except psycopg.errors.UniqueViolation:
             continue
         return set(new)
@@ -720,10 +723,12 @@ async def store_messages(
             continue
         rows[reading.id] = (gateway_id, patient, reading)
 
+    # built before the turn: while the batch before writes, not after
+    streams = _copy_data(rows.values()) if rows else None
     async with conn.cursor() as cur:
         if turn is not None:
             await turn.after.wait()
-        inserted = await _insert_new(cur, rows) if rows else set()
+        inserted = await _insert_new(cur, rows, streams) if rows else set()
         if evaluate is not None and inserted:
             await lock_patients(conn, {rows[reading_id][1] for reading_id in inserted})
         if turn is not None:
