@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -9,7 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
+import alerts._live
 from alerts import evaluate_readings, list_queue
+from alerts._engine import evaluate_patient
 from tests.support.alerts import T0, bp, make_patient, store, weight
 
 pytestmark = pytest.mark.db
@@ -88,3 +92,34 @@ async def test_batch_of_many_patients_uses_one_pass(conn: Conn) -> None:
         "SELECT count(*) FROM alert_episodes WHERE patient_id = ANY(%s)", (patients,)
     )
     assert await cur.fetchone() == (0,)
+
+
+async def test_the_rules_of_a_batch_hand_the_event_loop_back(
+    conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between two patients' rules, other tasks run (ingest's other batch in flight writes its
+    COPY meanwhile) once ``YIELD_EVERY_SECONDS`` has passed: here at once."""
+    patients = [await make_patient(conn, "hypertension") for _ in range(4)]
+    batch = [bp(p, T0 + timedelta(minutes=k), 186, 104) for p in patients for k in range(2)]
+    ticks = 0
+    seen: list[int] = []
+
+    def recording(*args: Any) -> None:
+        seen.append(ticks)
+        evaluate_patient(*args)
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(alerts._live, "YIELD_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr("alerts._live.evaluate_patient", recording)
+    task = asyncio.create_task(ticker())
+    try:
+        await store(conn, batch, now=T0 + timedelta(hours=1))
+    finally:
+        task.cancel()
+    assert len(seen) >= len(patients)
+    assert all(b > a for a, b in itertools.pairwise(seen))  # the ticker ran in between
