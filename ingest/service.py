@@ -144,24 +144,29 @@ def default_client_id(settings: Settings) -> str:
     return settings.ingest_client_id
 
 
+def _setting(name: str) -> Any:
+    """The default of a setting (README, Configuration): the one place it is written."""
+    return Settings.model_fields[name].default
+
+
 @dataclass(frozen=True, slots=True)
 class IngestConfig:
     settings: Settings
     client_id: str
-    share_group: str = ""
-    batch_messages: int = 1000
-    batch_readings: int = 5000
-    flush_seconds: float = 0.0
-    session_expiry_seconds: int = 7 * 24 * 3600
+    share_group: str = _setting("ingest_share_group")
+    batch_messages: int = _setting("ingest_batch_messages")
+    batch_readings: int = _setting("ingest_batch_readings")
+    flush_seconds: float = _setting("ingest_flush_ms") / 1000
+    session_expiry_seconds: int = _setting("ingest_session_expiry_seconds")
     release_seconds: float = 5.0  # how often quarantined readings asked for release are taken
     #: the receive window: at most this many messages delivered and not yet acknowledged (MQTT 5
     #: Receive Maximum; the broker holds the rest), and at most ``2 * batch_readings`` readings
     #: decoded and waiting; a backlog waits in the broker, not in ingest's memory
-    receive_maximum: int = 2000
+    receive_maximum: int = _setting("ingest_receive_maximum")
     #: batches in flight at once, each on its own database connection: while one waits for
     #: the database (COPY, commit), the rules of the other run (``Turn`` keeps each patient's
     #: batches in arrival order)
-    writers: int = 2
+    writers: int = _setting("ingest_writers")
 
     @property
     def readings_filter(self) -> str:
