@@ -63,6 +63,23 @@ HISTORY_FIRST = 12
 #: writes meanwhile: its COPY stalls while the loop is busy)
 YIELD_EVERY_SECONDS = 0.002
 _RULE_IDS = frozenset(RULES)
+# Per (patient, code): the latest ``cap`` values in [t0, t1], by the (patient_id, code, time
+# DESC) index (readings has no index on time alone: db/sql/075), aggregated into arrays.
+HISTORY_QUERY = """
+SELECT w.pid, w.code, x.ids, x.times, x.vals, x.flags
+FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[])
+     AS w(pid, code, t0, t1, cap)
+CROSS JOIN LATERAL (
+    SELECT array_agg(r.reading_id) AS ids, array_agg(r.time) AS times,
+           array_agg(r.value) AS vals,
+           array_agg(array_to_string(r.flags, ',')) AS flags
+    FROM (SELECT reading_id, time, value, flags FROM readings
+          WHERE patient_id = w.pid AND code = w.code
+            AND time >= w.t0 AND time <= w.t1
+          ORDER BY time DESC LIMIT w.cap) AS r
+) AS x
+WHERE x.ids IS NOT NULL
+"""
 _Key = tuple[uuid.UUID, str]
 
 
@@ -110,21 +127,7 @@ async def _load(
     keys = list(wanted)
     async with conn.cursor(binary=True) as cur:
         await cur.execute(
-            """
-            SELECT w.pid, w.code, x.ids, x.times, x.vals, x.flags
-            FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[])
-                 AS w(pid, code, t0, t1, cap)
-            CROSS JOIN LATERAL (
-                SELECT array_agg(r.reading_id) AS ids, array_agg(r.time) AS times,
-                       array_agg(r.value) AS vals,
-                       array_agg(array_to_string(r.flags, ',')) AS flags
-                FROM (SELECT reading_id, time, value, flags FROM readings
-                      WHERE patient_id = w.pid AND code = w.code
-                        AND time >= w.t0 AND time <= w.t1
-                      ORDER BY time DESC LIMIT w.cap) AS r
-            ) AS x
-            WHERE x.ids IS NOT NULL
-            """,
+            HISTORY_QUERY,
             (
                 [k[0] for k in keys],
                 [k[1] for k in keys],
