@@ -10,11 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import aiomqtt
-import psycopg
 import pytest
 
 from carebeacon.settings import Settings
-from db.migrations import apply_migrations
 from lab.services import forget_ingest_session
 
 if TYPE_CHECKING:
@@ -33,16 +31,10 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def database(settings: Settings) -> Iterator[str]:
     """A fresh, migrated database for this test session; dropped afterwards. Yields its conninfo."""
-    name = f"cbtest_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    conninfo = settings.pg_conninfo(name)
-    try:
-        apply_migrations(conninfo)
+    from tests.support.db import scratch_database
+
+    with scratch_database(settings) as conninfo:
         yield conninfo
-    finally:
-        with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

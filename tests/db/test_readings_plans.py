@@ -14,7 +14,7 @@ import pytest
 
 from alerts._live import HISTORY_QUERY
 from carebeacon.settings import Settings
-from db.migrations import apply_migrations
+from tests.support.db import scratch_database
 
 pytestmark = pytest.mark.db
 
@@ -27,12 +27,7 @@ UPLOAD = 60_000  # one device's upload: readings of one patient at one instant
 def skewed(settings: Settings) -> Iterator[str]:
     """A database of its own whose statistics describe one patient's large upload: 5 patients
     with 10 readings each, and 60,000 readings of another patient, all in the same hour."""
-    name = f"cbtest_plans_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    conninfo = settings.pg_conninfo(name)
-    try:
-        apply_migrations(conninfo)
+    with scratch_database(settings, "cbtest_plans") as conninfo:
         now = datetime.now(UTC)
         with psycopg.connect(conninfo, autocommit=True) as conn:
             with conn.cursor().copy(
@@ -57,9 +52,6 @@ def skewed(settings: Settings) -> Iterator[str]:
                             )
             conn.execute("ANALYZE readings")
         yield conninfo
-    finally:
-        with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _scans(node: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, TypeAlias
@@ -39,9 +38,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from carebeacon.settings import Settings
-from db.migrations import apply_migrations
 from lab.homes import Device
 from lab.seed import seed_demo
+from tests.support.db import scratch_database
 from tests.support.web import PASSWORD, Client, enrolled_patient, insert_episode, serving, user
 from web.app import create_app
 
@@ -87,16 +86,8 @@ class Run:
 
 @pytest.fixture(scope="module")
 def target(settings: Settings) -> Iterator[FuzzTarget]:
-    name = f"cbtest_fz_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    conninfo = settings.pg_conninfo(name)
-    try:
-        apply_migrations(conninfo)
+    with scratch_database(settings, "cbtest_fz") as conninfo:
         yield from _serve(settings, conninfo)
-    finally:
-        with psycopg.connect(settings.pg_conninfo("postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _serve(settings: Settings, conninfo: str) -> Iterator[FuzzTarget]:
