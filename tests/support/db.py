@@ -1,4 +1,4 @@
-"""Reading the test database."""
+"""The test database: a scratch one of its own, and reading it."""
 
 from __future__ import annotations
 
