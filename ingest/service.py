@@ -41,6 +41,7 @@ from ingest.receipts import ReceiptSender
 from ingest.release import release_requested
 from ingest.store import (
     Decoded,
+    DirectoryCache,
     Evaluator,
     Message,
     QuarantineLimits,
@@ -224,6 +225,7 @@ class _Ingest:
         self.ready = ready or asyncio.Event()
         self.limits = QuarantineLimits.from_settings(config.settings)
         self.receipts = ReceiptSender(lambda: self.client)
+        self.directory = DirectoryCache()  # the writers', between their batches
         # cleared while the database is failing: one writer (the prober) backs off and tries
         # again, the others wait for it (an outage costs one writer's attempts, not each's)
         self.database_up = asyncio.Event()
@@ -386,7 +388,12 @@ class _Ingest:
     ) -> StoreResult:
         async with conn.transaction():
             return await store_messages(
-                conn, [r.decoded for r in batch], self.evaluate, limits=self.limits, turn=turn
+                conn,
+                [r.decoded for r in batch],
+                self.evaluate,
+                limits=self.limits,
+                turn=turn,
+                directory_cache=self.directory,
             )
 
     async def _store_one_by_one(

@@ -16,7 +16,7 @@ import json
 import logging
 import struct
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,6 +42,7 @@ from ingest.payload import (
 __all__ = [
     "OUTCOMES",
     "Decoded",
+    "DirectoryCache",
     "Evaluator",
     "Message",
     "QuarantineLimits",
@@ -127,6 +128,8 @@ _FLOAT8_FIELD = struct.Struct(">id")
 #: reading stored again meanwhile (by another ingest process) takes a further attempt; past
 #: these, the statement that settles each conflict on its own
 _COPY_ATTEMPTS = 3
+#: the savepoint the COPY attempts of a batch roll back to (``_insert_new``)
+_COPY_SAVEPOINT = "ingest_copy"
 # That statement: the same two COPY streams into per-connection temporary tables of the same
 # columns; one statement inserts the receipts that are new and the values of those, returning
 # the new ids (the tables are created every time: a mark kept on the connection would outlive
@@ -229,10 +232,12 @@ async def _insert_new(
     streams: tuple[bytes, bytes] | None = None,
     attempts: int = _COPY_ATTEMPTS,
 ) -> set[uuid.UUID]:
-    """Insert the readings of ``rows`` that are not stored yet; return their ids. Each COPY
-    attempt runs in a savepoint: a reading already stored (a redelivery, a resend, another
-    ingest process) fails it, and the next attempt leaves out what is stored by then.
-    ``streams``: ``_copy_data(rows.values())``, if the caller built it already."""
+    """Insert the readings of ``rows`` that are not stored yet; return their ids. Runs in the
+    savepoint ``_COPY_SAVEPOINT``, which the caller has opened (in the round trip of a query
+    before) and releases (with its statements after): a reading already stored (a redelivery,
+    a resend, another ingest process) fails a COPY attempt, which rolls back to the savepoint,
+    and the next attempt leaves out what is stored by then. ``streams``:
+    ``_copy_data(rows.values())``, if the caller built it already."""
     new = rows
     for attempt in range(attempts):
         if attempt:  # only after a conflict: the look-up costs an index probe per reading
@@ -243,9 +248,9 @@ async def _insert_new(
         if not new:
             return set()
         try:
-            async with cur.connection.transaction():
-                await _copy(cur, _COPY_TABLES, streams or _copy_data(new.values()))
+            await _copy(cur, _COPY_TABLES, streams or _copy_data(new.values()))
         except psycopg.errors.UniqueViolation:
+            await cur.execute(f"ROLLBACK TO SAVEPOINT {_COPY_SAVEPOINT}")
             continue
         return set(new)
     # still racing another process: the statement that settles each conflict on its own
@@ -483,15 +488,47 @@ def _reading_bytes(item: Any) -> bytes:
         return repr(item).encode()
 
 
+_Assignment = tuple[int | None, uuid.UUID, datetime, datetime | None]
+
+
 @dataclass(slots=True)
 class _Directory:
-    """What the database knows about the devices, gateways and patients of one batch."""
+    """What the database knows about some devices, gateways and patients: for each of them
+    all there is (a gateway's patients, a device's assignments, a patient's consent windows),
+    so that one read of a batch's gateways and devices serves any reading of theirs."""
 
-    gateways: set[str]
-    devices: set[str]
-    assignments: dict[str, list[tuple[int | None, uuid.UUID, datetime, datetime | None]]]
-    served: set[tuple[str, int]]  # (gateway, patient id's integer: hashed in C)
-    consents: dict[int, list[tuple[datetime, datetime | None]]]  # by patient id's integer
+    gateways: set[str] = field(default_factory=set)
+    devices: set[str] = field(default_factory=set)
+    assignments: dict[str, list[_Assignment]] = field(default_factory=dict)
+    served: dict[str, set[int]] = field(default_factory=dict)  # gateway -> patient ids' integers
+    consents: dict[int, list[tuple[datetime, datetime | None]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, rows: Iterable[tuple[Any, ...]]) -> _Directory:
+        """From the rows of ``_DIRECTORY``."""
+        directory = cls()
+        for kind, key, patient_id, user_index, start, end in rows:
+            if kind == "g":
+                directory.gateways.add(key)
+            elif kind == "d":
+                directory.devices.add(key)
+                if patient_id is not None:
+                    directory.assignments.setdefault(key, []).append(
+                        (user_index, patient_id, start, end)
+                    )
+            elif kind == "s":
+                directory.served.setdefault(key, set()).add(patient_id.int)
+            else:
+                directory.consents.setdefault(patient_id.int, []).append((start, end))
+        return directory
+
+    def merge(self, other: _Directory) -> None:
+        """Add ``other`` (read under the same version: where both know a key, they agree)."""
+        self.gateways |= other.gateways
+        self.devices |= other.devices
+        self.assignments.update(other.assignments)
+        self.served.update(other.served)
+        self.consents.update(other.consents)
 
     def resolve(self, gateway_id: str, reading: IncomingReading, now: datetime) -> uuid.UUID:
         if reading.device_id not in self.devices:
@@ -512,7 +549,7 @@ class _Directory:
                 "the device is not assigned to a patient at the reading's time",
             )
         key = patient.int
-        if (gateway_id, key) not in self.served:
+        if key not in self.served.get(gateway_id, ()):
             raise RejectedReading(
                 "device_not_on_gateway", "the device's patient is not served by this gateway"
             )
@@ -524,12 +561,49 @@ class _Directory:
         )
 
 
-# The directory of a batch in one round trip: the gateways that exist; the devices with their
-# assignments; which of the gateways serve the devices' patients; those patients' consent
-# windows (migration 060: every window, re-consents included; OFFSET 0 keeps the view's
-# subquery apart, so that it is read per enrollment of the batch by its index instead of being
-# computed for every enrollment). Read at every batch, never cached: a device assigned a second
-# ago resolves.
+class DirectoryCache:
+    """A writer's directory kept between batches: valid while the version it was read under
+    (``ingest_directory_version``, db/sql/080) has not moved, and each batch reads the version
+    first. Holds the gateways and devices read under that version, whether they exist or not;
+    past ``size`` of them it starts over (a flood of made-up ids grows it no further)."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self.version: int | None = None
+        self.directory = _Directory()
+        self.gateways: set[str] = set()
+        self.devices: set[str] = set()
+
+    def get(self, version: int, gateway_ids: set[str], device_ids: set[str]) -> _Directory | None:
+        """The directory, if it holds all of these under ``version``."""
+        if version != self.version or not (
+            gateway_ids <= self.gateways and device_ids <= self.devices
+        ):
+            return None
+        return self.directory
+
+    def keep(
+        self, version: int, gateway_ids: set[str], device_ids: set[str], directory: _Directory
+    ) -> None:
+        """Keep what a batch read of these gateways and devices under ``version``."""
+        if self.version is not None and version < self.version:
+            return  # read before a change that a later batch has seen
+        if version != self.version or len(self.gateways) + len(self.devices) > self.size:
+            self.version = version
+            self.directory = _Directory()
+            self.gateways = set()
+            self.devices = set()
+        self.directory.merge(directory)
+        self.gateways |= gateway_ids
+        self.devices |= device_ids
+
+
+# The directory of a batch in one round trip: the gateways that exist, with every patient each
+# serves; the devices with their assignments; the consent windows of the assigned patients
+# (migration 060: every window, re-consents included; OFFSET 0 keeps the view's subquery
+# apart, so that it is read per enrollment of the batch by its index instead of being computed
+# for every enrollment). Read when the version has moved, or for gateways and devices the
+# writer's cache does not hold: a device assigned a second ago resolves.
 _DIRECTORY = """
 SELECT 'g', id, NULL::uuid, NULL::int, NULL::timestamptz, NULL::timestamptz
 FROM gateways WHERE id = ANY(%(gateways)s)
@@ -540,7 +614,6 @@ WHERE d.id = ANY(%(devices)s)
 UNION ALL
 SELECT 's', gateway_id, patient_id, NULL, NULL, NULL FROM gateway_patients
 WHERE gateway_id = ANY(%(gateways)s)
-  AND patient_id IN (SELECT patient_id FROM device_assignments WHERE device_id = ANY(%(devices)s))
 UNION ALL
 SELECT 'c', NULL, e.patient_id, NULL, w.given_at, w.withdrawn_at
 FROM enrollments e
@@ -548,25 +621,38 @@ CROSS JOIN LATERAL (SELECT given_at, withdrawn_at FROM consent_windows
                     WHERE enrollment_id = e.id OFFSET 0) w
 WHERE e.patient_id IN (SELECT patient_id FROM device_assignments WHERE device_id = ANY(%(devices)s))
 """
+_DIRECTORY_VERSION = "SELECT version FROM ingest_directory_version"
 
 
-async def _directory(
-    conn: psycopg.AsyncConnection[Any], gateway_ids: set[str], device_ids: set[str]
+async def _read_directory(
+    conn: psycopg.AsyncConnection[Any],
+    gateway_ids: set[str],
+    device_ids: set[str],
+    cache: DirectoryCache | None,
+    savepoint: bool,
 ) -> _Directory:
-    directory = _Directory(set(), set(), defaultdict(list), set(), defaultdict(list))
-    async with conn.cursor() as cur:
-        await cur.execute(_DIRECTORY, {"gateways": list(gateway_ids), "devices": list(device_ids)})
-        for kind, key, patient_id, user_index, start, end in await cur.fetchall():
-            if kind == "g":
-                directory.gateways.add(key)
-            elif kind == "d":
-                directory.devices.add(key)
-                if patient_id is not None:
-                    directory.assignments[key].append((user_index, patient_id, start, end))
-            elif kind == "s":
-                directory.served.add((key, patient_id.int))
-            else:
-                directory.consents[patient_id.int].append((start, end))
+    """The directory of a batch's gateways and devices, with the COPY's savepoint opened in the
+    same round trip (``savepoint``). With ``cache``, that round trip reads the version, and the
+    directory is read only if the cache does not hold it under that version."""
+    params = {"gateways": list(gateway_ids), "devices": list(device_ids)}
+    async with conn.pipeline() as pipeline, conn.cursor() as cur:
+        if cache is None:
+            await cur.execute(_DIRECTORY, params)
+        else:
+            await cur.execute(_DIRECTORY_VERSION)
+        if savepoint:
+            await conn.execute(f"SAVEPOINT {_COPY_SAVEPOINT}")
+        await pipeline.sync()
+        rows = await cur.fetchall()
+    if cache is None:
+        return _Directory.of(rows)
+    version = rows[0][0]
+    directory = cache.get(version, gateway_ids, device_ids)
+    if directory is None:
+        async with conn.cursor() as cur:
+            await cur.execute(_DIRECTORY, params)
+            directory = _Directory.of(await cur.fetchall())
+        cache.keep(version, gateway_ids, device_ids, directory)
     return directory
 
 
@@ -628,13 +714,15 @@ async def store_messages(
     limits: QuarantineLimits | None = None,
     traffic: bool = True,
     turn: Turn | None = None,
+    directory_cache: DirectoryCache | None = None,
 ) -> StoreResult:
     """Store ``messages`` (raw, or already :func:`decode_message`-d) in the caller's open
     transaction (see the module docstring). Without ``traffic`` (a released reading, not a
     message just received) the gateways' liveness is left as it is. With ``evaluate``, the
     patients of the new readings are locked right after they are written; with ``turn``
     (batches in parallel), the readings are written after ``turn.after`` and ``turn.locked`` is
-    set once they are written and locked."""
+    set once they are written and locked. With ``directory_cache`` (a writer's, kept between its
+    batches), the directory is read only when it has changed or holds new gateways or devices."""
     now = now or datetime.now(UTC)
     result = StoreResult()
     quarantine: list[_Quarantine] = []
@@ -690,10 +778,13 @@ async def store_messages(
                 )
         accepted.extend((gateway_id, message, batch.timezone, r) for r in batch.readings)
 
-    directory = await _directory(
+    savepoint = bool(accepted)  # for the COPY (``_insert_new``), in the directory's round trip
+    directory = await _read_directory(
         conn,
         heard | {s.gateway_id for _, s in statuses},
         {r.device_id for *_, r in accepted},
+        directory_cache,
+        savepoint,
     )
     rows: dict[uuid.UUID, tuple[str, uuid.UUID, IncomingReading]] = {}
     for gateway_id, message, zone, reading in accepted:
@@ -725,12 +816,23 @@ async def store_messages(
 
     # built before the turn: while the batch before writes, not after
     streams = _copy_data(rows.values()) if rows else None
+    live = heard & directory.gateways if traffic else set()
     async with conn.cursor() as cur:
         if turn is not None:
             await turn.after.wait()
         inserted = await _insert_new(cur, rows, streams) if rows else set()
-        if evaluate is not None and inserted:
-            await lock_patients(conn, {rows[reading_id][1] for reading_id in inserted})
+        lock = evaluate is not None and bool(inserted)
+        if savepoint or lock or live:
+            # one round trip: the savepoint released, the patients locked, the gateways heard
+            # (readings traffic first: a status in the same delivery, a last will, has the last
+            # word)
+            async with conn.pipeline():
+                if savepoint:
+                    await cur.execute(f"RELEASE SAVEPOINT {_COPY_SAVEPOINT}")
+                if lock:
+                    await lock_patients(conn, {rows[reading_id][1] for reading_id in inserted})
+                if live:
+                    await cur.execute(_GATEWAYS_HEARD, {"ids": sorted(live), "now": now})
         if turn is not None:
             turn.locked.set()
         result.duplicates += len(rows) - len(inserted)
@@ -754,11 +856,6 @@ async def store_messages(
                         values={code: value for code, value, _ in r.values},
                     )
                 )
-        # readings traffic first: a status in the same delivery (a last will) has the last word
-        if traffic and heard & directory.gateways:
-            await cur.execute(
-                _GATEWAYS_HEARD, {"ids": sorted(heard & directory.gateways), "now": now}
-            )
         for _message, status in statuses:
             if status.gateway_id not in directory.gateways:
                 # gateway ids are global on a shared broker: another deployment's gateway (or a

@@ -9,7 +9,13 @@ import uuid
 import psycopg
 import pytest
 
-from ingest.store import Message, _insert_new, decode_message, store_messages
+from ingest.store import (
+    _COPY_SAVEPOINT,
+    Message,
+    _insert_new,
+    decode_message,
+    store_messages,
+)
 from tests.support.db import count
 from tests.support.homes import Home
 from tests.support.readings import batch, bp_reading, topic
@@ -33,6 +39,7 @@ async def test_only_what_is_not_stored_is_inserted(
         assert decoded.readings is not None
         rows = {r.id: (home.gateway_id, home.patient_id, r) for r in decoded.readings.readings}
         async with conn.transaction(), conn.cursor() as cur:
+            await cur.execute(f"SAVEPOINT {_COPY_SAVEPOINT}")  # as store_messages opens it
             # one attempt: its COPY conflicts on `old`, and the statement that settles each
             # conflict on its own does the rest; three: the COPY is done again without `old`
             inserted = await _insert_new(cur, rows, attempts=attempts)
