@@ -14,6 +14,12 @@ client reads every packet the broker sends into an unbounded queue. Ingest needs
   what aiomqtt's own does (``Client._on_socket_open``): ``loop_read`` until the SSL buffer is
   empty, and a failure ends the connection through ``client._disconnected``.
 
+And one race of aiomqtt's is closed: it registers the socket for writing with the descriptor
+taken when paho asks, in a callback run later (``call_soon_threadsafe``); a connection that
+breaks in between (a broker restart) leaves it registering a closed descriptor, which asyncio
+logs as an error. The adapter's registration (paho's public ``on_socket_register_write``) checks,
+when it runs, that the socket is still the client's and open, and writes as aiomqtt's does.
+
 ``tests/ingest/test_mqtt_adapter.py`` pins every private name used here.
 """
 
@@ -41,6 +47,8 @@ class PahoAdapter:
         self._paho = client._client
         self._inbox = inbox
         self._paused: int | None = None  # the socket's fd while reading is paused
+        self._loop = asyncio.get_running_loop()
+        self._paho.on_socket_register_write = self._register_write
 
     @classmethod
     def client(cls, **options: Any) -> tuple[aiomqtt.Client, PahoAdapter]:
@@ -107,6 +115,25 @@ class PahoAdapter:
                     continue  # decoded bytes select cannot see
                 break
         except Exception as exc:  # as aiomqtt's reader: a broken connection ends the session
-            disconnected = self._client._disconnected
-            if not disconnected.done():
-                disconnected.set_exception(exc)
+            self._end(exc)
+
+    def _register_write(self, _paho: Any, _userdata: Any, sock: Any) -> None:
+        # paho may call this from the thread aiomqtt connects in: the loop does the rest
+        self._loop.call_soon_threadsafe(self._add_writer, sock)
+
+    def _add_writer(self, sock: Any) -> None:
+        fd = sock.fileno()
+        if fd < 0 or self._paho.socket() is not sock:
+            return  # that connection is gone (a broker restart): nothing to write to
+        self._loop.add_writer(fd, self._write)
+
+    def _write(self) -> None:
+        try:
+            self._paho.loop_write()
+        except Exception as exc:  # as aiomqtt's writer: a broken connection ends the session
+            self._end(exc)
+
+    def _end(self, exc: Exception) -> None:
+        disconnected = self._client._disconnected
+        if not disconnected.done():
+            disconnected.set_exception(exc)

@@ -5,8 +5,10 @@ real Mosquitto. An aiomqtt upgrade that moves them fails here first."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.broker
 async def test_the_private_names_exist() -> None:
     client, adapter = PahoAdapter.client(hostname="127.0.0.1", port=1)
     paho = client._client
-    for name in ("manual_ack_set", "ack", "socket", "loop_read"):
+    for name in ("manual_ack_set", "ack", "socket", "loop_read", "loop_write"):
         assert callable(getattr(paho, name)), name
     assert isinstance(client._disconnected, asyncio.Future)
     assert adapter.queued() == len(client.messages) == 0  # the inbox is the client's queue
@@ -112,3 +114,43 @@ async def test_a_burst_is_taken_without_the_iterator(
     await eventually(lambda: adapter.queued() == 3)
     taken = [adapter.take_nowait() for _ in range(4)]
     assert [m.payload if m else None for m in taken] == [b"0", b"1", b"2", None]
+
+
+async def _errors_of(register: Any, paho: Any) -> list[dict[str, Any]]:
+    """What the loop reports when a write registration runs after its socket has closed (a
+    broker restart between paho's request and the loop's turn)."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        sock = socket.socket()
+        register(paho, None, sock)  # paho asks; the registration waits for the loop
+        sock.close()
+        await asyncio.sleep(0.05)
+    finally:
+        loop.set_exception_handler(None)
+    return errors
+
+
+async def test_a_write_registration_for_a_socket_closed_meanwhile_is_dropped() -> None:
+    client, _adapter = PahoAdapter.client(hostname="127.0.0.1", port=1)
+    paho = client._client
+    # aiomqtt's own registration takes the descriptor early: asyncio reports an error (if
+    # this fails, aiomqtt has closed its race and the adapter's registration can go)
+    assert await _errors_of(client._on_socket_register_write, paho)
+    assert await _errors_of(paho.on_socket_register_write, paho) == []
+
+
+async def test_a_write_registration_of_the_live_socket_writes(
+    subscribed: tuple[aiomqtt.Client, PahoAdapter, str],
+) -> None:
+    client, _adapter, _topic = subscribed
+    paho = client._client
+    sock = paho.socket()
+    assert isinstance(sock, socket.socket)
+    register = paho.on_socket_register_write
+    assert register is not None
+    register(paho, None, sock)
+    await asyncio.sleep(0.05)
+    loop = asyncio.get_running_loop()
+    assert loop.remove_writer(sock.fileno())  # it was registered (and is so no more)
