@@ -821,7 +821,10 @@ async def store_messages(
         if turn is not None:
             await turn.after.wait()
         inserted = await _insert_new(cur, rows, streams) if rows else set()
-        lock = evaluate is not None and bool(inserted)
+        fresh = rows if len(inserted) == len(rows) else {k: rows[k] for k in inserted}
+        # (keyed by the ids' integers: they hash in C, a UUID hashes in Python)
+        patients = {patient.int: patient for _, patient, _ in fresh.values()}
+        lock = evaluate is not None and bool(patients)
         if savepoint or lock or live:
             # one round trip: the savepoint released, the patients locked, the gateways heard
             # (readings traffic first: a status in the same delivery, a last will, has the last
@@ -830,32 +833,32 @@ async def store_messages(
                 if savepoint:
                     await cur.execute(f"RELEASE SAVEPOINT {_COPY_SAVEPOINT}")
                 if lock:
-                    await lock_patients(conn, {rows[reading_id][1] for reading_id in inserted})
+                    await lock_patients(conn, patients.values())
                 if live:
                     await cur.execute(_GATEWAYS_HEARD, {"ids": sorted(live), "now": now})
         if turn is not None:
             turn.locked.set()
-        result.duplicates += len(rows) - len(inserted)
-        for reading_id, (gateway_id, _, _) in rows.items():
+        result.duplicates += len(rows) - len(fresh)
+        for reading_id, (gateway_id, patient, r) in rows.items():
             by_outcome = result.outcomes.get(gateway_id) or result.for_gateway(gateway_id)
-            by_outcome["stored" if reading_id in inserted else "duplicate"].append(reading_id)
-        if inserted:
-            for reading_id in inserted:
-                gateway_id, patient, r = rows[reading_id]
-                result.stored[r.type] += 1
-                result.readings.append(
-                    StoredReading(
-                        reading_id=r.id,
-                        patient_id=patient,
-                        type=r.type,
-                        time=r.time,
-                        received_at=r.received_at,
-                        device_id=r.device_id,
-                        gateway_id=gateway_id,
-                        flags=r.flags,
-                        values={code: value for code, value, _ in r.values},
-                    )
+            if fresh is not rows and reading_id not in fresh:
+                by_outcome["duplicate"].append(reading_id)
+                continue
+            by_outcome["stored"].append(reading_id)
+            result.stored[r.type] += 1
+            result.readings.append(
+                StoredReading(
+                    reading_id=r.id,
+                    patient_id=patient,
+                    type=r.type,
+                    time=r.time,
+                    received_at=r.received_at,
+                    device_id=r.device_id,
+                    gateway_id=gateway_id,
+                    flags=r.flags,
+                    values={code: value for code, value, _ in r.values},
                 )
+            )
         for _message, status in statuses:
             if status.gateway_id not in directory.gateways:
                 # gateway ids are global on a shared broker: another deployment's gateway (or a
