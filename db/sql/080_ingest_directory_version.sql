@@ -28,27 +28,26 @@ END $$;
 -- at every batch, leave the version alone)
 CREATE TRIGGER ingest_directory_changed AFTER INSERT OR DELETE OR UPDATE OF id ON gateways
     FOR EACH STATEMENT EXECUTE FUNCTION ingest_directory_changed();
-CREATE TRIGGER ingest_directory_truncated AFTER TRUNCATE ON gateways
-    FOR EACH STATEMENT EXECUTE FUNCTION ingest_directory_changed();
 CREATE TRIGGER ingest_directory_changed AFTER INSERT OR DELETE OR UPDATE OF id ON devices
-    FOR EACH STATEMENT EXECUTE FUNCTION ingest_directory_changed();
-CREATE TRIGGER ingest_directory_truncated AFTER TRUNCATE ON devices
     FOR EACH STATEMENT EXECUTE FUNCTION ingest_directory_changed();
 -- enrollments: which enrollments (and so which consent windows) belong to a patient
 CREATE TRIGGER ingest_directory_changed AFTER INSERT OR DELETE OR UPDATE OF id, patient_id
     ON enrollments FOR EACH STATEMENT EXECUTE FUNCTION ingest_directory_changed();
-CREATE TRIGGER ingest_directory_truncated AFTER TRUNCATE ON enrollments
-    FOR EACH STATEMENT EXECUTE FUNCTION ingest_directory_changed();
 -- every column of these is read
 CREATE TRIGGER ingest_directory_changed AFTER INSERT OR DELETE OR UPDATE ON device_assignments
     FOR EACH STATEMENT EXECUTE FUNCTION ingest_directory_changed();
-CREATE TRIGGER ingest_directory_truncated AFTER TRUNCATE ON device_assignments
-    FOR EACH STATEMENT EXECUTE FUNCTION ingest_directory_changed();
 CREATE TRIGGER ingest_directory_changed AFTER INSERT OR DELETE OR UPDATE ON gateway_patients
-    FOR EACH STATEMENT EXECUTE FUNCTION ingest_directory_changed();
-CREATE TRIGGER ingest_directory_truncated AFTER TRUNCATE ON gateway_patients
     FOR EACH STATEMENT EXECUTE FUNCTION ingest_directory_changed();
 CREATE TRIGGER ingest_directory_changed AFTER INSERT OR DELETE OR UPDATE ON consent_events
     FOR EACH STATEMENT EXECUTE FUNCTION ingest_directory_changed();
-CREATE TRIGGER ingest_directory_truncated AFTER TRUNCATE ON consent_events
-    FOR EACH STATEMENT EXECUTE FUNCTION ingest_directory_changed();
+-- and emptying any of them
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['gateways', 'devices', 'enrollments', 'device_assignments',
+                             'gateway_patients', 'consent_events'] LOOP
+        EXECUTE format('CREATE TRIGGER ingest_directory_truncated AFTER TRUNCATE ON %I'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION ingest_directory_changed()', t);
+    END LOOP;
+END $$;
