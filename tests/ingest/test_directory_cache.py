@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -157,3 +158,47 @@ def test_the_cache_starts_over_past_its_size() -> None:
     assert (cache.gateways, cache.devices) == ({"gw-2"}, {"dev-2"})
     assert cache.get(1, {"gw-0"}, set()) is None
     assert cache.get(1, {"gw-2"}, {"dev-2"}) is not None
+
+
+# statements that move the version, and statements that must not (each in a transaction that
+# is rolled back: the version is read inside it, after the statement's triggers)
+MOVES = [
+    "INSERT INTO devices (id, type) VALUES ('cache-probe-device', 'weight_scale')",
+    "UPDATE enrollments SET patient_id = patient_id WHERE patient_id = %(patient)s",
+    *(
+        f"TRUNCATE {table} CASCADE"
+        for table in (
+            "gateways",
+            "devices",
+            "enrollments",
+            "device_assignments",
+            "gateway_patients",
+            "consent_events",
+        )
+    ),
+]
+STAYS = [
+    "UPDATE gateways SET last_seen_at = now(), online = true WHERE id = %(gateway)s",
+    "UPDATE devices SET model = 'C2' WHERE id = %(cuff)s",
+    "UPDATE enrollments SET billing_practitioner = 'dr-x' WHERE patient_id = %(patient)s",
+]
+
+
+@pytest.mark.parametrize(
+    ("statement", "moves"), [(s, True) for s in MOVES] + [(s, False) for s in STAYS]
+)
+def test_what_moves_the_version(database: str, home: Home, statement: str, moves: bool) -> None:
+    with psycopg.connect(database) as conn:
+        before = _version_in(conn)
+        conn.execute(
+            statement,
+            {"patient": home.patient_id, "gateway": home.gateway_id, "cuff": home.cuff_id},
+        )
+        assert (_version_in(conn) > before) is moves
+        conn.rollback()
+
+
+def _version_in(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT version FROM ingest_directory_version").fetchone()
+    assert row is not None
+    return int(row[0])
