@@ -822,9 +822,10 @@ async def store_messages(
             await turn.after.wait()
         inserted = await _insert_new(cur, rows, streams) if rows else set()
         fresh = rows if len(inserted) == len(rows) else {k: rows[k] for k in inserted}
-        # (keyed by the ids' integers: they hash in C, a UUID hashes in Python)
-        patients = {patient.int: patient for _, patient, _ in fresh.values()}
-        lock = evaluate is not None and bool(patients)
+        # the patients to lock for the rules (keyed by the ids' integers: they hash in C, a UUID
+        # hashes in Python)
+        patients = {patient.int: patient for _, patient, _ in fresh.values()} if evaluate else {}
+        lock = bool(patients)
         if savepoint or lock or live:
             # one round trip: the savepoint released, the patients locked, the gateways heard
             # (readings traffic first: a status in the same delivery, a last will, has the last

@@ -31,8 +31,21 @@ async def _store(database: str, cache: DirectoryCache, home: Home) -> tuple[uuid
     return uuid.UUID(reading["id"]), result
 
 
-def _version(database: str) -> int:
-    return count(database, "SELECT version FROM ingest_directory_version")
+def _version(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT version FROM ingest_directory_version").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _version_of(database: str) -> int:
+    with psycopg.connect(database) as conn:
+        return _version(conn)
+
+
+@pytest.fixture
+def cache() -> DirectoryCache:
+    """One writer's cache, kept across the batches of a test."""
+    return DirectoryCache()
 
 
 def _change(database: str, *statements: str, **params: object) -> None:
@@ -42,14 +55,13 @@ def _change(database: str, *statements: str, **params: object) -> None:
 
 
 async def test_the_cache_serves_the_next_batch_and_ingest_leaves_the_version_alone(
-    database: str, home: Home
+    database: str, home: Home, cache: DirectoryCache
 ) -> None:
-    cache = DirectoryCache()
-    before = _version(database)
+    before = _version_of(database)
     first, result = await _store(database, cache, home)
     assert result.stored["blood_pressure"] == 1
     # storing readings and hearing the gateway (last_seen_at, online) change no directory row
-    assert _version(database) == before
+    assert _version_of(database) == before
     assert cache.get(before, {home.gateway_id}, {home.cuff_id}) is not None
     second, result = await _store(database, cache, home)
     assert result.stored["blood_pressure"] == 1
@@ -87,26 +99,24 @@ CHANGES = {
 
 @pytest.mark.parametrize("change", list(CHANGES))
 async def test_a_change_of_the_directory_applies_at_the_next_batch(
-    database: str, home: Home, change: str
+    database: str, home: Home, cache: DirectoryCache, change: str
 ) -> None:
-    cache = DirectoryCache()
     _, result = await _store(database, cache, home)
     assert result.stored["blood_pressure"] == 1
     statements, reason = CHANGES[change]
-    before = _version(database)
+    before = _version_of(database)
     _change(
         database, *statements, cuff=home.cuff_id, gateway=home.gateway_id, patient=home.patient_id
     )
-    assert _version(database) > before
+    assert _version_of(database) > before
     _, result = await _store(database, cache, home)
     assert result.stored["blood_pressure"] == 0
     assert result.quarantined[reason] == 1
 
 
 async def test_a_device_handed_to_another_patient_is_theirs_at_the_next_batch(
-    database: str, home: Home
+    database: str, home: Home, cache: DirectoryCache
 ) -> None:
-    cache = DirectoryCache()
     other = register_home(database)
     first, _ = await _store(database, cache, home)
     _change(
@@ -189,16 +199,10 @@ STAYS = [
 )
 def test_what_moves_the_version(database: str, home: Home, statement: str, moves: bool) -> None:
     with psycopg.connect(database) as conn:
-        before = _version_in(conn)
+        before = _version(conn)
         conn.execute(
             statement,
             {"patient": home.patient_id, "gateway": home.gateway_id, "cuff": home.cuff_id},
         )
-        assert (_version_in(conn) > before) is moves
+        assert (_version(conn) > before) is moves
         conn.rollback()
-
-
-def _version_in(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute("SELECT version FROM ingest_directory_version").fetchone()
-    assert row is not None
-    return int(row[0])
