@@ -2,7 +2,8 @@
 inside ingest's transaction.
 
     .venv/bin/python -m lab.bench.alerts [--patients 1000] [--batches 20] [--batch-size 500]
-        [--per-patient 1] [--active-share F] [--path batch|per-reading|both] [--profile N]
+        [--per-patient 1] [--active-share F] [--active-level 2|severe]
+        [--path batch|per-reading|both] [--profile N]
 
 Builds a throw-away database (migrated): ``--patients`` consenting hypertension patients
 (:func:`lab.homes.provision_homes_bulk`) with 7 days of history (a blood pressure every 6 hours),
@@ -15,8 +16,9 @@ No patient data is printed.
 Load: without ``--active-share``, every reading is drawn around 130/82 mmHg (history around
 128/80), so some patients drift into and out of high-BP episodes. With ``--active-share F``,
 that share of the patients has a history and readings at a level-2 high BP (≈160/100: every
-batch opens or updates their ``bp_high`` episode) and the others stay clearly normal (110-134 /
-65-84, so no rule can speak). ``--path``: the batch path (:func:`alerts.evaluate_readings`), the
+batch opens or updates their ``bp_high`` episode) or, with ``--active-level severe``, in the
+severe range (≈188/104, > 180 systolic as in ``carebeacon bench ingest``: a crisis episode and
+its re-measures), and the others stay clearly normal (110-134 / 65-84, so no rule can speak). ``--path``: the batch path (:func:`alerts.evaluate_readings`), the
 per-reading path (every patient through the engine, as before the batch prefilter), or both
 on the same database, alternating per batch (each path gets its own batches of new readings).
 ``--profile N``: cProfile the evaluation and print its top N entries (by own time) to stderr.
@@ -74,13 +76,20 @@ def _bp(patient: uuid.UUID, at: datetime, systolic: float, diastolic: float) -> 
     )
 
 
+#: the active patients' pressures (mean, sd): level-2 high BP, or the severe range
+ACTIVE_LEVELS = {"2": ((160.0, 4.0), (100.0, 3.0)), "severe": ((188.0, 5.0), (104.0, 6.0))}
+
+
 class Load:
     """The blood pressures of the run: drifting around 130/82 (no ``active`` set), or a
     level-2 high BP for the ``active`` patients and a clearly normal one for the others."""
 
-    def __init__(self, rng: random.Random, active: set[uuid.UUID] | None) -> None:
+    def __init__(
+        self, rng: random.Random, active: set[uuid.UUID] | None, level: str = "2"
+    ) -> None:
         self.rng = rng
         self.active = active
+        self.high = ACTIVE_LEVELS[level]
 
     def history(self, patient: uuid.UUID, at: datetime) -> StoredReading:
         if self.active is None:
@@ -92,7 +101,8 @@ class Load:
         if self.active is None:
             return _bp(patient, at, g(130, 14), g(82, 9))
         if patient in self.active:
-            return _bp(patient, at, g(160, 4), g(100, 3))
+            (s_mean, s_sd), (d_mean, d_sd) = self.high
+            return _bp(patient, at, g(s_mean, s_sd), g(d_mean, d_sd))
         return _bp(patient, at, min(134, max(110, g(122, 6))), min(84, max(65, g(76, 4))))
 
 
@@ -137,7 +147,7 @@ async def measure(
         if args.active_share is None
         else set(rng.sample(ids, round(args.active_share * len(ids))))
     )
-    load = Load(rng, active)
+    load = Load(rng, active, args.active_level)
     history = [
         load.history(p, T0 - timedelta(hours=6 * k) + timedelta(minutes=rng.uniform(0, 30)))
         for p in ids
@@ -181,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--per-patient", type=int, default=1)
     parser.add_argument("--active-share", type=float, default=None)
+    parser.add_argument("--active-level", choices=tuple(ACTIVE_LEVELS), default="2")
     parser.add_argument("--path", choices=(*PATHS, "both"), default="batch")
     parser.add_argument("--profile", type=int, default=0, metavar="N")
     parser.add_argument("--seed", type=int, default=7)
@@ -216,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     load = (
         "drifting around 130/82"
         if args.active_share is None
-        else f"{args.active_share:.0%} of patients at a high BP, the others normal"
+        else f"{args.active_share:.0%} of patients at a"
+        f" {'severe' if args.active_level == 'severe' else 'high'} BP, the others normal"
     )
     size = args.batch_size // args.per_patient * args.per_patient
     for path, secs in seconds.items():
