@@ -28,8 +28,8 @@ from typing import Any
 
 from alerts._history import History
 from alerts._model import REPORT_TYPES, Severity, StoredReading, assess
-from alerts._programs import Override, ThresholdSet, resolve_thresholds
-from alerts._rules import FAMILIES, REWEIGH_TEXT, RULES, Eval, Finding, Verdict
+from alerts._programs import Override, ThresholdSet, ThresholdValue, resolve_thresholds
+from alerts._rules import FAMILIES, REWEIGH_TEXT, RULES, Eval, Finding, Rule, Verdict
 
 __all__ = [
     "ESCALATION_LEVELS",
@@ -1042,20 +1042,31 @@ def history_needs(
     """The history (reading type → clinical-time window) the rules may read for these new
     readings; empty when every reading is unremarkable. The live path loads only this."""
     needs: dict[str, tuple[datetime, datetime]] = {}
+    # per reading type: its rules with their parameters and whether their family is active
+    plans: dict[str, list[tuple[Rule, Mapping[str, ThresholdValue], bool]]] = {}
+    lookbacks: dict[str, timedelta] = {}  # per rule, computed when first needed
     for r in readings:
-        quality = assess(r)
-        for rid in _rules_for(ctx, r.type):
-            rule = RULES[rid]
-            params = ctx.thresholds.rule(rid)
-            if rule.wants_history(quality.values, r.flags, params, rule.family in book.active):
-                start = r.time - rule.lookback(params)
-                for type_ in rule.types:
-                    old = needs.get(type_)
-                    needs[type_] = (
-                        (start, r.time)
-                        if old is None
-                        else (min(old[0], start), max(old[1], r.time))
-                    )
+        plan = plans.get(r.type)
+        if plan is None:
+            plan = plans[r.type] = [
+                (RULES[rid], ctx.thresholds.rule(rid), RULES[rid].family in book.active)
+                for rid in _rules_for(ctx, r.type)
+            ]
+        if not plan:
+            continue
+        values = assess(r).values
+        for rule, params, active in plan:
+            if not rule.wants_history(values, r.flags, params, active):
+                continue
+            lookback = lookbacks.get(rule.id)
+            if lookback is None:
+                lookback = lookbacks[rule.id] = rule.lookback(params)
+            start = r.time - lookback
+            for type_ in rule.types:
+                old = needs.get(type_)
+                needs[type_] = (
+                    (start, r.time) if old is None else (min(old[0], start), max(old[1], r.time))
+                )
     return needs
 
 
@@ -1098,14 +1109,19 @@ def evaluate_patient(
     must not yet contain them); deadlines falling between readings are processed in order."""
     if book.ctx is None:
         book.ctx = ctx
-    for r in sorted(readings, key=lambda r: (r.time, r.reading_id)):
+    # what the rules derive from a parameter set alone, computed once for the patient's
+    # readings (each Eval its own when the parameters change with time: postpartum)
+    memo: dict[tuple[int, str], tuple[object, Any]] | None = (
+        {} if ctx.thresholds.postpartum_end is None else None
+    )
+    for r in sorted(readings, key=lambda r: (r.time, r.reading_id.int)):
         if r.reading_id in history:
             continue  # a duplicate never raises anything new
         if book.active:
             advance(ctx, book, r.time, now)
         quality = assess(r)
         point = history.add(r, quality)
-        ev = Eval(r, point, history, ctx.thresholds, ctx.tz, r.time, active=book.active)
+        ev = Eval(r, point, history, ctx.thresholds, ctx.tz, r.time, active=book.active, memo=memo)
         by_family: dict[str, list[Verdict]] = {}
         for rid in _rules_for(ctx, r.type):
             rule = RULES[rid]

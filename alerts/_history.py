@@ -5,14 +5,24 @@ from __future__ import annotations
 import bisect
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from alerts._model import REPORT_TYPES, Point, Quality, StoredReading, assess
 
 __all__ = ["History"]
 
-_MAX_UUID = uuid.UUID(int=(1 << 128) - 1)
-_MIN_UUID = uuid.UUID(int=0)
+# Points are keyed by (microseconds since the epoch, the reading id's integer): the order of
+# (time, reading id), since a UUID orders by its integer, compared in C. Aware datetimes of
+# different zones compare through their UTC offsets, and UUIDs in Python: a window's bisection
+# compared a dozen such pairs.
+_MAX_ID = (1 << 128) - 1
+_MIN_ID = 0
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _us(t: datetime) -> int:
+    return (t - _EPOCH) // _MICROSECOND
 
 
 class History:
@@ -24,18 +34,19 @@ class History:
 
     def __init__(self) -> None:
         self._points: dict[str, list[Point]] = {}
-        self._keys: dict[str, list[tuple[datetime, uuid.UUID]]] = {}
-        self._seen: set[uuid.UUID] = set()
+        self._keys: dict[str, list[tuple[int, int]]] = {}
+        self._seen: set[int] = set()  # the reading ids' integers
         self.last_time: datetime | None = None
 
     def __contains__(self, reading_id: object) -> bool:
-        return reading_id in self._seen
+        return isinstance(reading_id, uuid.UUID) and reading_id.int in self._seen
 
     def add(self, reading: StoredReading, quality: Quality | None = None) -> Point | None:
         """Add a reading once (a second add of the same id is ignored); returns its point."""
-        if reading.reading_id in self._seen:
+        rid = reading.reading_id.int
+        if rid in self._seen:
             return None
-        self._seen.add(reading.reading_id)
+        self._seen.add(rid)
         q = quality or assess(reading)
         if (
             "control_solution" not in reading.flags
@@ -53,7 +64,7 @@ class History:
             time_trusted=q.time_trusted,
             device_id=reading.device_id,
         )
-        key = (reading.time, reading.reading_id)
+        key = (_us(reading.time), rid)
         keys = self._keys.setdefault(reading.type, [])
         points = self._points.setdefault(reading.type, [])
         i = bisect.bisect_right(keys, key)
@@ -67,10 +78,11 @@ class History:
         keys = self._keys.setdefault(type_, [])
         existing = self._points.setdefault(type_, [])
         for point in points:
-            if point.reading_id in self._seen:
+            rid = point.reading_id.int
+            if rid in self._seen:
                 continue
-            self._seen.add(point.reading_id)
-            key = (point.time, point.reading_id)
+            self._seen.add(rid)
+            key = (_us(point.time), rid)
             if not keys or key > keys[-1]:
                 keys.append(key)
                 existing.append(point)
@@ -87,8 +99,8 @@ class History:
         keys = self._keys.get(type_)
         if not keys:
             return [], range(0)
-        lo = bisect.bisect_left(keys, (start, _MIN_UUID))
-        hi = bisect.bisect_right(keys, (end, _MAX_UUID if include_end else _MIN_UUID))
+        lo = bisect.bisect_left(keys, (_us(start), _MIN_ID))
+        hi = bisect.bisect_right(keys, (_us(end), _MAX_ID if include_end else _MIN_ID))
         return self._points[type_], range(lo, hi)
 
     def window(
@@ -126,8 +138,8 @@ class History:
         keys = self._keys.get(type_)
         if not keys:
             return 0
-        lo = bisect.bisect_right(keys, (after, _MAX_UUID))
-        hi = bisect.bisect_right(keys, (end, _MAX_UUID))
+        lo = bisect.bisect_right(keys, (_us(after), _MAX_ID))
+        hi = bisect.bisect_right(keys, (_us(end), _MAX_ID))
         return max(0, hi - lo)
 
     def last(

@@ -337,7 +337,8 @@ async def _evaluate(
         ctx = contexts[pid]
         books[pid] = Book.of(episodes.get(pid, ()), resolved.get(pid, ()), ctx)
         needs[pid] = history_needs(ctx, books[pid], by_patient[pid])
-    exclude = {r.reading_id for r in readings}
+    # the new readings, which the history must not hold yet: only the patients it is read for
+    exclude = {r.reading_id for pid, per in needs.items() if per for r in by_patient[pid]}
     histories = (
         await _load_covering(conn, needs, exclude, contexts, by_patient)
         if prefilter

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
+from types import MappingProxyType
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +36,7 @@ __all__ = [
 ]
 
 MMOL = 18.016  # mg/dL per mmol/L
+_T = TypeVar("_T")
 Mask = npt.NDArray[np.bool_]  # one truth value per reading of a ReadingColumns
 
 
@@ -131,6 +134,7 @@ class Eval:
     rule is ``expired`` and says nothing."""
 
     __slots__ = (
+        "_memo",
         "_params",
         "active",
         "at",
@@ -152,6 +156,7 @@ class Eval:
         at: datetime,
         params: Mapping[str, ThresholdValue] | None = None,
         active: Collection[str] = (),
+        memo: dict[tuple[int, str], tuple[object, Any]] | None = None,
     ) -> None:
         self.reading = reading
         self.point = point
@@ -162,6 +167,9 @@ class Eval:
         self.active = active
         self.expired = False
         self._params: Mapping[str, ThresholdValue] = {}
+        # what depends on the parameters alone (their values, version label, source text),
+        # computed once per parameter set; shared by the Evals of one patient's readings
+        self._memo = {} if memo is None else memo
         if params is not None:
             self.params = params
 
@@ -181,15 +189,37 @@ class Eval:
                 raw = now
         self._params = raw
 
+    def memo(self, key: str, make: Callable[[], _T]) -> _T:
+        """``make()``, once per parameter set and ``key`` (the set is kept with the value, so
+        its id cannot be another set's)."""
+        params = self._params
+        hit = self._memo.get((id(params), key))
+        if hit is not None and hit[0] is params:
+            return cast(_T, hit[1])
+        value = make()
+        self._memo[(id(params), key)] = (params, value)
+        return value
+
     def version_label(self, rule_id: str) -> str:
         """The threshold version of the set this rule speaks with now."""
-        return self.thresholds.version_label(rule_id, self.at)
+        return self.memo(
+            "version:" + rule_id, lambda: self.thresholds.version_label(rule_id, self.at)
+        )
+
+    def param_values(self) -> Mapping[str, float]:
+        """The parameters' values (name → value), read-only."""
+        return self.memo(
+            "values", lambda: MappingProxyType({k: v.value for k, v in self._params.items()})
+        )
 
     def p(self, name: str) -> float:
         return self.params[name].value
 
     def source(self, *names: str) -> str:
         """'program X threshold' / 'site threshold (#7 v2)' / 'patient threshold (...)'."""
+        return self.memo("source:" + ",".join(names), lambda: self._source(names))
+
+    def _source(self, names: tuple[str, ...]) -> str:
         chosen = [self.params[n] for n in names if n in self.params]
         patient = [v for v in chosen if v.scope == "patient"]
         site = [v for v in chosen if v.scope == "site"]
@@ -275,7 +305,7 @@ class Rule:
                 value=value,
                 explanation=explanation,
                 evidence=evidence,
-                thresholds={k: v.value for k, v in ev.params.items()},
+                thresholds=ev.param_values(),
                 threshold_version=ev.version_label(self.id),
                 confirm_by=confirm_by,
             ),
@@ -331,8 +361,11 @@ def _severe(values: Mapping[str, float], s_lim: float, d_lim: float, inclusive: 
 
 
 def _limit(ev: Eval, s_name: str = "systolic", d_name: str = "diastolic") -> str:
-    sign = "≥" if ev.params.get("inclusive") and ev.p("inclusive") else ">"
-    return f"{sign}{_n(ev.p(s_name))}/{_n(ev.p(d_name))}"
+    def text() -> str:
+        sign = "≥" if ev.params.get("inclusive") and ev.p("inclusive") else ">"
+        return f"{sign}{_n(ev.p(s_name))}/{_n(ev.p(d_name))}"
+
+    return ev.memo(f"limit:{s_name},{d_name}", text)
 
 
 class ConfirmationRule(Rule):
@@ -455,6 +488,10 @@ class CountRule(Rule):
         super().__init__(rule_id, family, frozenset({"blood_pressure"}), description)
         self.direction = direction
         self.severities = severities
+        self._names = {  # each level's two parameters
+            level: (f"{level}_systolic", f"{level}_{self.second}")
+            for level in ("level1", "level2", "clear")
+        }
 
     def _beyond(self, values: Mapping[str, float], s_lim: float, d_lim: float) -> bool:
         s, d = values.get("systolic"), values.get("diastolic")
@@ -482,7 +519,8 @@ class CountRule(Rule):
         return total + best
 
     def _level(self, params: Mapping[str, ThresholdValue], level: str) -> tuple[float, float]:
-        return (params[f"{level}_systolic"].value, params[f"{level}_{self.second}"].value)
+        s_name, d_name = self._names[level]
+        return (params[s_name].value, params[d_name].value)
 
     def wants_history(
         self,

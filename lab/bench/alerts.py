@@ -84,9 +84,7 @@ class Load:
     """The blood pressures of the run: drifting around 130/82 (no ``active`` set), or a
     level-2 high BP for the ``active`` patients and a clearly normal one for the others."""
 
-    def __init__(
-        self, rng: random.Random, active: set[uuid.UUID] | None, level: str = "2"
-    ) -> None:
+    def __init__(self, rng: random.Random, active: set[uuid.UUID] | None, level: str = "2") -> None:
         self.rng = rng
         self.active = active
         self.high = ACTIVE_LEVELS[level]
