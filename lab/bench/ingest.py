@@ -9,7 +9,10 @@
   start times), publish → committed-and-evaluated latency
   (p50/p99 from the ingest's own histogram), lost and duplicated readings, ingest RSS;
 
-and prints each ingest figure as a ratio to its ceiling. Medians of ``--repeat`` runs.
+and prints each ingest figure as a ratio to its ceiling. Medians of ``--repeat`` runs; each
+repeat measures the ceilings and then ingest, and a ratio is the median of the repeats' own
+ratios (the machine's speed drifts between minutes: ceilings measured all together at the start
+would put that drift into the ratio).
 
 The load (issue 13): ``--gateways`` homes, one patient and one BP cuff each; every
 ``ALERTING``-th gateway's cuff (20 % of patients) sends severe-range pressures (> 180 mmHg
@@ -682,31 +685,44 @@ def main(argv: list[str]) -> int:
     try:
         for per_message in (int(m) for m in args.modes.split(",")):
             messages = args.readings // per_message
-            ceiling_sub = statistics.median(
-                asyncio.run(_subscriber_ceiling(env, args.gateways, messages, per_message))
-                for _ in range(args.repeat)
-            )
-            ceiling_copy = statistics.median(
-                _copy_ceiling(env, args.readings) for _ in range(args.repeat)
-            )
-            print(
-                f"\n{per_message} reading(s)/message: subscriber-only ceiling {ceiling_sub:,.0f} readings/s; bare COPY ceiling {ceiling_copy:,.0f} readings/s"
-            )
             process_counts = (
                 [int(p) for p in args.processes.split(",")] if per_message == 1 else [1]
             )
+            # Each repeat measures both ceilings and then ingest, one after the other, and each
+            # ratio is ingest's readings/s over the ceilings of its own repeat: the machine's
+            # speed drifts by a fifth within minutes here, so ceilings measured together at the
+            # start and divided into runs made minutes later would measure the drift too.
+            ceilings: list[tuple[float, float]] = []
+            by_count: dict[int, list[dict[str, float]]] = {p: [] for p in process_counts}
+            for _ in range(args.repeat):
+                ceilings.append(
+                    (
+                        asyncio.run(_subscriber_ceiling(env, args.gateways, messages, per_message)),
+                        _copy_ceiling(env, args.readings),
+                    )
+                )
+                for processes in process_counts:
+                    by_count[processes].append(
+                        _ingest_run(env, args.gateways, messages, per_message, processes, 0.0)
+                    )
+            print(
+                f"\n{per_message} reading(s)/message: subscriber-only ceiling "
+                f"{statistics.median(c[0] for c in ceilings):,.0f} readings/s; bare COPY ceiling "
+                f"{statistics.median(c[1] for c in ceilings):,.0f} readings/s"
+                f" (runs: {', '.join(f'{a:,.0f}/{b:,.0f}' for a, b in ceilings)})"
+            )
             for processes in process_counts:
-                runs = [
-                    _ingest_run(env, args.gateways, messages, per_message, processes, 0.0)
-                    for _ in range(args.repeat)
-                ]
-                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                done = by_count[processes]
+                med = {k: statistics.median(r[k] for r in done) for k in done[0]}
+                rates = [r["readings_per_s"] for r in done]
+                of_sub = statistics.median(r / c[0] for r, c in zip(rates, ceilings, strict=True))
+                of_copy = statistics.median(r / c[1] for r, c in zip(rates, ceilings, strict=True))
                 print(
                     f"  ingest x{processes}: {med['readings_per_s']:,.0f} readings/s "
-                    f"({med['readings_per_s'] / ceiling_sub:.0%} of subscriber ceiling, "
-                    f"{med['readings_per_s'] / ceiling_copy:.0%} of COPY ceiling); "
-                    f"lost {max(r['lost'] for r in runs):.0f}, duplicated {max(r['duplicated'] for r in runs):.0f}; "
-                    f"RSS {med['rss_mib']:.0f} MiB; runs: {', '.join(format(r['readings_per_s'], ',.0f') for r in runs)}; "
+                    f"({of_sub:.0%} of subscriber ceiling, {of_copy:.0%} of COPY ceiling: "
+                    f"medians of each repeat's ratio); "
+                    f"lost {max(r['lost'] for r in done):.0f}, duplicated {max(r['duplicated'] for r in done):.0f}; "
+                    f"RSS {med['rss_mib']:.0f} MiB; runs: {', '.join(format(r, ',.0f') for r in rates)}; "
                     f"episodes opened {med['episodes']:.0f}, patients with episode changes {med['patients_changed']:.0%}"
                 )
         if args.latency_rate:
