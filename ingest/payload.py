@@ -384,8 +384,37 @@ def _fast_zone(name: str | None) -> ZoneInfo:
     return _zone(name)
 
 
+#: per message: (received_at, measured_at) as sent → the receive time in UTC, the device
+#: clock's naive time, and the clinical time by the device clock (``None`` when that lies
+#: outside the tolerances): the readings of one upload often share them
+_Times = dict[tuple[str, str | None], tuple[datetime, datetime | None, datetime | None]]
+
+
+def _fast_times(
+    received: str, measured: str | None, zone: ZoneInfo
+) -> tuple[datetime, datetime | None, datetime | None]:
+    received_at = datetime.fromisoformat(received)
+    if received_at.tzinfo is None:
+        raise _NotFast
+    received_at = received_at.astimezone(UTC)
+    if measured is None:
+        return received_at, None, None
+    measured_at = datetime.fromisoformat(measured)
+    if measured_at.tzinfo is not None:
+        raise _NotFast
+    # UTC, the usual zone, needs no conversion (the same instant, the same tzinfo)
+    time = (
+        measured_at.replace(tzinfo=UTC)
+        if zone.key == "UTC"
+        else measured_at.replace(tzinfo=zone).astimezone(UTC)
+    )
+    if time > received_at + FUTURE_TOLERANCE or time < received_at - PAST_TOLERANCE:
+        return received_at, measured_at, None
+    return received_at, measured_at, time
+
+
 def _fast_reading(
-    item: _FastReading, zone: ZoneInfo, origin: _Origin, nul_free: bool
+    item: _FastReading, zone: ZoneInfo, origin: _Origin, nul_free: bool, times: _Times
 ) -> IncomingReading:
     device = item.device
     if device.type not in DEVICE_TYPES or item.type not in READING_TYPES:
@@ -397,30 +426,21 @@ def _fast_reading(
         or _has_nul(item.raw)
     ):
         raise _NotFast
-    received_at = datetime.fromisoformat(item.received_at)
-    if received_at.tzinfo is None:
-        raise _NotFast
-    received_at = received_at.astimezone(UTC)
-    measured_at = None
-    if item.measured_at is not None:
-        measured_at = datetime.fromisoformat(item.measured_at)
-        if measured_at.tzinfo is not None:
-            raise _NotFast
+    key = (item.received_at, item.measured_at)
+    known = times.get(key)
+    if known is None:
+        known = times[key] = _fast_times(item.received_at, item.measured_at, zone)
+    received_at, measured_at, device_time = known
     values = tuple([(value.code, value.value, value.unit) for value in item.values])
     if len({code for code, _, _ in values}) != len(values):
         raise _NotFast  # a code twice
     flags = tuple(sorted(set(item.flags))) if item.flags else ()
     if measured_at is None or CLOCK_UNTRUSTED_FLAGS.intersection(flags):
         time = received_at
+    elif device_time is None:
+        raise _NotFast  # the device clock outside the tolerances: the checks say why
     else:
-        # UTC, the usual zone, needs no conversion (the same instant, the same tzinfo)
-        time = (
-            measured_at.replace(tzinfo=UTC)
-            if zone.key == "UTC"
-            else measured_at.replace(tzinfo=zone).astimezone(UTC)
-        )
-        if time > received_at + FUTURE_TOLERANCE or time < received_at - PAST_TOLERANCE:
-            raise _NotFast
+        time = device_time
     return IncomingReading(
         id=item.id,
         device_id=device.id,
@@ -460,8 +480,9 @@ def _decode_fast(topic_gateway: str, payload: bytes) -> ReadingsBatch:
             sent_at = sent_at.astimezone(UTC)
         # a NUL can only be written as \u0000 in JSON: without that text, no string holds one
         nul_free = b"\\u0000" not in payload
+        times: _Times = {}
         readings = tuple(
-            _fast_reading(item, zone, _Origin(payload, index), nul_free)
+            _fast_reading(item, zone, _Origin(payload, index), nul_free, times)
             for index, item in enumerate(body.readings)
         )
     except (msgspec.MsgspecError, ValueError, OverflowError, RejectedReading, TypeError):

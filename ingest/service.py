@@ -202,6 +202,13 @@ class _Received:
     readings: int
 
 
+#: ingest's sessions in UTC: psycopg then gives ``timestamptz`` values the tzinfo that decoded
+#: readings carry (``datetime.UTC``), and comparing two datetimes of one tzinfo skips their UTC
+#: offsets (about 8 times faster; resolving and the rules compare many per reading). Nothing in
+#: ingest's SQL depends on the session's zone.
+SESSION_OPTIONS = "-c TimeZone=UTC"
+
+
 def _backoff(attempt: int, cap: float = 30.0) -> float:
     return float(min(cap, 0.2 * 2**attempt) * (0.5 + random.random() / 2))  # noqa: S311
 
@@ -372,7 +379,9 @@ class _Ingest:
         while True:
             try:
                 return await psycopg.AsyncConnection.connect(
-                    self.config.settings.pg_conninfo(), application_name="carebeacon-ingest"
+                    self.config.settings.pg_conninfo(),
+                    application_name="carebeacon-ingest",
+                    options=SESSION_OPTIONS,
                 )
             except psycopg.OperationalError as exc:
                 delay = _backoff(attempt)
@@ -598,6 +607,7 @@ class _Ingest:
                         conn = await psycopg.AsyncConnection.connect(
                             self.config.settings.pg_conninfo(),
                             application_name="carebeacon-ingest-release",
+                            options=SESSION_OPTIONS,
                         )
                     outcomes = await release_requested(conn, self.evaluate, limits=self.limits)
                 except psycopg.Error as exc:

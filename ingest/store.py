@@ -228,11 +228,12 @@ def _copy_data(rows: Iterable[tuple[str, uuid.UUID, IncomingReading]]) -> tuple[
 
 async def _insert_new(
     cur: psycopg.AsyncCursor[Any],
-    rows: dict[uuid.UUID, tuple[str, uuid.UUID, IncomingReading]],
+    rows: dict[int, tuple[str, uuid.UUID, IncomingReading]],
     streams: tuple[bytes, bytes] | None = None,
     attempts: int = _COPY_ATTEMPTS,
-) -> set[uuid.UUID]:
-    """Insert the readings of ``rows`` that are not stored yet; return their ids. Runs in the
+) -> dict[int, tuple[str, uuid.UUID, IncomingReading]]:
+    """Insert the readings of ``rows`` (keyed by the reading ids' integers) that are not stored
+    yet; return those rows (``rows`` itself when all were new). Runs in the
     savepoint ``_COPY_SAVEPOINT``, which the caller has opened (in the round trip of a query
     before) and releases (with its statements after): a reading already stored (a redelivery,
     a resend, another ingest process) fails a COPY attempt, which rolls back to the savepoint,
@@ -241,24 +242,27 @@ async def _insert_new(
     new = rows
     for attempt in range(attempts):
         if attempt:  # only after a conflict: the look-up costs an index probe per reading
-            await cur.execute("SELECT id FROM reading_receipts WHERE id = ANY(%s)", (list(new),))
-            stored = {row[0] for row in await cur.fetchall()}
+            await cur.execute(
+                "SELECT id FROM reading_receipts WHERE id = ANY(%s)",
+                ([r.id for _, _, r in new.values()],),
+            )
+            stored = {row[0].int for row in await cur.fetchall()}
             new = {rid: row for rid, row in new.items() if rid not in stored}
             streams = None
         if not new:
-            return set()
+            return {}
         try:
             await _copy(cur, _COPY_TABLES, streams or _copy_data(new.values()))
         except psycopg.errors.UniqueViolation:
             await cur.execute(f"ROLLBACK TO SAVEPOINT {_COPY_SAVEPOINT}")
             continue
-        return set(new)
+        return new
     # still racing another process: the statement that settles each conflict on its own
     for create in _CREATE_STAGES:
         await cur.execute(create)
     await _copy(cur, _COPY_STAGES, _copy_data(new.values()))
     await cur.execute(_INSERT_FROM_STAGES)
-    return {row[0] for row in await cur.fetchall()}
+    return {row[0].int: new[row[0].int] for row in await cur.fetchall()}
 
 
 async def _copy(
@@ -786,7 +790,8 @@ async def store_messages(
         directory_cache,
         savepoint,
     )
-    rows: dict[uuid.UUID, tuple[str, uuid.UUID, IncomingReading]] = {}
+    # keyed by the reading ids' integers (hashed in C; a UUID hashes in Python)
+    rows: dict[int, tuple[str, uuid.UUID, IncomingReading]] = {}
     for gateway_id, message, zone, reading in accepted:
         try:
             if gateway_id not in directory.gateways:
@@ -808,11 +813,12 @@ async def store_messages(
             )
             result.outcome(gateway_id, "quarantined", reading.id)
             continue
-        if reading.id in rows:
+        key = reading.id.int
+        if key in rows:
             result.duplicates += 1  # the same reading twice in one delivery
             result.outcome(gateway_id, "duplicate", reading.id)
             continue
-        rows[reading.id] = (gateway_id, patient, reading)
+        rows[key] = (gateway_id, patient, reading)
 
     # built before the turn: while the batch before writes, not after
     streams = _copy_data(rows.values()) if rows else None
@@ -820,8 +826,7 @@ async def store_messages(
     async with conn.cursor() as cur:
         if turn is not None:
             await turn.after.wait()
-        inserted = await _insert_new(cur, rows, streams) if rows else set()
-        fresh = rows if len(inserted) == len(rows) else {k: rows[k] for k in inserted}
+        fresh = await _insert_new(cur, rows, streams) if rows else rows
         # the patients to lock for the rules (keyed by the ids' integers: they hash in C, a UUID
         # hashes in Python)
         patients = {patient.int: patient for _, patient, _ in fresh.values()} if evaluate else {}
@@ -840,12 +845,12 @@ async def store_messages(
         if turn is not None:
             turn.locked.set()
         result.duplicates += len(rows) - len(fresh)
-        for reading_id, (gateway_id, patient, r) in rows.items():
+        for key, (gateway_id, patient, r) in rows.items():
             by_outcome = result.outcomes.get(gateway_id) or result.for_gateway(gateway_id)
-            if fresh is not rows and reading_id not in fresh:
-                by_outcome["duplicate"].append(reading_id)
+            if fresh is not rows and key not in fresh:
+                by_outcome["duplicate"].append(r.id)
                 continue
-            by_outcome["stored"].append(reading_id)
+            by_outcome["stored"].append(r.id)
             result.stored[r.type] += 1
             result.readings.append(
                 StoredReading(

@@ -37,13 +37,13 @@ async def test_only_what_is_not_stored_is_inserted(
             Message(topic(home.gateway_id), batch(home.gateway_id, [old, new]))
         )
         assert decoded.readings is not None
-        rows = {r.id: (home.gateway_id, home.patient_id, r) for r in decoded.readings.readings}
+        rows = {r.id.int: (home.gateway_id, home.patient_id, r) for r in decoded.readings.readings}
         async with conn.transaction(), conn.cursor() as cur:
             await cur.execute(f"SAVEPOINT {_COPY_SAVEPOINT}")  # as store_messages opens it
             # one attempt: its COPY conflicts on `old`, and the statement that settles each
             # conflict on its own does the rest; three: the COPY is done again without `old`
             inserted = await _insert_new(cur, rows, attempts=attempts)
-    assert inserted == {uuid.UUID(new["id"])}
+    assert [r.id for _, _, r in inserted.values()] == [uuid.UUID(new["id"])]
     for reading in (old, new):
         rid = uuid.UUID(reading["id"])
         assert count(database, "SELECT count(*) FROM reading_receipts WHERE id = %s", rid) == 1
