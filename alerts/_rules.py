@@ -4,6 +4,7 @@ verdict for its episode family. Pure: no I/O, no clock, no logging."""
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -326,7 +327,16 @@ def _bp(values: Mapping[str, float]) -> str:
 
 
 def _n(x: float) -> str:
+    # zero unremembered: 0.0 and -0.0 are one key to a cache, and print differently
+    return _number(x) if x else _format_number(x)
+
+
+def _format_number(x: float) -> str:
     return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
+
+
+#: the same few thousand pressures, pulses and limits, formatted once
+_number = functools.lru_cache(maxsize=4096)(_format_number)
 
 
 def _kg(x: float) -> str:

@@ -786,7 +786,7 @@ async def store_messages(
     directory = await _read_directory(
         conn,
         heard | {s.gateway_id for _, s in statuses},
-        {r.device_id for *_, r in accepted},
+        {item[3].device_id for item in accepted},
         directory_cache,
         savepoint,
     )
