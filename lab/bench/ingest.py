@@ -723,7 +723,9 @@ def main(argv: list[str]) -> int:
                     f"medians of each repeat's ratio); "
                     f"lost {max(r['lost'] for r in done):.0f}, duplicated {max(r['duplicated'] for r in done):.0f}; "
                     f"RSS {med['rss_mib']:.0f} MiB; runs: {', '.join(format(r, ',.0f') for r in rates)}; "
-                    f"episodes opened {med['episodes']:.0f}, patients with episode changes {med['patients_changed']:.0%}"
+                    # per run: the first opens the episodes, the later ones update them
+                    f"episodes opened {', '.join(format(r['episodes'], '.0f') for r in done)}, "
+                    f"patients with episode changes {med['patients_changed']:.0%}"
                 )
         if args.latency_rate:
             n = int(args.latency_rate * 20)
