@@ -374,15 +374,19 @@ class _Ingest:
         if self.adapter is not None and self.adapter.paused and not self._window_full():
             self.adapter.resume_reading()
 
+    async def _connect(self, application_name: str) -> psycopg.AsyncConnection[Any]:
+        """One of ingest's database sessions (in UTC: ``SESSION_OPTIONS``)."""
+        return await psycopg.AsyncConnection.connect(
+            self.config.settings.pg_conninfo(),
+            application_name=application_name,
+            options=SESSION_OPTIONS,
+        )
+
     async def _connect_db(self) -> psycopg.AsyncConnection[Any]:
         attempt = 0
         while True:
             try:
-                return await psycopg.AsyncConnection.connect(
-                    self.config.settings.pg_conninfo(),
-                    application_name="carebeacon-ingest",
-                    options=SESSION_OPTIONS,
-                )
+                return await self._connect("carebeacon-ingest")
             except psycopg.OperationalError as exc:
                 delay = _backoff(attempt)
                 attempt += 1
@@ -604,11 +608,7 @@ class _Ingest:
                     break
                 try:
                     if conn is None or conn.closed or conn.broken:
-                        conn = await psycopg.AsyncConnection.connect(
-                            self.config.settings.pg_conninfo(),
-                            application_name="carebeacon-ingest-release",
-                            options=SESSION_OPTIONS,
-                        )
+                        conn = await self._connect("carebeacon-ingest-release")
                     outcomes = await release_requested(conn, self.evaluate, limits=self.limits)
                 except psycopg.Error as exc:
                     # the writer's retries count and report a database outage; a release pass

@@ -262,7 +262,8 @@ async def _insert_new(
         await cur.execute(create)
     await _copy(cur, _COPY_STAGES, _copy_data(new.values()))
     await cur.execute(_INSERT_FROM_STAGES)
-    return {row[0].int: new[row[0].int] for row in await cur.fetchall()}
+    inserted = (row[0].int for row in await cur.fetchall())
+    return {key: new[key] for key in inserted}
 
 
 async def _copy(
@@ -830,15 +831,14 @@ async def store_messages(
         # the patients to lock for the rules (keyed by the ids' integers: they hash in C, a UUID
         # hashes in Python)
         patients = {patient.int: patient for _, patient, _ in fresh.values()} if evaluate else {}
-        lock = bool(patients)
-        if savepoint or lock or live:
+        if savepoint or patients or live:
             # one round trip: the savepoint released, the patients locked, the gateways heard
             # (readings traffic first: a status in the same delivery, a last will, has the last
             # word)
             async with conn.pipeline():
                 if savepoint:
                     await cur.execute(f"RELEASE SAVEPOINT {_COPY_SAVEPOINT}")
-                if lock:
+                if patients:
                     await lock_patients(conn, patients.values())
                 if live:
                     await cur.execute(_GATEWAYS_HEARD, {"ids": sorted(live), "now": now})

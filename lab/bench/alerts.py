@@ -18,9 +18,10 @@ Load: without ``--active-share``, every reading is drawn around 130/82 mmHg (his
 that share of the patients has a history and readings at a level-2 high BP (≈160/100: every
 batch opens or updates their ``bp_high`` episode) or, with ``--active-level severe``, in the
 severe range (≈188/104, > 180 systolic as in ``carebeacon bench ingest``: a crisis episode and
-its re-measures), and the others stay clearly normal (110-134 / 65-84, so no rule can speak). ``--path``: the batch path (:func:`alerts.evaluate_readings`), the
-per-reading path (every patient through the engine, as before the batch prefilter), or both
-on the same database, alternating per batch (each path gets its own batches of new readings).
+its re-measures), and the others stay clearly normal (110-134 / 65-84, so no rule can speak).
+``--path``: the batch path (:func:`alerts.evaluate_readings`), the per-reading path (every
+patient through the engine, as before the batch prefilter), or both on the same database,
+alternating per batch (each path gets its own batches of new readings).
 ``--profile N``: cProfile the evaluation and print its top N entries (by own time) to stderr.
 """
 
@@ -81,8 +82,9 @@ ACTIVE_LEVELS = {"2": ((160.0, 4.0), (100.0, 3.0)), "severe": ((188.0, 5.0), (10
 
 
 class Load:
-    """The blood pressures of the run: drifting around 130/82 (no ``active`` set), or a
-    level-2 high BP for the ``active`` patients and a clearly normal one for the others."""
+    """The blood pressures of the run: drifting around 130/82 (no ``active`` set), or a high
+    one for the ``active`` patients (``ACTIVE_LEVELS[level]``) and a clearly normal one for the
+    others."""
 
     def __init__(self, rng: random.Random, active: set[uuid.UUID] | None, level: str = "2") -> None:
         self.rng = rng
